@@ -1,0 +1,115 @@
+//! Money as the contract carries it: Avro `decimal(10, 2)`, held here as an exact count of
+//! hundredths so no arithmetic ever goes through floating point.
+
+use crate::ContractError;
+use apache_avro::types::Value;
+use std::fmt;
+
+/// An amount with two decimal places, stored as hundredths (`Money(1050)` is 10.50).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Money(pub i64);
+
+impl Money {
+    /// decimal(10, 2): at most 10 digits, i.e. below 10^10 hundredths.
+    pub const MAX_HUNDREDTHS: i64 = 9_999_999_999;
+
+    /// Parses a decimal literal such as `15000`, `12.5` or `12.50` (at most two decimals,
+    /// not negative, within decimal(10, 2)).
+    pub fn parse(text: &str) -> Option<Money> {
+        let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
+        if whole.is_empty() || fraction.len() > 2 || !whole.bytes().all(|b| b.is_ascii_digit()) || !fraction.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let whole: i64 = whole.parse().ok()?;
+        let fraction: i64 = format!("{fraction:0<2}").parse().ok()?;
+        let hundredths = whole.checked_mul(100)?.checked_add(fraction)?;
+        (hundredths <= Self::MAX_HUNDREDTHS).then_some(Money(hundredths))
+    }
+
+    /// `self × quantity`, `None` when it leaves decimal(10, 2).
+    pub fn times(self, quantity: i64) -> Option<Money> {
+        self.0.checked_mul(quantity).filter(|v| *v <= Self::MAX_HUNDREDTHS).map(Money)
+    }
+
+    /// Sum that stays within decimal(10, 2).
+    pub fn checked_add(self, other: Money) -> Option<Money> {
+        self.0.checked_add(other.0).filter(|v| *v <= Self::MAX_HUNDREDTHS).map(Money)
+    }
+
+    /// The Avro decimal value: two's-complement big-endian unscaled integer, minimal length.
+    pub fn to_avro(self) -> Value {
+        let bytes = self.0.to_be_bytes();
+        // Drop leading bytes that only repeat the sign, keeping one that carries it.
+        let mut start = 0;
+        while start < 7 {
+            let (b, next) = (bytes[start], bytes[start + 1]);
+            if (b == 0x00 && next & 0x80 == 0) || (b == 0xFF && next & 0x80 != 0) {
+                start += 1;
+            } else {
+                break;
+            }
+        }
+        Value::Decimal(apache_avro::Decimal::from(&bytes[start..]))
+    }
+
+    /// Reads an Avro decimal (or its raw bytes form) of scale 2.
+    pub fn from_avro(value: &Value, context: &str) -> Result<Money, ContractError> {
+        let bytes: Vec<u8> = match value {
+            Value::Decimal(d) => Vec::<u8>::try_from(d)?,
+            Value::Bytes(b) => b.clone(),
+            other => return Err(ContractError::Shape(format!("{context}: expected decimal, got {other:?}"))),
+        };
+        if bytes.is_empty() || bytes.len() > 8 {
+            return Err(ContractError::Shape(format!("{context}: decimal of {} bytes does not fit", bytes.len())));
+        }
+        let fill = if bytes[0] & 0x80 != 0 { 0xFF } else { 0x00 };
+        let mut full = [fill; 8];
+        full[8 - bytes.len()..].copy_from_slice(&bytes);
+        Ok(Money(i64::from_be_bytes(full)))
+    }
+
+    /// The amount as a JSON number (e.g. `12.5`), for HTTP bodies.
+    pub fn to_json(self) -> serde_json::Value {
+        serde_json::from_str(&self.to_string()).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+impl fmt::Display for Money {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let sign = if self.0 < 0 { "-" } else { "" };
+        let abs = self.0.unsigned_abs();
+        write!(f, "{sign}{}.{:02}", abs / 100, abs % 100)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_decimal_literals() {
+        assert_eq!(Money::parse("15000"), Some(Money(1_500_000)));
+        assert_eq!(Money::parse("12.5"), Some(Money(1250)));
+        assert_eq!(Money::parse("0.07"), Some(Money(7)));
+        assert_eq!(Money::parse("1.234"), None);
+        assert_eq!(Money::parse("-1"), None);
+        assert_eq!(Money::parse("1e3"), None);
+        assert_eq!(Money::parse("100000000.00"), None, "beyond decimal(10,2)");
+    }
+
+    #[test]
+    fn avro_round_trip_keeps_value_and_sign() {
+        for v in [0, 1, 127, 128, 255, 256, 1_500_000, -1, -128, -129, Money::MAX_HUNDREDTHS] {
+            let value = Money(v).to_avro();
+            assert_eq!(Money::from_avro(&value, "t").unwrap(), Money(v), "{v}");
+        }
+    }
+
+    #[test]
+    fn avro_bytes_are_minimal_twos_complement() {
+        let Value::Decimal(d) = Money(128).to_avro() else { panic!() };
+        assert_eq!(Vec::<u8>::try_from(&d).unwrap(), vec![0x00, 0x80]);
+        let Value::Decimal(d) = Money(-1).to_avro() else { panic!() };
+        assert_eq!(Vec::<u8>::try_from(&d).unwrap(), vec![0xFF]);
+    }
+}

@@ -1,0 +1,32 @@
+@IDEMP
+Feature: Idempotent handlers
+  Every handler deduplicates by eventId: a redelivered event (same eventId, new offset)
+  changes nothing and publishes nothing new.
+
+  Background:
+    Given the catalogue has product "P1" priced 15000.00 with 50 in stock
+
+  @IDEMP-1
+  Scenario: order.created delivered twice reserves once
+    When user "U1" orders 2 of "P1" from store "S1"
+    And the order's "order.created" event is delivered again
+    And the order's "order.created" event is delivered again
+    Then a payment in "PAYMENT_WAIT" for 30000.00 exists for the order
+    And nothing new is published on "stock.reserved" for the order
+    And product "P1" has 48 in stock
+
+  @IDEMP-2
+  Scenario: stock.reserved delivered twice confirms once and pushes once
+    When user "U1" orders 2 of "P1" from store "S1"
+    Then "order.confirmed" is published for the order with total 30000.00
+    When the order's "stock.reserved" event is delivered again
+    Then nothing new is published on "order.confirmed" for the order
+    And user "U1" receives exactly one push of type "ORDER_CONFIRMED" for the order
+
+  @IDEMP-3
+  Scenario: order.confirmed delivered twice creates one payment and one push
+    When user "U1" orders 2 of "P1" from store "S1"
+    Then a payment in "PAYMENT_WAIT" for 30000.00 exists for the order
+    When the order's "order.confirmed" event is delivered again
+    Then the order still has exactly one payment
+    And user "U1" receives exactly one push of type "PAYMENT_WAIT" for the order

@@ -1,0 +1,41 @@
+@FAIL
+Feature: Stock reservation fails, the order is cancelled
+  The stock-shortage branch: the Product Service reserves nothing and publishes
+  stock.reservation.failed with the failed lines; the Order Service sets ORDER_CANCELLED,
+  publishes order.cancelled (STOCK_UNAVAILABLE) and pushes "재고 부족으로 주문이 취소되었습니다".
+  Nothing was reserved, so nothing is rolled back. Unknown products and prices that differ
+  from the catalogue fail the same way: the client cannot set its own price.
+
+  Background:
+    Given the catalogue has product "P1" priced 15000.00 with 3 in stock
+    And the catalogue has product "P2" priced 2500.50 with 10 in stock
+
+  @FAIL-1
+  Scenario: Not enough stock
+    When user "U1" orders 5 of "P1" and 1 of "P2" from store "S1"
+    Then the order is accepted with status "ORDER_CREATED" and message "주문이 접수되었습니다"
+    And "stock.reservation.failed" is published for the order
+    And the failure lists "P1" with 5 requested and 3 available
+    And the order becomes "ORDER_CANCELLED"
+    And "order.cancelled" is published for the order with reason "STOCK_UNAVAILABLE"
+    And user "U1" receives the push "재고 부족으로 주문이 취소되었습니다" of type "ORDER_CANCELLED" for the order
+    And no payment exists for the order
+    And product "P1" has 3 in stock
+    And product "P2" has 10 in stock
+
+  @FAIL-2
+  Scenario: Unknown product
+    When user "U1" orders 1 of "P2" and 1 of unknown product "GHOST" at 100.00 from store "S1"
+    Then "stock.reservation.failed" is published for the order
+    And the failure lists "GHOST" with 1 requested and 0 available
+    And the order becomes "ORDER_CANCELLED"
+    And no payment exists for the order
+    And product "P2" has 10 in stock
+
+  @FAIL-3
+  Scenario: A unit price that is not the catalogue's
+    When user "U1" orders 1 of "P2" at 1.00 from store "S1"
+    Then "stock.reservation.failed" is published for the order
+    And the order becomes "ORDER_CANCELLED"
+    And no payment exists for the order
+    And product "P2" has 10 in stock

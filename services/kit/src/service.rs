@@ -1,0 +1,92 @@
+//! Start-up and run loop shared by the three services, in the order that makes a fresh start
+//! safe: config → database (+ migrations) → registry codec → Kafka (topics, producer) →
+//! outbox relays (which first flush what a previous run left) → consumer + HTTP.
+
+use crate::consumer::{self, ConsumerSetup, Handler};
+use crate::metrics::Metrics;
+use crate::outbox::{self, RelayHandle};
+use crate::{ServiceConfig, Shutdown, kafka};
+use anyhow::Context as _;
+use axum::Router;
+use rdkafka::producer::FutureProducer;
+use saga_contract::{Event, EventCodec, SagaTopic};
+use sqlx::migrate::Migrator;
+use sqlx::{PgPool, Postgres, Transaction};
+use std::sync::Arc;
+
+/// What a service's handlers and routes share.
+#[derive(Clone)]
+pub struct Context {
+    pub config: ServiceConfig,
+    pub pool: PgPool,
+    pub codec: Arc<EventCodec>,
+    pub producer: FutureProducer,
+    pub metrics: Metrics,
+    pub relay: RelayHandle,
+}
+
+impl Context {
+    /// Frames `event` and queues it on `topic` (key = orderId) in `tx`.
+    pub async fn enqueue<E: Event>(&self, tx: &mut Transaction<'_, Postgres>, topic: SagaTopic, event: E) -> Result<(), consumer::HandleError> {
+        let name = self.config.topics.name(topic).to_string();
+        let key = event.order_id().to_string();
+        let bytes = self.codec.encode(&name, event).await.map_err(|e| consumer::HandleError::Transient(e.into()))?;
+        outbox::enqueue_event(tx, &name, &key, &bytes).await?;
+        Ok(())
+    }
+}
+
+pub struct Started {
+    pub context: Context,
+    pub shutdown: Shutdown,
+    _shutdown_tx: tokio::sync::watch::Sender<bool>,
+}
+
+/// Everything up to, not including, consuming and serving.
+pub async fn start(service_name: &'static str, default_port: u16, migrator: &Migrator) -> anyhow::Result<Started> {
+    crate::telemetry::init(service_name);
+    let config = ServiceConfig::from_env(service_name, default_port)?;
+    let (shutdown_tx, shutdown) = crate::shutdown_on_signals();
+    let pool = crate::db::connect(&config.database_url).await?;
+    migrator.run(&pool).await.context("running database migrations")?;
+    let codec = Arc::new(EventCodec::new(&config.schema_registry_url)?);
+    let mut topic_names: Vec<String> = Vec::new();
+    for topic in SagaTopic::ALL {
+        topic_names.push(config.topics.name(topic).to_string());
+        topic_names.push(config.topics.dead_letter(topic));
+    }
+    kafka::ensure_topics(&config.kafka_bootstrap_servers, &topic_names, config.topic_partitions).await?;
+    let producer = kafka::producer(&config.kafka_bootstrap_servers)?;
+    let metrics = Metrics::new(service_name);
+    let relay = outbox::start_relays(pool.clone(), producer.clone(), config.push_gateway_url.clone(), metrics.clone(), shutdown.clone());
+    relay.wake(); // flush anything a previous run committed but did not publish
+    Ok(Started { context: Context { config, pool, codec, producer, metrics, relay }, shutdown, _shutdown_tx: shutdown_tx })
+}
+
+/// Consumes `topics` with `handler` and serves `routes` (plus `/health`, `/metrics`) until a
+/// signal; a failing consumer stops the service rather than leaving it half alive.
+pub async fn run<H: Handler>(started: Started, topics: Vec<SagaTopic>, handler: H, routes: Router) -> anyhow::Result<()> {
+    let Started { context, shutdown, _shutdown_tx } = started;
+    let setup = ConsumerSetup { config: context.config.clone(), topics, codec: context.codec.clone(), producer: context.producer.clone(), metrics: context.metrics.clone() };
+    let mut consumer_task = tokio::spawn(consumer::run(setup, handler, shutdown.clone()));
+    let router = routes.merge(crate::http::operational_routes(context.metrics.clone()));
+    let server = crate::http::serve(router, context.config.http_port, shutdown.clone());
+    tokio::pin!(server);
+    tokio::select! {
+        served = &mut server => {
+            served?;
+            let _ = _shutdown_tx.send(true);
+            consumer_task.await.context("consumer task panicked")??;
+        }
+        consumed = &mut consumer_task => {
+            consumed.context("consumer task panicked")??;
+            if !*shutdown.borrow() {
+                anyhow::bail!("consumer stopped unexpectedly");
+            }
+            server.await?;
+        }
+    }
+    context.pool.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}

@@ -1,0 +1,163 @@
+//! The order intake API. Intake validates, then writes the order and its `order.created`
+//! event in one transaction; the outbox relay publishes after commit, so the answer does not
+//! depend on Kafka or the Product Service being up.
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use saga_contract::events::OrderItem;
+use saga_contract::{Money, OrderCreated, SagaTopic, now_millis};
+use saga_service_kit::http::{Problem, ProblemJson, user_id};
+use saga_service_kit::service::Context;
+use serde::Deserialize;
+use serde_json::json;
+use uuid::Uuid;
+
+/// Lines per order and units per line accepted at intake.
+const MAX_LINES: usize = 100;
+const MAX_QUANTITY: i64 = 10_000;
+const MAX_ID_LEN: usize = 128;
+
+pub fn routes(context: Context) -> Router {
+    Router::new().route("/api/v1/orders", post(create_order)).route("/api/v1/orders/{order_id}", get(get_order)).with_state(context)
+}
+
+/// The request body. Unknown fields are refused so a misspelt field is an error, not a
+/// silently ignored value.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct CreateOrder {
+    store_id: String,
+    items: Vec<CreateOrderItem>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct CreateOrderItem {
+    product_id: String,
+    quantity: i64,
+    unit_price: serde_json::Number,
+}
+
+struct ValidOrder {
+    store_id: String,
+    items: Vec<OrderItem>,
+    total: Money,
+}
+
+fn validate(body: CreateOrder) -> Result<ValidOrder, Problem> {
+    let id_ok = |s: &str| !s.trim().is_empty() && s.len() <= MAX_ID_LEN;
+    if !id_ok(&body.store_id) {
+        return Err(Problem::unprocessable(format!("storeId must be 1 to {MAX_ID_LEN} characters")));
+    }
+    if body.items.is_empty() || body.items.len() > MAX_LINES {
+        return Err(Problem::unprocessable(format!("items must hold 1 to {MAX_LINES} lines")));
+    }
+    let mut total = Money(0);
+    let mut items = Vec::with_capacity(body.items.len());
+    for (i, item) in body.items.into_iter().enumerate() {
+        if !id_ok(&item.product_id) {
+            return Err(Problem::unprocessable(format!("items[{i}].productId must be 1 to {MAX_ID_LEN} characters")));
+        }
+        if !(1..=MAX_QUANTITY).contains(&item.quantity) {
+            return Err(Problem::unprocessable(format!("items[{i}].quantity must be between 1 and {MAX_QUANTITY}")));
+        }
+        let unit_price = Money::parse(&item.unit_price.to_string())
+            .filter(|p| p.0 > 0)
+            .ok_or_else(|| Problem::unprocessable(format!("items[{i}].unitPrice must be a positive amount with at most two decimals, below 100000000")))?;
+        total = unit_price
+            .times(item.quantity)
+            .and_then(|line| total.checked_add(line))
+            .ok_or_else(|| Problem::unprocessable("the order total exceeds 99999999.99"))?;
+        items.push(OrderItem { product_id: item.product_id, quantity: item.quantity as i32, unit_price });
+    }
+    Ok(ValidOrder { store_id: body.store_id, items, total })
+}
+
+async fn create_order(State(context): State<Context>, headers: HeaderMap, ProblemJson(body): ProblemJson<CreateOrder>) -> Result<Response, Problem> {
+    let user_id = user_id(&headers)?;
+    let order = validate(body)?;
+    let order_id = Uuid::now_v7();
+    let now = now_millis();
+
+    let mut tx = context.pool.begin().await?;
+    sqlx::query("INSERT INTO orders (order_id, user_id, store_id, status, total_amount) VALUES ($1, $2, $3, 'ORDER_CREATED', $4)")
+        .bind(order_id)
+        .bind(&user_id)
+        .bind(&order.store_id)
+        .bind(order.total.0)
+        .execute(&mut *tx)
+        .await?;
+    for (line_no, item) in order.items.iter().enumerate() {
+        sqlx::query("INSERT INTO order_items (order_id, line_no, product_id, quantity, unit_price) VALUES ($1, $2, $3, $4, $5)")
+            .bind(order_id)
+            .bind(line_no as i32)
+            .bind(&item.product_id)
+            .bind(item.quantity)
+            .bind(item.unit_price.0)
+            .execute(&mut *tx)
+            .await?;
+    }
+    let event = OrderCreated {
+        event_id: Uuid::new_v4().to_string(),
+        event_timestamp: now,
+        order_id: order_id.to_string(),
+        user_id,
+        store_id: order.store_id,
+        items: order.items,
+        total_amount: order.total,
+        created_at: now,
+    };
+    context.enqueue(&mut tx, SagaTopic::OrderCreated, event).await.map_err(|e| Problem::unavailable("schema registry unreachable", e))?;
+    tx.commit().await?;
+    context.relay.wake();
+
+    let body = json!({"orderId": order_id.to_string(), "status": "ORDER_CREATED", "message": "주문이 접수되었습니다"});
+    Ok((StatusCode::CREATED, [(header::LOCATION, format!("/api/v1/orders/{order_id}"))], axum::Json(body)).into_response())
+}
+
+#[derive(sqlx::FromRow)]
+struct OrderRow {
+    user_id: String,
+    store_id: String,
+    status: String,
+    total_amount: i64,
+    cancellation_reason: Option<String>,
+    failure_detail: Option<String>,
+    created_at: chrono::DateTime<chrono::Utc>,
+    updated_at: chrono::DateTime<chrono::Utc>,
+}
+
+#[derive(sqlx::FromRow)]
+struct ItemRow {
+    product_id: String,
+    quantity: i32,
+    unit_price: i64,
+}
+
+async fn get_order(State(context): State<Context>, Path(order_id): Path<String>) -> Result<Response, Problem> {
+    let not_found = || Problem::not_found(format!("no order {order_id}"));
+    let id = Uuid::parse_str(&order_id).map_err(|_| not_found())?;
+    let order: OrderRow = sqlx::query_as("SELECT user_id, store_id, status, total_amount, cancellation_reason, failure_detail, created_at, updated_at FROM orders WHERE order_id = $1")
+        .bind(id)
+        .fetch_optional(&context.pool)
+        .await?
+        .ok_or_else(not_found)?;
+    let items: Vec<ItemRow> = sqlx::query_as("SELECT product_id, quantity, unit_price FROM order_items WHERE order_id = $1 ORDER BY line_no").bind(id).fetch_all(&context.pool).await?;
+    let items: Vec<_> = items.into_iter().map(|i| json!({"productId": i.product_id, "quantity": i.quantity, "unitPrice": Money(i.unit_price).to_json()})).collect();
+    Ok(axum::Json(json!({
+        "orderId": order_id,
+        "userId": order.user_id,
+        "storeId": order.store_id,
+        "status": order.status,
+        "totalAmount": Money(order.total_amount).to_json(),
+        "items": items,
+        "cancellationReason": order.cancellation_reason,
+        "failureDetail": order.failure_detail,
+        "createdAt": order.created_at.to_rfc3339(),
+        "updatedAt": order.updated_at.to_rfc3339(),
+    }))
+    .into_response())
+}

@@ -1,0 +1,132 @@
+//! Backends: where the implementation under test runs and how the kit reaches it.
+//! `processes` starts the reference stack locally; `external` points at one already running
+//! (another team's, say) by URLs, with optional shell commands for the fault scenarios.
+
+use crate::Service;
+use crate::config::{BackendKind, Config};
+use crate::stack::{Endpoints, Stack, StackOptions};
+use anyhow::{Context, bail};
+use std::time::Duration;
+
+/// What a backend can do beyond HTTP and Kafka; scenarios needing more are skipped with the
+/// reason in the report.
+#[derive(Debug, Clone, Copy)]
+pub struct Capabilities {
+    /// Stop and start services (`@faults` scenarios).
+    pub faults: bool,
+    /// The implementation dead-letters poison records to `<topic>.dlt` (`@dead-letters`).
+    pub dead_letters: bool,
+}
+
+pub enum Backend {
+    Processes(Stack),
+    External { endpoints: Endpoints, commands: std::collections::HashMap<String, String>, dead_letters: bool },
+}
+
+impl Backend {
+    pub async fn start(config: &Config, push_gateway_url: &str) -> anyhow::Result<Backend> {
+        match config.backend {
+            BackendKind::Processes => {
+                let options = StackOptions {
+                    bin_dir: crate::stack::default_bin_dir(),
+                    kafka_libs: crate::stack::cache_dir().join("kafka-libs"),
+                    log_dir: config.report_dir.join("logs"),
+                    push_gateway_url: push_gateway_url.to_string(),
+                    topics: config.topic_map(),
+                };
+                Ok(Backend::Processes(Stack::start(options).await?))
+            }
+            BackendKind::External => {
+                let e = &config.external;
+                let endpoints = Endpoints {
+                    order_url: e.order_url.clone(),
+                    product_url: e.product_url.clone(),
+                    payment_url: e.payment_url.clone(),
+                    kafka_bootstrap: e.kafka_bootstrap.clone(),
+                    registry_url: e.registry_url.clone(),
+                };
+                let client = reqwest::Client::new();
+                for (name, url) in [("order", &endpoints.order_url), ("product", &endpoints.product_url), ("payment", &endpoints.payment_url), ("registry", &endpoints.registry_url)] {
+                    client.get(url).timeout(Duration::from_secs(5)).send().await.with_context(|| format!("the external {name} endpoint {url} does not answer: start the implementation or fix [external] in the config"))?;
+                }
+                Ok(Backend::External { endpoints, commands: e.commands.clone(), dead_letters: e.dead_letter_topics })
+            }
+        }
+    }
+
+    pub fn endpoints(&self) -> &Endpoints {
+        match self {
+            Backend::Processes(stack) => &stack.endpoints,
+            Backend::External { endpoints, .. } => endpoints,
+        }
+    }
+
+    pub fn capabilities(&self) -> Capabilities {
+        match self {
+            Backend::Processes(_) => Capabilities { faults: true, dead_letters: true },
+            Backend::External { commands, dead_letters, .. } => Capabilities {
+                faults: Service::ALL.iter().all(|s| commands.contains_key(&command_key("stop", *s)) && commands.contains_key(&command_key("start", *s))),
+                dead_letters: *dead_letters,
+            },
+        }
+    }
+
+    pub async fn stop_service(&self, service: Service) -> anyhow::Result<()> {
+        match self {
+            Backend::Processes(stack) => stack.stop_service(service, false).await,
+            Backend::External { commands, .. } => run_command(commands, "stop", service).await,
+        }
+    }
+
+    pub async fn start_service(&self, service: Service) -> anyhow::Result<()> {
+        match self {
+            Backend::Processes(stack) => stack.start_service(service).await,
+            Backend::External { commands, endpoints, .. } => {
+                run_command(commands, "start", service).await?;
+                let url = match service {
+                    Service::Order => &endpoints.order_url,
+                    Service::Product => &endpoints.product_url,
+                    Service::Payment => &endpoints.payment_url,
+                };
+                wait_healthy(&format!("{url}/health"), Duration::from_secs(60)).await
+            }
+        }
+    }
+
+    pub async fn shutdown(&self) {
+        if let Backend::Processes(stack) = self {
+            stack.shutdown().await;
+        }
+    }
+}
+
+fn command_key(verb: &str, service: Service) -> String {
+    format!("{verb}_{}", service.binary().trim_end_matches("-service"))
+}
+
+async fn run_command(commands: &std::collections::HashMap<String, String>, verb: &str, service: Service) -> anyhow::Result<()> {
+    let key = command_key(verb, service);
+    let command = commands.get(&key).with_context(|| format!("no [external.commands] {key} configured"))?;
+    let status = tokio::process::Command::new("sh").arg("-c").arg(command).status().await.with_context(|| format!("running {key}: {command}"))?;
+    if !status.success() {
+        bail!("{key} ({command}) exited with {status}");
+    }
+    Ok(())
+}
+
+async fn wait_healthy(url: &str, deadline: Duration) -> anyhow::Result<()> {
+    let client = reqwest::Client::new();
+    let until = tokio::time::Instant::now() + deadline;
+    loop {
+        if let Ok(r) = client.get(url).timeout(Duration::from_secs(1)).send().await
+            && r.status().is_success()
+        {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() > until {
+            bail!("{url} did not answer 2xx within {deadline:?} after the start command");
+        }
+        // Poll interval for a health endpoint (pacing).
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

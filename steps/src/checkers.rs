@@ -1,0 +1,214 @@
+//! Jepsen-style checkers over the tap's log. Each returns the violations it found (empty =
+//! holds), worded so a failed scenario says what went wrong and where. They are pure
+//! functions, tested below on synthetic logs built to contain exactly one kind of violation.
+
+use crate::tap::TapRecord;
+use saga_contract::SagaTopic;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    pub checker: &'static str,
+    pub order_id: String,
+    pub detail: String,
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "[{}] order {}: {}", self.checker, self.order_id, self.detail)
+    }
+}
+
+fn saga_records<'a>(log: &'a [TapRecord], orders: &'a BTreeSet<String>) -> impl Iterator<Item = &'a TapRecord> + 'a {
+    log.iter().filter(move |r| !r.dead_letter && r.saga_topic.is_some() && r.order_id.as_ref().is_some_and(|o| orders.contains(o)))
+}
+
+/// Every saga record of `orders` is keyed by its orderId (the seed's partition key).
+pub fn keyed_by_order_id(log: &[TapRecord], orders: &BTreeSet<String>) -> Vec<Violation> {
+    saga_records(log, orders)
+        .filter(|r| r.key.as_deref() != r.order_id.as_deref())
+        .map(|r| Violation {
+            checker: "key",
+            order_id: r.order_id.clone().unwrap_or_default(),
+            detail: format!("{}[{}]@{} has key {:?}, expected the orderId", r.topic, r.partition, r.offset, r.key),
+        })
+        .collect()
+}
+
+/// All records of one order on one topic are on one partition (so they are consumed in order).
+pub fn one_partition_per_order(log: &[TapRecord], orders: &BTreeSet<String>) -> Vec<Violation> {
+    let mut partitions: BTreeMap<(String, String), BTreeSet<i32>> = BTreeMap::new();
+    for r in saga_records(log, orders) {
+        partitions.entry((r.order_id.clone().unwrap_or_default(), r.topic.clone())).or_default().insert(r.partition);
+    }
+    partitions
+        .into_iter()
+        .filter(|(_, p)| p.len() > 1)
+        .map(|((order_id, topic), p)| Violation { checker: "partition", order_id, detail: format!("records on {topic} are spread over partitions {p:?}") })
+        .collect()
+}
+
+/// For each order, the first record of each topic in `chain` appears no earlier than the first
+/// record of the topic before it (by record timestamp, which the producer sets when it sends),
+/// and a later topic is never present without the earlier one.
+pub fn causal_order(log: &[TapRecord], orders: &BTreeSet<String>, chain: &[(SagaTopic, &str)]) -> Vec<Violation> {
+    let mut violations = Vec::new();
+    for order_id in orders {
+        let first = |topic: &str| log.iter().filter(|r| !r.dead_letter && r.topic == topic && r.order_id.as_deref() == Some(order_id)).map(|r| r.timestamp_ms).min();
+        for pair in chain.windows(2) {
+            let (before, after) = (pair[0].1, pair[1].1);
+            match (first(before), first(after)) {
+                (Some(b), Some(a)) if a < b => violations.push(Violation {
+                    checker: "causal-order",
+                    order_id: order_id.clone(),
+                    detail: format!("{after} at {a} precedes its cause {before} at {b}"),
+                }),
+                (None, Some(_)) => violations.push(Violation { checker: "causal-order", order_id: order_id.clone(), detail: format!("{after} was published without any {before}") }),
+                _ => {}
+            }
+        }
+    }
+    violations
+}
+
+/// At most one effect per order and topic: records with distinct eventIds on one topic for
+/// one order are duplicated effects (a redelivery keeps its eventId and is not counted).
+pub fn duplicate_effects(log: &[TapRecord], orders: &BTreeSet<String>) -> Vec<Violation> {
+    let mut events: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
+    for r in saga_records(log, orders) {
+        events.entry((r.order_id.clone().unwrap_or_default(), r.topic.clone())).or_default().insert(r.event_id.clone().unwrap_or_default());
+    }
+    events
+        .into_iter()
+        .filter(|(_, ids)| ids.len() > 1)
+        .map(|((order_id, topic), ids)| Violation { checker: "duplicate", order_id, detail: format!("{} distinct {topic} events: {ids:?}", ids.len()) })
+        .collect()
+}
+
+/// Each order has a record on every topic of `expected`.
+pub fn lost_events(log: &[TapRecord], orders: &BTreeSet<String>, expected: &[&str]) -> Vec<Violation> {
+    let mut violations = Vec::new();
+    for order_id in orders {
+        for topic in expected {
+            if !log.iter().any(|r| !r.dead_letter && r.topic == *topic && r.order_id.as_deref() == Some(order_id)) {
+                violations.push(Violation { checker: "lost", order_id: order_id.clone(), detail: format!("no {topic} event") });
+            }
+        }
+    }
+    violations
+}
+
+/// Every saga record of `orders` decoded and matched the contract.
+pub fn contract_violations(log: &[TapRecord], orders: &BTreeSet<String>) -> Vec<Violation> {
+    saga_records(log, orders)
+        .filter_map(|r| r.contract_error.as_ref().map(|e| Violation { checker: "contract", order_id: r.order_id.clone().unwrap_or_default(), detail: format!("{}[{}]@{}: {e}", r.topic, r.partition, r.offset) }))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CREATED: &str = "order.created";
+    const RESERVED: &str = "stock.reserved";
+    const CONFIRMED: &str = "order.confirmed";
+
+    fn record(topic: &str, order: &str, key: &str, partition: i32, ts: i64, event: &str) -> TapRecord {
+        TapRecord {
+            seq: 0,
+            topic: topic.into(),
+            saga_topic: saga_contract::Topics::default().topic_of(topic),
+            dead_letter: false,
+            partition,
+            offset: ts,
+            key: Some(key.into()),
+            timestamp_ms: ts,
+            seen_at_ms: ts,
+            headers: vec![],
+            schema_id: Some(1),
+            record_name: None,
+            value: None,
+            event_id: Some(event.into()),
+            order_id: Some(order.into()),
+            contract_error: None,
+            raw: vec![],
+        }
+    }
+
+    fn healthy() -> Vec<TapRecord> {
+        vec![record(CREATED, "o1", "o1", 0, 10, "e1"), record(RESERVED, "o1", "o1", 2, 20, "e2"), record(CONFIRMED, "o1", "o1", 1, 30, "e3")]
+    }
+
+    fn orders() -> BTreeSet<String> {
+        ["o1".to_string()].into()
+    }
+
+    fn chain() -> Vec<(SagaTopic, &'static str)> {
+        vec![(SagaTopic::OrderCreated, CREATED), (SagaTopic::StockReserved, RESERVED), (SagaTopic::OrderConfirmed, CONFIRMED)]
+    }
+
+    #[test]
+    fn a_healthy_log_passes_every_checker() {
+        let log = healthy();
+        assert!(keyed_by_order_id(&log, &orders()).is_empty());
+        assert!(one_partition_per_order(&log, &orders()).is_empty());
+        assert!(causal_order(&log, &orders(), &chain()).is_empty());
+        assert!(duplicate_effects(&log, &orders()).is_empty());
+        assert!(lost_events(&log, &orders(), &[CREATED, RESERVED, CONFIRMED]).is_empty());
+        assert!(contract_violations(&log, &orders()).is_empty());
+    }
+
+    #[test]
+    fn wrong_key_is_caught() {
+        let mut log = healthy();
+        log[1].key = Some("someone-else".into());
+        let v = keyed_by_order_id(&log, &orders());
+        assert_eq!(v.len(), 1);
+        assert!(v[0].detail.contains(RESERVED));
+    }
+
+    #[test]
+    fn split_partitions_are_caught() {
+        let mut log = healthy();
+        log.push(record(CREATED, "o1", "o1", 1, 11, "e1"));
+        let v = one_partition_per_order(&log, &orders());
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert!(v[0].detail.contains(CREATED));
+    }
+
+    #[test]
+    fn out_of_order_and_causeless_events_are_caught() {
+        let mut log = healthy();
+        log[2].timestamp_ms = 15; // confirmed before reserved
+        assert_eq!(causal_order(&log, &orders(), &chain()).len(), 1);
+        let causeless = vec![record(RESERVED, "o1", "o1", 0, 20, "e2")];
+        let v = causal_order(&causeless, &orders(), &chain());
+        assert!(v.iter().any(|v| v.detail.contains("without any order.created")), "{v:?}");
+    }
+
+    #[test]
+    fn duplicate_effect_is_caught_but_a_redelivery_is_not() {
+        let mut log = healthy();
+        log.push(record(RESERVED, "o1", "o1", 2, 25, "e2")); // redelivery: same eventId
+        assert!(duplicate_effects(&log, &orders()).is_empty());
+        log.push(record(RESERVED, "o1", "o1", 2, 26, "e9")); // a second effect
+        let v = duplicate_effects(&log, &orders());
+        assert_eq!(v.len(), 1);
+        assert!(v[0].detail.contains("2 distinct stock.reserved"));
+    }
+
+    #[test]
+    fn missing_event_is_caught() {
+        let log: Vec<_> = healthy().into_iter().filter(|r| r.topic != CONFIRMED).collect();
+        let v = lost_events(&log, &orders(), &[CREATED, RESERVED, CONFIRMED]);
+        assert_eq!(v, vec![Violation { checker: "lost", order_id: "o1".into(), detail: "no order.confirmed event".into() }]);
+    }
+
+    #[test]
+    fn contract_errors_are_reported() {
+        let mut log = healthy();
+        log[0].contract_error = Some("expected OrderCreated".into());
+        assert_eq!(contract_violations(&log, &orders()).len(), 1);
+    }
+}

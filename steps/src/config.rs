@@ -1,0 +1,168 @@
+//! `conformance.toml`: which implementation to check and how strictly. Every field has a
+//! default, so an empty file (or none) checks the reference stack on the `processes` backend.
+//! Precedence: CLI flags > environment (`SAGA_*`) > file > defaults. The README lists every key.
+
+use anyhow::Context;
+use saga_contract::Topics;
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendKind {
+    /// The reference stack as local processes (the default).
+    Processes,
+    /// An implementation already running; URLs from `[external]`.
+    External,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub backend: BackendKind,
+    /// Where `features/` is.
+    pub features: PathBuf,
+    pub report_dir: PathBuf,
+    /// Scenarios run at the same time (each has its own ids, so they do not interfere).
+    pub concurrency: usize,
+    /// Topic name overrides, keyed like the env vars without `TOPIC_` (e.g. `order_created`).
+    pub topics: HashMap<String, String>,
+    pub timing: Timing,
+    pub deadlines: Deadlines,
+    pub external: External,
+}
+
+/// The seed's processing-time table as budgets, checked on a percentile over many orders.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Timing {
+    /// Multiplies every budget (e.g. 3.0 on a slow CI machine).
+    pub scale: f64,
+    pub samples: usize,
+    pub warmup: usize,
+    /// Which percentile must be within budget.
+    pub percentile: f64,
+    pub intake_ms: f64,
+    pub reservation_ms: f64,
+    pub confirmation_ms: f64,
+    pub payment_ms: f64,
+    pub saga_ms: f64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Deadlines {
+    /// How long a step waits for an asynchronous outcome before failing.
+    pub outcome_seconds: u64,
+    /// How long a step watches that something does *not* happen.
+    pub quiet_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct External {
+    pub order_url: String,
+    pub product_url: String,
+    pub payment_url: String,
+    pub kafka_bootstrap: String,
+    pub registry_url: String,
+    /// The implementation must send pushes to `http://127.0.0.1:<push_sink_port>/push`.
+    pub push_sink_port: u16,
+    /// Whether the implementation dead-letters poison records to `<topic>.dlt`.
+    pub dead_letter_topics: bool,
+    /// Shell commands that stop/start a service, keyed `stop_order`, `start_product`, …;
+    /// without them the fault scenarios are skipped (and listed as such in the report).
+    pub commands: HashMap<String, String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            backend: BackendKind::Processes,
+            features: crate::stack::repo_file("features"),
+            report_dir: PathBuf::from("reports/latest"),
+            concurrency: 8,
+            topics: HashMap::new(),
+            timing: Timing::default(),
+            deadlines: Deadlines::default(),
+            external: External::default(),
+        }
+    }
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        // The seed: intake ~100 ms, reservation 1–2 s, confirmation 0.5–1 s, payment 0.5–1 s,
+        // whole saga 2–5 s; the upper ends are the budgets.
+        Timing { scale: 1.0, samples: 50, warmup: 5, percentile: 95.0, intake_ms: 100.0, reservation_ms: 2000.0, confirmation_ms: 1000.0, payment_ms: 1000.0, saga_ms: 5000.0 }
+    }
+}
+
+impl Default for Deadlines {
+    fn default() -> Self {
+        Deadlines { outcome_seconds: 30, quiet_ms: 1000 }
+    }
+}
+
+impl Default for External {
+    fn default() -> Self {
+        External {
+            order_url: "http://127.0.0.1:8081".into(),
+            product_url: "http://127.0.0.1:8082".into(),
+            payment_url: "http://127.0.0.1:8083".into(),
+            kafka_bootstrap: "127.0.0.1:9092".into(),
+            registry_url: "http://127.0.0.1:8085".into(),
+            push_sink_port: 18090,
+            dead_letter_topics: true,
+            commands: HashMap::new(),
+        }
+    }
+}
+
+impl Config {
+    /// Reads `path` (or `conformance.toml` in the working directory if it exists), then applies
+    /// `SAGA_*` environment overrides.
+    pub fn load(path: Option<&Path>) -> anyhow::Result<Config> {
+        let mut config = match path {
+            Some(p) => Self::from_file(p)?,
+            None if Path::new("conformance.toml").exists() => Self::from_file(Path::new("conformance.toml"))?,
+            None => Config::default(),
+        };
+        if let Ok(b) = std::env::var("SAGA_BACKEND") {
+            config.backend = match b.as_str() {
+                "processes" => BackendKind::Processes,
+                "external" => BackendKind::External,
+                other => anyhow::bail!("SAGA_BACKEND={other}: use processes or external"),
+            };
+        }
+        if let Ok(dir) = std::env::var("SAGA_REPORT_DIR") {
+            config.report_dir = dir.into();
+        }
+        if let Ok(scale) = std::env::var("SAGA_TIMING_SCALE") {
+            config.timing.scale = scale.parse().with_context(|| format!("SAGA_TIMING_SCALE={scale} is not a number"))?;
+        }
+        Ok(config)
+    }
+
+    fn from_file(path: &Path) -> anyhow::Result<Config> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("{} is not a valid conformance config (see the README's configuration section)", path.display()))
+    }
+
+    pub fn topic_map(&self) -> Topics {
+        Topics::from_lookup(|var| {
+            let key = var.trim_start_matches("TOPIC_").to_ascii_lowercase();
+            self.topics.get(&key).cloned().or_else(|| std::env::var(var).ok())
+        })
+    }
+
+    pub fn outcome_deadline(&self) -> Duration {
+        Duration::from_secs(self.deadlines.outcome_seconds)
+    }
+
+    pub fn quiet_period(&self) -> Duration {
+        Duration::from_millis(self.deadlines.quiet_ms)
+    }
+}

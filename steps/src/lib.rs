@@ -1,0 +1,77 @@
+//! # saga-conformance
+//!
+//! The conformance kit for the order-creation saga. It drives an implementation of the three
+//! services black-box — over HTTP, Kafka and push notifications — and checks it against the
+//! documented requirements in `features/`:
+//!
+//! - [`stack`]: the `processes` backend (the reference stack as local processes);
+//! - [`backend`]: picking and driving a backend (`processes`, `external`);
+//! - [`tap`]: a Kafka consumer that records every saga record, decoded and validated;
+//! - [`checkers`]: Jepsen-style checks over the tap's log (keys, partitions, order, duplicates);
+//! - [`sink`]: the push gateway stand-in (wiremock) the implementation is pointed at;
+//! - [`steps`]: the cucumber World and step definitions; [`report`]: JUnit/JSON/HTML reports.
+//!
+//! Run it: `saga-conformance run` (see the README), or `cargo test -p saga-conformance`.
+
+pub mod backend;
+pub mod checkers;
+pub mod config;
+pub mod report;
+pub mod runner;
+pub mod sink;
+pub mod stack;
+pub mod steps;
+pub mod tap;
+pub mod timing;
+
+use std::fmt;
+
+/// The three services of the saga.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Service {
+    Order,
+    Product,
+    Payment,
+}
+
+impl Service {
+    pub const ALL: [Service; 3] = [Service::Order, Service::Product, Service::Payment];
+
+    pub fn binary(self) -> &'static str {
+        match self {
+            Service::Order => "order-service",
+            Service::Product => "product-service",
+            Service::Payment => "payment-service",
+        }
+    }
+
+    pub fn database(self) -> &'static str {
+        match self {
+            Service::Order => "order_db",
+            Service::Product => "product_db",
+            Service::Payment => "payment_db",
+        }
+    }
+
+    /// Parses "Order", "order service", "Product Service", … as written in features.
+    pub fn parse(text: &str) -> Option<Service> {
+        let t = text.trim().to_ascii_lowercase();
+        let t = t.trim_end_matches(" service");
+        match t {
+            "order" => Some(Service::Order),
+            "product" => Some(Service::Product),
+            "payment" => Some(Service::Payment),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Service {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Service::Order => "Order Service",
+            Service::Product => "Product Service",
+            Service::Payment => "Payment Service",
+        })
+    }
+}

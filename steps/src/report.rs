@@ -1,0 +1,246 @@
+//! Reports: cucumber writes `cucumber.json` and `junit.xml`; this module reads the JSON back
+//! and writes `index.html` — one self-contained page with the verdict per requirement, what
+//! was skipped and why, the latency percentiles per stage with a chart, and for every failure
+//! the step that failed with its evidence.
+
+use crate::config::Config;
+use crate::timing::{Sample, StageSummary, summarize};
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+use std::fmt::Write as _;
+use std::path::Path;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Status {
+    Passed,
+    Failed,
+    /// A step was skipped or undefined (a defect of the run; counted as a failure).
+    Incomplete,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ScenarioResult {
+    pub feature: String,
+    pub scenario: String,
+    pub tags: Vec<String>,
+    pub status: Status,
+    pub failed_step: Option<String>,
+    pub error: Option<String>,
+    pub duration_ms: f64,
+}
+
+impl ScenarioResult {
+    /// Requirement ids (`FLOW-1`) among the tags, else the family tag.
+    pub fn requirements(&self) -> Vec<&str> {
+        let ids: Vec<&str> = self.tags.iter().map(String::as_str).filter(|t| t.contains('-') && t.chars().next().is_some_and(|c| c.is_ascii_uppercase())).collect();
+        if ids.is_empty() { self.tags.iter().map(String::as_str).filter(|t| t.chars().all(|c| c.is_ascii_uppercase())).collect() } else { ids }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Skipped {
+    pub feature: String,
+    pub scenario: String,
+    pub tags: Vec<String>,
+    pub reason: String,
+}
+
+#[derive(Deserialize)]
+struct JsonFeature {
+    name: String,
+    #[serde(default)]
+    tags: Vec<JsonTag>,
+    #[serde(default)]
+    elements: Vec<JsonElement>,
+}
+
+#[derive(Deserialize)]
+struct JsonTag {
+    name: String,
+}
+
+#[derive(Deserialize)]
+struct JsonElement {
+    r#type: String,
+    name: String,
+    #[serde(default)]
+    tags: Vec<JsonTag>,
+    #[serde(default)]
+    steps: Vec<JsonStep>,
+}
+
+#[derive(Deserialize)]
+struct JsonStep {
+    keyword: String,
+    name: String,
+    result: JsonResult,
+}
+
+#[derive(Deserialize)]
+struct JsonResult {
+    status: String,
+    #[serde(default)]
+    error_message: Option<String>,
+    #[serde(default)]
+    duration: Option<u64>,
+}
+
+/// Scenarios from cucumber's JSON; a background's steps count towards the scenario after it.
+pub fn read_cucumber_json(path: &Path) -> anyhow::Result<Vec<ScenarioResult>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let features: Vec<JsonFeature> = serde_json::from_str(&text).with_context(|| format!("{} is not cucumber JSON", path.display()))?;
+    let mut results = Vec::new();
+    for feature in features {
+        let feature_tags: Vec<String> = feature.tags.iter().map(|t| t.name.trim_start_matches('@').to_string()).collect();
+        let mut background: Vec<JsonStep> = Vec::new();
+        for element in feature.elements {
+            if element.r#type == "background" {
+                background = element.steps;
+                continue;
+            }
+            let steps: Vec<&JsonStep> = background.iter().chain(&element.steps).collect();
+            let failed = steps.iter().find(|s| s.result.status == "failed");
+            let incomplete = steps.iter().find(|s| s.result.status != "passed");
+            let status = match (failed, incomplete) {
+                (Some(_), _) => Status::Failed,
+                (None, Some(_)) => Status::Incomplete,
+                (None, None) if steps.is_empty() => Status::Incomplete,
+                _ => Status::Passed,
+            };
+            let culprit = failed.or(incomplete);
+            let mut tags = feature_tags.clone();
+            tags.extend(element.tags.iter().map(|t| t.name.trim_start_matches('@').to_string()));
+            results.push(ScenarioResult {
+                feature: feature.name.clone(),
+                scenario: element.name,
+                tags,
+                status,
+                failed_step: culprit.map(|s| format!("{}{}", s.keyword, s.name)),
+                error: culprit.map(|s| s.result.error_message.clone().unwrap_or_else(|| format!("step {}", s.result.status))),
+                duration_ms: steps.iter().filter_map(|s| s.result.duration).sum::<u64>() as f64 / 1e6,
+            });
+            background = Vec::new();
+        }
+    }
+    Ok(results)
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+/// Writes `index.html` and `timing.json` into the report directory.
+pub fn write_html(config: &Config, results: &[ScenarioResult], skipped: &[Skipped], samples: &[Sample], total: Duration, scenarios: Duration) -> anyhow::Result<()> {
+    let passed = results.iter().filter(|r| r.status == Status::Passed).count();
+    let failed = results.len() - passed;
+    let stages = summarize(samples, &config.timing);
+    std::fs::write(config.report_dir.join("timing.json"), serde_json::to_string_pretty(&serde_json::json!({"summary": stages, "samples": samples}))?)?;
+
+    let verdict = if failed == 0 && !results.is_empty() { ("CONFORMS", "ok") } else { ("DOES NOT CONFORM", "bad") };
+    let mut h = String::new();
+    write!(
+        h,
+        r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Saga conformance report</title><style>
+body{{font:15px/1.45 system-ui,sans-serif;margin:2rem auto;max-width:1100px;color:#222;padding:0 1rem}}
+h1{{margin-bottom:.2rem}} .sub{{color:#666;margin-top:0}}
+.verdict{{display:inline-block;padding:.3rem .8rem;border-radius:4px;font-weight:600;color:#fff}}
+.ok{{background:#2e7d32}} .bad{{background:#c62828}} .skip{{background:#8d6e00}}
+table{{border-collapse:collapse;width:100%;margin:1rem 0}} th,td{{text-align:left;padding:.35rem .5rem;border-bottom:1px solid #ddd;vertical-align:top}}
+th{{background:#f4f4f4}} td.num{{text-align:right;font-variant-numeric:tabular-nums}}
+.pill{{padding:.05rem .45rem;border-radius:3px;color:#fff;font-size:.85em}}
+pre{{background:#f7f7f7;padding:.6rem;overflow:auto;max-height:28rem;font-size:.82em;white-space:pre-wrap}}
+details summary{{cursor:pointer;color:#444}}
+</style></head><body>
+<h1>Order-creation saga — conformance report</h1>
+<p class="sub">backend <b>{backend:?}</b> · {n} scenarios · {total:.0} s in all, {scen:.0} s running scenarios · generated {when}</p>
+<p><span class="verdict {cls}">{word}</span> &nbsp; {passed} passed, {failed} failed, {skipped} skipped</p>
+"#,
+        backend = config.backend,
+        n = results.len(),
+        total = total.as_secs_f64(),
+        scen = scenarios.as_secs_f64(),
+        when = chrono::Utc::now().format("%Y-%m-%d %H:%M UTC"),
+        cls = verdict.1,
+        word = verdict.0,
+        skipped = skipped.len(),
+    )?;
+
+    h.push_str("<h2>Requirements</h2><table><tr><th>Requirement</th><th>Feature</th><th>Scenario</th><th>Result</th><th class=\"num\">Time</th></tr>");
+    let mut sorted: Vec<&ScenarioResult> = results.iter().collect();
+    sorted.sort_by_key(|r| (r.status == Status::Passed, r.requirements().join(",")));
+    for r in &sorted {
+        let (label, cls) = match r.status {
+            Status::Passed => ("passed", "ok"),
+            Status::Failed => ("failed", "bad"),
+            Status::Incomplete => ("incomplete", "bad"),
+        };
+        write!(h, "<tr><td><b>{}</b></td><td>{}</td><td>{}", esc(&r.requirements().join(" ")), esc(&r.feature), esc(&r.scenario))?;
+        if let (Some(step), Some(error)) = (&r.failed_step, &r.error) {
+            write!(h, "<details><summary>{}</summary><pre>{}</pre></details>", esc(step), esc(error))?;
+        }
+        write!(h, "</td><td><span class=\"pill {cls}\">{label}</span></td><td class=\"num\">{:.1} s</td></tr>", r.duration_ms / 1000.0)?;
+    }
+    h.push_str("</table>");
+
+    if !skipped.is_empty() {
+        h.push_str("<h2>Skipped (not run on this backend)</h2><table><tr><th>Tags</th><th>Scenario</th><th>Why</th></tr>");
+        for s in skipped {
+            write!(h, "<tr><td>{}</td><td>{} — {}</td><td><span class=\"pill skip\">skipped</span> {}</td></tr>", esc(&s.tags.join(" ")), esc(&s.feature), esc(&s.scenario), esc(&s.reason))?;
+        }
+        h.push_str("</table>");
+    }
+
+    h.push_str("<h2>Latency per stage</h2>");
+    if samples.is_empty() {
+        h.push_str("<p>No timing samples in this run (the @TIME scenario did not run).</p>");
+    } else {
+        write!(h, "<p>{} orders after {} warm-up, placed one after another; budgets are the seed's table × scale {}; the p{} is held to the budget.</p>", samples.len(), config.timing.warmup, config.timing.scale, config.timing.percentile)?;
+        h.push_str("<table><tr><th>Stage</th><th class=\"num\">p50</th><th class=\"num\">p95</th><th class=\"num\">p99</th><th class=\"num\">max</th><th class=\"num\">budget</th><th>Result</th></tr>");
+        for s in &stages {
+            write!(
+                h,
+                "<tr><td>{}</td><td class=\"num\">{:.1} ms</td><td class=\"num\">{:.1} ms</td><td class=\"num\">{:.1} ms</td><td class=\"num\">{:.1} ms</td><td class=\"num\">{:.0} ms</td><td><span class=\"pill {}\">{}</span></td></tr>",
+                s.stage,
+                s.p50,
+                s.p95,
+                s.p99,
+                s.max,
+                s.budget_ms,
+                if s.within_budget { "ok" } else { "bad" },
+                if s.within_budget { "within" } else { "over" }
+            )?;
+        }
+        h.push_str("</table>");
+        h.push_str(&chart(&stages));
+    }
+    write!(h, "<p class=\"sub\">Raw results: <a href=\"cucumber.json\">cucumber.json</a> · <a href=\"junit.xml\">junit.xml</a> · <a href=\"timing.json\">timing.json</a> · process logs in <code>logs/</code> (processes backend).</p></body></html>")?;
+    std::fs::write(config.report_dir.join("index.html"), h)?;
+    Ok(())
+}
+
+/// Horizontal bars (log scale) of p50/p95/p99 per stage, with the budget marked.
+fn chart(stages: &[StageSummary]) -> String {
+    let (width, row, left) = (900.0, 46.0, 110.0);
+    let (lo, hi) = (0.1f64.log10(), stages.iter().map(|s| s.budget_ms.max(s.p99)).fold(1.0, f64::max).log10() + 0.2);
+    let x = |ms: f64| left + (ms.max(0.1).log10() - lo) / (hi - lo) * (width - left - 20.0);
+    let height = row * stages.len() as f64 + 40.0;
+    let mut svg = format!(r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-size="12" font-family="system-ui,sans-serif">"#);
+    let mut tick: f64 = 0.1;
+    while tick.log10() <= hi {
+        let _ = write!(svg, r##"<line x1="{0:.1}" x2="{0:.1}" y1="10" y2="{1:.1}" stroke="#eee"/><text x="{0:.1}" y="{2:.1}" text-anchor="middle" fill="#777">{3}</text>"##, x(tick), height - 25.0, height - 10.0, if tick < 1.0 { format!("{tick}") } else { format!("{tick:.0}") } + " ms");
+        tick *= 10.0;
+    }
+    for (i, s) in stages.iter().enumerate() {
+        let y = 15.0 + i as f64 * row;
+        let _ = write!(svg, r##"<text x="0" y="{:.1}">{}</text>"##, y + 18.0, s.stage);
+        for (value, color, offset) in [(s.p99, "#90caf9", 0.0), (s.p95, "#42a5f5", 8.0), (s.p50, "#1565c0", 16.0)] {
+            if value.is_finite() {
+                let _ = write!(svg, r#"<rect x="{left}" y="{:.1}" width="{:.1}" height="8" fill="{color}"/>"#, y + offset, (x(value) - left).max(1.0));
+            }
+        }
+        let _ = write!(svg, r##"<line x1="{0:.1}" x2="{0:.1}" y1="{1:.1}" y2="{2:.1}" stroke="#c62828" stroke-width="2"/><text x="{3:.1}" y="{1:.1}" fill="#c62828" font-size="10">budget</text>"##, x(s.budget_ms), y - 4.0, y + 28.0, x(s.budget_ms) + 3.0);
+    }
+    svg.push_str(r##"<text x="110" y="12" fill="#555" font-size="11">bars: p50 (dark), p95, p99 (light) — log scale</text></svg>"##);
+    svg
+}

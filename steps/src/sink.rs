@@ -1,0 +1,103 @@
+//! The push gateway stand-in: a wiremock server that accepts every POST and keeps it, so
+//! steps can check which notifications arrived, and how many times.
+
+use serde::Deserialize;
+use std::time::Duration;
+use wiremock::matchers::method;
+use std::sync::{Arc, Mutex};
+use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+
+/// A push as the contract defines it (`{userId, orderId, type, message, eventId}`).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Push {
+    pub user_id: String,
+    pub order_id: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub message: String,
+    pub event_id: String,
+}
+
+/// A push and when it arrived (epoch ms), for the timing scenarios.
+#[derive(Debug, Clone)]
+pub struct Arrival {
+    pub at_ms: i64,
+    pub push: Result<Push, String>,
+}
+
+/// Answers 200 and journals each request with its arrival time (wiremock's own journal has
+/// no timestamps).
+struct Journal(Arc<Mutex<Vec<Arrival>>>, tokio::sync::watch::Sender<usize>);
+
+impl Respond for Journal {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let push = serde_json::from_slice::<Push>(&request.body).map_err(|_| String::from_utf8_lossy(&request.body).into_owned());
+        let len = {
+            let mut journal = self.0.lock().expect("journal poisoned");
+            journal.push(Arrival { at_ms: saga_contract::now_millis(), push });
+            journal.len()
+        };
+        self.1.send_replace(len);
+        ResponseTemplate::new(200)
+    }
+}
+
+pub struct PushSink {
+    server: MockServer,
+    journal: Arc<Mutex<Vec<Arrival>>>,
+    changed: tokio::sync::watch::Receiver<usize>,
+}
+
+impl PushSink {
+    /// Starts on 127.0.0.1: on `port`, or on a free one when `None`.
+    pub async fn start(port: Option<u16>) -> anyhow::Result<PushSink> {
+        let server = match port {
+            Some(port) => {
+                let listener = std::net::TcpListener::bind(("127.0.0.1", port)).map_err(|e| anyhow::anyhow!("push sink cannot listen on 127.0.0.1:{port}: {e}; choose another push_sink_port"))?;
+                MockServer::builder().listener(listener).start().await
+            }
+            None => MockServer::start().await,
+        };
+        let journal = Arc::new(Mutex::new(Vec::new()));
+        let (tx, changed) = tokio::sync::watch::channel(0);
+        Mock::given(method("POST")).respond_with(Journal(journal.clone(), tx)).mount(&server).await;
+        Ok(PushSink { server, journal, changed })
+    }
+
+    /// The URL to give the implementation as `PUSH_GATEWAY_URL`.
+    pub fn url(&self) -> String {
+        format!("{}/push", self.server.uri())
+    }
+
+    /// Every request received so far, in arrival order.
+    pub fn arrivals(&self) -> Vec<Arrival> {
+        self.journal.lock().expect("journal poisoned").clone()
+    }
+
+    /// Pushes for one order.
+    pub fn for_order(&self, order_id: &str) -> Vec<Push> {
+        self.arrivals().into_iter().filter_map(|a| a.push.ok()).filter(|p| p.order_id == order_id).collect()
+    }
+
+    /// When the push of `kind` for `order_id` first arrived.
+    pub fn arrival_of(&self, order_id: &str, kind: &str) -> Option<i64> {
+        self.arrivals().into_iter().find(|a| a.push.as_ref().is_ok_and(|p| p.order_id == order_id && p.kind == kind)).map(|a| a.at_ms)
+    }
+
+    /// Waits until `predicate` holds over the order's pushes, or `deadline` passes.
+    pub async fn wait_for(&self, order_id: &str, deadline: Duration, predicate: impl Fn(&[Push]) -> bool) -> Result<Vec<Push>, Vec<Push>> {
+        let until = tokio::time::Instant::now() + deadline;
+        let mut changed = self.changed.clone();
+        loop {
+            let pushes = self.for_order(order_id);
+            if predicate(&pushes) {
+                return Ok(pushes);
+            }
+            if tokio::time::timeout_at(until, changed.changed()).await.is_err() {
+                let pushes = self.for_order(order_id);
+                return if predicate(&pushes) { Ok(pushes) } else { Err(pushes) };
+            }
+        }
+    }
+}

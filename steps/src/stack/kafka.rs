@@ -1,0 +1,72 @@
+//! A single-node Apache Kafka broker (KRaft, combined broker + controller) run from the jars
+//! that `docker/kafka/fetch-jars.sh` resolves from Maven Central into the cache directory.
+
+use super::process::{Proc, free_port};
+use anyhow::{Context, bail};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tokio::process::Command;
+
+pub struct Kafka {
+    pub port: u16,
+    pub proc: Proc,
+}
+
+impl Kafka {
+    pub fn bootstrap(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub async fn start(libs: &Path, work: &Path, logs: &Path) -> anyhow::Result<Kafka> {
+        let classpath = format!("{}/*", libs.display());
+        let port = free_port()?;
+        let controller_port = free_port()?;
+        let data = work.join("kafka-data");
+        let properties = work.join("server.properties");
+        std::fs::write(&properties, server_properties(port, controller_port, &data)?)?;
+        let log4j = repo_file("docker/kafka/log4j2.yaml");
+        let format = Command::new("java")
+            .args(["-cp", &classpath, "kafka.tools.StorageTool", "format", "-t", "c2FnYS1jb25mb3JtYW5jZQ", "-c"])
+            .arg(&properties)
+            .arg("--ignore-formatted")
+            .output()
+            .await
+            .context("running java (is a JRE 17+ installed? ./saga setup installs one)")?;
+        if !format.status.success() {
+            bail!("formatting Kafka storage failed: {}{}", String::from_utf8_lossy(&format.stdout), String::from_utf8_lossy(&format.stderr));
+        }
+        let mut broker = Command::new("java");
+        broker
+            .args(["-Xms128m", "-Xmx512m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Djava.awt.headless=true"])
+            .arg(format!("-Dlog4j2.configurationFile={}", log4j.display()))
+            .arg(format!("-Dkafka.logs.dir={}", work.join("kafka-logs").display()))
+            .args(["-cp", &classpath, "kafka.Kafka"])
+            .arg(&properties);
+        let mut proc = Proc::spawn("kafka", broker, &logs.join("kafka.log"), Some("Kafka Server started"))?;
+        proc.wait_ready(Duration::from_secs(120)).await?;
+        Ok(Kafka { port, proc })
+    }
+}
+
+/// `docker/kafka/server.properties.example` (the one place the broker settings live) with its
+/// placeholders filled in.
+fn server_properties(port: u16, controller_port: u16, data: &Path) -> anyhow::Result<String> {
+    let template = repo_file("docker/kafka/server.properties.example");
+    let text = std::fs::read_to_string(&template).with_context(|| format!("reading {}", template.display()))?;
+    Ok(text.replace("@BROKER_PORT@", &port.to_string()).replace("@CONTROLLER_PORT@", &controller_port.to_string()).replace("@DATA_DIR@", &data.display().to_string()))
+}
+
+/// A file of this repository (the CLI and tests run from a clone).
+pub fn repo_file(relative: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join(relative)
+}
+
+/// Makes sure the broker jars are in `libs` (fetching them with Maven the first time).
+pub async fn ensure_jars(libs: &Path) -> anyhow::Result<()> {
+    let script = repo_file("docker/kafka/fetch-jars.sh");
+    let status = Command::new("bash").arg(&script).arg(libs).status().await.with_context(|| format!("running {}", script.display()))?;
+    if !status.success() {
+        bail!("{} could not provide the Kafka jars in {} (see its output above)", script.display(), libs.display());
+    }
+    Ok(())
+}

@@ -1,0 +1,167 @@
+//! The `processes` backend: the whole reference stack as local child processes on free
+//! loopback ports — PostgreSQL (Debian package), Apache Kafka (Maven Central jars), the schema
+//! registry and the three services — started in dependency order, each waited for on a real
+//! readiness signal, all stopped when the [`Stack`] is shut down or dropped.
+
+mod kafka;
+mod postgres;
+pub mod process;
+
+pub use kafka::repo_file;
+
+use crate::Service;
+use anyhow::{Context, bail};
+use process::{Proc, free_port, wait_http_ok};
+use saga_contract::Topics;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use tokio::process::Command;
+use tokio::sync::Mutex;
+
+/// Where to find things and what to tell the services.
+#[derive(Debug, Clone)]
+pub struct StackOptions {
+    /// Directory holding the service binaries (`order-service`, …).
+    pub bin_dir: PathBuf,
+    /// Cache for the Kafka jars (outside the clone, reused across runs).
+    pub kafka_libs: PathBuf,
+    /// Where each process's log is written.
+    pub log_dir: PathBuf,
+    pub push_gateway_url: String,
+    pub topics: Topics,
+}
+
+/// URLs of a running implementation — the same shape for every backend.
+#[derive(Debug, Clone)]
+pub struct Endpoints {
+    pub order_url: String,
+    pub product_url: String,
+    pub payment_url: String,
+    pub kafka_bootstrap: String,
+    pub registry_url: String,
+}
+
+pub struct Stack {
+    pub endpoints: Endpoints,
+    pub log_dir: PathBuf,
+    _work: tempfile::TempDir,
+    /// Infrastructure, stopped last (in reverse start order) by [`Stack::shutdown`].
+    infrastructure: Mutex<Vec<Proc>>,
+    services: Mutex<HashMap<Service, Proc>>,
+    launch: HashMap<Service, (PathBuf, Vec<(String, String)>, u16)>,
+}
+
+impl Stack {
+    pub async fn start(options: StackOptions) -> anyhow::Result<Stack> {
+        let began = Instant::now();
+        std::fs::create_dir_all(&options.log_dir).with_context(|| format!("creating {}", options.log_dir.display()))?;
+        for service in Service::ALL {
+            let bin = options.bin_dir.join(service.binary());
+            if !bin.exists() {
+                bail!("{} not found: build the services first with `cargo build --release --workspace --bins` (./saga does this), or set SAGA_BIN_DIR", bin.display());
+            }
+        }
+        kafka::ensure_jars(&options.kafka_libs).await?;
+        let work = tempfile::Builder::new().prefix("saga-stack-").tempdir()?;
+        progress(began, "starting PostgreSQL and Kafka");
+        let (pg, kafka) = tokio::join!(postgres::Postgres::start(work.path(), &options.log_dir), kafka::Kafka::start(&options.kafka_libs, work.path(), &options.log_dir));
+        let (pg, kafka) = (pg.context("PostgreSQL")?, kafka.context("Kafka")?);
+        progress(began, &format!("PostgreSQL on 127.0.0.1:{}, Kafka on {}", pg.port, kafka.bootstrap()));
+
+        let registry_port = free_port()?;
+        let registry_url = format!("http://127.0.0.1:{registry_port}");
+        let mut registry_cmd = Command::new(options.bin_dir.join("schema-registry"));
+        registry_cmd.env("DATABASE_URL", pg.url("registry_db")).env("HTTP_PORT", registry_port.to_string());
+        let mut registry = Proc::spawn("schema-registry", registry_cmd, &options.log_dir.join("schema-registry.log"), None)?;
+        wait_http_ok(&mut registry, &format!("{registry_url}/health"), Duration::from_secs(30)).await?;
+
+        let mut launch = HashMap::new();
+        let mut ports = HashMap::new();
+        for service in Service::ALL {
+            let port = free_port()?;
+            let mut env: Vec<(String, String)> = vec![
+                ("KAFKA_BOOTSTRAP_SERVERS".into(), kafka.bootstrap()),
+                ("SCHEMA_REGISTRY_URL".into(), registry_url.clone()),
+                ("DATABASE_URL".into(), pg.url(service.database())),
+                ("PUSH_GATEWAY_URL".into(), options.push_gateway_url.clone()),
+                ("HTTP_PORT".into(), port.to_string()),
+            ];
+            env.extend(options.topics.env_pairs().into_iter().map(|(k, v)| (k.to_string(), v)));
+            launch.insert(service, (options.bin_dir.join(service.binary()), env, port));
+            ports.insert(service, port);
+        }
+        let url = |s: Service| format!("http://127.0.0.1:{}", ports[&s]);
+        let endpoints = Endpoints {
+            order_url: url(Service::Order),
+            product_url: url(Service::Product),
+            payment_url: url(Service::Payment),
+            kafka_bootstrap: kafka.bootstrap(),
+            registry_url,
+        };
+        let stack = Stack {
+            endpoints,
+            log_dir: options.log_dir.clone(),
+            _work: work,
+            infrastructure: Mutex::new(vec![pg.proc, kafka.proc, registry]),
+            services: Mutex::new(HashMap::new()),
+            launch,
+        };
+        let starts = Service::ALL.map(|s| stack.start_service(s));
+        for result in futures::future::join_all(starts).await {
+            result?;
+        }
+        progress(began, "services up");
+        Ok(stack)
+    }
+
+    /// Starts (or restarts) one service on its port and waits for `/health`.
+    pub async fn start_service(&self, service: Service) -> anyhow::Result<()> {
+        let (bin, env, port) = &self.launch[&service];
+        let mut command = Command::new(bin);
+        command.envs(env.iter().map(|(k, v)| (k, v)));
+        let mut proc = Proc::spawn(service.binary(), command, &self.log_dir.join(format!("{}.log", service.binary())), None)?;
+        wait_http_ok(&mut proc, &format!("http://127.0.0.1:{port}/health"), Duration::from_secs(60)).await?;
+        self.services.lock().await.insert(service, proc);
+        Ok(())
+    }
+
+    /// Stops one service: gracefully (SIGTERM) or as a crash (SIGKILL).
+    pub async fn stop_service(&self, service: Service, crash: bool) -> anyhow::Result<()> {
+        let proc = self.services.lock().await.remove(&service).with_context(|| format!("{service} is not running"))?;
+        if crash { proc.kill().await } else { proc.stop(Duration::from_secs(10)).await }
+        Ok(())
+    }
+
+    /// Stops everything, services first, waiting for each to exit.
+    pub async fn shutdown(&self) {
+        let services: Vec<Proc> = self.services.lock().await.drain().map(|(_, p)| p).collect();
+        futures::future::join_all(services.into_iter().map(|p| p.stop(Duration::from_secs(10)))).await;
+        let mut infrastructure = self.infrastructure.lock().await;
+        while let Some(proc) = infrastructure.pop() {
+            proc.stop(Duration::from_secs(20)).await;
+        }
+    }
+}
+
+fn progress(began: Instant, what: &str) {
+    eprintln!("[stack {:>5.1}s] {what}", began.elapsed().as_secs_f64());
+}
+
+/// Where the service binaries are: `SAGA_BIN_DIR`, else next to the running executable
+/// (`target/<profile>/`, also when running from `target/<profile>/deps/`).
+pub fn default_bin_dir() -> PathBuf {
+    if let Ok(dir) = std::env::var("SAGA_BIN_DIR") {
+        return PathBuf::from(dir);
+    }
+    let exe = std::env::current_exe().unwrap_or_default();
+    let dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
+    if dir.ends_with("deps") { dir.parent().map(Path::to_path_buf).unwrap_or(dir) } else { dir }
+}
+
+/// The cache directory shared by runs and CI: `SAGA_CACHE_DIR`, else `~/.cache/saga-conformance`.
+pub fn cache_dir() -> PathBuf {
+    std::env::var("SAGA_CACHE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| "/tmp".into())).join(".cache/saga-conformance"))
+}

@@ -1,0 +1,137 @@
+//! Child processes of a local stack: output teed to a log file (and scanned for a readiness
+//! line), killed when dropped, stopped gracefully with SIGTERM on request.
+
+use anyhow::{Context, bail};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::watch;
+
+pub struct Proc {
+    pub name: String,
+    pub log: PathBuf,
+    child: Child,
+    /// Set once a line containing the readiness text was printed.
+    ready: watch::Receiver<bool>,
+}
+
+impl Proc {
+    /// Spawns `command`, teeing stdout and stderr into `log` and watching for `ready_line`.
+    pub fn spawn(name: &str, mut command: Command, log: &Path, ready_line: Option<&'static str>) -> anyhow::Result<Proc> {
+        command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
+        let mut child = command.spawn().with_context(|| format!("starting {name} ({command:?})"))?;
+        let (ready_tx, ready) = watch::channel(ready_line.is_none());
+        let (lines_tx, mut lines_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+        for stream in [child.stdout.take().map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>), child.stderr.take().map(|s| Box::new(s) as _)].into_iter().flatten() {
+            let tx = lines_tx.clone();
+            tokio::spawn(async move {
+                let mut lines = BufReader::new(stream).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    if tx.send(line).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(lines_tx);
+        let log_path = log.to_path_buf();
+        tokio::spawn(async move {
+            let mut file = match tokio::fs::OpenOptions::new().create(true).append(true).open(&log_path).await {
+                Ok(f) => f,
+                Err(_) => return,
+            };
+            while let Some(line) = lines_rx.recv().await {
+                if let Some(wanted) = ready_line
+                    && line.contains(wanted)
+                {
+                    let _ = ready_tx.send(true);
+                }
+                let _ = file.write_all(line.as_bytes()).await;
+                let _ = file.write_all(b"\n").await;
+            }
+            let _ = file.flush().await;
+        });
+        Ok(Proc { name: name.to_string(), log: log.to_path_buf(), child, ready })
+    }
+
+    /// Waits for the readiness line; fails early if the process exits, or at `deadline`.
+    pub async fn wait_ready(&mut self, deadline: Duration) -> anyhow::Result<()> {
+        let started = Instant::now();
+        let mut ready = self.ready.clone();
+        loop {
+            if *ready.borrow() {
+                return Ok(());
+            }
+            if let Some(status) = self.child.try_wait()? {
+                bail!("{} exited with {status} before it was ready; its log: {}\n{}", self.name, self.log.display(), tail(&self.log, 25));
+            }
+            let left = deadline.saturating_sub(started.elapsed());
+            if left.is_zero() {
+                bail!("{} was not ready after {:?}; its log: {}\n{}", self.name, deadline, self.log.display(), tail(&self.log, 25));
+            }
+            // Wake on the readiness line, or re-check the exit status every 100 ms.
+            let _ = tokio::time::timeout(left.min(Duration::from_millis(100)), ready.changed()).await;
+        }
+    }
+
+    pub fn id(&self) -> Option<u32> {
+        self.child.id()
+    }
+
+    /// Whether the process has exited.
+    pub fn exited(&mut self) -> bool {
+        !matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// SIGTERM, then SIGKILL if it is still alive after `grace`.
+    pub async fn stop(mut self, grace: Duration) {
+        if let Some(pid) = self.child.id() {
+            let _ = Command::new("kill").arg("-TERM").arg(pid.to_string()).status().await;
+            if tokio::time::timeout(grace, self.child.wait()).await.is_ok() {
+                return;
+            }
+        }
+        let _ = self.child.kill().await;
+    }
+
+    /// SIGKILL now: a crash, as fault scenarios want it.
+    pub async fn kill(mut self) {
+        let _ = self.child.kill().await;
+    }
+}
+
+/// The last `n` lines of a log, for error messages.
+pub fn tail(path: &Path, n: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// A free TCP port on 127.0.0.1 (the OS picks; the listener is closed before use).
+pub fn free_port() -> anyhow::Result<u16> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").context("finding a free port on 127.0.0.1")?;
+    Ok(listener.local_addr()?.port())
+}
+
+/// Polls `url` until it answers 2xx, the process exits, or `deadline` passes.
+pub async fn wait_http_ok(proc: &mut Proc, url: &str, deadline: Duration) -> anyhow::Result<()> {
+    let client = reqwest::Client::new();
+    let started = Instant::now();
+    loop {
+        if let Ok(r) = client.get(url).timeout(Duration::from_secs(1)).send().await
+            && r.status().is_success()
+        {
+            return Ok(());
+        }
+        if proc.exited() {
+            bail!("{} exited before answering {url}; its log: {}\n{}", proc.name, proc.log.display(), tail(&proc.log, 25));
+        }
+        if started.elapsed() > deadline {
+            bail!("{} did not answer {url} within {deadline:?}; its log: {}\n{}", proc.name, proc.log.display(), tail(&proc.log, 25));
+        }
+        // Poll interval while waiting for a health endpoint (pacing, not synchronisation).
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

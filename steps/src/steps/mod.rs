@@ -1,0 +1,156 @@
+//! The cucumber World and the step library, one module per domain concept. A World is made
+//! per scenario and gives every alias ("P1", "U1") a fresh id, so scenarios run concurrently
+//! without seeing each other's data. Everything a step waits for has a deadline; a failing
+//! step's message carries the evidence (the order's records and pushes).
+
+mod catalogue;
+mod faults;
+mod input;
+mod orders;
+mod saga;
+mod timing;
+mod wire;
+
+use crate::backend::{Backend, Capabilities};
+use crate::config::Config;
+use crate::sink::PushSink;
+use crate::stack::Endpoints;
+use crate::tap::Tap;
+use crate::timing::Recorder;
+use rdkafka::producer::FutureProducer;
+use saga_contract::{Money, SagaTopic, Topics};
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+/// What every scenario shares: the backend and the kit's instruments.
+pub struct SuiteEnv {
+    pub config: Config,
+    pub topics: Topics,
+    pub endpoints: Endpoints,
+    pub http: reqwest::Client,
+    pub tap: Tap,
+    pub sink: PushSink,
+    /// For re-publishing recorded records and publishing poison.
+    pub producer: FutureProducer,
+    pub backend: Backend,
+    pub capabilities: Capabilities,
+    pub timing: Recorder,
+}
+
+static ENV: OnceLock<Arc<SuiteEnv>> = OnceLock::new();
+
+/// Installs the environment the steps use; once per process.
+pub fn install(env: Arc<SuiteEnv>) -> Arc<SuiteEnv> {
+    ENV.get_or_init(|| env).clone()
+}
+
+fn env() -> Arc<SuiteEnv> {
+    ENV.get().expect("the suite environment is installed before scenarios run").clone()
+}
+
+/// An HTTP answer kept for later steps.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub status: u16,
+    pub body: serde_json::Value,
+    pub content_type: String,
+    pub elapsed_ms: f64,
+}
+
+#[derive(Debug, Clone)]
+struct Product {
+    id: String,
+    price: Money,
+}
+
+#[derive(cucumber::World)]
+#[world(init = Self::new)]
+pub struct SagaWorld {
+    env: Arc<SuiteEnv>,
+    /// Suffix that makes this scenario's ids unique.
+    tag: String,
+    products: HashMap<String, Product>,
+    answer: Option<Answer>,
+    /// The scenario's current order.
+    order: Option<String>,
+    /// Orders placed together (concurrency scenarios).
+    batch: Vec<String>,
+    /// Lines of the last order request, as sent.
+    request_items: Vec<serde_json::Value>,
+    /// Poison records this scenario published: (key, partition, offset).
+    poison: Vec<(String, i32, i64)>,
+    /// Services this scenario stopped; the runner restarts them after the scenario.
+    pub stopped: Vec<crate::Service>,
+    /// Timing samples this scenario measured.
+    samples: Vec<crate::timing::Sample>,
+}
+
+impl std::fmt::Debug for SagaWorld {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SagaWorld").field("tag", &self.tag).field("order", &self.order).field("batch", &self.batch.len()).finish()
+    }
+}
+
+impl SagaWorld {
+    fn new() -> SagaWorld {
+        SagaWorld {
+            env: env(),
+            tag: uuid::Uuid::new_v4().simple().to_string()[..10].to_string(),
+            products: HashMap::new(),
+            answer: None,
+            order: None,
+            batch: Vec::new(),
+            request_items: Vec::new(),
+            poison: Vec::new(),
+            stopped: Vec::new(),
+            samples: Vec::new(),
+        }
+    }
+
+    fn user(&self, alias: &str) -> String {
+        format!("{alias}-{}", self.tag)
+    }
+
+    fn product(&self, alias: &str) -> Product {
+        self.products.get(alias).cloned().unwrap_or_else(|| panic!("product {alias} is not in this scenario's catalogue"))
+    }
+
+    fn order_id(&self) -> String {
+        self.order.clone().expect("no order was placed in this scenario")
+    }
+
+    /// The environment, for the runner's hooks.
+    pub fn env(&self) -> &Arc<SuiteEnv> {
+        &self.env
+    }
+
+    fn deadline(&self) -> Duration {
+        self.env.config.outcome_deadline()
+    }
+
+    fn topic(&self, seed_name: &str) -> SagaTopic {
+        SagaTopic::ALL.into_iter().find(|t| t.default_name() == seed_name).unwrap_or_else(|| panic!("{seed_name} is not a saga topic"))
+    }
+
+    /// The order's records and pushes, for a failure message.
+    fn evidence(&self, order_id: &str) -> String {
+        let records = self.env.tap.for_order(order_id);
+        let pushes = self.env.sink.for_order(order_id);
+        let mut out = format!("\n--- evidence for order {order_id}: {} record(s) ---\n", records.len());
+        for r in &records {
+            out.push_str(&r.summary());
+            out.push('\n');
+        }
+        out.push_str(&format!("--- {} push(es) ---\n", pushes.len()));
+        for p in &pushes {
+            out.push_str(&serde_json::to_string(p).unwrap_or_default());
+            out.push('\n');
+        }
+        out
+    }
+}
+
+fn money(text: &str) -> Money {
+    Money::parse(text).unwrap_or_else(|| panic!("{text} is not an amount"))
+}

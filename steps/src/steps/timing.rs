@@ -1,0 +1,60 @@
+//! The timing scenario: orders placed one after another, each stage timed from the evidence
+//! (HTTP round trip, record timestamps, push arrival), percentiles held to the budgets.
+
+use super::SagaWorld;
+use super::orders::place;
+use crate::timing::{Sample, summarize};
+use cucumber::{then, when};
+use saga_contract::SagaTopic;
+use serde_json::json;
+
+#[when(regex = r#"^orders for (\d+) of "([^"]+)" are placed one after another and timed$"#)]
+async fn timed_orders(world: &mut SagaWorld, quantity: i64, alias: String) {
+    let product = world.product(&alias);
+    let (warmup, samples) = (world.env.config.timing.warmup, world.env.config.timing.samples);
+    let user = world.user("timing");
+    let store = format!("S-{}", world.tag);
+    for n in 0..warmup + samples {
+        let items = vec![json!({"productId": product.id, "quantity": quantity, "unitPrice": product.price.to_json()})];
+        let started_at_ms = saga_contract::now_millis();
+        let (order_id, answer) = place(world, &user, &store, items).await;
+        // The saga is over when the payment push arrives.
+        if world.env.sink.wait_for(&order_id, world.deadline(), |p| p.iter().any(|p| p.kind == "PAYMENT_WAIT")).await.is_err() {
+            panic!("order {order_id} did not reach PAYMENT_WAIT within {:?}{}", world.deadline(), world.evidence(&order_id));
+        }
+        if n < warmup {
+            continue;
+        }
+        let mut ts = std::collections::BTreeMap::new();
+        for topic in [SagaTopic::OrderCreated, SagaTopic::StockReserved, SagaTopic::OrderConfirmed] {
+            let record = world.env.tap.wait_for(topic, &order_id, world.deadline()).await.unwrap_or_else(|_| panic!("no {topic} for {order_id}{}", world.evidence(&order_id)));
+            ts.insert(topic, record.timestamp_ms as f64);
+        }
+        let payment_at = world.env.sink.arrival_of(&order_id, "PAYMENT_WAIT").expect("the push arrived") as f64;
+        let mut sample = Sample { order_id: order_id.clone(), started_at_ms, ..Sample::default() };
+        sample.stages.insert("intake", answer.elapsed_ms);
+        sample.stages.insert("reservation", ts[&SagaTopic::StockReserved] - ts[&SagaTopic::OrderCreated]);
+        sample.stages.insert("confirmation", ts[&SagaTopic::OrderConfirmed] - ts[&SagaTopic::StockReserved]);
+        sample.stages.insert("payment", payment_at - ts[&SagaTopic::OrderConfirmed]);
+        sample.stages.insert("saga", payment_at - started_at_ms as f64);
+        world.samples.push(sample);
+        let done = n + 1 - warmup;
+        if done % 10 == 0 || done == samples {
+            eprintln!("  [timing] {done}/{samples} orders measured");
+        }
+    }
+    world.env.timing.add(&world.samples);
+}
+
+#[then("every stage's latency percentile is within its budget")]
+async fn within_budget(world: &mut SagaWorld) {
+    let timing = &world.env.config.timing;
+    let summary = summarize(&world.samples, timing);
+    let table: Vec<String> = summary
+        .iter()
+        .map(|s| format!("{:<13} p50 {:>8.1} ms  p{} {:>8.1} ms  budget {:>7.0} ms  {}", s.stage, s.p50, s.checked_percentile, s.checked_value, s.budget_ms, if s.within_budget { "ok" } else { "OVER" }))
+        .collect();
+    eprintln!("  [timing] {} samples\n  {}", world.samples.len(), table.join("\n  "));
+    assert!(world.samples.len() >= timing.samples, "only {} samples", world.samples.len());
+    assert!(summary.iter().all(|s| s.within_budget), "stages over budget:\n{}", table.join("\n"));
+}

@@ -1,0 +1,272 @@
+//! The tap: one consumer assigned to every partition of every saga topic (and its `.dlt`),
+//! starting at the end offsets of the moment it starts, so it records everything the run
+//! produces. Each record is kept with its coordinates (topic, partition, offset, key,
+//! timestamp, headers), its Confluent schema id and its decoded value, and is validated against
+//! the contract in `avro/` as it arrives. Steps wait on the log with deadlines.
+
+use anyhow::Context as _;
+use apache_avro::types::Value;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::Headers;
+use rdkafka::{Message, Offset, TopicPartitionList};
+use saga_contract::{EventCodec, Money, SagaTopic, Topics};
+use serde_json::json;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// One recorded Kafka record.
+#[derive(Debug, Clone)]
+pub struct TapRecord {
+    /// Arrival order at the tap.
+    pub seq: usize,
+    pub topic: String,
+    /// The saga topic this record is on (for a dead letter: the topic it came from).
+    pub saga_topic: Option<SagaTopic>,
+    pub dead_letter: bool,
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<String>,
+    /// The record's timestamp (producer CreateTime), epoch ms.
+    pub timestamp_ms: i64,
+    /// When the tap received it, epoch ms.
+    pub seen_at_ms: i64,
+    pub headers: Vec<(String, String)>,
+    /// From the Confluent frame, when the value has one.
+    pub schema_id: Option<u32>,
+    pub record_name: Option<String>,
+    /// The decoded value as JSON (decimals as numbers).
+    pub value: Option<serde_json::Value>,
+    pub event_id: Option<String>,
+    pub order_id: Option<String>,
+    /// Why the record does not satisfy the contract, if it does not.
+    pub contract_error: Option<String>,
+    pub raw: Vec<u8>,
+}
+
+impl TapRecord {
+    /// The one-line form used in evidence.
+    pub fn summary(&self) -> String {
+        format!(
+            "{}[{}]@{} key={} ts={} schema_id={} event_id={} value={}{}",
+            self.topic,
+            self.partition,
+            self.offset,
+            self.key.as_deref().unwrap_or("<none>"),
+            self.timestamp_ms,
+            self.schema_id.map(|i| i.to_string()).unwrap_or_else(|| "-".into()),
+            self.event_id.as_deref().unwrap_or("-"),
+            self.value.as_ref().map(|v| v.to_string()).unwrap_or_else(|| format!("<{} undecodable bytes>", self.raw.len())),
+            self.contract_error.as_ref().map(|e| format!(" CONTRACT VIOLATION: {e}")).unwrap_or_default(),
+        )
+    }
+}
+
+struct Inner {
+    log: RwLock<Vec<TapRecord>>,
+    changed: watch::Sender<usize>,
+}
+
+#[derive(Clone)]
+pub struct Tap {
+    inner: Arc<Inner>,
+    pub topics: Topics,
+}
+
+impl Tap {
+    /// Assigns every partition of the saga topics and their dead-letter topics at their
+    /// current end and starts recording.
+    pub async fn start(bootstrap: &str, registry_url: &str, topics: Topics) -> anyhow::Result<Tap> {
+        let consumer: StreamConsumer = ClientConfig::new()
+            .set("bootstrap.servers", bootstrap)
+            .set("group.id", format!("saga-conformance-tap-{}", uuid::Uuid::new_v4()))
+            .set("enable.auto.commit", "false")
+            .set("fetch.wait.max.ms", "10")
+            .set("isolation.level", "read_uncommitted")
+            .create()
+            .with_context(|| format!("creating the tap's Kafka consumer for {bootstrap}"))?;
+        let mut names = Vec::new();
+        for t in SagaTopic::ALL {
+            names.push(topics.name(t).to_string());
+            names.push(topics.dead_letter(t));
+        }
+        let assignment = tokio::task::spawn_blocking({
+            let consumer_config = (bootstrap.to_string(), names.clone());
+            move || end_offsets(&consumer_config.0, &consumer_config.1)
+        })
+        .await??;
+        consumer.assign(&assignment).context("assigning the tap's partitions")?;
+        let codec = EventCodec::new(registry_url)?;
+        let (changed, _) = watch::channel(0);
+        let inner = Arc::new(Inner { log: RwLock::new(Vec::new()), changed });
+        let tap = Tap { inner: inner.clone(), topics: topics.clone() };
+        tokio::spawn(async move {
+            loop {
+                let message = match consumer.recv().await {
+                    Ok(m) => m,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "tap consumer error");
+                        continue;
+                    }
+                };
+                let record = decode(&codec, &topics, &message).await;
+                let len = {
+                    let mut log = inner.log.write().expect("tap log poisoned");
+                    let mut record = record;
+                    record.seq = log.len();
+                    log.push(record);
+                    log.len()
+                };
+                inner.changed.send_replace(len);
+            }
+        });
+        Ok(tap)
+    }
+
+    /// A copy of the whole log.
+    pub fn records(&self) -> Vec<TapRecord> {
+        self.inner.log.read().expect("tap log poisoned").clone()
+    }
+
+    /// The records of one order, in arrival order.
+    pub fn for_order(&self, order_id: &str) -> Vec<TapRecord> {
+        self.inner.log.read().expect("tap log poisoned").iter().filter(|r| r.order_id.as_deref() == Some(order_id) || r.key.as_deref() == Some(order_id)).cloned().collect()
+    }
+
+    /// Waits until `check` over the whole log returns `Some`, or `deadline` passes (`Err` then
+    /// carries nothing: the caller builds its own evidence).
+    pub async fn wait_until<T>(&self, deadline: Duration, mut check: impl FnMut(&[TapRecord]) -> Option<T>) -> Result<T, ()> {
+        let mut changed = self.inner.changed.subscribe();
+        let until = tokio::time::Instant::now() + deadline;
+        loop {
+            {
+                let log = self.inner.log.read().expect("tap log poisoned");
+                if let Some(found) = check(&log) {
+                    return Ok(found);
+                }
+            }
+            match tokio::time::timeout_at(until, changed.changed()).await {
+                Ok(Ok(())) => continue,
+                _ => {
+                    let log = self.inner.log.read().expect("tap log poisoned");
+                    return check(&log).ok_or(());
+                }
+            }
+        }
+    }
+
+    /// Waits for a record of `topic` for `order_id` (optionally matching `extra`).
+    pub async fn wait_for(&self, topic: SagaTopic, order_id: &str, deadline: Duration) -> Result<TapRecord, Vec<TapRecord>> {
+        let name = self.topics.name(topic).to_string();
+        match self.wait_until(deadline, |log| log.iter().find(|r| r.topic == name && r.order_id.as_deref() == Some(order_id)).cloned()).await {
+            Ok(r) => Ok(r),
+            Err(()) => Err(self.for_order(order_id)),
+        }
+    }
+}
+
+/// Every partition of `names` at its high watermark.
+fn end_offsets(bootstrap: &str, names: &[String]) -> anyhow::Result<TopicPartitionList> {
+    let probe: rdkafka::consumer::BaseConsumer = ClientConfig::new().set("bootstrap.servers", bootstrap).create()?;
+    let mut list = TopicPartitionList::new();
+    for name in names {
+        let metadata = probe.fetch_metadata(Some(name), Duration::from_secs(10)).with_context(|| format!("reading metadata of {name} from {bootstrap}"))?;
+        let Some(topic) = metadata.topics().first() else { continue };
+        if topic.error().is_some() || topic.partitions().is_empty() {
+            anyhow::bail!("topic {name} does not exist on {bootstrap}: the implementation must create it (3 partitions) before the suite starts");
+        }
+        for p in topic.partitions() {
+            let (_, high) = probe.fetch_watermarks(name, p.id(), Duration::from_secs(10))?;
+            list.add_partition_offset(name, p.id(), Offset::Offset(high))?;
+        }
+    }
+    Ok(list)
+}
+
+async fn decode(codec: &EventCodec, topics: &Topics, message: &rdkafka::message::BorrowedMessage<'_>) -> TapRecord {
+    let topic = message.topic().to_string();
+    let (saga_topic, dead_letter) = match topics.topic_of(&topic) {
+        Some(t) => (Some(t), false),
+        None => (SagaTopic::ALL.into_iter().find(|t| topics.dead_letter(*t) == topic), true),
+    };
+    let raw = message.payload().unwrap_or_default().to_vec();
+    let headers = message
+        .headers()
+        .map(|h| h.iter().map(|h| (h.key.to_string(), h.value.map(|v| String::from_utf8_lossy(v).into_owned()).unwrap_or_default())).collect())
+        .unwrap_or_default();
+    let mut record = TapRecord {
+        seq: 0,
+        topic,
+        saga_topic,
+        dead_letter,
+        partition: message.partition(),
+        offset: message.offset(),
+        key: message.key().map(|k| String::from_utf8_lossy(k).into_owned()),
+        timestamp_ms: message.timestamp().to_millis().unwrap_or_default(),
+        seen_at_ms: saga_contract::now_millis(),
+        headers,
+        schema_id: None,
+        record_name: None,
+        value: None,
+        event_id: None,
+        order_id: None,
+        contract_error: None,
+        raw,
+    };
+    match codec.decode(&record.raw).await {
+        Ok(decoded) => {
+            record.schema_id = Some(decoded.schema_id);
+            record.record_name = decoded.record_name.clone();
+            let json = avro_to_json(&decoded.value);
+            record.event_id = json.get("eventId").and_then(|v| v.as_str()).map(str::to_string);
+            record.order_id = json.get("orderId").and_then(|v| v.as_str()).map(str::to_string);
+            record.value = Some(json);
+            if let (Some(t), false) = (saga_topic, dead_letter) {
+                record.contract_error = validate(t, &decoded).err();
+            }
+        }
+        Err(e) => {
+            if !dead_letter {
+                record.contract_error = Some(format!("cannot decode: {e}"));
+            }
+        }
+    }
+    record
+}
+
+/// The record on `topic` must be that topic's contract record and parse as its type.
+fn validate(topic: SagaTopic, decoded: &saga_contract::Decoded) -> Result<(), String> {
+    let expected = topic.record_full_name();
+    if decoded.record_name.as_deref() != Some(expected) {
+        return Err(format!("expected {expected}, got {:?}", decoded.record_name));
+    }
+    let parsed = match topic {
+        SagaTopic::OrderCreated => saga_contract::OrderCreated::from_value(&decoded.value).map(|_| ()),
+        SagaTopic::StockReserved => saga_contract::StockReserved::from_value(&decoded.value).map(|_| ()),
+        SagaTopic::StockReservationFailed => saga_contract::StockReservationFailed::from_value(&decoded.value).map(|_| ()),
+        SagaTopic::OrderConfirmed => saga_contract::OrderConfirmed::from_value(&decoded.value).map(|_| ()),
+        SagaTopic::OrderCancelled => saga_contract::OrderCancelled::from_value(&decoded.value).map(|_| ()),
+    };
+    parsed.map_err(|e| e.to_string())
+}
+
+/// Avro → JSON for reports and assertions; decimals become numbers with two decimals.
+pub fn avro_to_json(value: &Value) -> serde_json::Value {
+    match value {
+        Value::Null => serde_json::Value::Null,
+        Value::Boolean(b) => json!(b),
+        Value::Int(i) | Value::Date(i) | Value::TimeMillis(i) => json!(i),
+        Value::Long(l) | Value::TimestampMillis(l) | Value::TimestampMicros(l) | Value::TimeMicros(l) => json!(l),
+        Value::Float(f) => json!(f),
+        Value::Double(d) => json!(d),
+        Value::String(s) | Value::Enum(_, s) => json!(s),
+        Value::Decimal(_) => Money::from_avro(value, "").map(Money::to_json).unwrap_or(serde_json::Value::Null),
+        Value::Bytes(b) | Value::Fixed(_, b) => json!(b.iter().map(|x| format!("{x:02x}")).collect::<String>()),
+        Value::Union(_, inner) => avro_to_json(inner),
+        Value::Array(items) => serde_json::Value::Array(items.iter().map(avro_to_json).collect()),
+        Value::Map(map) => serde_json::Value::Object(map.iter().map(|(k, v)| (k.clone(), avro_to_json(v))).collect()),
+        Value::Record(fields) => serde_json::Value::Object(fields.iter().map(|(k, v)| (k.clone(), avro_to_json(v))).collect()),
+        other => json!(format!("{other:?}")),
+    }
+}
