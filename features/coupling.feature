@@ -3,7 +3,7 @@ Feature: Loose coupling
   Order intake stays up while the Product Service is down; the order completes once it is
   back, because the event waits in Kafka.
 
-  @COUPLING-1
+  @COUPLING-1 @serial
   Scenario: Intake works while the Product Service is down
     Given the catalogue has product "P1" priced 15000.00 with 50 in stock
     And the Product Service is down

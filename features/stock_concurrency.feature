@@ -4,7 +4,7 @@ Feature: Concurrent reservations never oversell
   exactly as many orders are confirmed as there are units, the rest are cancelled, and the
   stock ends at zero, never below.
 
-  @STOCK-1
+  @STOCK-1 @serial
   Scenario: Twenty orders race for ten units
     Given the catalogue has product "P1" priced 1000.00 with 10 in stock
     When 20 users each order 1 of "P1" at the same time

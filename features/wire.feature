@@ -13,4 +13,7 @@ Feature: Wire format
 
   @WIRE-2
   Scenario: The registered schemas are the contract's
-    Then for each saga topic the registry subject "<topic>-value" holds a schema compatible with the contract
+    Given the catalogue has product "P1" priced 10.00 with 1 in stock
+    When 2 users each order 1 of "P1" at the same time
+    Then 1 orders end "ORDER_CONFIRMED" and 1 end "ORDER_CANCELLED"
+    And for each saga topic the registry subject "<topic>-value" holds a schema compatible with the contract

@@ -104,7 +104,6 @@ pub async fn run(config: Config, tags: Option<String>) -> anyhow::Result<RunSumm
     let junit_file = std::fs::File::create(&junit_path)?;
     let scenarios_began = Instant::now();
     SagaWorld::cucumber()
-        .with_cli(cucumber::cli::Opts::<_, _, _, cucumber::cli::Empty>::default())
         .max_concurrent_scenarios(config.concurrency)
         .fail_on_skipped()
         .after(|_, _, _, _, world| {
@@ -127,10 +126,13 @@ pub async fn run(config: Config, tags: Option<String>) -> anyhow::Result<RunSumm
                 .tee::<SagaWorld, _>(writer::Json::for_tee(json_file))
                 .normalized(),
         )
+        // After with_writer (which resets it): our CLI owns the arguments, not cucumber.
+        .with_cli(cucumber::cli::Opts::<_, _, _, cucumber::cli::Empty>::default())
         .filter_run(config.features.clone(), filter)
         .await;
     let scenarios_took = scenarios_began.elapsed();
 
+    env.tap.close();
     env.backend.shutdown().await;
     let results = report::read_cucumber_json(&json_path)?;
     let skipped = skipped.lock().expect("poisoned").clone();

@@ -66,6 +66,8 @@ impl TapRecord {
 struct Inner {
     log: RwLock<Vec<TapRecord>>,
     changed: watch::Sender<usize>,
+    /// Set when the tap is closed; the consumer task ends.
+    closed: watch::Sender<bool>,
 }
 
 #[derive(Clone)]
@@ -99,11 +101,16 @@ impl Tap {
         consumer.assign(&assignment).context("assigning the tap's partitions")?;
         let codec = EventCodec::new(registry_url)?;
         let (changed, _) = watch::channel(0);
-        let inner = Arc::new(Inner { log: RwLock::new(Vec::new()), changed });
+        let (closed, mut close) = watch::channel(false);
+        let inner = Arc::new(Inner { log: RwLock::new(Vec::new()), changed, closed });
         let tap = Tap { inner: inner.clone(), topics: topics.clone() };
         tokio::spawn(async move {
             loop {
-                let message = match consumer.recv().await {
+                let received = tokio::select! {
+                    m = consumer.recv() => m,
+                    _ = close.changed() => return,
+                };
+                let message = match received {
                     Ok(m) => m,
                     Err(e) => {
                         tracing::warn!(error = %e, "tap consumer error");
@@ -122,6 +129,11 @@ impl Tap {
             }
         });
         Ok(tap)
+    }
+
+    /// Stops recording (before the broker goes away at the end of a run).
+    pub fn close(&self) {
+        self.inner.closed.send_replace(true);
     }
 
     /// A copy of the whole log.
@@ -177,7 +189,18 @@ fn end_offsets(bootstrap: &str, names: &[String]) -> anyhow::Result<TopicPartiti
             anyhow::bail!("topic {name} does not exist on {bootstrap}: the implementation must create it (3 partitions) before the suite starts");
         }
         for p in topic.partitions() {
-            let (_, high) = probe.fetch_watermarks(name, p.id(), Duration::from_secs(10))?;
+            // Right after a topic is created its partitions may have no leader for a moment.
+            let until = std::time::Instant::now() + Duration::from_secs(30);
+            let high = loop {
+                match probe.fetch_watermarks(name, p.id(), Duration::from_secs(10)) {
+                    Ok((_, high)) => break high,
+                    Err(e) if std::time::Instant::now() < until => {
+                        tracing::debug!(topic = %name, partition = p.id(), error = %e, "end offset not available yet");
+                        std::thread::sleep(Duration::from_millis(100)); // retry pacing
+                    }
+                    Err(e) => return Err(e).with_context(|| format!("end offset of {name}[{}]", p.id())),
+                }
+            };
             list.add_partition_offset(name, p.id(), Offset::Offset(high))?;
         }
     }
