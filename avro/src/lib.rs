@@ -10,10 +10,12 @@
 mod codec;
 mod framing;
 mod money;
+mod push;
 mod topics;
 
 pub use framing::{Decoded, EventCodec, FramingError};
 pub use money::Money;
+pub use push::PushNotification;
 pub use topics::{SagaTopic, Topics};
 
 /// Errors turning a decoded Avro value into a contract type.

@@ -36,20 +36,16 @@ impl Money {
         self.0.checked_add(other.0).filter(|v| *v <= Self::MAX_HUNDREDTHS).map(Money)
     }
 
-    /// The Avro decimal value: two's-complement big-endian unscaled integer, minimal length.
+    /// Bytes of the unscaled value on the wire: 5 holds any decimal(10, 2) (2^39 > 10^10).
+    pub const WIRE_BYTES: usize = 5;
+
+    /// The Avro decimal value: two's-complement big-endian unscaled integer, sign-extended to
+    /// [`Self::WIRE_BYTES`]. Any length is valid Avro (Java writes the minimal one), but
+    /// apache-avro refuses, when resolving against a reader schema, a value whose length could
+    /// not hold the declared precision — so we always write enough bytes for precision 10.
     pub fn to_avro(self) -> Value {
         let bytes = self.0.to_be_bytes();
-        // Drop leading bytes that only repeat the sign, keeping one that carries it.
-        let mut start = 0;
-        while start < 7 {
-            let (b, next) = (bytes[start], bytes[start + 1]);
-            if (b == 0x00 && next & 0x80 == 0) || (b == 0xFF && next & 0x80 != 0) {
-                start += 1;
-            } else {
-                break;
-            }
-        }
-        Value::Decimal(apache_avro::Decimal::from(&bytes[start..]))
+        Value::Decimal(apache_avro::Decimal::from(&bytes[8 - Self::WIRE_BYTES..]))
     }
 
     /// Reads an Avro decimal (or its raw bytes form) of scale 2.
@@ -106,10 +102,17 @@ mod tests {
     }
 
     #[test]
-    fn avro_bytes_are_minimal_twos_complement() {
+    fn avro_bytes_are_sign_extended_twos_complement_of_five_bytes() {
         let Value::Decimal(d) = Money(128).to_avro() else { panic!() };
-        assert_eq!(Vec::<u8>::try_from(&d).unwrap(), vec![0x00, 0x80]);
+        assert_eq!(Vec::<u8>::try_from(&d).unwrap(), vec![0, 0, 0, 0, 0x80]);
         let Value::Decimal(d) = Money(-1).to_avro() else { panic!() };
-        assert_eq!(Vec::<u8>::try_from(&d).unwrap(), vec![0xFF]);
+        assert_eq!(Vec::<u8>::try_from(&d).unwrap(), vec![0xFF; 5]);
+    }
+
+    #[test]
+    fn minimal_length_decimals_from_other_writers_are_read() {
+        // Java's BigDecimal conversion writes the shortest form, e.g. 3 bytes for 30000.00.
+        let value = Value::Decimal(apache_avro::Decimal::from([0x2D, 0xC6, 0xC0]));
+        assert_eq!(Money::from_avro(&value, "t").unwrap(), Money(3_000_000));
     }
 }

@@ -14,6 +14,7 @@
 //! Run it: `saga-conformance run` (see the README), or `cargo test -p saga-conformance`.
 
 pub mod backend;
+pub mod bench;
 pub mod checkers;
 pub mod config;
 pub mod report;

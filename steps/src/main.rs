@@ -3,6 +3,7 @@
 //! ```text
 //! saga-conformance run   [--config FILE] [--backend processes|external] [--tags EXPR] [--report-dir DIR]
 //! saga-conformance stack [--push-port PORT]
+//! saga-conformance bench [--rate R] [--duration S] [--warmup S] [--json FILE] [--find-max] [--report-dir DIR]
 //! ```
 
 use clap::{Parser, Subcommand};
@@ -36,10 +37,15 @@ enum Command {
     /// Start the reference stack (PostgreSQL, Kafka, registry, the three services and a push
     /// sink) on free loopback ports, print the endpoints, and stop it all on Ctrl-C.
     Stack {
-        /// Port for the push sink (default: a free one).
+        /// Send pushes to 127.0.0.1:PORT (where `run --backend external` listens) instead of a
+        /// sink of the stack's own; also writes reports/stack/external.toml.
         #[arg(long)]
         push_port: Option<u16>,
     },
+    /// Benchmark the saga on the processes backend: open-loop orders at a fixed rate (or
+    /// --find-max), latency percentiles vs. a measured Kafka/PostgreSQL floor, loss,
+    /// duplicates, RSS; writes bench.json and an SVG chart (see `bench.rs`).
+    Bench(saga_conformance::bench::BenchArgs),
 }
 
 #[tokio::main]
@@ -71,13 +77,23 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             println!("{}", summary.closing_line());
             Ok(if summary.failed == 0 && summary.passed > 0 { std::process::ExitCode::SUCCESS } else { std::process::ExitCode::FAILURE })
         }
+        Command::Bench(args) => Ok(if saga_conformance::bench::run(args).await? { std::process::ExitCode::SUCCESS } else { std::process::ExitCode::FAILURE }),
         Command::Stack { push_port } => {
-            let sink = PushSink::start(push_port).await?;
+            // With --push-port the services push to that port, where a suite run with
+            // `--backend external` will listen; otherwise the stack brings its own sink.
+            let sink = match push_port {
+                Some(_) => None,
+                None => Some(PushSink::start(None).await?),
+            };
+            let push_url = match (&sink, push_port) {
+                (Some(sink), _) => sink.url(),
+                (None, port) => format!("http://127.0.0.1:{}/push", port.unwrap_or_default()),
+            };
             let options = StackOptions {
                 bin_dir: default_bin_dir(),
                 kafka_libs: cache_dir().join("kafka-libs"),
-                log_dir: PathBuf::from("reports/stack-logs"),
-                push_gateway_url: sink.url(),
+                log_dir: PathBuf::from("reports/stack/logs"),
+                push_gateway_url: push_url.clone(),
                 topics: Config::load(None)?.topic_map(),
             };
             let stack = Stack::start(options).await?;
@@ -88,19 +104,34 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             println!("  payment service  {}", e.payment_url);
             println!("  kafka            {}", e.kafka_bootstrap);
             println!("  schema registry  {}", e.registry_url);
-            println!("  push sink        {}", sink.url());
+            println!("  push gateway     {push_url}");
             println!("  logs             {}", stack.log_dir.display());
             println!();
             println!("try:");
             println!("  curl -X PUT {}/api/v1/products/P1 -H 'content-type: application/json' -d '{{\"name\":\"Keyboard\",\"price\":15000,\"stock\":50}}'", e.product_url);
             println!("  curl -X POST {}/api/v1/orders -H 'content-type: application/json' -H 'X-User-Id: U1' -d '{{\"storeId\":\"S1\",\"items\":[{{\"productId\":\"P1\",\"quantity\":2,\"unitPrice\":15000}}]}}'", e.order_url);
             println!("  curl {}/api/v1/orders/<orderId>   and   curl '{}/api/v1/payments?orderId=<orderId>'", e.order_url, e.payment_url);
+            if let Some(port) = push_port {
+                let external = PathBuf::from("reports/stack/external.toml");
+                std::fs::write(&external, external_config(&stack, port))?;
+                println!();
+                println!("check it as an external implementation: saga-conformance run --config {}", external.display());
+            }
             let _ = tokio::signal::ctrl_c().await;
             println!("stopping…");
             stack.shutdown().await;
-            let pushes = sink.arrivals().len();
-            println!("stopped ({pushes} push notification(s) were received)");
+            let pushes = sink.map(|s| s.arrivals().len()).unwrap_or_default();
+            println!("stopped ({pushes} push notification(s) received by the stack's own sink)");
             Ok(std::process::ExitCode::SUCCESS)
         }
     }
+}
+
+/// A conformance.toml that checks this stack as an external implementation.
+fn external_config(stack: &Stack, push_port: u16) -> String {
+    let e = &stack.endpoints;
+    format!(
+        "# Written by `saga-conformance stack --push-port {push_port}`.\nbackend = \"external\"\nreport_dir = \"reports/external\"\n\n[external]\norder_url = \"{}\"\nproduct_url = \"{}\"\npayment_url = \"{}\"\nkafka_bootstrap = \"{}\"\nregistry_url = \"{}\"\npush_sink_port = {push_port}\ndead_letter_topics = true\n",
+        e.order_url, e.product_url, e.payment_url, e.kafka_bootstrap, e.registry_url
+    )
 }

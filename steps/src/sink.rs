@@ -1,23 +1,13 @@
 //! The push gateway stand-in: a wiremock server that accepts every POST and keeps it, so
 //! steps can check which notifications arrived, and how many times.
 
-use serde::Deserialize;
 use std::time::Duration;
 use wiremock::matchers::method;
 use std::sync::{Arc, Mutex};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
-/// A push as the contract defines it (`{userId, orderId, type, message, eventId}`).
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Push {
-    pub user_id: String,
-    pub order_id: String,
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub message: String,
-    pub event_id: String,
-}
+/// A push as the contract defines it.
+pub use saga_contract::PushNotification as Push;
 
 /// A push and when it arrived (epoch ms), for the timing scenarios.
 #[derive(Debug, Clone)]

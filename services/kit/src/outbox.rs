@@ -10,7 +10,7 @@ use crate::metrics::Metrics;
 use futures::future::join_all;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use serde::Serialize;
+pub use saga_contract::PushNotification;
 use sqlx::{PgPool, Postgres, Transaction};
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,20 +21,6 @@ const BATCH: i64 = 256;
 /// How often the relay looks even without a wake-up: retries after a failure and rows left
 /// by another instance. The normal path is the in-process wake-up on commit.
 const FALLBACK_POLL: Duration = Duration::from_millis(500);
-
-/// A push notification, as POSTed to `PUSH_GATEWAY_URL` (the contract's payload).
-#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
-pub struct PushNotification {
-    pub user_id: String,
-    pub order_id: String,
-    /// ORDER_CONFIRMED, PAYMENT_WAIT or ORDER_CANCELLED.
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub message: String,
-    /// The event that caused the push; a gateway can dedupe on it.
-    pub event_id: String,
-}
 
 /// Queues a framed Kafka record in the caller's transaction.
 pub async fn enqueue_event(tx: &mut Transaction<'_, Postgres>, topic: &str, key: &str, payload: &[u8]) -> sqlx::Result<()> {

@@ -44,6 +44,8 @@ pub struct Endpoints {
 
 pub struct Stack {
     pub endpoints: Endpoints,
+    /// `postgres://…/` of the stack's PostgreSQL, without a database name.
+    postgres_base_url: String,
     pub log_dir: PathBuf,
     _work: tempfile::TempDir,
     /// Infrastructure, stopped last (in reverse start order) by [`Stack::shutdown`].
@@ -101,6 +103,7 @@ impl Stack {
         };
         let stack = Stack {
             endpoints,
+            postgres_base_url: pg.url(""),
             log_dir: options.log_dir.clone(),
             _work: work,
             infrastructure: Mutex::new(vec![pg.proc, kafka.proc, registry]),
@@ -113,6 +116,16 @@ impl Stack {
         }
         progress(began, "services up");
         Ok(stack)
+    }
+
+    /// URL of one of the stack's databases (`order_db`, …), e.g. for benchmarks.
+    pub fn database_url(&self, database: &str) -> String {
+        format!("{}{database}", self.postgres_base_url)
+    }
+
+    /// `(process name, pid)` of every running service, e.g. to sample memory.
+    pub async fn service_pids(&self) -> Vec<(String, u32)> {
+        self.services.lock().await.values().filter_map(|p| p.id().map(|id| (p.name.clone(), id))).collect()
     }
 
     /// Starts (or restarts) one service on its port and waits for `/health`.
@@ -130,6 +143,17 @@ impl Stack {
     pub async fn stop_service(&self, service: Service, crash: bool) -> anyhow::Result<()> {
         let proc = self.services.lock().await.remove(&service).with_context(|| format!("{service} is not running"))?;
         if crash { proc.kill().await } else { proc.stop(Duration::from_secs(10)).await }
+        Ok(())
+    }
+
+    /// Freezes (SIGSTOP) or thaws (SIGCONT) the Kafka broker: it stops answering without
+    /// closing connections, the way a hung broker or a network partition looks to clients.
+    pub async fn freeze_kafka(&self, frozen: bool) -> anyhow::Result<()> {
+        let infrastructure = self.infrastructure.lock().await;
+        let kafka = infrastructure.iter().find(|p| p.name == "kafka").and_then(Proc::id).context("the Kafka broker is not running")?;
+        let signal = if frozen { "-STOP" } else { "-CONT" };
+        let status = Command::new("kill").arg(signal).arg(kafka.to_string()).status().await?;
+        anyhow::ensure!(status.success(), "kill {signal} {kafka} failed");
         Ok(())
     }
 

@@ -1,7 +1,11 @@
-//! Our schema registry against a REAL Confluent client.
+//! Reference-implementation tests that need the whole stack but are not conformance
+//! requirements (they depend on how the reference is built). One stack serves them all:
 //!
-//! Starts the reference stack (PostgreSQL, Kafka, the registry, the three services), takes one
-//! order through the saga to ORDER_CONFIRMED, then runs the pytest suite in
+//! 1. **Outbox**: with the broker frozen, an order is accepted (committed with its event in the
+//!    outbox), the Order Service is killed before it could publish, the broker thaws, the service
+//!    restarts — and the event is published and the saga completes, exactly once.
+//! 2. **Registry vs a real Confluent client**: one order is taken to ORDER_CONFIRMED, then the
+//!    pytest suite in
 //! `services/registry/tests/confluent_client` with confluent-kafka's SchemaRegistryClient,
 //! AvroSerializer/AvroDeserializer and Consumer, from the venv that `./saga setup` makes in
 //! `~/.cache/saga-conformance/py-venv`. The suite registers and evolves schemas, round-trips a
@@ -10,6 +14,8 @@
 //!
 //! Needs the service binaries: `cargo build --release --workspace --bins` first.
 
+use saga_conformance::Service;
+use sqlx::Connection;
 use saga_conformance::sink::PushSink;
 use saga_conformance::stack::{Stack, StackOptions, cache_dir, default_bin_dir};
 use saga_contract::Topics;
@@ -42,11 +48,10 @@ async fn check_venv(python: &Path) {
     assert!(probe.status.success(), "{} cannot import confluent_kafka/pytest ({}): {SETUP}", python.display(), String::from_utf8_lossy(&probe.stderr).trim());
 }
 
-/// Seeds a product, places an order and waits until the saga has confirmed it. Returns the order id.
-async fn confirmed_order(stack: &Stack) -> anyhow::Result<String> {
+/// Seeds a product and places an order for 2 of it; returns the order id.
+async fn place_order(stack: &Stack, http: &reqwest::Client) -> anyhow::Result<String> {
     let e = &stack.endpoints;
-    let http = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(10)).build()?;
-    let product_id = format!("P-confluent-{}", uuid::Uuid::new_v4().simple());
+    let product_id = format!("P-reference-{}", uuid::Uuid::new_v4().simple());
     let put = http
         .put(format!("{}/api/v1/products/{product_id}", e.product_url))
         .json(&json!({"name": "Keyboard", "price": 15000, "stock": 50}))
@@ -56,16 +61,19 @@ async fn confirmed_order(stack: &Stack) -> anyhow::Result<String> {
 
     let post = http
         .post(format!("{}/api/v1/orders", e.order_url))
-        .header("X-User-Id", "U-confluent-client")
+        .header("X-User-Id", "U-reference")
         .json(&json!({"storeId": "S1", "items": [{"productId": product_id, "quantity": 2, "unitPrice": 15000}]}))
         .send()
         .await?;
     let status = post.status();
     let body: Value = post.json().await?;
     anyhow::ensure!(status.as_u16() == 201, "placing an order: HTTP {status} {body}");
-    let order_id = body["orderId"].as_str().ok_or_else(|| anyhow::anyhow!("no orderId in {body}"))?.to_string();
+    Ok(body["orderId"].as_str().ok_or_else(|| anyhow::anyhow!("no orderId in {body}"))?.to_string())
+}
 
-    // Poll the order until the saga has confirmed it (pacing only; the deadline decides).
+/// Polls the order until the saga has confirmed it (pacing only; the deadline decides).
+async fn wait_confirmed(stack: &Stack, http: &reqwest::Client, order_id: &str) -> anyhow::Result<()> {
+    let e = &stack.endpoints;
     let until = Instant::now() + CONFIRM_DEADLINE;
     let mut last = Value::Null;
     loop {
@@ -73,7 +81,7 @@ async fn confirmed_order(stack: &Stack) -> anyhow::Result<String> {
         if response.status().is_success() {
             last = response.json().await?;
             match last["status"].as_str() {
-                Some("ORDER_CONFIRMED") => return Ok(order_id),
+                Some("ORDER_CONFIRMED") => return Ok(()),
                 Some("ORDER_CANCELLED") => anyhow::bail!("order {order_id} was cancelled: {last}"),
                 _ => {}
             }
@@ -113,8 +121,44 @@ async fn run_pytest(python: &Path, stack: &Stack, topics: &Topics, order_id: &st
     Ok(())
 }
 
+/// The outbox check (see the header): returns the order id once the saga has completed.
+async fn outbox_survives_a_crash_between_commit_and_publish(stack: &Stack, http: &reqwest::Client) -> anyhow::Result<String> {
+    stack.freeze_kafka(true).await?;
+    let placed = place_order(stack, http).await;
+    // Whatever happened, the broker must thaw before anything else.
+    let killed = stack.stop_service(Service::Order, true).await;
+    // White-box: the event exists only as an outbox row now (the test is about the reference).
+    let pending = async {
+        let order_id = placed.as_ref().map_err(|e| anyhow::anyhow!("{e:#}"))?;
+        let mut db = sqlx::PgConnection::connect(&stack.database_url("order_db")).await?;
+        let (rows,): (i64,) = sqlx::query_as("SELECT count(*) FROM outbox WHERE kind = 'kafka' AND msg_key = $1").bind(order_id).fetch_one(&mut db).await?;
+        Ok::<_, anyhow::Error>(rows)
+    }
+    .await;
+    stack.freeze_kafka(false).await?;
+    let order_id = placed?;
+    killed?;
+    anyhow::ensure!(pending? == 1, "order.created of {order_id} should be waiting in the outbox after the crash");
+    println!("order {order_id} accepted while Kafka was frozen; order-service killed before publishing");
+    stack.start_service(Service::Order).await?;
+    wait_confirmed(stack, http, &order_id).await?;
+    // The payment follows the confirmation asynchronously: poll with the same deadline.
+    let url = format!("{}/api/v1/payments?orderId={order_id}", stack.endpoints.payment_url);
+    let until = Instant::now() + CONFIRM_DEADLINE;
+    let payments = loop {
+        let payments: Value = http.get(&url).send().await?.json().await?;
+        if payments.as_array().is_some_and(|p| !p.is_empty()) || Instant::now() >= until {
+            break payments;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    anyhow::ensure!(payments.as_array().map(Vec::len) == Some(1), "expected exactly one payment for {order_id}, got {payments}");
+    println!("order {order_id}: order.created was published after the restart; confirmed with one payment");
+    Ok(order_id)
+}
+
 #[tokio::test(flavor = "multi_thread")]
-async fn confluent_python_client_works_with_our_registry_and_services() {
+async fn reference_stack_outbox_and_confluent_client() {
     let began = Instant::now();
     let python = venv_python();
     check_venv(&python).await;
@@ -124,20 +168,23 @@ async fn confluent_python_client_works_with_our_registry_and_services() {
     let options = StackOptions {
         bin_dir: default_bin_dir(),
         kafka_libs: cache_dir().join("kafka-libs"),
-        log_dir: repo_root().join("reports/registry-confluent-client/logs"),
+        log_dir: repo_root().join("reports/reference-stack/logs"),
         push_gateway_url: sink.url(),
         topics: topics.clone(),
     };
     let stack = Stack::start(options).await.expect("starting the stack");
     let outcome = async {
-        let order_id = confirmed_order(&stack).await?;
+        let http = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(10)).build()?;
+        outbox_survives_a_crash_between_commit_and_publish(&stack, &http).await?;
+        let order_id = place_order(&stack, &http).await?;
+        wait_confirmed(&stack, &http, &order_id).await?;
         println!("order {order_id} is ORDER_CONFIRMED after {:.1}s", began.elapsed().as_secs_f64());
         run_pytest(&python, &stack, &topics, &order_id).await
     }
     .await;
     let logs = stack.log_dir.clone();
     stack.shutdown().await;
-    println!("registry_confluent_client: {:.1}s in all", began.elapsed().as_secs_f64());
+    println!("reference_stack: {:.1}s in all", began.elapsed().as_secs_f64());
     if let Err(e) = outcome {
         panic!("{e:#} (stack logs in {})", logs.display());
     }
