@@ -13,3 +13,13 @@ Feature: Loose coupling
     When the Product Service is started again
     Then the order becomes "ORDER_CONFIRMED"
     And a payment in "PAYMENT_WAIT" for 15000.00 exists for the order
+
+  @COUPLING-2 @serial
+  Scenario: Orders confirmed while the Payment Service is down each get one payment once it is back
+    Given the catalogue has product "P1" priced 1000.00 with 100 in stock
+    And the Payment Service is down
+    When 10 users each order 1 of "P1" at the same time
+    Then every order ends "ORDER_CONFIRMED"
+    And no push of type "PAYMENT_WAIT" arrives for these orders
+    When the Payment Service is started again
+    Then every order has exactly one payment in "PAYMENT_WAIT" and one push of type "PAYMENT_WAIT"

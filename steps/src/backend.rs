@@ -1,9 +1,12 @@
 //! Backends: where the implementation under test runs and how the kit reaches it.
-//! `processes` starts the reference stack locally; `external` points at one already running
-//! (another team's, say) by URLs, with optional shell commands for the fault scenarios.
+//! `processes` starts the reference stack as local processes; `containers` starts it (or
+//! another team's images) as Docker containers; `external` points at one already running by
+//! URLs, with optional shell commands for the fault scenarios.
 
 use crate::Service;
 use crate::config::{BackendKind, Config};
+use crate::containers::Containers;
+use crate::stack::process::wait_http_ok_url;
 use crate::stack::{Endpoints, Stack, StackOptions};
 use anyhow::{Context, bail};
 use std::time::Duration;
@@ -20,6 +23,7 @@ pub struct Capabilities {
 
 pub enum Backend {
     Processes(Stack),
+    Containers(Containers),
     External { endpoints: Endpoints, commands: std::collections::HashMap<String, String>, dead_letters: bool },
 }
 
@@ -36,6 +40,7 @@ impl Backend {
                 };
                 Ok(Backend::Processes(Stack::start(options).await?))
             }
+            BackendKind::Containers => Ok(Backend::Containers(Containers::start(&config.containers, push_gateway_url, &config.topic_map(), &config.report_dir.join("logs")).await?)),
             BackendKind::External => {
                 let e = &config.external;
                 let endpoints = Endpoints {
@@ -57,13 +62,14 @@ impl Backend {
     pub fn endpoints(&self) -> &Endpoints {
         match self {
             Backend::Processes(stack) => &stack.endpoints,
+            Backend::Containers(containers) => &containers.endpoints,
             Backend::External { endpoints, .. } => endpoints,
         }
     }
 
     pub fn capabilities(&self) -> Capabilities {
         match self {
-            Backend::Processes(_) => Capabilities { faults: true, dead_letters: true },
+            Backend::Processes(_) | Backend::Containers(_) => Capabilities { faults: true, dead_letters: true },
             Backend::External { commands, dead_letters, .. } => Capabilities {
                 faults: Service::ALL.iter().all(|s| commands.contains_key(&command_key("stop", *s)) && commands.contains_key(&command_key("start", *s))),
                 dead_letters: *dead_letters,
@@ -74,6 +80,7 @@ impl Backend {
     pub async fn stop_service(&self, service: Service) -> anyhow::Result<()> {
         match self {
             Backend::Processes(stack) => stack.stop_service(service, false).await,
+            Backend::Containers(containers) => containers.stop_service(service).await,
             Backend::External { commands, .. } => run_command(commands, "stop", service).await,
         }
     }
@@ -81,6 +88,7 @@ impl Backend {
     pub async fn start_service(&self, service: Service) -> anyhow::Result<()> {
         match self {
             Backend::Processes(stack) => stack.start_service(service).await,
+            Backend::Containers(containers) => containers.start_service(service).await,
             Backend::External { commands, endpoints, .. } => {
                 run_command(commands, "start", service).await?;
                 let url = match service {
@@ -88,14 +96,16 @@ impl Backend {
                     Service::Product => &endpoints.product_url,
                     Service::Payment => &endpoints.payment_url,
                 };
-                wait_healthy(&format!("{url}/health"), Duration::from_secs(60)).await
+                wait_http_ok_url(&format!("{url}/health"), Duration::from_secs(60)).await.context("after the start command")
             }
         }
     }
 
     pub async fn shutdown(&self) {
-        if let Backend::Processes(stack) = self {
-            stack.shutdown().await;
+        match self {
+            Backend::Processes(stack) => stack.shutdown().await,
+            Backend::Containers(containers) => containers.shutdown().await,
+            Backend::External { .. } => {}
         }
     }
 }
@@ -114,19 +124,3 @@ async fn run_command(commands: &std::collections::HashMap<String, String>, verb:
     Ok(())
 }
 
-async fn wait_healthy(url: &str, deadline: Duration) -> anyhow::Result<()> {
-    let client = reqwest::Client::new();
-    let until = tokio::time::Instant::now() + deadline;
-    loop {
-        if let Ok(r) = client.get(url).timeout(Duration::from_secs(1)).send().await
-            && r.status().is_success()
-        {
-            return Ok(());
-        }
-        if tokio::time::Instant::now() > until {
-            bail!("{url} did not answer 2xx within {deadline:?} after the start command");
-        }
-        // Poll interval for a health endpoint (pacing).
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}

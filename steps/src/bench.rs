@@ -53,10 +53,10 @@
 //! per order), `metrics/<service>.prom` (the services' Prometheus text after the run) and
 //! `logs/` (every process's log). A readable table goes to stdout.
 //!
-//! The stack does not expose its PostgreSQL URL nor its child pids, so this module finds both
-//! itself: the children of this process are found in `/proc` (by parent pid and `argv[0]`),
-//! and the `order_db` URL is read from the Order Service's `DATABASE_URL` in
-//! `/proc/<pid>/environ`. All traffic goes to 127.0.0.1 (the stack binds loopback only).
+//! The database URL and the services' pids come from [`Stack::database_url`] and
+//! [`Stack::service_pids`]; the infrastructure's pids (Kafka, PostgreSQL, registry), which the
+//! stack keeps private, are the other children of this process in `/proc`. All traffic goes to
+//! 127.0.0.1 (the stack binds loopback only).
 //! Waiting is on events where the APIs allow it (HTTP answers, the tap's change
 //! notifications); the push sink has no cheap change feed, so the drain checks it at a fixed
 //! 250 ms cadence under a hard deadline — the measured arrival times are recorded by the sink
@@ -135,6 +135,9 @@ pub struct BenchArgs {
     /// 0 skips this.
     #[arg(long, default_value_t = 50)]
     pub unloaded_orders: usize,
+    /// Seconds of CPU measurement on the idle stack before the load; 0 skips this.
+    #[arg(long, default_value_t = 3.0)]
+    pub idle_seconds: f64,
     /// Sequential round trips per floor measurement (Kafka hop, PostgreSQL commit).
     #[arg(long, default_value_t = 200)]
     pub floor_round_trips: usize,
@@ -218,9 +221,9 @@ struct Ctx {
 async fn bench_on(args: &BenchArgs, stack: &Stack, sink: Arc<PushSink>, topics: Topics, began: Instant, load_before: String) -> anyhow::Result<bool> {
     let say = |what: &str| eprintln!("[bench {:>6.1}s] {what}", began.elapsed().as_secs_f64());
     let endpoints = stack.endpoints.clone();
-    let procs = Procs::discover();
+    let procs = Procs::discover(stack.service_pids().await);
     say(&format!("processes: {}", procs.list.iter().map(|(n, p)| format!("{n}={p}")).collect::<Vec<_>>().join(" ")));
-    let order_db = procs.database_url("order-service")?;
+    let order_db = stack.database_url(crate::Service::Order.database());
     let tap = Tap::start(&endpoints.kafka_bootstrap, &endpoints.registry_url, topics).await?;
     let rss = RssSampler::start(procs.clone());
 
@@ -252,6 +255,16 @@ async fn bench_on(args: &BenchArgs, stack: &Stack, sink: Arc<PushSink>, topics: 
     } else {
         None
     };
+    // CPU of the idle stack: what the processes burn with no orders (polling, timers).
+    let idle = if args.idle_seconds > 0.0 {
+        let before = CpuSnapshot::take(&procs);
+        tokio::time::sleep(Duration::from_secs_f64(args.idle_seconds)).await; // a measurement window
+        let idle = before.until(&CpuSnapshot::take(&procs));
+        say(&format!("idle CPU over {:.0} s: {}", args.idle_seconds, idle.0.iter().map(|(k, v)| format!("{k} {v:.2}")).collect::<Vec<_>>().join(", ")));
+        Some(idle)
+    } else {
+        None
+    };
     let mut steps: Vec<StepResult> = Vec::new();
     if args.find_max {
         let mut rate = args.rate;
@@ -280,7 +293,7 @@ async fn bench_on(args: &BenchArgs, stack: &Stack, sink: Arc<PushSink>, topics: 
         }
     }
 
-    let report = Report { args: args.clone(), floor, unloaded, steps, rss, procs, machine: Machine::read(load_before) };
+    let report = Report { args: args.clone(), floor, unloaded, idle, steps, rss, procs, machine: Machine::read(load_before) };
     let json = report.to_json();
     let text = serde_json::to_string_pretty(&json)?;
     std::fs::write(args.report_dir.join("bench.json"), &text)?;
@@ -471,7 +484,8 @@ async fn pg_commits(database_url: &str, n: usize) -> anyhow::Result<(Pct, Pct, B
 // Processes: pids, RSS, CPU (from /proc; the stack does not expose its children)
 // ---------------------------------------------------------------------------------------------
 
-/// The stack's processes: children of this process, named after `argv[0]`.
+/// The stack's processes: the services (from [`Stack::service_pids`]) and the infrastructure —
+/// the other children of this process, named after `argv[0]` (the stack keeps those private).
 #[derive(Clone, Debug)]
 struct Procs {
     list: Vec<(String, u32)>,
@@ -483,11 +497,12 @@ const SERVICES: [&str; 3] = ["order-service", "product-service", "payment-servic
 const SELF_NAME: &str = "bench (this process)";
 
 impl Procs {
-    fn discover() -> Procs {
+    fn discover(services: Vec<(String, u32)>) -> Procs {
         let me = std::process::id();
+        let service_pids: HashSet<u32> = services.iter().map(|(_, p)| *p).collect();
         let mut list: Vec<(String, u32)> = all_pids()
             .into_iter()
-            .filter(|pid| parent_of(*pid) == Some(me))
+            .filter(|pid| parent_of(*pid) == Some(me) && !service_pids.contains(pid))
             .filter_map(|pid| {
                 let argv0 = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
                 let argv0 = String::from_utf8_lossy(argv0.split(|b| *b == 0).next()?).into_owned();
@@ -495,28 +510,15 @@ impl Procs {
                 let name = match base.as_str() {
                     "java" => "kafka".to_string(),
                     "postgres" => "postgresql".to_string(),
-                    "kill" | "bash" => return None,
-                    other => other.to_string(),
+                    "schema-registry" => "schema-registry".to_string(),
+                    _ => return None, // a short-lived helper (`kill`, …)
                 };
                 Some((name, pid))
             })
+            .chain(services)
             .collect();
         list.sort();
         Procs { list }
-    }
-
-    fn pid(&self, name: &str) -> Option<u32> {
-        self.list.iter().find(|(n, _)| n == name).map(|(_, p)| *p)
-    }
-
-    /// A service's `DATABASE_URL`, from its environment.
-    fn database_url(&self, service: &str) -> anyhow::Result<String> {
-        let pid = self.pid(service).with_context(|| format!("no {service} child process found in /proc"))?;
-        let environ = std::fs::read(format!("/proc/{pid}/environ")).with_context(|| format!("reading /proc/{pid}/environ"))?;
-        environ
-            .split(|b| *b == 0)
-            .find_map(|kv| kv.strip_prefix(b"DATABASE_URL=").map(|v| String::from_utf8_lossy(v).into_owned()))
-            .with_context(|| format!("{service} (pid {pid}) has no DATABASE_URL in its environment"))
     }
 }
 
@@ -1200,6 +1202,8 @@ struct Report {
     args: BenchArgs,
     floor: Floor,
     unloaded: Option<Unloaded>,
+    /// Cores per process and machine busy % on the idle stack.
+    idle: Option<(BTreeMap<String, f64>, f64)>,
     steps: Vec<StepResult>,
     rss: BTreeMap<String, f64>,
     procs: Procs,
@@ -1274,7 +1278,7 @@ impl Report {
             "machine_cpu_busy_pct": round2(s.machine_busy_pct),
             "cpu_cores_used_by_other_processes": round2(s.other_cores(self.machine.cores)),
             "postgres": s.postgres,
-            "handler_ms_mean": s.handler_ms.iter().map(|(k, (m, n))| (k.clone(), json!({"mean": round2(*m), "records": n}))).collect::<serde_json::Map<_, _>>(),
+            "handler_ms_mean": s.handler_ms.iter().map(|(k, (m, n))| (k.clone(), json!({"mean": round2(*m), "records": n, "capacity_per_s": round2(1000.0 / m)}))).collect::<serde_json::Map<_, _>>(),
             "timeline": s.timeline.iter().map(|b| json!({"second": b.second, "sent": b.sent, "completed": b.e2e.n, "e2e_p50": round2(b.e2e.p50), "e2e_p99": round2(b.e2e.p99)})).collect::<Vec<_>>(),
         })
     }
@@ -1299,6 +1303,11 @@ impl Report {
                 "postgres": self.floor.pg_settings,
             },
             "unloaded": self.unloaded.as_ref().map(Unloaded::json),
+            "idle": self.idle.as_ref().map(|(cores, busy)| json!({
+                "seconds": self.args.idle_seconds,
+                "cpu_cores_used": cores.iter().map(|(k, v)| (k.clone(), json!(round2(*v)))).collect::<serde_json::Map<_, _>>(),
+                "machine_cpu_busy_pct": round2(*busy),
+            })),
             "max_sustained_per_s": self.max_sustained(),
             "find_max": self.args.find_max.then(|| json!({
                 "criterion": format!("e2e p99 ≤ {} ms, no order lost, no intake error", self.args.p99_limit_ms),
@@ -1373,7 +1382,11 @@ impl Report {
             f.pg_settings.get("wal_sync_method").map(String::as_str).unwrap_or("?")
         );
         let _ = writeln!(out, "       floor_ms = 3×{:.2} + 4×{:.2} = {:.1} ms; e2e p50 / floor = {:.1}", f.hop.p50, f.commit.p50, f.floor_ms(), self.e2e_over_floor());
-        let _ = writeln!(out, "orders: completed {} of {}, lost {}, duplicated {}, intake errors {}; drained {:.1} s after sending", h.completed, h.orders_total, h.lost, h.duplicated, h.intake_errors, h.drain_s);
+        let _ = writeln!(
+            out,
+            "orders: completed {} of {}, lost {} (accepted, no PAYMENT_WAIT push within {:.0} s after sending ended), duplicated {}, intake errors {}; drain took {:.1} s",
+            h.completed, h.orders_total, h.lost, self.args.drain, h.duplicated, h.intake_errors, h.drain_s
+        );
         for e in &h.error_samples {
             let _ = writeln!(out, "  intake error: {e}");
         }
@@ -1388,8 +1401,12 @@ impl Report {
                 pg["commits_per_s"], pg["wal_syncs_per_s"], pg["commits_per_wal_sync"], pg["wal_sync_ms_mean"], pg["wal_sync_busy_pct"]
             );
         }
-        let handlers: Vec<String> = h.handler_ms.iter().filter(|(_, (_, n))| *n > 0.0).map(|(k, (m, n))| format!("{k} {m:.2} ms×{n:.0}")).collect();
-        let _ = writeln!(out, "handler time (services' saga_stage_seconds, mean per record): {}", handlers.join(", "));
+        if let Some((cores, busy)) = &self.idle {
+            let idle: Vec<String> = cores.iter().map(|(k, v)| format!("{k} {v:.2}")).collect();
+            let _ = writeln!(out, "CPU of the idle stack (cores): {}; machine busy {busy:.0}%", idle.join(", "));
+        }
+        let handlers: Vec<String> = h.handler_ms.iter().filter(|(_, (_, n))| *n > 0.0).map(|(k, (m, n))| format!("{k} {m:.2} ms×{n:.0} (one-at-a-time capacity ≈ {:.0}/s)", 1000.0 / m)).collect();
+        let _ = writeln!(out, "handler time (services' saga_stage_seconds, mean per record):\n  {}", handlers.join("\n  "));
         if self.args.find_max {
             let _ = writeln!(out);
             let _ = writeln!(out, "  find-max steps (pass: e2e p99 ≤ {:.0} ms, nothing lost):", self.args.p99_limit_ms);
@@ -1425,7 +1442,8 @@ impl Report {
         for s in &self.steps {
             markers.push((offset, format!("{:.0}/s", s.plan.rate)));
             for b in &s.timeline {
-                points.push((offset + b.second as f64 + 0.5, b.e2e.p50, b.e2e.p99));
+                let incomplete = if b.sent > 0 { 1.0 - b.e2e.n as f64 / b.sent as f64 } else { 0.0 };
+                points.push((offset + b.second as f64 + 0.5, b.e2e.p50, b.e2e.p99, incomplete));
             }
             offset += s.plan.duration_s.ceil().max(s.timeline.last().map(|b| b.second as f64 + 1.0).unwrap_or(0.0));
         }
@@ -1474,10 +1492,12 @@ fn xml(text: &str) -> String {
     text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
-/// A self-contained SVG line chart: `points` are `(x seconds, p50, p99)`; the y axis is
+/// A self-contained SVG line chart: `points` are `(x seconds, p50, p99, share of the bucket's
+/// orders that never completed)` — that share is drawn as a red band hanging from the top, so
+/// an overloaded run (few completions) does not look like an empty chart; the y axis is
 /// logarithmic when the values span more than 20×, linear otherwise. Dashed lines mark the
 /// issue's targets (20 / 75 / 250 ms) that fall inside the range.
-fn svg_chart(title: &str, points: &[(f64, f64, f64)], markers: &[(f64, String)], x_max: f64) -> String {
+fn svg_chart(title: &str, points: &[(f64, f64, f64, f64)], markers: &[(f64, String)], x_max: f64) -> String {
     let (w, h, left, right, top, bottom) = (960.0, 440.0, 70.0, 20.0, 44.0, 50.0);
     let (pw, ph) = (w - left - right, h - top - bottom);
     let values: Vec<f64> = points.iter().flat_map(|p| [p.1, p.2]).filter(|v| v.is_finite() && *v > 0.0).collect();
@@ -1543,6 +1563,16 @@ fn svg_chart(title: &str, points: &[(f64, f64, f64)], markers: &[(f64, String)],
             }
         }
     }
+    let mut any_incomplete = false;
+    for p in points.iter().filter(|p| p.3 > 0.0) {
+        any_incomplete = true;
+        let (x0, x1) = (x(p.0 - 0.5), x(p.0 + 0.5));
+        let _ = writeln!(s, r##"<rect x="{x0:.1}" y="{top}" width="{:.1}" height="{:.1}" fill="#d62728" fill-opacity="0.15"/>"##, (x1 - x0).max(0.5), ph * p.3.clamp(0.0, 1.0));
+    }
+    if any_incomplete {
+        let ly = top + 48.0;
+        let _ = writeln!(s, r##"<rect x="{}" y="{}" width="24" height="10" fill="#d62728" fill-opacity="0.15"/><text x="{}" y="{}">share of the second's orders not completed (band height)</text>"##, left + 10.0, ly - 5.0, left + 40.0, ly + 4.0);
+    }
     for (mx, label) in markers.iter().filter(|_| markers.len() > 1) {
         let xx = x(*mx);
         let _ = writeln!(s, r##"<line x1="{xx:.1}" x2="{xx:.1}" y1="{top}" y2="{}" stroke="#bbb"/><text x="{:.1}" y="{}" fill="#555">{}</text>"##, top + ph, xx + 3.0, top + 14.0, xml(label));
@@ -1588,9 +1618,9 @@ mod tests {
 
     #[test]
     fn chart_is_well_formed_for_linear_and_log_ranges() {
-        let linear = svg_chart("t & t", &[(0.5, 10.0, 20.0), (1.5, f64::NAN, f64::NAN), (2.5, 12.0, 30.0)], &[], 3.0);
-        assert!(linear.starts_with("<svg") && linear.ends_with("</svg>\n") && linear.contains("t &amp; t"));
-        let log = svg_chart("log", &[(0.5, 5.0, 20.0), (1.5, 50.0, 5000.0)], &[(0.0, "100/s".into()), (1.0, "150/s".into())], 2.0);
+        let linear = svg_chart("t & t", &[(0.5, 10.0, 20.0, 0.0), (1.5, f64::NAN, f64::NAN, 1.0), (2.5, 12.0, 30.0, 0.0)], &[], 3.0);
+        assert!(linear.starts_with("<svg") && linear.ends_with("</svg>\n") && linear.contains("t &amp; t") && linear.contains("not completed"));
+        let log = svg_chart("log", &[(0.5, 5.0, 20.0, 0.0), (1.5, 50.0, 5000.0, 0.5)], &[(0.0, "100/s".into()), (1.0, "150/s".into())], 2.0);
         assert!(log.contains("log scale") && log.contains("150/s"));
         assert!(!svg_chart("empty", &[], &[], 1.0).contains("NaN"));
     }

@@ -14,6 +14,8 @@ use std::time::Duration;
 pub enum BackendKind {
     /// The reference stack as local processes (the default).
     Processes,
+    /// Docker containers via testcontainers; images from `[containers]`.
+    Containers,
     /// An implementation already running; URLs from `[external]`.
     External,
 }
@@ -32,6 +34,50 @@ pub struct Config {
     pub timing: Timing,
     pub deadlines: Deadlines,
     pub external: External,
+    pub containers: ContainerImages,
+}
+
+/// Images for the `containers` backend. Another implementation runs by changing these names;
+/// its images must read the runtime knobs of the contract (see the README).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ContainerImages {
+    /// Must behave like `apache/kafka` plus `BROKER_EXTERNAL_PORT`/`BROKER_HOSTNAME` (see
+    /// `docker/kafka/entrypoint.sh`).
+    pub kafka: String,
+    /// PostgreSQL with databases order_db, product_db, payment_db, registry_db and trust auth.
+    pub postgres: String,
+    pub registry: String,
+    pub order: String,
+    pub product: String,
+    pub payment: String,
+}
+
+impl Default for ContainerImages {
+    fn default() -> Self {
+        ContainerImages {
+            kafka: "saga-kafka:4.1.2".into(),
+            postgres: "saga-postgres:15".into(),
+            registry: "saga-schema-registry:latest".into(),
+            order: "saga-order-service:latest".into(),
+            product: "saga-product-service:latest".into(),
+            payment: "saga-payment-service:latest".into(),
+        }
+    }
+}
+
+impl ContainerImages {
+    pub fn all(&self) -> [&str; 6] {
+        [&self.kafka, &self.postgres, &self.registry, &self.order, &self.product, &self.payment]
+    }
+
+    pub fn service(&self, service: crate::Service) -> &str {
+        match service {
+            crate::Service::Order => &self.order,
+            crate::Service::Product => &self.product,
+            crate::Service::Payment => &self.payment,
+        }
+    }
 }
 
 /// The seed's processing-time table as budgets, checked on a percentile over many orders.
@@ -88,6 +134,7 @@ impl Default for Config {
             timing: Timing::default(),
             deadlines: Deadlines::default(),
             external: External::default(),
+            containers: ContainerImages::default(),
         }
     }
 }
@@ -133,8 +180,9 @@ impl Config {
         if let Ok(b) = std::env::var("SAGA_BACKEND") {
             config.backend = match b.as_str() {
                 "processes" => BackendKind::Processes,
+                "containers" => BackendKind::Containers,
                 "external" => BackendKind::External,
-                other => anyhow::bail!("SAGA_BACKEND={other}: use processes or external"),
+                other => anyhow::bail!("SAGA_BACKEND={other}: use processes, containers or external"),
             };
         }
         if let Ok(dir) = std::env::var("SAGA_REPORT_DIR") {

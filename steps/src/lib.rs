@@ -5,7 +5,8 @@
 //! documented requirements in `features/`:
 //!
 //! - [`stack`]: the `processes` backend (the reference stack as local processes);
-//! - [`backend`]: picking and driving a backend (`processes`, `external`);
+//! - [`backend`]: picking and driving a backend (`processes`, `containers`, `external`);
+//! - [`containers`]: the `containers` backend (testcontainers);
 //! - [`tap`]: a Kafka consumer that records every saga record, decoded and validated;
 //! - [`checkers`]: Jepsen-style checks over the tap's log (keys, partitions, order, duplicates);
 //! - [`sink`]: the push gateway stand-in (wiremock) the implementation is pointed at;
@@ -17,6 +18,7 @@ pub mod backend;
 pub mod bench;
 pub mod checkers;
 pub mod config;
+pub mod containers;
 pub mod report;
 pub mod runner;
 pub mod sink;

@@ -115,6 +115,25 @@ pub fn free_port() -> anyhow::Result<u16> {
     Ok(listener.local_addr()?.port())
 }
 
+/// Polls `url` until it answers 2xx or `deadline` passes (for things that are not our child
+/// processes: containers, external services).
+pub async fn wait_http_ok_url(url: &str, deadline: Duration) -> anyhow::Result<()> {
+    let client = reqwest::Client::new();
+    let started = Instant::now();
+    loop {
+        if let Ok(r) = client.get(url).timeout(Duration::from_secs(1)).send().await
+            && r.status().is_success()
+        {
+            return Ok(());
+        }
+        if started.elapsed() > deadline {
+            bail!("{url} did not answer 2xx within {deadline:?}");
+        }
+        // Poll interval for a health endpoint (pacing, not synchronisation).
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Polls `url` until it answers 2xx, the process exits, or `deadline` passes.
 pub async fn wait_http_ok(proc: &mut Proc, url: &str, deadline: Duration) -> anyhow::Result<()> {
     let client = reqwest::Client::new();

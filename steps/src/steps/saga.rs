@@ -311,3 +311,36 @@ async fn batch_spread(world: &mut SagaWorld, topic: String, at_least: usize) {
     let partitions: BTreeSet<i32> = world.env.tap.records().iter().filter(|r| r.topic == name && r.order_id.as_ref().is_some_and(|o| orders.contains(o))).map(|r| r.partition).collect();
     assert!(partitions.len() >= at_least, "{} orders used partitions {partitions:?} of {name}", orders.len());
 }
+
+#[then(regex = r#"^no push of type "([A-Z_]+)" arrives for these orders$"#)]
+async fn no_push_for_batch(world: &mut SagaWorld, kind: String) {
+    let sink = &world.env.sink;
+    world
+        .stays(&format!("no {kind} push"), async || {
+            let early: Vec<&String> = world.batch.iter().filter(|id| sink.for_order(id).iter().any(|p| p.kind == kind)).collect();
+            if early.is_empty() { Ok(()) } else { Err(format!("{} order(s) already got it: {early:?}", early.len())) }
+        })
+        .await;
+}
+
+#[then(regex = r#"^every order has exactly one payment in "([A-Z_]+)" and one push of type "([A-Z_]+)"$"#)]
+async fn batch_one_payment_one_push(world: &mut SagaWorld, status: String, kind: String) {
+    for id in &world.batch {
+        if world.env.sink.wait_for(id, world.deadline(), |p| p.iter().any(|p| p.kind == kind)).await.is_err() {
+            panic!("no {kind} push for order {id}{}", world.evidence(id));
+        }
+    }
+    let sink = &world.env.sink;
+    world
+        .stays("one payment and one push per order", async || {
+            for id in &world.batch {
+                let payments = world.payments(id).await;
+                let pushes = sink.for_order(id).into_iter().filter(|p| p.kind == kind).count();
+                if payments.len() != 1 || payments[0]["status"] != json!(status) || pushes != 1 {
+                    return Err(format!("order {id}: payments {payments:?}, {pushes} {kind} push(es){}", world.evidence(id)));
+                }
+            }
+            Ok(())
+        })
+        .await;
+}
