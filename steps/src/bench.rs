@@ -27,7 +27,9 @@
 //!    accepted order's `PAYMENT_WAIT` push has arrived. An accepted order whose push has not
 //!    arrived by then is **lost**. An order with more than one `PAYMENT_WAIT` push, more than one
 //!    `ORDER_CONFIRMED` push, or more than one distinct-`eventId` `stock.reserved` record is
-//!    **duplicated**.
+//!    **duplicated** (judged on what has arrived by the end of the drain). Under overload,
+//!    `lost` counts the backlog too: an order still queued when the drain ends is lost *for the
+//!    benchmark*, whether or not it would complete later.
 //! 5. **Per-order measurements.** intake = HTTP round trip of `POST /api/v1/orders`;
 //!    from the tap's record timestamps (producer CreateTime, ms): reservation =
 //!    `stock.reserved − order.created`, confirmation = `order.confirmed − stock.reserved`;
@@ -40,7 +42,9 @@
 //!    it other processes on the machine took), the services' own `saga_stage_seconds` handler
 //!    times (scraped from `/metrics` before and after each step), and PostgreSQL's commits and
 //!    WAL fsyncs per second (`pg_stat_database`, `pg_stat_wal`; the bench turns on
-//!    `track_wal_io_timing` in its throw-away cluster to get the fsync time).
+//!    `track_wal_io_timing` in its throw-away cluster to get the fsync time; the reload logs
+//!    a harmless note that `max_connections` needs a restart). Before the load, `--idle-seconds`
+//!    (3) of CPU on the idle stack show what the processes burn with no orders at all.
 //!
 //! `--find-max` replaces the single run by successive short steps (`--step-duration`, default
 //! 10 s, after a `--step-warmup` of 2 s), multiplying the rate by `--step-factor` (1.5) from
@@ -51,7 +55,8 @@
 //! Output, in `--report-dir` (default `reports/bench/`): `bench.json` (also copied to `--json
 //! FILE`), `e2e-latency.svg` (e2e p50/p99 per 1 s bucket of send time), `orders.csv` (one line
 //! per order), `metrics/<service>.prom` (the services' Prometheus text after the run) and
-//! `logs/` (every process's log). A readable table goes to stdout.
+//! `logs/` (every process's log). A readable table goes to stdout. The exit code is non-zero
+//! when an order was lost or duplicated (with `--find-max`: in a step that passed).
 //!
 //! The database URL and the services' pids come from [`Stack::database_url`] and
 //! [`Stack::service_pids`]; the infrastructure's pids (Kafka, PostgreSQL, registry), which the
@@ -198,6 +203,9 @@ fn validate(args: &BenchArgs) -> anyhow::Result<()> {
     }
     if !(args.step_factor.is_finite() && args.step_factor > 1.0) {
         bail!("--step-factor must be > 1");
+    }
+    if args.find_max && args.rate > args.max_rate {
+        bail!("--rate ({}) is above --max-rate ({}): --find-max would run no step", args.rate, args.max_rate);
     }
     if args.products == 0 || args.floor_round_trips == 0 {
         bail!("--products and --floor-round-trips must be ≥ 1");

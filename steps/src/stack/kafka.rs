@@ -58,7 +58,8 @@ fn server_properties(port: u16, controller_port: u16, data: &Path) -> anyhow::Re
 
 /// A file of this repository (the CLI and tests run from a clone).
 pub fn repo_file(relative: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join(relative)
+    let steps = Path::new(env!("CARGO_MANIFEST_DIR"));
+    steps.parent().unwrap_or(steps).join(relative)
 }
 
 /// Makes sure the broker jars are in `libs` (fetching them with Maven the first time).

@@ -20,7 +20,7 @@ use crate::timing::Recorder;
 use rdkafka::producer::FutureProducer;
 use saga_contract::{Money, SagaTopic, Topics};
 use std::collections::HashMap;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 /// What every scenario shares: the backend and the kit's instruments.
@@ -38,15 +38,19 @@ pub struct SuiteEnv {
     pub timing: Recorder,
 }
 
-static ENV: OnceLock<Arc<SuiteEnv>> = OnceLock::new();
+/// The environment of the run in progress. cucumber builds Worlds through a plain
+/// constructor, so they find it here; a process may run the suite several times (one run per
+/// backend), each installing its own.
+static ENV: RwLock<Option<Arc<SuiteEnv>>> = RwLock::new(None);
 
-/// Installs the environment the steps use; once per process.
+/// Installs the environment the steps of the next run use (replacing the previous run's).
 pub fn install(env: Arc<SuiteEnv>) -> Arc<SuiteEnv> {
-    ENV.get_or_init(|| env).clone()
+    *ENV.write().expect("suite environment lock poisoned") = Some(env.clone());
+    env
 }
 
 fn env() -> Arc<SuiteEnv> {
-    ENV.get().expect("the suite environment is installed before scenarios run").clone()
+    ENV.read().expect("suite environment lock poisoned").clone().expect("the suite environment is installed before scenarios run")
 }
 
 /// An HTTP answer kept for later steps.
