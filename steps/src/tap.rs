@@ -84,7 +84,7 @@ impl Tap {
             .set("bootstrap.servers", bootstrap)
             .set("group.id", format!("saga-conformance-tap-{}", uuid::Uuid::new_v4()))
             .set("enable.auto.commit", "false")
-            .set("fetch.wait.max.ms", "10")
+            .set("fetch.wait.max.ms", "100")
             .set("isolation.level", "read_uncommitted")
             .create()
             .with_context(|| format!("creating the tap's Kafka consumer for {bootstrap}"))?;

@@ -102,6 +102,9 @@ where
         }
         let round = async {
             let mut tx = pool.begin().await?;
+            // The DELETE need not wait for its WAL flush: if it is lost in a crash the rows are
+            // sent again, and consumers drop the repeat by eventId. Saves an fsync per round.
+            sqlx::query("SET LOCAL synchronous_commit = off").execute(&mut *tx).await?;
             let rows: Vec<Row> = sqlx::query_as("SELECT id, topic, msg_key, payload FROM outbox WHERE kind = $1 ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED")
                 .bind(kind)
                 .bind(BATCH)
@@ -116,11 +119,12 @@ where
             Ok::<_, sqlx::Error>((taken, sent.len()))
         };
         match round.await {
-            Ok((taken, sent)) if taken > 0 && sent == taken => {
+            Ok((taken, sent)) if sent == taken => {
                 failures = 0;
-                continue; // maybe more
+                if taken as i64 == BATCH {
+                    continue; // a full batch: there may be more
+                }
             }
-            Ok((0, _)) => failures = 0,
             Ok((taken, sent)) => {
                 failures += 1;
                 tracing::warn!(kind, taken, sent, "relay round left rows unsent; retrying");
