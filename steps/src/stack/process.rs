@@ -118,24 +118,17 @@ pub fn free_port() -> anyhow::Result<u16> {
 /// Polls `url` until it answers 2xx or `deadline` passes (for things that are not our child
 /// processes: containers, external services).
 pub async fn wait_http_ok_url(url: &str, deadline: Duration) -> anyhow::Result<()> {
-    let client = reqwest::Client::new();
-    let started = Instant::now();
-    loop {
-        if let Ok(r) = client.get(url).timeout(Duration::from_secs(1)).send().await
-            && r.status().is_success()
-        {
-            return Ok(());
-        }
-        if started.elapsed() > deadline {
-            bail!("{url} did not answer 2xx within {deadline:?}");
-        }
-        // Poll interval for a health endpoint (pacing, not synchronisation).
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    poll_http_ok(url, deadline, || Ok(())).await
 }
 
 /// Polls `url` until it answers 2xx, the process exits, or `deadline` passes.
 pub async fn wait_http_ok(proc: &mut Proc, url: &str, deadline: Duration) -> anyhow::Result<()> {
+    let result = poll_http_ok(url, deadline, || if proc.exited() { bail!("{} exited before answering {url}", proc.name) } else { Ok(()) }).await;
+    result.map_err(|e| anyhow::anyhow!("{e}; its log: {}\n{}", proc.log.display(), tail(&proc.log, 25)))
+}
+
+/// The poll loop both share; `alive` fails early when waiting is pointless.
+async fn poll_http_ok(url: &str, deadline: Duration, mut alive: impl FnMut() -> anyhow::Result<()>) -> anyhow::Result<()> {
     let client = reqwest::Client::new();
     let started = Instant::now();
     loop {
@@ -144,13 +137,11 @@ pub async fn wait_http_ok(proc: &mut Proc, url: &str, deadline: Duration) -> any
         {
             return Ok(());
         }
-        if proc.exited() {
-            bail!("{} exited before answering {url}; its log: {}\n{}", proc.name, proc.log.display(), tail(&proc.log, 25));
-        }
+        alive()?;
         if started.elapsed() > deadline {
-            bail!("{} did not answer {url} within {deadline:?}; its log: {}\n{}", proc.name, proc.log.display(), tail(&proc.log, 25));
+            bail!("{url} did not answer 2xx within {deadline:?}");
         }
-        // Poll interval while waiting for a health endpoint (pacing, not synchronisation).
+        // Poll interval for a health endpoint (pacing, not synchronisation).
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
