@@ -3,7 +3,7 @@
 //! handler claims the record's `eventId` in that same transaction, so a redelivery changes
 //! nothing. A record that cannot be decoded or handled is retried a bounded number of times,
 //! then copied to `<topic>.dlt` with headers saying where it came from and why — the partition
-//! keeps moving.
+//! keeps moving. Partitions are worked on concurrently, each in offset order (see [`run`]).
 
 use crate::metrics::Metrics;
 use crate::{ServiceConfig, Shutdown};
@@ -11,12 +11,12 @@ use anyhow::Context as _;
 use rdkafka::client::ClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{Consumer, ConsumerContext, StreamConsumer};
-use rdkafka::message::{BorrowedMessage, Header, Headers, OwnedHeaders};
+use rdkafka::message::{Header, Headers, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::statistics::Statistics;
 use rdkafka::Message;
 use saga_contract::{Decoded, EventCodec, FramingError, SagaTopic};
-use sqlx::{Postgres, Transaction};
+use sqlx::PgConnection;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -59,11 +59,11 @@ pub trait Handler: Send + Sync + 'static {
 
 /// Claims `event_id` inside the handler's transaction: `true` the first time, `false` for a
 /// redelivery (the handler then commits nothing else and reports [`Outcome::Duplicate`]).
-pub async fn claim_event(tx: &mut Transaction<'_, Postgres>, event_id: &str, topic: &str) -> sqlx::Result<bool> {
+pub async fn claim_event(tx: &mut PgConnection, event_id: &str, topic: &str) -> sqlx::Result<bool> {
     let inserted = sqlx::query("INSERT INTO processed_events (event_id, topic) VALUES ($1, $2) ON CONFLICT DO NOTHING")
         .bind(event_id)
         .bind(topic)
-        .execute(&mut **tx)
+        .execute(tx)
         .await?
         .rows_affected();
     Ok(inserted == 1)
@@ -102,27 +102,46 @@ pub struct ConsumerSetup {
     pub metrics: Metrics,
 }
 
-/// Runs until `shutdown`, then commits the stored offsets.
+/// Records waiting per partition worker; a full queue stops the fetch loop (backpressure).
+const WORKER_QUEUE: usize = 32;
+
+/// Runs until `shutdown`, then commits the stored offsets and leaves the group.
+///
+/// Partitions are handled concurrently: partition `p` of every subscribed topic goes to
+/// worker `p % workers`, which handles its records one at a time in offset order. All saga
+/// topics have the same partition count and key (orderId), so an order's records meet in
+/// one worker and keep their causal order, while other orders' records overlap their
+/// database round trips and commits.
 pub async fn run<H: Handler>(setup: ConsumerSetup, handler: H, shutdown: Shutdown) -> anyhow::Result<()> {
     let ConsumerSetup { config, topics, codec, producer, metrics } = setup;
-    let consumer: StreamConsumer<LagContext> = ClientConfig::new()
-        .set("bootstrap.servers", &config.kafka_bootstrap_servers)
-        .set("group.id", config.consumer_group())
-        .set("enable.auto.commit", "true")
-        .set("auto.commit.interval.ms", "500")
-        .set("enable.auto.offset.store", "false")
-        .set("auto.offset.reset", "earliest")
-        // The broker answers a fetch as soon as data arrives (fetch.min.bytes=1); this only
-        // bounds idle polling, so a longer wait costs no latency and saves CPU.
-        .set("fetch.wait.max.ms", "100")
-        .set("statistics.interval.ms", "5000")
-        .create_with_context(LagContext { metrics: metrics.clone() })
-        .with_context(|| format!("creating Kafka consumer for {}", config.kafka_bootstrap_servers))?;
+    let consumer: Arc<StreamConsumer<LagContext>> = Arc::new(
+        ClientConfig::new()
+            .set("bootstrap.servers", &config.kafka_bootstrap_servers)
+            .set("group.id", config.consumer_group())
+            .set("enable.auto.commit", "true")
+            .set("auto.commit.interval.ms", "500")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
+            // The broker answers a fetch as soon as data arrives (fetch.min.bytes=1); this only
+            // bounds idle polling, so a longer wait costs no latency and saves CPU.
+            .set("fetch.wait.max.ms", "100")
+            .set("statistics.interval.ms", "5000")
+            .create_with_context(LagContext { metrics: metrics.clone() })
+            .with_context(|| format!("creating Kafka consumer for {}", config.kafka_bootstrap_servers))?,
+    );
     let names: Vec<&str> = topics.iter().map(|t| config.topics.name(*t)).collect();
     consumer.subscribe(&names).with_context(|| format!("subscribing to {names:?}"))?;
-    tracing::info!(topics = ?names, group = %config.consumer_group(), "consuming");
+    let worker_count = usize::try_from(config.topic_partitions).unwrap_or(1).clamp(1, 16);
+    tracing::info!(topics = ?names, group = %config.consumer_group(), workers = worker_count, "consuming");
 
-    let dead_letters = DeadLetters { producer, service: config.service_name };
+    let worker = Arc::new(Worker { handler, codec, config, dead_letters: DeadLetters { producer }, metrics, consumer: consumer.clone(), shutdown: shutdown.clone() });
+    let mut queues = Vec::with_capacity(worker_count);
+    let mut workers = tokio::task::JoinSet::new();
+    for _ in 0..worker_count {
+        let (queue, records) = tokio::sync::mpsc::channel(WORKER_QUEUE);
+        queues.push(queue);
+        workers.spawn(worker.clone().work(records));
+    }
     let mut stop = shutdown.clone();
     loop {
         let message = tokio::select! {
@@ -130,41 +149,78 @@ pub async fn run<H: Handler>(setup: ConsumerSetup, handler: H, shutdown: Shutdow
             _ = stop.changed() => break,
         };
         let message = match message {
-            Ok(m) => m,
+            Ok(m) => m.detach(),
             Err(error) => {
                 tracing::warn!(%error, "consumer error");
                 continue;
             }
         };
-        let Some(topic) = config.topics.topic_of(message.topic()) else { continue };
-        let started = Instant::now();
-        let outcome = handle_with_retries(&handler, &codec, topic, &message, &shutdown).await;
-        let label = match outcome {
-            Some(Ok(Outcome::Processed)) => "processed",
-            Some(Ok(Outcome::Duplicate)) => "duplicate",
-            Some(Err(error)) => {
-                let dlt = config.topics.dead_letter(topic);
-                if !dead_letters.send(&dlt, &message, &error, &shutdown).await {
-                    break; // shutting down before the dead letter was written: keep the offset
-                }
-                "dead_letter"
-            }
-            None => break, // shutdown during retries: the record is redelivered next time
-        };
-        metrics.consumed(message.topic(), label);
-        metrics.stage(message.topic(), started.elapsed().as_secs_f64());
-        if let Err(error) = consumer.store_offset_from_message(&message) {
-            tracing::error!(%error, "storing offset failed");
+        let queue = &queues[usize::try_from(message.partition()).unwrap_or(0) % worker_count];
+        tokio::select! {
+            sent = queue.send(message) => if sent.is_err() { break },
+            _ = stop.changed() => break,
         }
     }
+    drop(queues);
+    while workers.join_next().await.is_some() {}
+    drop(worker);
     if let Err(error) = consumer.commit_consumer_state(rdkafka::consumer::CommitMode::Sync) {
         tracing::warn!(%error, "final offset commit failed; records since the last commit will be redelivered (and deduplicated)");
     }
+    // The last handle goes here: closing the consumer leaves the group at once, so a restarted
+    // instance gets the partitions without waiting for the session to time out.
+    drop(consumer);
     Ok(())
 }
 
+/// What every partition worker shares.
+struct Worker<H> {
+    handler: H,
+    codec: Arc<EventCodec>,
+    config: ServiceConfig,
+    dead_letters: DeadLetters,
+    metrics: Metrics,
+    consumer: Arc<StreamConsumer<LagContext>>,
+    shutdown: Shutdown,
+}
+
+impl<H: Handler> Worker<H> {
+    async fn work(self: Arc<Self>, mut records: tokio::sync::mpsc::Receiver<OwnedMessage>) {
+        while let Some(message) = records.recv().await {
+            if *self.shutdown.borrow() || !self.process(&message).await {
+                return; // the record's offset is not stored: it is redelivered next time
+            }
+        }
+    }
+
+    /// Handles one record and stores its offset; `false` when shutdown interrupted it.
+    async fn process(&self, message: &OwnedMessage) -> bool {
+        let Some(topic) = self.config.topics.topic_of(message.topic()) else { return true };
+        let started = Instant::now();
+        let label = match handle_with_retries(&self.handler, &self.codec, topic, message, &self.shutdown).await {
+            Some(Ok(Outcome::Processed)) => "processed",
+            Some(Ok(Outcome::Duplicate)) => "duplicate",
+            Some(Err(error)) => {
+                let dlt = self.config.topics.dead_letter(topic);
+                if !self.dead_letters.send(&dlt, self.config.service_name, message, &error, &self.shutdown).await {
+                    return false;
+                }
+                "dead_letter"
+            }
+            None => return false,
+        };
+        self.metrics.consumed(message.topic(), label);
+        self.metrics.stage(message.topic(), started.elapsed().as_secs_f64());
+        if let Err(error) = self.consumer.store_offset(message.topic(), message.partition(), message.offset()) {
+            // After a rebalance took the partition away: its new owner redelivers the record.
+            tracing::warn!(%error, topic = message.topic(), partition = message.partition(), "storing offset failed");
+        }
+        true
+    }
+}
+
 /// `None` when shutdown interrupted the retries.
-async fn handle_with_retries<H: Handler>(handler: &H, codec: &EventCodec, topic: SagaTopic, message: &BorrowedMessage<'_>, shutdown: &Shutdown) -> Option<Result<Outcome, HandleError>> {
+async fn handle_with_retries<H: Handler>(handler: &H, codec: &EventCodec, topic: SagaTopic, message: &OwnedMessage, shutdown: &Shutdown) -> Option<Result<Outcome, HandleError>> {
     let mut attempt = 0u32;
     loop {
         attempt += 1;
@@ -190,7 +246,7 @@ async fn handle_with_retries<H: Handler>(handler: &H, codec: &EventCodec, topic:
     }
 }
 
-async fn handle_once<H: Handler>(handler: &H, codec: &EventCodec, topic: SagaTopic, message: &BorrowedMessage<'_>) -> Result<Outcome, HandleError> {
+async fn handle_once<H: Handler>(handler: &H, codec: &EventCodec, topic: SagaTopic, message: &OwnedMessage) -> Result<Outcome, HandleError> {
     let payload = message.payload().ok_or_else(|| HandleError::Poison("record has no value".into()))?;
     let decoded = codec.decode(payload).await?;
     let expected = topic.record_full_name();
@@ -202,13 +258,12 @@ async fn handle_once<H: Handler>(handler: &H, codec: &EventCodec, topic: SagaTop
 
 struct DeadLetters {
     producer: FutureProducer,
-    service: &'static str,
 }
 
 impl DeadLetters {
     /// Copies the record to `dlt` (same key and value, original headers kept, context headers
     /// added). Retries until it is written: dropping it would lose data. `false` on shutdown.
-    async fn send(&self, dlt: &str, message: &BorrowedMessage<'_>, error: &HandleError, shutdown: &Shutdown) -> bool {
+    async fn send(&self, dlt: &str, service: &str, message: &OwnedMessage, error: &HandleError, shutdown: &Shutdown) -> bool {
         let partition = message.partition().to_string();
         let offset = message.offset().to_string();
         let error_text = error.to_string();
@@ -225,7 +280,7 @@ impl DeadLetters {
                 .insert(Header { key: "dlt.original.partition", value: Some(&partition) })
                 .insert(Header { key: "dlt.original.offset", value: Some(&offset) })
                 .insert(Header { key: "dlt.error", value: Some(&error_text) })
-                .insert(Header { key: "dlt.service", value: Some(self.service) });
+                .insert(Header { key: "dlt.service", value: Some(service) });
             let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(dlt).headers(headers);
             if let Some(key) = message.key() {
                 record = record.key(key);

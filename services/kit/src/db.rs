@@ -2,7 +2,8 @@
 //! service has next to its domain tables.
 
 use sqlx::PgPool;
-use sqlx::postgres::PgPoolOptions;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use std::str::FromStr;
 use std::time::Duration;
 
 pub async fn connect(database_url: &str) -> anyhow::Result<PgPool> {
@@ -14,6 +15,21 @@ pub async fn connect(database_url: &str) -> anyhow::Result<PgPool> {
         .map_err(|e| anyhow::anyhow!("cannot connect to PostgreSQL ({}): {e}; check DATABASE_URL and that the server runs", redact(database_url)))?;
     prepare_kit_tables(&pool).await?;
     Ok(pool)
+}
+
+/// The outbox relays' own small pool: they never wait behind handlers for a connection, and
+/// their deletes skip the WAL flush wait (a delete lost in a crash only means a resend, which
+/// consumers drop by `eventId`).
+pub async fn connect_relay_pool(database_url: &str) -> anyhow::Result<PgPool> {
+    let options = PgConnectOptions::from_str(database_url)
+        .map_err(|e| anyhow::anyhow!("DATABASE_URL ({}) is not a PostgreSQL URL: {e}", redact(database_url)))?
+        .options([("synchronous_commit", "off")]);
+    PgPoolOptions::new()
+        .max_connections(2)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect_with(options)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot connect to PostgreSQL ({}): {e}; check DATABASE_URL and that the server runs", redact(database_url)))
 }
 
 /// Creates the outbox and the dedupe table. Idempotent, and kept outside the services'

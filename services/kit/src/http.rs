@@ -15,6 +15,12 @@ use serde_json::json;
 /// Largest accepted request body; an order with thousands of lines is not a real order.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
+/// How much of an oversized body is still read (and thrown away) so the client, which is
+/// usually still sending, receives the 413 instead of a connection reset (nginx's "lingering
+/// close"). Beyond this, or after [`LINGER_TIME`], the connection is simply closed.
+const LINGER_MAX_BYTES: usize = 16 * 1024 * 1024;
+const LINGER_TIME: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// An RFC 9457 problem; the `detail` says what to fix.
 #[derive(Debug)]
 pub struct Problem {
@@ -79,7 +85,6 @@ fn json_problem(rejection: JsonRejection) -> Problem {
     match rejection {
         JsonRejection::JsonDataError(_) => Problem::unprocessable(detail),
         JsonRejection::MissingJsonContentType(_) => Problem { status, title: "Unsupported media type", detail: "send the body as application/json".into() },
-        _ if status == StatusCode::PAYLOAD_TOO_LARGE => Problem { status, title: "Payload too large", detail: format!("the body exceeds {MAX_BODY_BYTES} bytes") },
         _ => Problem::bad_request(detail),
     }
 }
@@ -113,7 +118,75 @@ pub async fn serve(router: Router, port: u16, shutdown: crate::Shutdown) -> anyh
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {host}:{port}: {e}; set HTTP_PORT to a free port"))?;
     tracing::info!(address = %listener.local_addr()?, "listening");
-    let router = router.fallback(|| async { Problem::not_found("no such endpoint") }).layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES));
+    let router = router.fallback(|| async { Problem::not_found("no such endpoint") }).layer(axum::middleware::from_fn(limit_body));
     axum::serve(listener, router).with_graceful_shutdown(crate::wait_for_shutdown(shutdown)).await?;
     Ok(())
+}
+
+/// Buffers the request body up to [`MAX_BODY_BYTES`]; a larger one is answered with a 413
+/// problem after the rest of it has been drained (see [`LINGER_MAX_BYTES`]). Without the drain
+/// the server would close a socket that still holds unread data, the kernel would answer with
+/// a reset, and a client still writing its body would see "connection reset" instead of 413.
+async fn limit_body(request: Request, next: axum::middleware::Next) -> Response {
+    use futures::StreamExt;
+    let (parts, body) = request.into_parts();
+    let declared = parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
+    let too_large = || Problem { status: StatusCode::PAYLOAD_TOO_LARGE, title: "Payload too large", detail: format!("the body exceeds {MAX_BODY_BYTES} bytes; an order needs far less") }.into_response();
+    if declared.is_some_and(|n| n > LINGER_MAX_BYTES) {
+        return too_large();
+    }
+    let mut stream = body.into_data_stream();
+    let mut buffered = Vec::with_capacity(declared.unwrap_or(0).min(MAX_BODY_BYTES));
+    while let Some(chunk) = stream.next().await {
+        let Ok(chunk) = chunk else {
+            return Problem::bad_request("the request body could not be read to its end").into_response();
+        };
+        if buffered.len() + chunk.len() > MAX_BODY_BYTES {
+            let mut drained = buffered.len() + chunk.len();
+            let _ = tokio::time::timeout(LINGER_TIME, async {
+                while let Some(Ok(chunk)) = stream.next().await {
+                    drained += chunk.len();
+                    if drained > LINGER_MAX_BYTES {
+                        break;
+                    }
+                }
+            })
+            .await;
+            return too_large();
+        }
+        buffered.extend_from_slice(&chunk);
+    }
+    next.run(Request::from_parts(parts, axum::body::Body::from(buffered))).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::routing::post;
+
+    /// A client that sends a far-too-large body while the server has already decided must
+    /// still read a 413 problem, every time, and the connection must stay usable for the
+    /// next request (the race this guards against shows up as "connection reset").
+    #[tokio::test]
+    async fn oversized_bodies_get_a_413_problem_not_a_reset() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let router = Router::new()
+            .route("/echo", post(|ProblemJson(v): ProblemJson<serde_json::Value>| async move { Json(v) }))
+            .layer(axum::middleware::from_fn(limit_body));
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        let client = reqwest::Client::new();
+        let url = format!("http://{address}/echo");
+        for size in [MAX_BODY_BYTES + 1, 1024 * 1024, 4 * 1024 * 1024] {
+            for _ in 0..10 {
+                let body = serde_json::to_vec(&json!({"x": "y".repeat(size)})).unwrap();
+                let answer = client.post(&url).header("content-type", "application/json").body(body).send().await.unwrap_or_else(|e| panic!("{size} bytes: {e:?}"));
+                assert_eq!(answer.status(), StatusCode::PAYLOAD_TOO_LARGE);
+                assert_eq!(answer.headers()[header::CONTENT_TYPE], "application/problem+json");
+            }
+        }
+        let small = client.post(&url).json(&json!({"x": 1})).send().await.unwrap();
+        assert_eq!(small.status(), StatusCode::OK);
+        assert_eq!(small.json::<serde_json::Value>().await.unwrap(), json!({"x": 1}));
+    }
 }

@@ -5,7 +5,8 @@
 //!
 //! - [`config`]: the runtime knobs every implementation reads from env (the contract's list);
 //! - [`outbox`]: the transactional outbox — events and push notifications are rows written in
-//!   the same transaction as the state change, and a relay woken on commit publishes them;
+//!   the same transaction as the state change, handed to the relay on commit (with a fallback
+//!   scan for what a crash left);
 //! - [`consumer`]: the idempotent consumer loop — dedupe by `eventId` in the handler's
 //!   transaction, offsets stored only after it commits, bounded retries then `<topic>.dlt`;
 //! - [`kafka`]: producer settings (idempotent, `acks=all`) and topic creation;

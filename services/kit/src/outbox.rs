@@ -1,7 +1,13 @@
-//! The transactional outbox. A handler writes its state change and the rows here in one
-//! transaction; after commit it wakes the relay, which publishes (Kafka) or delivers (push)
-//! and deletes what went out. A crash between commit and publish leaves the rows, and the
-//! relay sends them when the service is back — nothing is lost.
+//! The transactional outbox. A handler writes its state change and the outbox rows in one
+//! [`OutboxTx`]; when that commits, the rows go straight from memory to the relay, which
+//! publishes (Kafka) or delivers (push) at once and deletes what went out. A crash between
+//! commit and publish leaves the rows in the table, and the relay's fallback scan sends them
+//! when the service is back (or, with several instances, from another one) — nothing is lost.
+//!
+//! Why rows travel in memory: reading them back costs a transaction per round (BEGIN, a
+//! locking SELECT, DELETE, COMMIT), which was about half of PostgreSQL's work per order and a
+//! round trip of latency on every hop. Now the hot path costs one DELETE per batch of sent
+//! rows, written without waiting for its WAL flush (a lost DELETE only means a resend).
 //!
 //! Delivery is at-least-once (a crash after publishing but before the delete resends), which
 //! the consumers' `eventId` dedupe and the push payload's `eventId` absorb.
@@ -11,51 +17,35 @@ use futures::future::join_all;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 pub use saga_contract::PushNotification;
-use sqlx::{PgPool, Postgres, Transaction};
-use std::sync::Arc;
+use sqlx::{PgConnection, PgPool, Postgres, Transaction};
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::Notify;
+use tokio::sync::mpsc;
 
-/// Most rows taken per relay round.
+/// Most rows taken per fallback round.
 const BATCH: i64 = 256;
-/// How often the relay looks even without a wake-up: retries after a failure and rows left
-/// by another instance. The normal path is the in-process wake-up on commit.
+/// How often the fallback scan looks for rows the hot path did not send: left by a crash, by
+/// a failed publish (retried from here) or by another instance.
 const FALLBACK_POLL: Duration = Duration::from_millis(500);
+/// Rows younger than this belong to the hot path (committed, on their way to the relay), so
+/// the fallback leaves them alone; only its very first round, at start-up, takes every row.
+const FALLBACK_MIN_AGE_MS: i64 = 2000;
+/// How long sent ids are gathered into one DELETE (off the latency path).
+const DELETE_GATHER: Duration = Duration::from_millis(20);
 
-/// Queues a framed Kafka record in the caller's transaction.
-pub async fn enqueue_event(tx: &mut Transaction<'_, Postgres>, topic: &str, key: &str, payload: &[u8]) -> sqlx::Result<()> {
-    sqlx::query("INSERT INTO outbox (kind, topic, msg_key, payload) VALUES ('kafka', $1, $2, $3)")
-        .bind(topic)
-        .bind(key)
-        .bind(payload)
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Kafka,
+    Push,
 }
 
-/// Queues a push notification in the caller's transaction.
-pub async fn enqueue_push(tx: &mut Transaction<'_, Postgres>, push: &PushNotification) -> sqlx::Result<()> {
-    let payload = serde_json::to_vec(push).expect("a notification serialises");
-    sqlx::query("INSERT INTO outbox (kind, topic, msg_key, payload) VALUES ('push', 'push', $1, $2)")
-        .bind(&push.order_id)
-        .bind(payload)
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
-}
-
-/// Handle to wake the relays after a commit.
-#[derive(Clone)]
-pub struct RelayHandle {
-    kafka: Arc<Notify>,
-    push: Arc<Notify>,
-}
-
-impl RelayHandle {
-    /// Call after committing a transaction that enqueued rows.
-    pub fn wake(&self) {
-        self.kafka.notify_one();
-        self.push.notify_one();
+impl Kind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Kind::Kafka => "kafka",
+            Kind::Push => "push",
+        }
     }
 }
 
@@ -67,81 +57,222 @@ struct Row {
     payload: Vec<u8>,
 }
 
-/// Starts the Kafka relay and (when a gateway is configured) the push relay.
-pub fn start_relays(pool: PgPool, producer: FutureProducer, push_gateway: Option<String>, metrics: Metrics, shutdown: crate::Shutdown) -> RelayHandle {
-    let handle = RelayHandle { kafka: Arc::new(Notify::new()), push: Arc::new(Notify::new()) };
-    let kafka = KafkaSink { producer, metrics: metrics.clone() };
-    tokio::spawn(relay_loop("kafka", pool.clone(), handle.kafka.clone(), shutdown.clone(), move |rows| {
-        let kafka = kafka.clone();
-        async move { kafka.publish(rows).await }
-    }));
-    match push_gateway {
-        Some(url) => {
-            let push = PushSink { client: reqwest::Client::builder().timeout(Duration::from_secs(5)).build().expect("http client"), url, metrics };
-            tokio::spawn(relay_loop("push", pool, handle.push.clone(), shutdown, move |rows| {
-                let push = push.clone();
-                async move { push.deliver(rows).await }
-            }));
-        }
-        None => tracing::warn!("PUSH_GATEWAY_URL is not set: push notifications stay queued in the outbox"),
-    }
-    handle
+/// A transaction whose queued events and pushes are handed to the relay once it commits.
+/// Use [`OutboxTx::conn`] for the handler's own statements.
+pub struct OutboxTx {
+    tx: Transaction<'static, Postgres>,
+    queued: Vec<(Kind, Row)>,
+    relay: RelayHandle,
 }
 
-/// One relay: lock a batch (SKIP LOCKED lets several instances share the table), send it,
-/// delete what was sent, repeat while there is work; otherwise wait for a wake-up.
-async fn relay_loop<F, Fut>(kind: &'static str, pool: PgPool, wake: Arc<Notify>, shutdown: crate::Shutdown, send: F)
-where
-    F: Fn(Vec<Row>) -> Fut,
-    Fut: Future<Output = Vec<i64>>,
-{
-    let mut failures = 0u32;
-    loop {
-        if *shutdown.borrow() {
+impl OutboxTx {
+    pub fn conn(&mut self) -> &mut PgConnection {
+        &mut self.tx
+    }
+
+    /// Queues a framed Kafka record.
+    pub async fn event(&mut self, topic: &str, key: &str, payload: Vec<u8>) -> sqlx::Result<()> {
+        self.queue(Kind::Kafka, topic, key, payload).await
+    }
+
+    /// Queues a push notification.
+    pub async fn push(&mut self, push: &PushNotification) -> sqlx::Result<()> {
+        let payload = serde_json::to_vec(push).expect("a notification serialises");
+        self.queue(Kind::Push, "push", &push.order_id, payload).await
+    }
+
+    async fn queue(&mut self, kind: Kind, topic: &str, key: &str, payload: Vec<u8>) -> sqlx::Result<()> {
+        let (id,): (i64,) = sqlx::query_as("INSERT INTO outbox (kind, topic, msg_key, payload) VALUES ($1, $2, $3, $4) RETURNING id")
+            .bind(kind.as_str())
+            .bind(topic)
+            .bind(key)
+            .bind(&payload)
+            .fetch_one(&mut *self.tx)
+            .await?;
+        self.queued.push((kind, Row { id, topic: topic.to_string(), msg_key: key.to_string(), payload }));
+        Ok(())
+    }
+
+    /// Commits, then hands the queued rows to the relay.
+    pub async fn commit(self) -> sqlx::Result<()> {
+        self.tx.commit().await?;
+        self.relay.hand_over(self.queued);
+        Ok(())
+    }
+}
+
+/// The way into the relays; cheap to clone.
+#[derive(Clone)]
+pub struct RelayHandle {
+    kafka: mpsc::UnboundedSender<Vec<Row>>,
+    /// `None` without a push gateway: push rows then stay in the table.
+    push: Option<mpsc::UnboundedSender<Vec<Row>>>,
+}
+
+impl RelayHandle {
+    /// Starts a transaction on `pool` whose rows reach this relay on commit.
+    pub async fn begin(&self, pool: &PgPool) -> sqlx::Result<OutboxTx> {
+        Ok(OutboxTx { tx: pool.begin().await?, queued: Vec::new(), relay: self.clone() })
+    }
+
+    fn hand_over(&self, queued: Vec<(Kind, Row)>) {
+        let (kafka, push): (Vec<_>, Vec<_>) = queued.into_iter().partition(|(kind, _)| *kind == Kind::Kafka);
+        // A closed channel means the relay stopped (shutdown): the rows wait in the table.
+        if !kafka.is_empty() {
+            let _ = self.kafka.send(kafka.into_iter().map(|(_, row)| row).collect());
+        }
+        if let (Some(channel), false) = (&self.push, push.is_empty()) {
+            let _ = channel.send(push.into_iter().map(|(_, row)| row).collect());
+        }
+    }
+}
+
+/// Starts the Kafka relay and (when a gateway is configured) the push relay. Each first sends
+/// whatever a previous run committed but did not send. `relay_pool` should be a small pool of
+/// its own with `synchronous_commit=off` (see [`crate::db::connect_relay_pool`]).
+pub fn start_relays(relay_pool: PgPool, producer: FutureProducer, push_gateway: Option<String>, metrics: Metrics, shutdown: crate::Shutdown) -> RelayHandle {
+    let (kafka_tx, kafka_rx) = mpsc::unbounded_channel();
+    let kafka = KafkaSink { producer, metrics: metrics.clone() };
+    tokio::spawn(Relay::new(Kind::Kafka, relay_pool.clone(), kafka).run(kafka_rx, shutdown.clone()));
+    let push = match push_gateway {
+        Some(url) => {
+            let (push_tx, push_rx) = mpsc::unbounded_channel();
+            let sink = PushSink { client: reqwest::Client::builder().timeout(Duration::from_secs(5)).build().expect("http client"), url, metrics };
+            tokio::spawn(Relay::new(Kind::Push, relay_pool, sink).run(push_rx, shutdown));
+            Some(push_tx)
+        }
+        None => {
+            tracing::warn!("PUSH_GATEWAY_URL is not set: push notifications stay queued in the outbox");
+            None
+        }
+    };
+    RelayHandle { kafka: kafka_tx, push }
+}
+
+/// Where a relay sends rows. `start` begins sending synchronously (so records enqueued in
+/// commit order keep that order per partition) and returns a future of the ids that went out.
+trait Sink: Send + Sync + 'static {
+    fn start(&self, rows: &[Row]) -> impl Future<Output = Vec<i64>> + Send + 'static;
+}
+
+struct Relay<S> {
+    kind: Kind,
+    pool: PgPool,
+    sink: Arc<S>,
+    /// Ids handed over by the hot path and not yet deleted; the fallback scan skips them.
+    in_flight: Arc<Mutex<HashSet<i64>>>,
+}
+
+impl<S: Sink> Relay<S> {
+    fn new(kind: Kind, pool: PgPool, sink: S) -> Relay<S> {
+        Relay { kind, pool, sink: Arc::new(sink), in_flight: Arc::default() }
+    }
+
+    async fn run(self, mut hot: mpsc::UnboundedReceiver<Vec<Row>>, shutdown: crate::Shutdown) {
+        let (done_tx, done_rx) = mpsc::unbounded_channel();
+        tokio::spawn(delete_sent(self.kind, self.pool.clone(), self.in_flight.clone(), done_rx));
+        let mut min_age_ms = 0; // the first round takes everything a previous run left
+        let mut fallback = tokio::time::interval(FALLBACK_POLL);
+        fallback.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut stop = shutdown.clone();
+        loop {
+            tokio::select! {
+                Some(rows) = hot.recv() => self.send_hot(rows, &mut hot, &done_tx),
+                _ = fallback.tick() => {
+                    // Rows already handed over are the hot path's: claim them before scanning.
+                    self.send_hot(Vec::new(), &mut hot, &done_tx);
+                    if let Err(error) = self.fallback_round(min_age_ms).await {
+                        tracing::error!(kind = self.kind.as_str(), %error, "outbox fallback round failed; retrying");
+                    }
+                    min_age_ms = FALLBACK_MIN_AGE_MS;
+                }
+                _ = stop.changed() => return,
+            }
+        }
+    }
+
+    /// Starts sending `rows` and everything else already handed over; the outcome goes to
+    /// [`delete_sent`].
+    fn send_hot(&self, mut rows: Vec<Row>, hot: &mut mpsc::UnboundedReceiver<Vec<Row>>, done: &mpsc::UnboundedSender<(Vec<i64>, Vec<i64>)>) {
+        while let Ok(more) = hot.try_recv() {
+            rows.extend(more);
+        }
+        if rows.is_empty() {
             return;
         }
-        let round = async {
-            let mut tx = pool.begin().await?;
-            // The DELETE need not wait for its WAL flush: if it is lost in a crash the rows are
-            // sent again, and consumers drop the repeat by eventId. Saves an fsync per round.
-            sqlx::query("SET LOCAL synchronous_commit = off").execute(&mut *tx).await?;
-            let rows: Vec<Row> = sqlx::query_as("SELECT id, topic, msg_key, payload FROM outbox WHERE kind = $1 ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED")
-                .bind(kind)
-                .bind(BATCH)
-                .fetch_all(&mut *tx)
-                .await?;
-            let taken = rows.len();
-            let sent = if rows.is_empty() { Vec::new() } else { send(rows).await };
+        let all: Vec<i64> = rows.iter().map(|r| r.id).collect();
+        self.in_flight.lock().expect("in-flight set").extend(all.iter().copied());
+        let sending = self.sink.start(&rows);
+        let done = done.clone();
+        tokio::spawn(async move {
+            let sent = sending.await;
+            let _ = done.send((sent, all));
+        });
+    }
+
+    /// Sends, under row locks (SKIP LOCKED lets several instances share the table), rows no
+    /// one is sending: at least `min_age_ms` old and not in flight here.
+    async fn fallback_round(&self, min_age_ms: i64) -> sqlx::Result<()> {
+        loop {
+            let mut tx = self.pool.begin().await?;
+            let in_flight: Vec<i64> = self.in_flight.lock().expect("in-flight set").iter().copied().collect();
+            let rows: Vec<Row> = sqlx::query_as(
+                "SELECT id, topic, msg_key, payload FROM outbox WHERE kind = $1 AND created_at <= now() - make_interval(secs => $3::float8 / 1000) \
+                 AND NOT (id = ANY($4)) ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED",
+            )
+            .bind(self.kind.as_str())
+            .bind(BATCH)
+            .bind(min_age_ms as f64)
+            .bind(&in_flight)
+            .fetch_all(&mut *tx)
+            .await?;
+            if rows.is_empty() {
+                return Ok(());
+            }
+            let sent = self.sink.start(&rows).await;
             if !sent.is_empty() {
                 sqlx::query("DELETE FROM outbox WHERE id = ANY($1)").bind(&sent).execute(&mut *tx).await?;
             }
             tx.commit().await?;
-            Ok::<_, sqlx::Error>((taken, sent.len()))
+            tracing::info!(kind = self.kind.as_str(), taken = rows.len(), sent = sent.len(), "outbox fallback sent rows left unsent");
+            if sent.len() < rows.len() || (rows.len() as i64) < BATCH {
+                return Ok(()); // failures wait for the next round; a short batch means no more
+            }
+        }
+    }
+}
+
+/// Deletes what the hot path sent, many ids per statement, and only then forgets them as in
+/// flight (so the fallback never resends a row that went out). Ids that failed to send are
+/// forgotten at once: the fallback retries them.
+async fn delete_sent(kind: Kind, pool: PgPool, in_flight: Arc<Mutex<HashSet<i64>>>, mut done: mpsc::UnboundedReceiver<(Vec<i64>, Vec<i64>)>) {
+    while let Some((mut sent, mut all)) = done.recv().await {
+        let gather = tokio::time::sleep(DELETE_GATHER);
+        tokio::pin!(gather);
+        loop {
+            tokio::select! {
+                more = done.recv() => match more {
+                    Some((s, a)) => { sent.extend(s); all.extend(a); }
+                    None => break,
+                },
+                _ = &mut gather => break,
+            }
+        }
+        let failed: HashSet<i64> = {
+            let sent: HashSet<i64> = sent.iter().copied().collect();
+            all.iter().copied().filter(|id| !sent.contains(id)).collect()
         };
-        match round.await {
-            Ok((taken, sent)) if sent == taken => {
-                failures = 0;
-                if taken as i64 == BATCH {
-                    continue; // a full batch: there may be more
-                }
-            }
-            Ok((taken, sent)) => {
-                failures += 1;
-                tracing::warn!(kind, taken, sent, "relay round left rows unsent; retrying");
-            }
-            Err(error) => {
-                failures += 1;
-                tracing::error!(kind, %error, "relay round failed; retrying");
-            }
+        if !failed.is_empty() {
+            tracing::warn!(kind = kind.as_str(), rows = failed.len(), "outbox rows not sent; the fallback scan retries them");
+            in_flight.lock().expect("in-flight set").retain(|id| !failed.contains(id));
         }
-        // Back off after failures (pacing, not synchronisation); otherwise wait for a commit.
-        let pause = if failures > 0 { Duration::from_millis(50 * 2u64.pow(failures.min(6))) } else { FALLBACK_POLL };
-        let mut shutdown_wait = shutdown.clone();
-        tokio::select! {
-            _ = wake.notified(), if failures == 0 => {},
-            _ = tokio::time::sleep(pause) => {},
-            _ = shutdown_wait.changed() => {},
+        if let Err(error) = sqlx::query("DELETE FROM outbox WHERE id = ANY($1)").bind(&sent).execute(&pool).await {
+            // Left in the table and forgotten here, the rows are resent by the fallback —
+            // duplicates the consumers drop by eventId, never a loss.
+            tracing::error!(kind = kind.as_str(), %error, rows = sent.len(), "deleting sent outbox rows failed");
         }
+        let sent: HashSet<i64> = sent.into_iter().collect();
+        in_flight.lock().expect("in-flight set").retain(|id| !sent.contains(id));
     }
 }
 
@@ -151,25 +282,43 @@ struct KafkaSink {
     metrics: Metrics,
 }
 
-impl KafkaSink {
-    /// Sends the batch concurrently (the idempotent producer keeps per-partition order) and
-    /// returns the ids the broker acknowledged.
-    async fn publish(&self, rows: Vec<Row>) -> Vec<i64> {
-        let deliveries = rows.iter().map(|row| {
-            let record = FutureRecord::to(&row.topic).key(&row.msg_key).payload(&row.payload).headers(OwnedHeaders::new().insert(Header { key: "content-type", value: Some("application/vnd.confluent.avro") }));
-            async move {
-                let result = self.producer.send(record, Duration::from_secs(30)).await;
-                self.metrics.published(&row.topic, result.is_ok());
-                match result {
-                    Ok(_) => Some(row.id),
-                    Err((error, _)) => {
-                        tracing::warn!(topic = %row.topic, key = %row.msg_key, %error, "publish failed");
-                        None
+impl Sink for KafkaSink {
+    /// Enqueues every record now, in order (the idempotent producer keeps per-partition order),
+    /// and resolves to the ids the broker acknowledged.
+    fn start(&self, rows: &[Row]) -> impl Future<Output = Vec<i64>> + Send + 'static {
+        let deliveries: Vec<_> = rows
+            .iter()
+            .map(|row| {
+                let record = FutureRecord::to(&row.topic).key(&row.msg_key).payload(&row.payload).headers(OwnedHeaders::new().insert(Header { key: "content-type", value: Some("application/vnd.confluent.avro") }));
+                let delivery = self.producer.send_result(record).map_err(|(error, _)| error);
+                (row.id, row.topic.clone(), row.msg_key.clone(), delivery)
+            })
+            .collect();
+        let metrics = self.metrics.clone();
+        async move {
+            let outcomes = deliveries.into_iter().map(|(id, topic, key, delivery)| {
+                let metrics = metrics.clone();
+                async move {
+                    let result = match delivery {
+                        Ok(future) => match future.await {
+                            Ok(Ok(_)) => Ok(()),
+                            Ok(Err((error, _))) => Err(error.to_string()),
+                            Err(_) => Err("producer dropped the delivery".to_string()),
+                        },
+                        Err(error) => Err(error.to_string()),
+                    };
+                    metrics.published(&topic, result.is_ok());
+                    match result {
+                        Ok(()) => Some(id),
+                        Err(error) => {
+                            tracing::warn!(%topic, %key, %error, "publish failed");
+                            None
+                        }
                     }
                 }
-            }
-        });
-        join_all(deliveries).await.into_iter().flatten().collect()
+            });
+            join_all(outcomes).await.into_iter().flatten().collect()
+        }
     }
 }
 
@@ -180,34 +329,41 @@ struct PushSink {
     metrics: Metrics,
 }
 
-impl PushSink {
-    /// POSTs each notification; a 2xx or a 4xx (the gateway refuses it for good) removes the
-    /// row, anything else keeps it for the next round.
-    async fn deliver(&self, rows: Vec<Row>) -> Vec<i64> {
-        let posts = rows.iter().map(|row| async move {
-            let response = self.client.post(&self.url).header("content-type", "application/json").body(row.payload.clone()).send().await;
-            match response {
-                Ok(r) if r.status().is_success() => {
-                    self.metrics.pushed(true);
-                    Some(row.id)
+impl Sink for PushSink {
+    /// POSTs each notification; a 2xx or a 4xx (the gateway refuses it for good) counts as
+    /// done, anything else leaves the row for a retry.
+    fn start(&self, rows: &[Row]) -> impl Future<Output = Vec<i64>> + Send + 'static {
+        let posts: Vec<_> = rows
+            .iter()
+            .map(|row| {
+                let sink = self.clone();
+                let (id, order_id) = (row.id, row.msg_key.clone());
+                let request = self.client.post(&self.url).header("content-type", "application/json").body(row.payload.clone()).send();
+                async move {
+                    match request.await {
+                        Ok(r) if r.status().is_success() => {
+                            sink.metrics.pushed(true);
+                            Some(id)
+                        }
+                        Ok(r) if r.status().is_client_error() => {
+                            sink.metrics.pushed(false);
+                            tracing::error!(status = %r.status(), %order_id, "push gateway refused the notification; dropping it");
+                            Some(id)
+                        }
+                        Ok(r) => {
+                            sink.metrics.pushed(false);
+                            tracing::warn!(status = %r.status(), "push gateway failed; will retry");
+                            None
+                        }
+                        Err(error) => {
+                            sink.metrics.pushed(false);
+                            tracing::warn!(%error, url = %sink.url, "push gateway unreachable; will retry");
+                            None
+                        }
+                    }
                 }
-                Ok(r) if r.status().is_client_error() => {
-                    self.metrics.pushed(false);
-                    tracing::error!(status = %r.status(), order_id = %row.msg_key, "push gateway refused the notification; dropping it");
-                    Some(row.id)
-                }
-                Ok(r) => {
-                    self.metrics.pushed(false);
-                    tracing::warn!(status = %r.status(), "push gateway failed; will retry");
-                    None
-                }
-                Err(error) => {
-                    self.metrics.pushed(false);
-                    tracing::warn!(%error, url = %self.url, "push gateway unreachable; will retry");
-                    None
-                }
-            }
-        });
-        join_all(posts).await.into_iter().flatten().collect()
+            })
+            .collect();
+        async move { join_all(posts).await.into_iter().flatten().collect() }
     }
 }

@@ -1,17 +1,17 @@
 //! Start-up and run loop shared by the three services, in the order that makes a fresh start
 //! safe: config → database (+ migrations) → registry codec → Kafka (topics, producer) →
-//! outbox relays (which first flush what a previous run left) → consumer + HTTP.
+//! outbox relays (which first send what a previous run left) → consumer + HTTP.
 
 use crate::consumer::{self, ConsumerSetup, Handler};
 use crate::metrics::Metrics;
-use crate::outbox::{self, RelayHandle};
+use crate::outbox::{self, OutboxTx, RelayHandle};
 use crate::{ServiceConfig, Shutdown, kafka};
 use anyhow::Context as _;
 use axum::Router;
 use rdkafka::producer::FutureProducer;
 use saga_contract::{Event, EventCodec, SagaTopic};
 use sqlx::migrate::Migrator;
-use sqlx::{PgPool, Postgres, Transaction};
+use sqlx::PgPool;
 use std::sync::Arc;
 
 /// What a service's handlers and routes share.
@@ -26,12 +26,17 @@ pub struct Context {
 }
 
 impl Context {
+    /// Begins a transaction whose outbox rows are relayed as soon as it commits.
+    pub async fn begin(&self) -> sqlx::Result<OutboxTx> {
+        self.relay.begin(&self.pool).await
+    }
+
     /// Frames `event` and queues it on `topic` (key = orderId) in `tx`.
-    pub async fn enqueue<E: Event>(&self, tx: &mut Transaction<'_, Postgres>, topic: SagaTopic, event: E) -> Result<(), consumer::HandleError> {
+    pub async fn enqueue<E: Event>(&self, tx: &mut OutboxTx, topic: SagaTopic, event: E) -> Result<(), consumer::HandleError> {
         let name = self.config.topics.name(topic).to_string();
         let key = event.order_id().to_string();
         let bytes = self.codec.encode(&name, event).await.map_err(|e| consumer::HandleError::Transient(e.into()))?;
-        outbox::enqueue_event(tx, &name, &key, &bytes).await?;
+        tx.event(&name, &key, bytes).await?;
         Ok(())
     }
 }
@@ -58,8 +63,8 @@ pub async fn start(service_name: &'static str, default_port: u16, migrator: &Mig
     kafka::ensure_topics(&config.kafka_bootstrap_servers, &topic_names, config.topic_partitions).await?;
     let producer = kafka::producer(&config.kafka_bootstrap_servers)?;
     let metrics = Metrics::new(service_name);
-    let relay = outbox::start_relays(pool.clone(), producer.clone(), config.push_gateway_url.clone(), metrics.clone(), shutdown.clone());
-    relay.wake(); // flush anything a previous run committed but did not publish
+    let relay_pool = crate::db::connect_relay_pool(&config.database_url).await?;
+    let relay = outbox::start_relays(relay_pool, producer.clone(), config.push_gateway_url.clone(), metrics.clone(), shutdown.clone());
     Ok(Started { context: Context { config, pool, codec, producer, metrics, relay }, shutdown, _shutdown_tx: shutdown_tx })
 }
 

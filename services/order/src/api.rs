@@ -82,13 +82,13 @@ async fn create_order(State(context): State<Context>, headers: HeaderMap, Proble
     let order_id = Uuid::now_v7();
     let now = now_millis();
 
-    let mut tx = context.pool.begin().await?;
+    let mut tx = context.begin().await?;
     sqlx::query("INSERT INTO orders (order_id, user_id, store_id, status, total_amount) VALUES ($1, $2, $3, 'ORDER_CREATED', $4)")
         .bind(order_id)
         .bind(&user_id)
         .bind(&order.store_id)
         .bind(order.total.0)
-        .execute(&mut *tx)
+        .execute(tx.conn())
         .await?;
     for (line_no, item) in order.items.iter().enumerate() {
         sqlx::query("INSERT INTO order_items (order_id, line_no, product_id, quantity, unit_price) VALUES ($1, $2, $3, $4, $5)")
@@ -97,7 +97,7 @@ async fn create_order(State(context): State<Context>, headers: HeaderMap, Proble
             .bind(&item.product_id)
             .bind(item.quantity)
             .bind(item.unit_price.0)
-            .execute(&mut *tx)
+            .execute(tx.conn())
             .await?;
     }
     let event = OrderCreated {
@@ -112,7 +112,6 @@ async fn create_order(State(context): State<Context>, headers: HeaderMap, Proble
     };
     context.enqueue(&mut tx, SagaTopic::OrderCreated, event).await.map_err(|e| Problem::unavailable("schema registry unreachable", e))?;
     tx.commit().await?;
-    context.relay.wake();
 
     let body = json!({"orderId": order_id.to_string(), "status": "ORDER_CREATED", "message": "주문이 접수되었습니다"});
     Ok((StatusCode::CREATED, [(header::LOCATION, format!("/api/v1/orders/{order_id}"))], axum::Json(body)).into_response())

@@ -7,7 +7,7 @@ use saga_contract::events::CancelledOrderItem;
 use saga_contract::events::CancellationReason;
 use saga_contract::{Decoded, OrderCancelled, OrderConfirmed, SagaTopic, StockReservationFailed, StockReserved, now_millis};
 use saga_service_kit::consumer::{HandleError, Handler, Outcome, claim_event};
-use saga_service_kit::outbox::{PushNotification, enqueue_push};
+use saga_service_kit::outbox::{OutboxTx, PushNotification};
 use saga_service_kit::service::Context;
 use uuid::Uuid;
 
@@ -36,15 +36,15 @@ fn order_uuid(order_id: &str) -> Result<Uuid, HandleError> {
 impl OrderSaga {
     async fn confirm(&self, event: StockReserved) -> Result<Outcome, HandleError> {
         let order_id = order_uuid(&event.order_id)?;
-        let mut tx = self.context.pool.begin().await?;
-        if !claim_event(&mut tx, &event.event_id, self.context.config.topics.name(SagaTopic::StockReserved)).await? {
+        let mut tx = self.context.begin().await?;
+        if !claim_event(tx.conn(), &event.event_id, self.context.config.topics.name(SagaTopic::StockReserved)).await? {
             return Ok(Outcome::Duplicate);
         }
         let confirmed: Option<(String, i64)> = sqlx::query_as(
             "UPDATE orders SET status = 'ORDER_CONFIRMED', updated_at = now() WHERE order_id = $1 AND status = 'ORDER_CREATED' RETURNING user_id, total_amount",
         )
         .bind(order_id)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(tx.conn())
         .await?;
         let Some((user_id, total)) = confirmed else {
             return self.no_transition(tx, order_id, "stock.reserved").await;
@@ -66,16 +66,15 @@ impl OrderSaga {
             event_id: confirmation.event_id.clone(),
         };
         self.context.enqueue(&mut tx, SagaTopic::OrderConfirmed, confirmation).await?;
-        enqueue_push(&mut tx, &push).await?;
+        tx.push(&push).await?;
         tx.commit().await?;
-        self.context.relay.wake();
         Ok(Outcome::Processed)
     }
 
     async fn cancel(&self, event: StockReservationFailed) -> Result<Outcome, HandleError> {
         let order_id = order_uuid(&event.order_id)?;
-        let mut tx = self.context.pool.begin().await?;
-        if !claim_event(&mut tx, &event.event_id, self.context.config.topics.name(SagaTopic::StockReservationFailed)).await? {
+        let mut tx = self.context.begin().await?;
+        if !claim_event(tx.conn(), &event.event_id, self.context.config.topics.name(SagaTopic::StockReservationFailed)).await? {
             return Ok(Outcome::Duplicate);
         }
         let cancelled: Option<(String,)> = sqlx::query_as(
@@ -84,12 +83,12 @@ impl OrderSaga {
         )
         .bind(order_id)
         .bind(&event.failure_reason)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(tx.conn())
         .await?;
         let Some((user_id,)) = cancelled else {
             return self.no_transition(tx, order_id, "stock.reservation.failed").await;
         };
-        let items: Vec<(String, i32)> = sqlx::query_as("SELECT product_id, quantity FROM order_items WHERE order_id = $1 ORDER BY line_no").bind(order_id).fetch_all(&mut *tx).await?;
+        let items: Vec<(String, i32)> = sqlx::query_as("SELECT product_id, quantity FROM order_items WHERE order_id = $1 ORDER BY line_no").bind(order_id).fetch_all(tx.conn()).await?;
         let now = now_millis();
         let cancellation = OrderCancelled {
             event_id: Uuid::new_v4().to_string(),
@@ -108,16 +107,15 @@ impl OrderSaga {
             event_id: cancellation.event_id.clone(),
         };
         self.context.enqueue(&mut tx, SagaTopic::OrderCancelled, cancellation).await?;
-        enqueue_push(&mut tx, &push).await?;
+        tx.push(&push).await?;
         tx.commit().await?;
-        self.context.relay.wake();
         Ok(Outcome::Processed)
     }
 
     /// The order is unknown or already past `ORDER_CREATED`: record the event as seen and
     /// change nothing. An unknown order is dead-lettered instead — it means a producer
     /// invented an id, which an operator should see.
-    async fn no_transition(&self, tx: sqlx::Transaction<'_, sqlx::Postgres>, order_id: Uuid, what: &str) -> Result<Outcome, HandleError> {
+    async fn no_transition(&self, tx: OutboxTx, order_id: Uuid, what: &str) -> Result<Outcome, HandleError> {
         let status: Option<(String,)> = sqlx::query_as("SELECT status FROM orders WHERE order_id = $1").bind(order_id).fetch_optional(&self.context.pool).await?;
         match status {
             None => Err(HandleError::Poison(format!("{what} for unknown order {order_id}"))),

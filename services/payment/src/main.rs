@@ -12,7 +12,7 @@ use axum::routing::get;
 use saga_contract::{Decoded, Money, OrderConfirmed, SagaTopic};
 use saga_service_kit::consumer::{HandleError, Handler, Outcome, claim_event};
 use saga_service_kit::http::Problem;
-use saga_service_kit::outbox::{PushNotification, enqueue_push};
+use saga_service_kit::outbox::PushNotification;
 use saga_service_kit::service::Context;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -38,8 +38,8 @@ impl Handler for Payments {
             return Err(HandleError::Poison(format!("payment-service does not consume {topic}")));
         }
         let confirmed = OrderConfirmed::from_value(&record.value).map_err(|e| HandleError::Poison(e.to_string()))?;
-        let mut tx = self.context.pool.begin().await?;
-        if !claim_event(&mut tx, &confirmed.event_id, self.context.config.topics.name(SagaTopic::OrderConfirmed)).await? {
+        let mut tx = self.context.begin().await?;
+        if !claim_event(tx.conn(), &confirmed.event_id, self.context.config.topics.name(SagaTopic::OrderConfirmed)).await? {
             return Ok(Outcome::Duplicate);
         }
         let created = sqlx::query("INSERT INTO payments (payment_id, order_id, user_id, amount, status) VALUES ($1, $2, $3, $4, 'PAYMENT_WAIT') ON CONFLICT (order_id) DO NOTHING")
@@ -47,7 +47,7 @@ impl Handler for Payments {
             .bind(&confirmed.order_id)
             .bind(&confirmed.user_id)
             .bind(confirmed.total_amount.0)
-            .execute(&mut *tx)
+            .execute(tx.conn())
             .await?
             .rows_affected();
         if created == 1 {
@@ -58,12 +58,11 @@ impl Handler for Payments {
                 message: "결제를 진행해주세요".into(),
                 event_id: confirmed.event_id.clone(),
             };
-            enqueue_push(&mut tx, &push).await?;
+            tx.push(&push).await?;
         } else {
             tracing::warn!(order_id = %confirmed.order_id, "order.confirmed for an order that already has a payment; ignored");
         }
         tx.commit().await?;
-        self.context.relay.wake();
         Ok(Outcome::Processed)
     }
 }

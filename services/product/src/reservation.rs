@@ -49,12 +49,12 @@ impl Failure {
 impl Reservations {
     async fn reserve(&self, order: OrderCreated) -> Result<Outcome, HandleError> {
         let topics = &self.context.config.topics;
-        let mut tx = self.context.pool.begin().await?;
-        if !claim_event(&mut tx, &order.event_id, topics.name(SagaTopic::OrderCreated)).await? {
+        let mut tx = self.context.begin().await?;
+        if !claim_event(tx.conn(), &order.event_id, topics.name(SagaTopic::OrderCreated)).await? {
             return Ok(Outcome::Duplicate);
         }
         // A second order.created for the same order (another eventId) must not reserve twice.
-        let already: Option<(String,)> = sqlx::query_as("SELECT order_id FROM reservations WHERE order_id = $1").bind(&order.order_id).fetch_optional(&mut *tx).await?;
+        let already: Option<(String,)> = sqlx::query_as("SELECT order_id FROM reservations WHERE order_id = $1").bind(&order.order_id).fetch_optional(tx.conn()).await?;
         if already.is_some() {
             tracing::warn!(order_id = %order.order_id, "order.created for an order already reserved; ignored");
             tx.commit().await?;
@@ -77,7 +77,7 @@ impl Reservations {
         let ids: Vec<&String> = demand.keys().collect();
         let rows: Vec<(String, i64, i32)> = sqlx::query_as("SELECT product_id, price, stock FROM products WHERE product_id = ANY($1) ORDER BY product_id FOR UPDATE")
             .bind(&ids)
-            .fetch_all(&mut *tx)
+            .fetch_all(tx.conn())
             .await?;
         let catalogue: BTreeMap<String, (Money, i32)> = rows.into_iter().map(|(id, price, stock)| (id, (Money(price), stock))).collect();
 
@@ -104,12 +104,12 @@ impl Reservations {
                 let (left,): (i32,) = sqlx::query_as("UPDATE products SET stock = stock - $2, updated_at = now() WHERE product_id = $1 RETURNING stock")
                     .bind(product_id)
                     .bind(quantity)
-                    .fetch_one(&mut *tx)
+                    .fetch_one(tx.conn())
                     .await?;
                 reserved.push(ReservedItem { product_id: product_id.clone(), quantity, reserved_stock: left });
             }
             let items = serde_json::to_value(reserved.iter().map(|r| serde_json::json!({"productId": r.product_id, "quantity": r.quantity})).collect::<Vec<_>>()).unwrap_or_default();
-            sqlx::query("INSERT INTO reservations (order_id, items) VALUES ($1, $2)").bind(&order.order_id).bind(items).execute(&mut *tx).await?;
+            sqlx::query("INSERT INTO reservations (order_id, items) VALUES ($1, $2)").bind(&order.order_id).bind(items).execute(tx.conn()).await?;
             let event = StockReserved { event_id: Uuid::new_v4().to_string(), event_timestamp: now, order_id: order.order_id.clone(), reserved_items: reserved, reserved_at: now };
             self.context.enqueue(&mut tx, SagaTopic::StockReserved, event).await?;
         } else {
@@ -130,7 +130,6 @@ impl Reservations {
             self.context.enqueue(&mut tx, SagaTopic::StockReservationFailed, event).await?;
         }
         tx.commit().await?;
-        self.context.relay.wake();
         Ok(Outcome::Processed)
     }
 }
