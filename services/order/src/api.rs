@@ -82,24 +82,6 @@ async fn create_order(State(context): State<Context>, headers: HeaderMap, Proble
     let order_id = Uuid::now_v7();
     let now = now_millis();
 
-    let mut tx = context.begin().await?;
-    sqlx::query("INSERT INTO orders (order_id, user_id, store_id, status, total_amount) VALUES ($1, $2, $3, 'ORDER_CREATED', $4)")
-        .bind(order_id)
-        .bind(&user_id)
-        .bind(&order.store_id)
-        .bind(order.total.0)
-        .execute(tx.conn())
-        .await?;
-    for (line_no, item) in order.items.iter().enumerate() {
-        sqlx::query("INSERT INTO order_items (order_id, line_no, product_id, quantity, unit_price) VALUES ($1, $2, $3, $4, $5)")
-            .bind(order_id)
-            .bind(line_no as i32)
-            .bind(&item.product_id)
-            .bind(item.quantity)
-            .bind(item.unit_price.0)
-            .execute(tx.conn())
-            .await?;
-    }
     let event = OrderCreated {
         event_id: Uuid::new_v4().to_string(),
         event_timestamp: now,
@@ -110,7 +92,27 @@ async fn create_order(State(context): State<Context>, headers: HeaderMap, Proble
         total_amount: order.total,
         created_at: now,
     };
-    context.enqueue(&mut tx, SagaTopic::OrderCreated, event).await.map_err(|e| Problem::unavailable("schema registry unreachable", e))?;
+    // Framed before the transaction opens (a registry round trip at most, then cached), and
+    // the order with its lines in one statement: the transaction holds a connection for
+    // three round trips plus the commit.
+    let topic = context.config.topics.name(SagaTopic::OrderCreated);
+    let framed = context.codec.encode(topic, event.clone()).await.map_err(|e| Problem::unavailable("schema registry unreachable", e))?;
+    let mut tx = context.begin().await?;
+    sqlx::query(
+        "WITH new_order AS (INSERT INTO orders (order_id, user_id, store_id, status, total_amount) VALUES ($1, $2, $3, 'ORDER_CREATED', $4)) \
+         INSERT INTO order_items (order_id, line_no, product_id, quantity, unit_price) \
+         SELECT $1, line_no - 1, product_id, quantity, unit_price FROM unnest($5::text[], $6::int[], $7::bigint[]) WITH ORDINALITY AS line(product_id, quantity, unit_price, line_no)",
+    )
+    .bind(order_id)
+    .bind(&event.user_id)
+    .bind(&event.store_id)
+    .bind(event.total_amount.0)
+    .bind(event.items.iter().map(|i| i.product_id.as_str()).collect::<Vec<_>>())
+    .bind(event.items.iter().map(|i| i.quantity).collect::<Vec<_>>())
+    .bind(event.items.iter().map(|i| i.unit_price.0).collect::<Vec<_>>())
+    .execute(tx.conn())
+    .await?;
+    tx.event(topic, &event.order_id, framed).await?;
     tx.commit().await?;
 
     let body = json!({"orderId": order_id.to_string(), "status": "ORDER_CREATED", "message": "주문이 접수되었습니다"});
