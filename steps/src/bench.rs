@@ -232,7 +232,7 @@ async fn bench_on(args: &BenchArgs, stack: &Stack, sink: Arc<PushSink>, topics: 
     let procs = Procs::discover(stack.service_pids().await);
     say(&format!("processes: {}", procs.list.iter().map(|(n, p)| format!("{n}={p}")).collect::<Vec<_>>().join(" ")));
     let order_db = stack.database_url(crate::Service::Order.database());
-    let tap = Tap::start(&endpoints.kafka_bootstrap, &endpoints.registry_url, topics).await?;
+    let tap = Tap::start(&endpoints.kafka_bootstrap, &endpoints.registry_url, topics, crate::tap::Pace::Batched).await?;
     let rss = RssSampler::start(procs.clone());
 
     say("measuring the floor (raw Kafka round trip, raw PostgreSQL commit)");

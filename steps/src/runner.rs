@@ -50,7 +50,7 @@ pub async fn run(config: Config, tags: Option<String>) -> anyhow::Result<RunSumm
     eprintln!("[run {:>5.1}s] implementation: order {} product {} payment {} kafka {} registry {}", began.elapsed().as_secs_f64(), endpoints.order_url, endpoints.product_url, endpoints.payment_url, endpoints.kafka_bootstrap, endpoints.registry_url);
     let topics = config.topic_map();
     let result = async {
-        let tap = Tap::start(&endpoints.kafka_bootstrap, &endpoints.registry_url, topics.clone()).await?;
+        let tap = Tap::start(&endpoints.kafka_bootstrap, &endpoints.registry_url, topics.clone(), crate::tap::Pace::Live).await?;
         let producer = ClientConfig::new().set("bootstrap.servers", &endpoints.kafka_bootstrap).set("acks", "all").create().context("creating the kit's Kafka producer")?;
         let capabilities = backend.capabilities();
         Ok::<_, anyhow::Error>((tap, producer, capabilities))

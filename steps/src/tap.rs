@@ -63,6 +63,13 @@ impl TapRecord {
     }
 }
 
+/// How eagerly the tap fetches (see [`Tap::start`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pace {
+    Live,
+    Batched,
+}
+
 struct Inner {
     log: RwLock<Vec<TapRecord>>,
     changed: watch::Sender<usize>,
@@ -79,12 +86,22 @@ pub struct Tap {
 impl Tap {
     /// Assigns every partition of the saga topics and their dead-letter topics at their
     /// current end and starts recording.
-    pub async fn start(bootstrap: &str, registry_url: &str, topics: Topics) -> anyhow::Result<Tap> {
+    ///
+    /// `Pace::Live` sees each record as soon as the broker has it (the suite's waits wake on
+    /// it). `Pace::Batched` lets the broker hold a fetch up to 200 ms to fill it: for the bench,
+    /// which reads record timestamps, not arrival times, so its observer costs the measured
+    /// machine a few fetches a second instead of one per record.
+    pub async fn start(bootstrap: &str, registry_url: &str, topics: Topics, pace: Pace) -> anyhow::Result<Tap> {
+        let (fetch_wait_ms, fetch_min_bytes) = match pace {
+            Pace::Live => ("100", "1"),
+            Pace::Batched => ("200", "1048576"),
+        };
         let consumer: StreamConsumer = ClientConfig::new()
             .set("bootstrap.servers", bootstrap)
             .set("group.id", format!("saga-conformance-tap-{}", uuid::Uuid::new_v4()))
             .set("enable.auto.commit", "false")
-            .set("fetch.wait.max.ms", "100")
+            .set("fetch.wait.max.ms", fetch_wait_ms)
+            .set("fetch.min.bytes", fetch_min_bytes)
             .set("isolation.level", "read_uncommitted")
             .create()
             .with_context(|| format!("creating the tap's Kafka consumer for {bootstrap}"))?;
