@@ -17,6 +17,10 @@ use std::time::Duration;
 pub struct Capabilities {
     /// Stop and start services (`@faults` scenarios).
     pub faults: bool,
+    /// Pause and resume services (`@pause`).
+    pub pause: bool,
+    /// Stop and start the Kafka broker (`@broker-faults`).
+    pub broker_faults: bool,
     /// The implementation dead-letters poison records to `<topic>.dlt` (`@dead-letters`).
     pub dead_letters: bool,
 }
@@ -69,11 +73,16 @@ impl Backend {
 
     pub fn capabilities(&self) -> Capabilities {
         match self {
-            Backend::Processes(_) | Backend::Containers(_) => Capabilities { faults: true, dead_letters: true },
-            Backend::External { commands, dead_letters, .. } => Capabilities {
-                faults: Service::ALL.iter().all(|s| commands.contains_key(&command_key("stop", *s)) && commands.contains_key(&command_key("start", *s))),
-                dead_letters: *dead_letters,
-            },
+            Backend::Processes(_) | Backend::Containers(_) => Capabilities { faults: true, pause: true, broker_faults: true, dead_letters: true },
+            Backend::External { commands, dead_letters, .. } => {
+                let all = |verbs: [&str; 2]| Service::ALL.iter().all(|s| verbs.iter().all(|v| commands.contains_key(&command_key(v, *s))));
+                Capabilities {
+                    faults: all(["stop", "start"]),
+                    pause: all(["pause", "unpause"]),
+                    broker_faults: commands.contains_key("stop_kafka") && commands.contains_key("start_kafka"),
+                    dead_letters: *dead_letters,
+                }
+            }
         }
     }
 
@@ -81,7 +90,36 @@ impl Backend {
         match self {
             Backend::Processes(stack) => stack.stop_service(service, false).await,
             Backend::Containers(containers) => containers.stop_service(service).await,
-            Backend::External { commands, .. } => run_command(commands, "stop", service).await,
+            Backend::External { commands, .. } => run_command(commands, &command_key("stop", service)).await,
+        }
+    }
+
+    /// Freezes (`paused`) or resumes a service without stopping it.
+    pub async fn pause_service(&self, service: Service, paused: bool) -> anyhow::Result<()> {
+        match self {
+            Backend::Processes(stack) => stack.pause_service(service, paused).await,
+            Backend::Containers(containers) => containers.pause_service(service, paused).await,
+            Backend::External { commands, .. } => run_command(commands, &command_key(if paused { "pause" } else { "unpause" }, service)).await,
+        }
+    }
+
+    pub async fn stop_broker(&self) -> anyhow::Result<()> {
+        match self {
+            Backend::Processes(stack) => stack.stop_kafka().await,
+            Backend::Containers(containers) => containers.stop_kafka().await,
+            Backend::External { commands, .. } => run_command(commands, "stop_kafka").await,
+        }
+    }
+
+    /// Starts the broker again and returns once it serves `probe_topic`.
+    pub async fn start_broker(&self, probe_topic: &str) -> anyhow::Result<()> {
+        match self {
+            Backend::Processes(stack) => stack.start_kafka().await,
+            Backend::Containers(containers) => containers.start_kafka(probe_topic).await,
+            Backend::External { commands, endpoints, .. } => {
+                run_command(commands, "start_kafka").await?;
+                crate::stack::wait_until_serving(&endpoints.kafka_bootstrap, probe_topic, Duration::from_secs(120)).await.context("after the start_kafka command")
+            }
         }
     }
 
@@ -90,7 +128,7 @@ impl Backend {
             Backend::Processes(stack) => stack.start_service(service).await,
             Backend::Containers(containers) => containers.start_service(service).await,
             Backend::External { commands, endpoints, .. } => {
-                run_command(commands, "start", service).await?;
+                run_command(commands, &command_key("start", service)).await?;
                 let url = match service {
                     Service::Order => &endpoints.order_url,
                     Service::Product => &endpoints.product_url,
@@ -114,9 +152,8 @@ fn command_key(verb: &str, service: Service) -> String {
     format!("{verb}_{}", service.binary().trim_end_matches("-service"))
 }
 
-async fn run_command(commands: &std::collections::HashMap<String, String>, verb: &str, service: Service) -> anyhow::Result<()> {
-    let key = command_key(verb, service);
-    let command = commands.get(&key).with_context(|| format!("no [external.commands] {key} configured"))?;
+async fn run_command(commands: &std::collections::HashMap<String, String>, key: &str) -> anyhow::Result<()> {
+    let command = commands.get(key).with_context(|| format!("no [external.commands] {key} configured"))?;
     let status = tokio::process::Command::new("sh").arg("-c").arg(command).status().await.with_context(|| format!("running {key}: {command}"))?;
     if !status.success() {
         bail!("{key} ({command}) exited with {status}");

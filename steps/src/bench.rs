@@ -62,10 +62,9 @@
 //! [`Stack::service_pids`]; the infrastructure's pids (Kafka, PostgreSQL, registry), which the
 //! stack keeps private, are the other children of this process in `/proc`. All traffic goes to
 //! 127.0.0.1 (the stack binds loopback only).
-//! Waiting is on events where the APIs allow it (HTTP answers, the tap's change
-//! notifications); the push sink has no cheap change feed, so the drain checks it at a fixed
-//! 250 ms cadence under a hard deadline — the measured arrival times are recorded by the sink
-//! itself and do not depend on when we look.
+//! Waiting is on events (HTTP answers, the tap's and the push sink's change notifications),
+//! each under a hard deadline; the measured arrival times are recorded by the sink itself and
+//! do not depend on when we look.
 
 use crate::config::Config;
 use crate::sink::PushSink;
@@ -157,8 +156,6 @@ const TARGET_SUSTAINED_PER_S: f64 = 500.0;
 const PRODUCT_STOCK: i64 = 1_000_000_000;
 /// Cadence of the progress lines.
 const PROGRESS_EVERY: Duration = Duration::from_secs(1);
-/// Cadence at which the drain looks at the push sink (see the module header).
-const DRAIN_CHECK_EVERY: Duration = Duration::from_millis(250);
 /// Cadence of the RSS sampler.
 const RSS_EVERY: Duration = Duration::from_millis(250);
 
@@ -951,15 +948,13 @@ async fn load(ctx: &Ctx, index: &mut TapIndex, plan: Plan, metrics: &[(&'static 
 
     // Drain: every accepted order's PAYMENT_WAIT push, or the deadline.
     let deadline = sending_ended + Duration::from_secs_f64(plan.drain_s);
-    let arrivals = loop {
-        let arrivals = ctx.sink.arrivals();
-        let done = arrivals.iter().filter_map(|a| a.push.as_ref().ok()).filter(|p| p.kind == "PAYMENT_WAIT" && accepted.contains(&p.order_id)).map(|p| p.order_id.as_str()).collect::<HashSet<_>>().len();
-        if done >= accepted.len() || tokio::time::Instant::now() >= deadline {
-            break arrivals;
-        }
-        drop(arrivals);
-        tokio::time::sleep(DRAIN_CHECK_EVERY).await; // bounded by `deadline`; see the module header
-    };
+    ctx.sink
+        .wait_until(deadline, |arrivals| {
+            let done = arrivals.iter().filter_map(|a| a.push.as_ref().ok()).filter(|p| p.kind == "PAYMENT_WAIT" && accepted.contains(&p.order_id)).map(|p| p.order_id.as_str()).collect::<HashSet<_>>().len();
+            done >= accepted.len()
+        })
+        .await;
+    let arrivals = ctx.sink.arrivals();
     let drain_s = sending_ended.elapsed().as_secs_f64();
     stop_progress.send_replace(true);
     let _ = progress.await;

@@ -172,6 +172,30 @@ impl Containers {
         self.wait_healthy(service).await
     }
 
+    /// `docker pause` / `docker unpause`: the service's processes freeze, connections stay.
+    pub async fn pause_service(&self, service: Service, paused: bool) -> anyhow::Result<()> {
+        let services = self.services.lock().await;
+        let container = services.get(&service).with_context(|| format!("no {service} container"))?;
+        if paused { container.pause().await } else { container.unpause().await }.with_context(|| format!("{} the {service} container", if paused { "pausing" } else { "unpausing" }))
+    }
+
+    /// `docker stop` of the broker; its data and published port stay for [`Containers::start_kafka`].
+    pub async fn stop_kafka(&self) -> anyhow::Result<()> {
+        let infrastructure = self.infrastructure.lock().await;
+        let (_, kafka) = infrastructure.iter().find(|(name, _)| name == "kafka").context("no Kafka container")?;
+        kafka.stop().await.context("stopping the Kafka container")
+    }
+
+    /// `docker start` of the broker, then waits until it serves the saga's topics again.
+    pub async fn start_kafka(&self, probe_topic: &str) -> anyhow::Result<()> {
+        {
+            let infrastructure = self.infrastructure.lock().await;
+            let (_, kafka) = infrastructure.iter().find(|(name, _)| name == "kafka").context("no Kafka container")?;
+            kafka.start().await.context("starting the Kafka container")?;
+        }
+        crate::stack::wait_until_serving(&self.endpoints.kafka_bootstrap, probe_topic, Duration::from_secs(120)).await
+    }
+
     /// Saves each container's output into the log directory, then removes every container and
     /// the network.
     pub async fn shutdown(&self) {

@@ -18,6 +18,7 @@ pub mod backend;
 pub mod bench;
 pub mod checkers;
 pub mod config;
+pub mod poll;
 pub mod containers;
 pub mod report;
 pub mod runner;

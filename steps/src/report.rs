@@ -63,6 +63,8 @@ struct JsonTag {
 #[derive(Deserialize)]
 struct JsonElement {
     r#type: String,
+    #[serde(default)]
+    keyword: String,
     name: String,
     #[serde(default)]
     tags: Vec<JsonTag>,
@@ -111,9 +113,15 @@ pub fn read_cucumber_json(path: &Path) -> anyhow::Result<Vec<ScenarioResult>> {
             let culprit = failed.or(incomplete);
             let mut tags = feature_tags.clone();
             tags.extend(element.tags.iter().map(|t| t.name.trim_start_matches('@').to_string()));
+            // Every row of an outline carries the outline's name: its first step (with the
+            // row's values filled in) tells the rows apart.
+            let scenario = match (element.keyword.as_str(), element.steps.first()) {
+                ("Scenario Outline", Some(first)) => format!("{} — {}", element.name, first.name),
+                _ => element.name,
+            };
             results.push(ScenarioResult {
                 feature: feature.name.clone(),
-                scenario: element.name,
+                scenario,
                 tags,
                 status,
                 failed_step: culprit.map(|s| format!("{}{}", s.keyword, s.name)),

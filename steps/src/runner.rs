@@ -86,7 +86,12 @@ pub async fn run(config: Config, tags: Option<String>) -> anyhow::Result<RunSumm
             {
                 return false;
             }
-            let missing = [("faults", capabilities.faults, "the backend cannot stop and start services (configure [external.commands])"), ("dead-letters", capabilities.dead_letters, "the implementation declares no dead-letter topics")]
+            let missing = [
+                ("faults", capabilities.faults, "the backend cannot stop and start services (configure [external.commands] stop_*/start_*)"),
+                ("pause", capabilities.pause, "the backend cannot pause services (configure [external.commands] pause_*/unpause_*)"),
+                ("broker-faults", capabilities.broker_faults, "the backend cannot stop and start the broker (configure [external.commands] stop_kafka/start_kafka)"),
+                ("dead-letters", capabilities.dead_letters, "the implementation declares no dead-letter topics"),
+            ]
                 .into_iter()
                 .find(|(tag, able, _)| !able && tags.iter().any(|t| t == tag));
             if let Some((_, _, reason)) = missing {
@@ -108,14 +113,10 @@ pub async fn run(config: Config, tags: Option<String>) -> anyhow::Result<RunSumm
         .fail_on_skipped()
         .after(|_, _, _, _, world| {
             Box::pin(async move {
-                // Put back whatever a fault scenario left stopped, so later scenarios run
+                // Put back whatever a fault scenario left stopped or paused, so later scenarios run
                 // against the whole implementation.
                 if let Some(world) = world {
-                    for service in std::mem::take(&mut world.stopped) {
-                        if let Err(e) = world.env().backend.start_service(service).await {
-                            eprintln!("restarting the {service} after the scenario failed: {e:#}");
-                        }
-                    }
+                    world.undo_faults().await;
                 }
             })
         })

@@ -67,7 +67,7 @@ impl PushSink {
 
     /// Pushes for one order.
     pub fn for_order(&self, order_id: &str) -> Vec<Push> {
-        self.arrivals().into_iter().filter_map(|a| a.push.ok()).filter(|p| p.order_id == order_id).collect()
+        pushes_of(&self.journal.lock().expect("journal poisoned"), order_id)
     }
 
     /// When the push of `kind` for `order_id` first arrived.
@@ -77,17 +77,28 @@ impl PushSink {
 
     /// Waits until `predicate` holds over the order's pushes, or `deadline` passes.
     pub async fn wait_for(&self, order_id: &str, deadline: Duration, predicate: impl Fn(&[Push]) -> bool) -> Result<Vec<Push>, Vec<Push>> {
-        let until = tokio::time::Instant::now() + deadline;
+        let held = self.wait_until(tokio::time::Instant::now() + deadline, |arrivals| predicate(&pushes_of(arrivals, order_id))).await;
+        let pushes = self.for_order(order_id);
+        if held { Ok(pushes) } else { Err(pushes) }
+    }
+
+    /// Waits, woken by each arrival, until `predicate` holds over everything received so far
+    /// (read under the journal's lock, not copied — so `predicate` must not call back into the
+    /// sink); `false` if `until` came first.
+    pub async fn wait_until(&self, until: tokio::time::Instant, predicate: impl Fn(&[Arrival]) -> bool) -> bool {
         let mut changed = self.changed.clone();
         loop {
-            let pushes = self.for_order(order_id);
-            if predicate(&pushes) {
-                return Ok(pushes);
+            changed.borrow_and_update();
+            if predicate(&self.journal.lock().expect("journal poisoned")) {
+                return true;
             }
             if tokio::time::timeout_at(until, changed.changed()).await.is_err() {
-                let pushes = self.for_order(order_id);
-                return if predicate(&pushes) { Ok(pushes) } else { Err(pushes) };
+                return predicate(&self.journal.lock().expect("journal poisoned"));
             }
         }
     }
+}
+
+fn pushes_of(arrivals: &[Arrival], order_id: &str) -> Vec<Push> {
+    arrivals.iter().filter_map(|a| a.push.as_ref().ok()).filter(|p| p.order_id == order_id).cloned().collect()
 }

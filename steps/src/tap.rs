@@ -122,6 +122,9 @@ impl Tap {
         let inner = Arc::new(Inner { log: RwLock::new(Vec::new()), changed, closed });
         let tap = Tap { inner: inner.clone(), topics: topics.clone() };
         tokio::spawn(async move {
+            // While the broker is down (a fault scenario) librdkafka reports every reconnect
+            // attempt; the first error of an outage is enough.
+            let mut failing = false;
             loop {
                 let received = tokio::select! {
                     m = consumer.recv() => m,
@@ -130,10 +133,16 @@ impl Tap {
                 let message = match received {
                     Ok(m) => m,
                     Err(e) => {
-                        tracing::warn!(error = %e, "tap consumer error");
+                        if !failing {
+                            tracing::warn!(error = %e, "tap consumer error (more until it recovers are not shown)");
+                            failing = true;
+                        }
                         continue;
                     }
                 };
+                if std::mem::take(&mut failing) {
+                    tracing::info!("tap consumer receiving again");
+                }
                 let record = decode(&codec, &topics, &message).await;
                 let len = {
                     let mut log = inner.log.write().expect("tap log poisoned");

@@ -16,6 +16,7 @@
 
 use saga_conformance::Service;
 use sqlx::Connection;
+use saga_conformance::poll;
 use saga_conformance::sink::PushSink;
 use saga_conformance::stack::{Stack, StackOptions, cache_dir, default_bin_dir};
 use saga_contract::Topics;
@@ -74,20 +75,22 @@ async fn place_order(stack: &Stack, http: &reqwest::Client) -> anyhow::Result<St
 /// Polls the order until the saga has confirmed it (pacing only; the deadline decides).
 async fn wait_confirmed(stack: &Stack, http: &reqwest::Client, order_id: &str) -> anyhow::Result<()> {
     let e = &stack.endpoints;
-    let until = Instant::now() + CONFIRM_DEADLINE;
-    let mut last = Value::Null;
-    loop {
-        let response = http.get(format!("{}/api/v1/orders/{order_id}", e.order_url)).send().await?;
-        if response.status().is_success() {
-            last = response.json().await?;
-            match last["status"].as_str() {
-                Some("ORDER_CONFIRMED") => return Ok(()),
-                Some("ORDER_CANCELLED") => anyhow::bail!("order {order_id} was cancelled: {last}"),
-                _ => {}
-            }
+    let url = format!("{}/api/v1/orders/{order_id}", e.order_url);
+    let status = poll::until(CONFIRM_DEADLINE, Duration::from_millis(100), async || {
+        let order: Value = match http.get(&url).send().await {
+            Ok(r) if r.status().is_success() => r.json().await.unwrap_or(Value::Null),
+            _ => Value::Null,
+        };
+        match order["status"].as_str() {
+            Some("ORDER_CONFIRMED" | "ORDER_CANCELLED") => Ok(order),
+            _ => Err(order),
         }
-        anyhow::ensure!(Instant::now() < until, "order {order_id} was not ORDER_CONFIRMED within {CONFIRM_DEADLINE:?}; last seen: {last}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    })
+    .await;
+    match status {
+        Ok(order) if order["status"] == "ORDER_CONFIRMED" => Ok(()),
+        Ok(order) => anyhow::bail!("order {order_id} was cancelled: {order}"),
+        Err(last) => anyhow::bail!("order {order_id} was not ORDER_CONFIRMED within {CONFIRM_DEADLINE:?}; last seen: {last}"),
     }
 }
 
@@ -144,14 +147,15 @@ async fn outbox_survives_a_crash_between_commit_and_publish(stack: &Stack, http:
     wait_confirmed(stack, http, &order_id).await?;
     // The payment follows the confirmation asynchronously: poll with the same deadline.
     let url = format!("{}/api/v1/payments?orderId={order_id}", stack.endpoints.payment_url);
-    let until = Instant::now() + CONFIRM_DEADLINE;
-    let payments = loop {
-        let payments: Value = http.get(&url).send().await?.json().await?;
-        if payments.as_array().is_some_and(|p| !p.is_empty()) || Instant::now() >= until {
-            break payments;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let payments = poll::until(CONFIRM_DEADLINE, Duration::from_millis(100), async || {
+        let payments: Value = match http.get(&url).send().await {
+            Ok(r) => r.json().await.unwrap_or(Value::Null),
+            Err(_) => Value::Null,
+        };
+        if payments.as_array().is_some_and(|p| !p.is_empty()) { Ok(payments) } else { Err(payments) }
+    })
+    .await
+    .unwrap_or_else(|last| last);
     anyhow::ensure!(payments.as_array().map(Vec::len) == Some(1), "expected exactly one payment for {order_id}, got {payments}");
     println!("order {order_id}: order.created was published after the restart; confirmed with one payment");
     Ok(order_id)

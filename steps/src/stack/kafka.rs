@@ -10,6 +10,35 @@ use tokio::process::Command;
 pub struct Kafka {
     pub port: u16,
     pub proc: Proc,
+    /// How to start this broker again on its data (the broker-restart fault).
+    pub launch: BrokerLaunch,
+}
+
+/// The broker's command line, kept so a stopped broker can be started on the same port and
+/// data directory.
+#[derive(Debug, Clone)]
+pub struct BrokerLaunch {
+    classpath: String,
+    properties: PathBuf,
+    logs_dir: PathBuf,
+    log_file: PathBuf,
+}
+
+impl BrokerLaunch {
+    /// Starts the broker and waits for "Kafka Server started".
+    pub async fn spawn(&self) -> anyhow::Result<Proc> {
+        let mut broker = Command::new("java");
+        broker
+            .args(["-Xms128m", "-Xmx512m", "-Djava.awt.headless=true"])
+            .args(jvm_performance_options().split_whitespace())
+            .arg(format!("-Dlog4j2.configurationFile={}", repo_file("docker/kafka/log4j2.yaml").display()))
+            .arg(format!("-Dkafka.logs.dir={}", self.logs_dir.display()))
+            .args(["-cp", &self.classpath, "kafka.Kafka"])
+            .arg(&self.properties);
+        let mut proc = Proc::spawn("kafka", broker, &self.log_file, Some("Kafka Server started"))?;
+        proc.wait_ready(Duration::from_secs(120)).await?;
+        Ok(proc)
+    }
 }
 
 impl Kafka {
@@ -24,7 +53,6 @@ impl Kafka {
         let data = work.join("kafka-data");
         let properties = work.join("server.properties");
         std::fs::write(&properties, server_properties(port, controller_port, &data)?)?;
-        let log4j = repo_file("docker/kafka/log4j2.yaml");
         let format = Command::new("java")
             .args(["-cp", &classpath, "kafka.tools.StorageTool", "format", "-t", "c2FnYS1jb25mb3JtYW5jZQ", "-c"])
             .arg(&properties)
@@ -35,17 +63,9 @@ impl Kafka {
         if !format.status.success() {
             bail!("formatting Kafka storage failed: {}{}", String::from_utf8_lossy(&format.stdout), String::from_utf8_lossy(&format.stderr));
         }
-        let mut broker = Command::new("java");
-        broker
-            .args(["-Xms128m", "-Xmx512m", "-Djava.awt.headless=true"])
-            .args(jvm_performance_options().split_whitespace())
-            .arg(format!("-Dlog4j2.configurationFile={}", log4j.display()))
-            .arg(format!("-Dkafka.logs.dir={}", work.join("kafka-logs").display()))
-            .args(["-cp", &classpath, "kafka.Kafka"])
-            .arg(&properties);
-        let mut proc = Proc::spawn("kafka", broker, &logs.join("kafka.log"), Some("Kafka Server started"))?;
-        proc.wait_ready(Duration::from_secs(120)).await?;
-        Ok(Kafka { port, proc })
+        let launch = BrokerLaunch { classpath, properties, logs_dir: work.join("kafka-logs"), log_file: logs.join("kafka.log") };
+        let proc = launch.spawn().await?;
+        Ok(Kafka { port, proc, launch })
     }
 }
 
@@ -79,4 +99,27 @@ pub async fn ensure_jars(libs: &Path) -> anyhow::Result<()> {
         bail!("{} could not provide the Kafka jars in {} (see its output above)", script.display(), libs.display());
     }
     Ok(())
+}
+
+/// Waits until the broker at `bootstrap` serves metadata for `topic` with a leader on every
+/// partition — after a restart, the moment clients can produce and fetch again.
+pub async fn wait_until_serving(bootstrap: &str, topic: &str, deadline: Duration) -> anyhow::Result<()> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new().set("bootstrap.servers", bootstrap).create().context("creating a Kafka metadata client")?;
+    let consumer = std::sync::Arc::new(consumer);
+    let started = std::time::Instant::now();
+    loop {
+        let probe = consumer.clone();
+        let name = topic.to_string();
+        let serving = tokio::task::spawn_blocking(move || {
+            probe.fetch_metadata(Some(&name), Duration::from_secs(2)).map(|m| m.topics().first().is_some_and(|t| !t.partitions().is_empty() && t.partitions().iter().all(|p| p.leader() >= 0 && p.error().is_none())))
+        })
+        .await?;
+        match serving {
+            Ok(true) => return Ok(()),
+            _ if started.elapsed() >= deadline => bail!("the Kafka broker at {bootstrap} does not serve {topic} after {deadline:?}: {serving:?}"),
+            // fetch_metadata itself waits up to 2 s per attempt; this paces a refused connection.
+            _ => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
 }

@@ -7,7 +7,7 @@ mod kafka;
 mod postgres;
 pub mod process;
 
-pub use kafka::repo_file;
+pub use kafka::{repo_file, wait_until_serving};
 
 use crate::Service;
 use anyhow::{Context, bail};
@@ -52,6 +52,7 @@ pub struct Stack {
     infrastructure: Mutex<Vec<Proc>>,
     services: Mutex<HashMap<Service, Proc>>,
     launch: HashMap<Service, (PathBuf, Vec<(String, String)>, u16)>,
+    kafka_launch: kafka::BrokerLaunch,
 }
 
 impl Stack {
@@ -109,6 +110,7 @@ impl Stack {
             infrastructure: Mutex::new(vec![pg.proc, kafka.proc, registry]),
             services: Mutex::new(HashMap::new()),
             launch,
+            kafka_launch: kafka.launch,
         };
         let starts = Service::ALL.map(|s| stack.start_service(s));
         for result in futures::future::join_all(starts).await {
@@ -151,9 +153,31 @@ impl Stack {
     pub async fn freeze_kafka(&self, frozen: bool) -> anyhow::Result<()> {
         let infrastructure = self.infrastructure.lock().await;
         let kafka = infrastructure.iter().find(|p| p.name == "kafka").and_then(Proc::id).context("the Kafka broker is not running")?;
-        let signal = if frozen { "-STOP" } else { "-CONT" };
-        let status = Command::new("kill").arg(signal).arg(kafka.to_string()).status().await?;
-        anyhow::ensure!(status.success(), "kill {signal} {kafka} failed");
+        freeze(kafka, frozen).await
+    }
+
+    /// Pauses (SIGSTOP) or resumes (SIGCONT) one service, like `docker pause`.
+    pub async fn pause_service(&self, service: Service, paused: bool) -> anyhow::Result<()> {
+        let services = self.services.lock().await;
+        let pid = services.get(&service).and_then(Proc::id).with_context(|| format!("{service} is not running"))?;
+        freeze(pid, paused).await
+    }
+
+    /// Stops the broker gracefully; its port and data stay for [`Stack::start_kafka`].
+    pub async fn stop_kafka(&self) -> anyhow::Result<()> {
+        let mut infrastructure = self.infrastructure.lock().await;
+        let at = infrastructure.iter().position(|p| p.name == "kafka").context("the Kafka broker is not running")?;
+        infrastructure.remove(at).stop(Duration::from_secs(30)).await;
+        Ok(())
+    }
+
+    /// Starts the broker again on its port and data, after [`Stack::stop_kafka`].
+    pub async fn start_kafka(&self) -> anyhow::Result<()> {
+        let proc = self.kafka_launch.spawn().await?;
+        let mut infrastructure = self.infrastructure.lock().await;
+        // Back in its start-order slot, after PostgreSQL, so shutdown still stops it before.
+        let at = infrastructure.len().min(1);
+        infrastructure.insert(at, proc);
         Ok(())
     }
 
@@ -166,6 +190,14 @@ impl Stack {
             proc.stop(Duration::from_secs(20)).await;
         }
     }
+}
+
+/// SIGSTOP (`frozen`) or SIGCONT to `pid`.
+async fn freeze(pid: u32, frozen: bool) -> anyhow::Result<()> {
+    let signal = if frozen { "-STOP" } else { "-CONT" };
+    let status = Command::new("kill").arg(signal).arg(pid.to_string()).status().await?;
+    anyhow::ensure!(status.success(), "kill {signal} {pid} failed");
+    Ok(())
 }
 
 fn progress(began: Instant, what: &str) {

@@ -38,16 +38,14 @@ pub(super) async fn stock_of(world: &SagaWorld, product_id: &str) -> Option<i64>
 #[then(regex = r#"^product "([^"]+)" has (\d+) in stock$"#)]
 async fn product_has_stock(world: &mut SagaWorld, alias: String, expected: i64) {
     let product = world.product(&alias);
-    let until = tokio::time::Instant::now() + world.deadline();
     let mut last = None;
-    loop {
+    let reached = crate::poll::until(world.deadline(), Duration::from_millis(50), async || {
         last = stock_of(world, &product.id).await.or(last);
-        if last == Some(expected) {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < until, "product {alias} ({}) has stock {last:?}, expected {expected}", product.id);
-        // Poll interval for a value only HTTP can read (pacing).
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        if last == Some(expected) { Ok(()) } else { Err(last) }
+    })
+    .await;
+    if let Err(last) = reached {
+        panic!("product {alias} ({}) has stock {last:?}, expected {expected}", product.id);
     }
     let quiet_until = tokio::time::Instant::now() + world.env.config.quiet_period();
     while tokio::time::Instant::now() < quiet_until {

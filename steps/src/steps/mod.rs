@@ -84,8 +84,8 @@ pub struct SagaWorld {
     request_items: Vec<serde_json::Value>,
     /// Poison records this scenario published: (key, partition, offset).
     poison: Vec<(String, i32, i64)>,
-    /// Services this scenario stopped; the runner restarts them after the scenario.
-    pub stopped: Vec<crate::Service>,
+    /// Faults this scenario put in place and has not undone; the runner undoes them after it.
+    faults: Vec<faults::Fault>,
     /// Timing samples this scenario measured.
     samples: Vec<crate::timing::Sample>,
 }
@@ -107,7 +107,7 @@ impl SagaWorld {
             batch: Vec::new(),
             request_items: Vec::new(),
             poison: Vec::new(),
-            stopped: Vec::new(),
+            faults: Vec::new(),
             samples: Vec::new(),
         }
     }

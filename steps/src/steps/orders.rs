@@ -116,21 +116,15 @@ async fn reads_back(world: &mut SagaWorld) {
 
 /// Waits until the order's status is `expected`; the last status seen is in the message.
 pub(super) async fn wait_status(world: &SagaWorld, order_id: &str, expected: &str, deadline: Duration) -> Result<(), String> {
-    let until = tokio::time::Instant::now() + deadline;
-    let mut last = String::from("<no answer>");
-    loop {
-        if let Some(order) = read_order(world, order_id).await {
-            last = order["status"].as_str().unwrap_or_default().to_string();
-            if last == expected {
-                return Ok(());
-            }
+    crate::poll::until(deadline, Duration::from_millis(25), async || {
+        let status = read_order(world, order_id).await.map(|order| order["status"].as_str().unwrap_or_default().to_string());
+        match status {
+            Some(status) if status == expected => Ok(()),
+            Some(status) => Err(status),
+            None => Err("<no answer>".to_string()),
         }
-        if tokio::time::Instant::now() >= until {
-            return Err(last);
-        }
-        // Poll interval for state only HTTP can read (pacing).
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    })
+    .await
 }
 
 #[then(regex = r#"^the order becomes "([^"]+)"$"#)]
@@ -152,20 +146,17 @@ async fn every_order_ends(world: &mut SagaWorld, status: String) {
 
 #[then(regex = r#"^(\d+) orders end "([^"]+)" and (\d+) end "([^"]+)"$"#)]
 async fn split_outcome(world: &mut SagaWorld, n1: usize, s1: String, n2: usize, s2: String) {
-    let until = tokio::time::Instant::now() + world.deadline();
-    let mut counts;
-    loop {
-        counts = std::collections::BTreeMap::<String, usize>::new();
+    let settled = crate::poll::until(world.deadline(), Duration::from_millis(100), async || {
+        let mut counts = std::collections::BTreeMap::<String, usize>::new();
         for id in &world.batch {
             let status = read_order(world, id).await.and_then(|o| o["status"].as_str().map(str::to_string)).unwrap_or_else(|| "<unreadable>".into());
             *counts.entry(status).or_default() += 1;
         }
         let done = counts.get(&s1).copied().unwrap_or(0) + counts.get(&s2).copied().unwrap_or(0) == world.batch.len();
-        if done || tokio::time::Instant::now() >= until {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        if done { Ok(counts) } else { Err(counts) }
+    })
+    .await;
+    let counts = settled.unwrap_or_else(|counts| counts);
     assert_eq!(counts.get(&s1).copied().unwrap_or(0), n1, "statuses: {counts:?}");
     assert_eq!(counts.get(&s2).copied().unwrap_or(0), n2, "statuses: {counts:?}");
 }

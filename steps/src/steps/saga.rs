@@ -143,15 +143,12 @@ async fn exactly_one_push(world: &mut SagaWorld, user: String, kind: String) {
 #[then(regex = r#"^a payment in "([^"]+)" for ([\d.]+) exists for the order$"#)]
 async fn payment_exists(world: &mut SagaWorld, status: String, total: String) {
     let id = world.order_id();
-    let until = tokio::time::Instant::now() + world.deadline();
-    let payments = loop {
+    let payments = crate::poll::until(world.deadline(), Duration::from_millis(25), async || {
         let payments = world.payments(&id).await;
-        if !payments.is_empty() || tokio::time::Instant::now() >= until {
-            break payments;
-        }
-        // Poll interval for state only HTTP can read (pacing).
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    };
+        if payments.is_empty() { Err(payments) } else { Ok(payments) }
+    })
+    .await
+    .unwrap_or_else(|none| none);
     let payment = payments.first().unwrap_or_else(|| panic!("no payment for order {id} after {:?}{}", world.deadline(), world.evidence(&id)));
     assert_eq!(payment["status"], json!(status), "{payment}");
     assert_eq!(payment["amount"], amount(&total), "{payment}");
@@ -252,6 +249,17 @@ async fn nothing_new(world: &mut SagaWorld, topic: String) {
     world
         .stays(&format!("a single {topic}"), async || match world.records_on(&topic, &id).len() {
             1 => Ok(()),
+            n => Err(format!("{n} records on {topic}{}", world.evidence(&id))),
+        })
+        .await;
+}
+
+#[then(regex = r#"^no "([a-z.]+)" is published for the order$"#)]
+async fn none_published(world: &mut SagaWorld, topic: String) {
+    let id = world.order_id();
+    world
+        .stays(&format!("no {topic} yet"), async || match world.records_on(&topic, &id).len() {
+            0 => Ok(()),
             n => Err(format!("{n} records on {topic}{}", world.evidence(&id))),
         })
         .await;
