@@ -161,6 +161,40 @@ async fn outbox_survives_a_crash_between_commit_and_publish(stack: &Stack, http:
     Ok(order_id)
 }
 
+/// The seed's monitoring points, read from each service's `/metrics` after the orders above:
+/// publishes per topic, records handled per outcome, time per stage, pushes delivered.
+async fn metrics_count_the_saga(stack: &Stack, http: &reqwest::Client) -> anyhow::Result<()> {
+    let e = &stack.endpoints;
+    let expected: [(&str, &str, &[&str]); 7] = [
+        (&e.order_url, "saga_publish_total", &[r#"topic="order.created""#, r#"outcome="success""#]),
+        (&e.order_url, "saga_publish_total", &[r#"topic="order.confirmed""#, r#"outcome="success""#]),
+        (&e.order_url, "saga_consumed_total", &[r#"topic="stock.reserved""#, r#"outcome="processed""#]),
+        (&e.product_url, "saga_publish_total", &[r#"topic="stock.reserved""#, r#"outcome="success""#]),
+        (&e.product_url, "saga_stage_seconds_count", &[r#"stage="order.created""#]),
+        (&e.payment_url, "saga_consumed_total", &[r#"topic="order.confirmed""#, r#"outcome="processed""#]),
+        (&e.payment_url, "saga_push_total", &[r#"outcome="success""#]),
+    ];
+    for (base, name, labels) in expected {
+        let url = format!("{base}/metrics");
+        // The push and the payment follow the confirmation asynchronously.
+        let value = poll::until(CONFIRM_DEADLINE, Duration::from_millis(100), async || {
+            let text = http.get(&url).send().await.map_err(|e| e.to_string())?.text().await.map_err(|e| e.to_string())?;
+            let value = text
+                .lines()
+                .find(|line| line.starts_with(&format!("{name}{{")) && labels.iter().all(|l| line.contains(l)))
+                .and_then(|line| line.rsplit(' ').next()?.parse::<f64>().ok());
+            match value {
+                Some(v) if v >= 1.0 => Ok(v),
+                other => Err(format!("{other:?} in:\n{text}")),
+            }
+        })
+        .await
+        .map_err(|seen| anyhow::anyhow!("{url}: {name}{{{}}} should be at least 1, saw {seen}", labels.join(",")))?;
+        println!("{url}: {name}{{{}}} = {value}", labels.join(","));
+    }
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn reference_stack_outbox_and_confluent_client() {
     let began = Instant::now();
@@ -183,6 +217,7 @@ async fn reference_stack_outbox_and_confluent_client() {
         let order_id = place_order(&stack, &http).await?;
         wait_confirmed(&stack, &http, &order_id).await?;
         println!("order {order_id} is ORDER_CONFIRMED after {:.1}s", began.elapsed().as_secs_f64());
+        metrics_count_the_saga(&stack, &http).await?;
         run_pytest(&python, &stack, &topics, &order_id).await
     }
     .await;
