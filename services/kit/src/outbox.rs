@@ -234,7 +234,11 @@ impl<S: Sink> Relay<S> {
                 sqlx::query("DELETE FROM outbox WHERE id = ANY($1)").bind(&sent).execute(&mut *tx).await?;
             }
             tx.commit().await?;
-            tracing::info!(kind = self.kind.as_str(), taken = rows.len(), sent = sent.len(), "outbox fallback sent rows left unsent");
+            if sent.len() == rows.len() {
+                tracing::info!(kind = self.kind.as_str(), rows = rows.len(), "outbox fallback sent rows the hot path had not");
+            } else {
+                tracing::warn!(kind = self.kind.as_str(), taken = rows.len(), sent = sent.len(), "outbox fallback could not send every row; retrying next round");
+            }
             if sent.len() < rows.len() || (rows.len() as i64) < BATCH {
                 return Ok(()); // failures wait for the next round; a short batch means no more
             }
