@@ -710,6 +710,14 @@ struct Trace {
     reserved_event_ids: HashSet<String>,
 }
 
+impl Trace {
+    /// The tap has seen the order's created, reserved and confirmed records. It receives
+    /// partitions independently, so a later topic's record can arrive before an earlier one's.
+    fn has_every_stage(&self) -> bool {
+        self.created_ts.is_some() && self.reserved_ts.is_some() && self.confirmed_ts.is_some()
+    }
+}
+
 /// Reads only the records added since the last look (the tap's log is append-only).
 #[derive(Default)]
 struct TapIndex {
@@ -976,14 +984,14 @@ async fn load(ctx: &Ctx, index: &mut TapIndex, plan: Plan, metrics: &[(&'static 
             _ => {}
         }
     }
-    // The tap must have seen order.confirmed for every completed order (it consumes in
-    // parallel with the services, so it may trail them a little): wait on its change feed.
+    // The tap must have seen every stage's record of every completed order (it consumes in
+    // parallel with the services, and in batches, so it may trail them): wait on its change feed.
     let completed_ids: Vec<&str> = pushes.iter().filter(|(_, v)| v.0.is_some()).map(|(k, _)| *k).collect();
     let _ = ctx
         .tap
         .wait_until(Duration::from_secs(15), |log| {
             index.ingest(log);
-            completed_ids.iter().all(|id| index.orders.get(*id).is_some_and(|t| t.confirmed_ts.is_some())).then_some(())
+            completed_ids.iter().all(|id| index.orders.get(*id).is_some_and(Trace::has_every_stage)).then_some(())
         })
         .await;
     // Duplicates can only be judged on what has arrived; a late stock.reserved is caught by the
@@ -1059,7 +1067,7 @@ async fn unloaded(ctx: &Ctx, index: &mut TapIndex, n: usize) -> anyhow::Result<U
         .tap
         .wait_until(Duration::from_secs(15), |log| {
             index.ingest(log);
-            ids.iter().all(|id| index.orders.get(id).is_some_and(|t| t.confirmed_ts.is_some())).then_some(())
+            ids.iter().all(|id| index.orders.get(id).is_some_and(Trace::has_every_stage)).then_some(())
         })
         .await;
     let outcomes: Vec<Outcome> = sent
