@@ -107,19 +107,18 @@ pub async fn wait_until_serving(bootstrap: &str, topic: &str, deadline: Duration
     use rdkafka::consumer::{BaseConsumer, Consumer};
     let consumer: BaseConsumer = rdkafka::ClientConfig::new().set("bootstrap.servers", bootstrap).create().context("creating a Kafka metadata client")?;
     let consumer = std::sync::Arc::new(consumer);
-    let started = std::time::Instant::now();
-    loop {
-        let probe = consumer.clone();
-        let name = topic.to_string();
+    // fetch_metadata itself waits up to 2 s per attempt; the 200 ms paces refused connections.
+    crate::poll::until(deadline, Duration::from_millis(200), async || {
+        let (probe, name) = (consumer.clone(), topic.to_string());
         let serving = tokio::task::spawn_blocking(move || {
             probe.fetch_metadata(Some(&name), Duration::from_secs(2)).map(|m| m.topics().first().is_some_and(|t| !t.partitions().is_empty() && t.partitions().iter().all(|p| p.leader() >= 0 && p.error().is_none())))
         })
-        .await?;
+        .await;
         match serving {
-            Ok(true) => return Ok(()),
-            _ if started.elapsed() >= deadline => bail!("the Kafka broker at {bootstrap} does not serve {topic} after {deadline:?}: {serving:?}"),
-            // fetch_metadata itself waits up to 2 s per attempt; this paces a refused connection.
-            _ => tokio::time::sleep(Duration::from_millis(200)).await,
+            Ok(Ok(true)) => Ok(()),
+            other => Err(format!("{other:?}")),
         }
-    }
+    })
+    .await
+    .map_err(|last| anyhow::anyhow!("the Kafka broker at {bootstrap} does not serve {topic} after {deadline:?}: {last}"))
 }
