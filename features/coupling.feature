@@ -4,7 +4,7 @@ Feature: Loose coupling
   back, because the event waits in Kafka. The same holds when a service hangs (paused, not
   stopped) and when the broker itself restarts: the outbox keeps what was accepted.
 
-  @COUPLING-1 @faults @serial
+  @COUPLING-1 @needs-stop-product @serial @must
   Scenario: Intake works while the Product Service is down
     Given the catalogue has product "P1" priced 15000.00 with 50 in stock
     And the Product Service is down
@@ -15,7 +15,7 @@ Feature: Loose coupling
     Then the order becomes "ORDER_CONFIRMED"
     And a payment in "PAYMENT_WAIT" for 15000.00 exists for the order
 
-  @COUPLING-2 @faults @serial
+  @COUPLING-2 @needs-stop-payment @serial @must
   Scenario: Orders confirmed while the Payment Service is down each get one payment once it is back
     Given the catalogue has product "P1" priced 1000.00 with 100 in stock
     And the Payment Service is down
@@ -25,7 +25,7 @@ Feature: Loose coupling
     When the Payment Service is started again
     Then every order has exactly one payment in "PAYMENT_WAIT" and one push of type "PAYMENT_WAIT"
 
-  @COUPLING-3 @pause @serial
+  @COUPLING-3 @needs-pause-product @serial @must
   Scenario: A hung Product Service holds the order back without losing it
     Given the catalogue has product "P1" priced 15000.00 with 50 in stock
     And the Product Service is paused
@@ -38,7 +38,7 @@ Feature: Loose coupling
     And user "U1" receives the push "결제를 진행해주세요" of type "PAYMENT_WAIT" for the order
     And the order has exactly one payment and one push of each type
 
-  @COUPLING-4 @broker-faults @serial
+  @COUPLING-4 @needs-broker-stop @serial @must
   Scenario: Orders accepted while the broker is down complete exactly once after it restarts
     Given the catalogue has product "P1" priced 1000.00 with 100 in stock
     And the Kafka broker is stopped

@@ -9,19 +9,19 @@ Feature: Order creation, happy path
     Given the catalogue has product "P1" priced 15000.00 with 50 in stock
     And the catalogue has product "P2" priced 2500.50 with 10 in stock
 
-  @FLOW-1
+  @FLOW-1 @must
   Scenario: Intake answers ORDER_CREATED without waiting for stock
     When user "U1" orders 2 of "P1" and 1 of "P2" from store "S1"
     Then the order is accepted with status "ORDER_CREATED" and message "주문이 접수되었습니다"
     And the order reads back with status "ORDER_CREATED" or later
 
-  @FLOW-2
+  @FLOW-2 @must
   Scenario: order.created carries the request, keyed by orderId
     When user "U1" orders 2 of "P1" and 1 of "P2" from store "S1"
     Then "order.created" is published for the order
     And the "order.created" event carries user "U1", store "S1", the ordered lines and total 32500.50
 
-  @FLOW-3
+  @FLOW-3 @must
   Scenario: Stock is reserved and stock.reserved lists what is left
     When user "U1" orders 2 of "P1" and 1 of "P2" from store "S1"
     Then "stock.reserved" is published for the order
@@ -29,14 +29,14 @@ Feature: Order creation, happy path
     And product "P1" has 48 in stock
     And product "P2" has 9 in stock
 
-  @FLOW-4
+  @FLOW-4 @must
   Scenario: The order is confirmed with its total and the buyer is told
     When user "U1" orders 2 of "P1" and 1 of "P2" from store "S1"
     Then the order becomes "ORDER_CONFIRMED"
     And "order.confirmed" is published for the order with total 32500.50
     And user "U1" receives the push "주문이 확정되었습니다" of type "ORDER_CONFIRMED" for the order
 
-  @FLOW-5
+  @FLOW-5 @must
   Scenario: A payment waits for the buyer — the saga's final state
     When user "U1" orders 2 of "P1" and 1 of "P2" from store "S1"
     Then a payment in "PAYMENT_WAIT" for 32500.50 exists for the order

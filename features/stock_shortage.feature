@@ -10,7 +10,7 @@ Feature: Stock reservation fails, the order is cancelled
     Given the catalogue has product "P1" priced 15000.00 with 3 in stock
     And the catalogue has product "P2" priced 2500.50 with 10 in stock
 
-  @FAIL-1
+  @FAIL-1 @must
   Scenario: Not enough stock
     When user "U1" orders 5 of "P1" and 1 of "P2" from store "S1"
     Then the order is accepted with status "ORDER_CREATED" and message "주문이 접수되었습니다"
@@ -23,7 +23,7 @@ Feature: Stock reservation fails, the order is cancelled
     And product "P1" has 3 in stock
     And product "P2" has 10 in stock
 
-  @FAIL-2
+  @FAIL-2 @must
   Scenario: Unknown product
     When user "U1" orders 1 of "P2" and 1 of unknown product "GHOST" at 100.00 from store "S1"
     Then "stock.reservation.failed" is published for the order
@@ -32,7 +32,7 @@ Feature: Stock reservation fails, the order is cancelled
     And no payment exists for the order
     And product "P2" has 10 in stock
 
-  @FAIL-3
+  @FAIL-3 @must
   Scenario: A unit price that is not the catalogue's
     When user "U1" orders 1 of "P2" at 1.00 from store "S1"
     Then "stock.reservation.failed" is published for the order

@@ -4,7 +4,7 @@ Feature: Processing time
   0.5–1 s, whole saga 2–5 s — as budgets on a percentile over many orders after a warm-up
   (budgets, percentile, sample count and a scale factor for slow machines: conformance.toml).
 
-  @TIME-1 @serial
+  @TIME-1 @serial @must
   Scenario: Stage latencies are within the seed's budgets
     Given the catalogue has product "P1" priced 100.00 with 100000 in stock
     When orders for 1 of "P1" are placed one after another and timed

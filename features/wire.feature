@@ -3,7 +3,7 @@ Feature: Wire format
   Records are Avro in Confluent framing (magic byte 0, 4-byte schema id), registered under
   <topic>-value, and the registered schemas are compatible with the contract in avro/.
 
-  @WIRE-1
+  @WIRE-1 @must
   Scenario: Every record of a saga is framed with a known schema id and matches the contract
     Given the catalogue has product "P1" priced 15000.00 with 50 in stock
     When user "U1" orders 1 of "P1" from store "S1"
@@ -11,7 +11,7 @@ Feature: Wire format
     And every record of the order is Confluent-framed with a schema id the registry resolves
     And every record of the order matches its contract schema
 
-  @WIRE-2
+  @WIRE-2 @must
   Scenario: The registered schemas are the contract's
     Given the catalogue has product "P1" priced 10.00 with 1 in stock
     When 2 users each order 1 of "P1" at the same time

@@ -11,18 +11,68 @@ use crate::stack::{Endpoints, Stack, StackOptions};
 use anyhow::{Context, bail};
 use std::time::Duration;
 
-/// What a backend can do beyond HTTP and Kafka; scenarios needing more are skipped with the
-/// reason in the report.
-#[derive(Debug, Clone, Copy)]
+/// What a backend can do beyond HTTP and Kafka. A scenario needing more carries
+/// `@needs-<capability>` tags and is skipped, with the reason in the report, when the backend
+/// lacks one. The processes and containers backends can do everything; an external one only
+/// what its `[external.commands]` allow — per service, so commands for the Product Service
+/// alone enable the scenarios that touch only it.
+#[derive(Debug, Clone, Default)]
 pub struct Capabilities {
-    /// Stop and start services (`@faults` scenarios).
-    pub faults: bool,
-    /// Pause and resume services (`@pause`).
-    pub pause: bool,
-    /// Stop and start the Kafka broker (`@broker-faults`).
-    pub broker_faults: bool,
-    /// The implementation dead-letters poison records to `<topic>.dlt` (`@dead-letters`).
-    pub dead_letters: bool,
+    /// Capability names: `stop-<svc>`, `pause-<svc>`, `kill-<svc>`, `broker-stop`,
+    /// `broker-kill`, `db-kill`, `dead-letters` (`<svc>` is order, product or payment).
+    available: std::collections::BTreeSet<String>,
+}
+
+/// Every capability name, with the external commands that provide it.
+fn capability_commands() -> Vec<(String, Vec<String>)> {
+    let mut all = Vec::new();
+    for service in Service::ALL {
+        let svc = short_name(service);
+        all.push((format!("stop-{svc}"), vec![format!("stop_{svc}"), format!("start_{svc}")]));
+        all.push((format!("pause-{svc}"), vec![format!("pause_{svc}"), format!("unpause_{svc}")]));
+        all.push((format!("kill-{svc}"), vec![format!("kill_{svc}"), format!("start_{svc}")]));
+    }
+    all.push(("broker-stop".into(), vec!["stop_kafka".into(), "start_kafka".into()]));
+    all.push(("broker-kill".into(), vec!["kill_kafka".into(), "start_kafka".into()]));
+    all.push(("db-kill".into(), vec!["kill_postgres".into(), "start_postgres".into()]));
+    all
+}
+
+impl Capabilities {
+    /// Everything (the backends that run the stack themselves).
+    pub fn all() -> Capabilities {
+        let mut available: std::collections::BTreeSet<String> = capability_commands().into_iter().map(|(name, _)| name).collect();
+        available.insert("dead-letters".into());
+        Capabilities { available }
+    }
+
+    /// What an external implementation's commands and declarations allow.
+    pub fn from_commands(commands: &std::collections::HashMap<String, String>, dead_letters: bool) -> Capabilities {
+        let mut available: std::collections::BTreeSet<String> =
+            capability_commands().into_iter().filter(|(_, needed)| needed.iter().all(|c| commands.contains_key(c))).map(|(name, _)| name).collect();
+        if dead_letters {
+            available.insert("dead-letters".into());
+        }
+        Capabilities { available }
+    }
+
+    pub fn has(&self, capability: &str) -> bool {
+        self.available.contains(capability)
+    }
+
+    /// Why a scenario tagged `@needs-<capability>` cannot run here: `None` when it can.
+    pub fn missing(&self, capability: &str) -> Option<String> {
+        if self.has(capability) {
+            return None;
+        }
+        if capability == "dead-letters" {
+            return Some("the implementation declares no dead-letter topics ([external] dead_letter_topics = false)".into());
+        }
+        Some(match capability_commands().into_iter().find(|(name, _)| name == capability) {
+            Some((_, commands)) => format!("needs {capability}: configure [external.commands] {}", commands.join(" and ")),
+            None => format!("needs {capability}, which no backend provides (a typo in the feature's tags?)"),
+        })
+    }
 }
 
 pub enum Backend {
@@ -73,16 +123,8 @@ impl Backend {
 
     pub fn capabilities(&self) -> Capabilities {
         match self {
-            Backend::Processes(_) | Backend::Containers(_) => Capabilities { faults: true, pause: true, broker_faults: true, dead_letters: true },
-            Backend::External { commands, dead_letters, .. } => {
-                let all = |verbs: [&str; 2]| Service::ALL.iter().all(|s| verbs.iter().all(|v| commands.contains_key(&command_key(v, *s))));
-                Capabilities {
-                    faults: all(["stop", "start"]),
-                    pause: all(["pause", "unpause"]),
-                    broker_faults: commands.contains_key("stop_kafka") && commands.contains_key("start_kafka"),
-                    dead_letters: *dead_letters,
-                }
-            }
+            Backend::Processes(_) | Backend::Containers(_) => Capabilities::all(),
+            Backend::External { commands, dead_letters, .. } => Capabilities::from_commands(commands, *dead_letters),
         }
     }
 
@@ -149,7 +191,12 @@ impl Backend {
 }
 
 fn command_key(verb: &str, service: Service) -> String {
-    format!("{verb}_{}", service.binary().trim_end_matches("-service"))
+    format!("{verb}_{}", short_name(service))
+}
+
+/// `order`, `product`, `payment`: how commands and capability tags name a service.
+fn short_name(service: Service) -> &'static str {
+    service.binary().trim_end_matches("-service")
 }
 
 async fn run_command(commands: &std::collections::HashMap<String, String>, key: &str) -> anyhow::Result<()> {
@@ -161,3 +208,31 @@ async fn run_command(commands: &std::collections::HashMap<String, String>, key: 
     Ok(())
 }
 
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn external_commands_enable_capabilities_per_service() {
+        let commands: std::collections::HashMap<String, String> =
+            [("stop_product", "x"), ("start_product", "y"), ("kill_kafka", "z")].into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let caps = Capabilities::from_commands(&commands, false);
+        assert!(caps.has("stop-product"));
+        assert!(!caps.has("stop-order"), "no stop_order command");
+        assert!(!caps.has("kill-product"), "kill_product is missing");
+        assert!(!caps.has("broker-kill"), "kill_kafka without start_kafka");
+        assert!(!caps.has("dead-letters"));
+        assert!(caps.missing("broker-kill").is_some_and(|why| why.contains("kill_kafka and start_kafka")));
+        assert!(caps.missing("stop-product").is_none());
+    }
+
+    #[test]
+    fn the_stacks_we_run_can_do_everything() {
+        let caps = Capabilities::all();
+        for capability in ["stop-order", "pause-payment", "kill-product", "broker-stop", "broker-kill", "db-kill", "dead-letters"] {
+            assert!(caps.has(capability), "{capability}");
+        }
+        assert!(caps.missing("teleport").is_some_and(|why| why.contains("typo")));
+    }
+}

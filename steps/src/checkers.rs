@@ -36,19 +36,6 @@ pub fn keyed_by_order_id(log: &[TapRecord], orders: &BTreeSet<String>) -> Vec<Vi
         .collect()
 }
 
-/// All records of one order on one topic are on one partition (so they are consumed in order).
-pub fn one_partition_per_order(log: &[TapRecord], orders: &BTreeSet<String>) -> Vec<Violation> {
-    let mut partitions: BTreeMap<(String, String), BTreeSet<i32>> = BTreeMap::new();
-    for r in saga_records(log, orders) {
-        partitions.entry((r.order_id.clone().unwrap_or_default(), r.topic.clone())).or_default().insert(r.partition);
-    }
-    partitions
-        .into_iter()
-        .filter(|(_, p)| p.len() > 1)
-        .map(|((order_id, topic), p)| Violation { checker: "partition", order_id, detail: format!("records on {topic} are spread over partitions {p:?}") })
-        .collect()
-}
-
 /// For each order, the first record of each topic in `chain` appears no earlier than the first
 /// record of the topic before it (by record timestamp, which the producer sets when it sends),
 /// and a later topic is never present without the earlier one.
@@ -152,7 +139,6 @@ mod tests {
     fn a_healthy_log_passes_every_checker() {
         let log = healthy();
         assert!(keyed_by_order_id(&log, &orders()).is_empty());
-        assert!(one_partition_per_order(&log, &orders()).is_empty());
         assert!(causal_order(&log, &orders(), &chain()).is_empty());
         assert!(duplicate_effects(&log, &orders()).is_empty());
         assert!(lost_events(&log, &orders(), &[CREATED, RESERVED, CONFIRMED]).is_empty());
@@ -166,15 +152,6 @@ mod tests {
         let v = keyed_by_order_id(&log, &orders());
         assert_eq!(v.len(), 1);
         assert!(v[0].detail.contains(RESERVED));
-    }
-
-    #[test]
-    fn split_partitions_are_caught() {
-        let mut log = healthy();
-        log.push(record(CREATED, "o1", "o1", 1, 11, "e1"));
-        let v = one_partition_per_order(&log, &orders());
-        assert_eq!(v.len(), 1, "{v:?}");
-        assert!(v[0].detail.contains(CREATED));
     }
 
     #[test]

@@ -27,6 +27,8 @@ pub struct Config {
     /// Where `features/` is.
     pub features: PathBuf,
     pub report_dir: PathBuf,
+    /// Expected-failures baseline (`known.toml`, see [`crate::verdict::Baseline`]); none by default.
+    pub baseline: Option<PathBuf>,
     /// Scenarios run at the same time (each has its own ids, so they do not interfere).
     pub concurrency: usize,
     /// Topic name overrides, keyed like the env vars without `TOPIC_` (e.g. `order_created`).
@@ -121,6 +123,10 @@ pub struct External {
     /// Shell commands that stop/start a service, keyed `stop_order`, `start_product`, …;
     /// without them the fault scenarios are skipped (and listed as such in the report).
     pub commands: HashMap<String, String>,
+    /// The services' consumer groups, keyed `order`, `product`, `payment`: the suite reads
+    /// their committed offsets to know when an injected record was consumed. Without them it
+    /// waits longer and says so in the report.
+    pub consumer_groups: HashMap<String, String>,
 }
 
 impl Default for Config {
@@ -129,6 +135,7 @@ impl Default for Config {
             backend: BackendKind::Processes,
             features: crate::stack::repo_file("features"),
             report_dir: PathBuf::from("reports/latest"),
+            baseline: None,
             concurrency: 8,
             topics: HashMap::new(),
             timing: Timing::default(),
@@ -164,6 +171,7 @@ impl Default for External {
             push_sink_port: 18090,
             dead_letter_topics: true,
             commands: HashMap::new(),
+            consumer_groups: HashMap::new(),
         }
     }
 }
@@ -204,6 +212,22 @@ impl Config {
             let key = var.trim_start_matches("TOPIC_").to_ascii_lowercase();
             self.topics.get(&key).cloned().or_else(|| std::env::var(var).ok())
         })
+    }
+
+    /// The implementation's consumer groups by service: the reference's names on the backends
+    /// that run it, `[external.consumer_groups]` otherwise.
+    pub fn consumer_groups(&self) -> anyhow::Result<HashMap<crate::Service, String>> {
+        if self.backend != BackendKind::External {
+            return Ok(crate::groups::ConsumerGroups::reference_names());
+        }
+        self.external
+            .consumer_groups
+            .iter()
+            .map(|(key, group)| match crate::Service::parse(key) {
+                Some(service) => Ok((service, group.clone())),
+                None => anyhow::bail!("[external.consumer_groups] {key}: use order, product or payment"),
+            })
+            .collect()
     }
 
     pub fn outcome_deadline(&self) -> Duration {

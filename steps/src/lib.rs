@@ -8,9 +8,11 @@
 //! - [`backend`]: picking and driving a backend (`processes`, `containers`, `external`);
 //! - [`containers`]: the `containers` backend (testcontainers);
 //! - [`tap`]: a Kafka consumer that records every saga record, decoded and validated;
-//! - [`checkers`]: Jepsen-style checks over the tap's log (keys, partitions, order, duplicates);
+//! - [`checkers`]: Jepsen-style checks over the tap's log (keys, order, duplicates);
+//! - [`groups`]: the implementation's consumer groups' committed offsets (when was a record consumed);
 //! - [`sink`]: the push gateway stand-in (wiremock) the implementation is pointed at;
-//! - [`steps`]: the cucumber World and step definitions; [`report`]: JUnit/JSON/HTML reports.
+//! - [`steps`]: the cucumber World and step definitions; [`report`]: the HTML report;
+//!   [`junit`]: `junit.xml`; [`verdict`]: levels, the baseline, the verdict and exit codes.
 //!
 //! Run it: `saga-conformance run` (see the README), or `cargo test -p saga-conformance`.
 
@@ -18,8 +20,10 @@ pub mod backend;
 pub mod bench;
 pub mod checkers;
 pub mod config;
+pub mod junit;
 pub mod poll;
 pub mod containers;
+pub mod groups;
 pub mod report;
 pub mod runner;
 pub mod sink;
@@ -27,6 +31,7 @@ pub mod stack;
 pub mod steps;
 pub mod tap;
 pub mod timing;
+pub mod verdict;
 
 use std::fmt;
 

@@ -1,7 +1,7 @@
 //! `saga-conformance`: run the conformance suite, or start the reference stack by hand.
 //!
 //! ```text
-//! saga-conformance run   [--config FILE] [--backend processes|external] [--tags EXPR] [--report-dir DIR]
+//! saga-conformance run   [--config FILE] [--backend processes|containers|external] [--tags EXPR] [--report-dir DIR] [--baseline FILE]
 //! saga-conformance stack [--push-port PORT]
 //! saga-conformance bench [--rate R] [--duration S] [--warmup S] [--json FILE] [--find-max] [--report-dir DIR]
 //! ```
@@ -21,7 +21,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the features against an implementation and write reports; exits non-zero on any failure.
+    /// Run the features against an implementation and write reports. Exit code: 0 conforms
+    /// (or a --tags subset passed), 1 does not conform, 2 could not run, 3 incomplete (a
+    /// required scenario was skipped for want of a capability).
     Run {
         /// conformance.toml (default: ./conformance.toml if present, else built-in defaults).
         #[arg(long)]
@@ -33,6 +35,10 @@ enum Command {
         tags: Option<String>,
         #[arg(long)]
         report_dir: Option<PathBuf>,
+        /// Expected failures (`known.toml`: `[expected_failures]` with `REQ-ID = "reason"`):
+        /// reported, but they do not fail the run.
+        #[arg(long)]
+        baseline: Option<PathBuf>,
     },
     /// Start the reference stack (PostgreSQL, Kafka, registry, the three services and a push
     /// sink) on free loopback ports, print the endpoints, and stop it all on Ctrl-C.
@@ -62,7 +68,7 @@ async fn main() -> std::process::ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
     match cli.command {
-        Command::Run { config, backend, tags, report_dir } => {
+        Command::Run { config, backend, tags, report_dir, baseline } => {
             let mut config = Config::load(config.as_deref())?;
             if let Some(b) = backend {
                 config.backend = b;
@@ -70,12 +76,26 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             if let Some(dir) = report_dir {
                 config.report_dir = dir;
             }
+            if baseline.is_some() {
+                config.baseline = baseline;
+            }
             let summary = saga_conformance::runner::run(config, tags).await?;
+            let judgement = &summary.judgement;
             for s in &summary.skipped {
                 println!("skipped: {} — {} ({})", s.feature, s.scenario, s.reason);
             }
-            println!("{}", summary.closing_line());
-            Ok(if summary.failed == 0 && summary.passed > 0 { std::process::ExitCode::SUCCESS } else { std::process::ExitCode::FAILURE })
+            for k in &judgement.known_failures {
+                println!("known failure (baseline): {} — {} ({})", k.requirement, k.scenario, k.reason);
+            }
+            for id in &judgement.fixed_known_failures {
+                println!("baseline: {id} passes now — remove it from the baseline");
+            }
+            for id in &judgement.unmatched_baseline {
+                println!("baseline: {id} names no scenario of this run");
+            }
+            println!("report: {}", summary.report_dir.join("index.html").display());
+            println!("{}", judgement.closing_line());
+            Ok(std::process::ExitCode::from(judgement.verdict.exit_code()))
         }
         Command::Bench(args) => Ok(if saga_conformance::bench::run(args).await? { std::process::ExitCode::SUCCESS } else { std::process::ExitCode::FAILURE }),
         Command::Stack { push_port } => {

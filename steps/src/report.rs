@@ -5,6 +5,7 @@
 
 use crate::config::Config;
 use crate::timing::{Sample, StageSummary, summarize};
+use crate::verdict::{Judgement, Level, Verdict};
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
@@ -33,9 +34,14 @@ pub struct ScenarioResult {
 impl ScenarioResult {
     /// Requirement ids (`FLOW-1`) among the tags, else the family tag.
     pub fn requirements(&self) -> Vec<&str> {
-        let ids: Vec<&str> = self.tags.iter().map(String::as_str).filter(|t| t.contains('-') && t.chars().next().is_some_and(|c| c.is_ascii_uppercase())).collect();
+        let ids: Vec<&str> = self.tags.iter().map(String::as_str).filter(|t| is_requirement_id(t)).collect();
         if ids.is_empty() { self.tags.iter().map(String::as_str).filter(|t| t.chars().all(|c| c.is_ascii_uppercase())).collect() } else { ids }
     }
+}
+
+/// `FLOW-1`, `CRASH-3`: an upper-case family, a dash, a number.
+pub fn is_requirement_id(tag: &str) -> bool {
+    tag.split_once('-').is_some_and(|(family, n)| !family.is_empty() && family.chars().all(|c| c.is_ascii_uppercase()) && !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -134,18 +140,50 @@ pub fn read_cucumber_json(path: &Path) -> anyhow::Result<Vec<ScenarioResult>> {
     Ok(results)
 }
 
-fn esc(s: &str) -> String {
+/// Adds the scenarios the backend could not run to cucumber's JSON, each as a scenario whose
+/// one step is skipped with the reason, so tools reading the JSON see them too.
+pub fn append_skipped(path: &Path, skipped: &[Skipped]) -> anyhow::Result<()> {
+    if skipped.is_empty() {
+        return Ok(());
+    }
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut features: Vec<serde_json::Value> = serde_json::from_str(&text).with_context(|| format!("{} is not cucumber JSON", path.display()))?;
+    for s in skipped {
+        let element = serde_json::json!({
+            "type": "scenario",
+            "keyword": "Scenario",
+            "name": s.scenario,
+            "id": format!("skipped;{}", s.scenario),
+            "tags": s.tags.iter().map(|t| serde_json::json!({"name": format!("@{t}")})).collect::<Vec<_>>(),
+            "steps": [{"keyword": "Given ", "name": format!("skipped: {}", s.reason), "result": {"status": "skipped"}}],
+        });
+        match features.iter_mut().find(|f| f["name"] == serde_json::json!(s.feature)) {
+            Some(feature) => {
+                if let Some(elements) = feature["elements"].as_array_mut() {
+                    elements.push(element);
+                }
+            }
+            None => features.push(serde_json::json!({"keyword": "Feature", "name": s.feature, "uri": "", "elements": [element]})),
+        }
+    }
+    std::fs::write(path, serde_json::to_string_pretty(&features)?).with_context(|| format!("writing {}", path.display()))
+}
+
+/// HTML/XML escaping of text and attribute values.
+pub fn esc(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
 /// Writes `index.html` and `timing.json` into the report directory.
-pub fn write_html(config: &Config, results: &[ScenarioResult], skipped: &[Skipped], samples: &[Sample], total: Duration, scenarios: Duration) -> anyhow::Result<()> {
-    let passed = results.iter().filter(|r| r.status == Status::Passed).count();
-    let failed = results.len() - passed;
+pub fn write_html(config: &Config, results: &[ScenarioResult], skipped: &[Skipped], judgement: &Judgement, notes: &[String], samples: &[Sample], total: Duration, scenarios: Duration) -> anyhow::Result<()> {
     let stages = summarize(samples, &config.timing);
     std::fs::write(config.report_dir.join("timing.json"), serde_json::to_string_pretty(&serde_json::json!({"summary": stages, "samples": samples}))?)?;
 
-    let verdict = if failed == 0 && !results.is_empty() { ("CONFORMS", "ok") } else { ("DOES NOT CONFORM", "bad") };
+    let class = match judgement.verdict {
+        Verdict::Conforms | Verdict::PassedSubset => "ok",
+        Verdict::DoesNotConform => "bad",
+        Verdict::Incomplete => "skip",
+    };
     let mut h = String::new();
     write!(
         h,
@@ -162,16 +200,28 @@ details summary{{cursor:pointer;color:#444}}
 </style></head><body>
 <h1>Order-creation saga — conformance report</h1>
 <p class="sub">backend <b>{backend:?}</b> · {n} scenarios · {total:.0} s in all, {scen:.0} s running scenarios · generated {when}</p>
-<p><span class="verdict {cls}">{word}</span> &nbsp; {passed} passed, {failed} failed, {skipped} skipped</p>
+<p><span class="verdict {cls}">{word}</span> &nbsp; {passed} passed, {failed} failed, {known} known failure(s), {skipped} skipped ({skipped_must} required), {not_selected} not selected</p>
+<p class="sub">{meaning}</p>
 "#,
         backend = config.backend,
         n = results.len(),
         total = total.as_secs_f64(),
         scen = scenarios.as_secs_f64(),
         when = chrono::Utc::now().format("%Y-%m-%d %H:%M UTC"),
-        cls = verdict.1,
-        word = verdict.0,
+        cls = class,
+        word = judgement.verdict.banner(),
+        passed = judgement.passed,
+        failed = judgement.failed.len(),
+        known = judgement.known_failures.len(),
         skipped = skipped.len(),
+        skipped_must = judgement.skipped_must,
+        not_selected = judgement.not_selected,
+        meaning = match judgement.verdict {
+            Verdict::Conforms => "Every required (@must) scenario ran and passed.",
+            Verdict::PassedSubset => "Every selected scenario passed; --tags left others out, so this is no claim of conformance.",
+            Verdict::DoesNotConform => "At least one scenario failed that the baseline does not list.",
+            Verdict::Incomplete => "Nothing failed, but required (@must) scenarios could not run on this backend: give it the capabilities listed under Skipped.",
+        },
     )?;
 
     h.push_str("<h2>Requirements</h2><table><tr><th>Requirement</th><th>Feature</th><th>Scenario</th><th>Result</th><th class=\"num\">Time</th></tr>");
@@ -180,6 +230,7 @@ details summary{{cursor:pointer;color:#444}}
     for r in &sorted {
         let (label, cls) = match r.status {
             Status::Passed => ("passed", "ok"),
+            _ if judgement.is_known_failure(r) => ("known failure", "skip"),
             Status::Failed => ("failed", "bad"),
             Status::Incomplete => ("incomplete", "bad"),
         };
@@ -192,11 +243,36 @@ details summary{{cursor:pointer;color:#444}}
     h.push_str("</table>");
 
     if !skipped.is_empty() {
-        h.push_str("<h2>Skipped (not run on this backend)</h2><table><tr><th>Tags</th><th>Scenario</th><th>Why</th></tr>");
+        h.push_str("<h2>Skipped (not run on this backend)</h2><table><tr><th>Tags</th><th>Level</th><th>Scenario</th><th>Why</th></tr>");
         for s in skipped {
-            write!(h, "<tr><td>{}</td><td>{} — {}</td><td><span class=\"pill skip\">skipped</span> {}</td></tr>", esc(&s.tags.join(" ")), esc(&s.feature), esc(&s.scenario), esc(&s.reason))?;
+            let level = match Level::of(&s.tags) {
+                Level::Must => "<span class=\"pill bad\">must</span>",
+                Level::Should => "<span class=\"pill skip\">should</span>",
+            };
+            write!(h, "<tr><td>{}</td><td>{level}</td><td>{} — {}</td><td>{}</td></tr>", esc(&s.tags.join(" ")), esc(&s.feature), esc(&s.scenario), esc(&s.reason))?;
         }
         h.push_str("</table>");
+    }
+    if !judgement.known_failures.is_empty() || !judgement.fixed_known_failures.is_empty() || !judgement.unmatched_baseline.is_empty() {
+        h.push_str("<h2>Baseline of expected failures</h2><table><tr><th>Requirement</th><th>Scenario</th><th>Reason given</th></tr>");
+        for k in &judgement.known_failures {
+            write!(h, "<tr><td><b>{}</b></td><td>{}</td><td>{}</td></tr>", esc(&k.requirement), esc(&k.scenario), esc(&k.reason))?;
+        }
+        h.push_str("</table>");
+        for id in &judgement.fixed_known_failures {
+            write!(h, "<p><span class=\"pill ok\">passes now</span> {} is listed in the baseline but passed: remove it from the baseline.</p>", esc(id))?;
+        }
+        for id in &judgement.unmatched_baseline {
+            write!(h, "<p><span class=\"pill skip\">unknown</span> {} is listed in the baseline but no scenario of this run has that id.</p>", esc(id))?;
+        }
+    }
+
+    if !notes.is_empty() {
+        h.push_str("<h2>Notes on how this run was judged</h2><ul>");
+        for note in notes {
+            write!(h, "<li>{}</li>", esc(note))?;
+        }
+        h.push_str("</ul>");
     }
 
     h.push_str("<h2>Latency per stage</h2>");

@@ -9,6 +9,7 @@ use crate::sink::PushSink;
 use crate::steps::{SagaWorld, SuiteEnv};
 use crate::tap::Tap;
 use crate::timing::Recorder;
+use crate::verdict::{Baseline, Judgement};
 use anyhow::Context;
 use cucumber::gherkin::tagexpr::TagOperation;
 use cucumber::tag::Ext as _;
@@ -18,21 +19,13 @@ use rdkafka::config::ClientConfig;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-/// The run's result; `failed == 0` means the implementation conforms (for what ran).
+/// The run's result: the scenarios, what was skipped, and the verdict on them.
 #[derive(Debug, Clone)]
 pub struct RunSummary {
-    pub passed: usize,
-    pub failed: usize,
+    pub results: Vec<report::ScenarioResult>,
     pub skipped: Vec<Skipped>,
+    pub judgement: Judgement,
     pub report_dir: std::path::PathBuf,
-}
-
-impl RunSummary {
-    /// The closing line CI and people read.
-    pub fn closing_line(&self) -> String {
-        let skipped = if self.skipped.is_empty() { String::new() } else { format!(", {} skipped", self.skipped.len()) };
-        format!("conformance: {} passed, {} failed{skipped}", self.passed, self.failed)
-    }
 }
 
 pub async fn run(config: Config, tags: Option<String>) -> anyhow::Result<RunSummary> {
@@ -40,6 +33,10 @@ pub async fn run(config: Config, tags: Option<String>) -> anyhow::Result<RunSumm
     let tag_filter: Option<TagOperation> = match &tags {
         Some(t) => Some(t.parse().map_err(|e| anyhow::anyhow!("--tags {t:?} is not a tag expression: {e}"))?),
         None => None,
+    };
+    let baseline = match &config.baseline {
+        Some(path) => Baseline::load(path)?,
+        None => Baseline::default(),
     };
     std::fs::create_dir_all(&config.report_dir).with_context(|| format!("creating report directory {}", config.report_dir.display()))?;
     let sink_port = (config.backend == BackendKind::External).then_some(config.external.push_sink_port);
@@ -53,10 +50,12 @@ pub async fn run(config: Config, tags: Option<String>) -> anyhow::Result<RunSumm
         let tap = Tap::start(&endpoints.kafka_bootstrap, &endpoints.registry_url, topics.clone(), crate::tap::Pace::Live).await?;
         let producer = ClientConfig::new().set("bootstrap.servers", &endpoints.kafka_bootstrap).set("acks", "all").create().context("creating the kit's Kafka producer")?;
         let capabilities = backend.capabilities();
-        Ok::<_, anyhow::Error>((tap, producer, capabilities))
+        let codec = saga_contract::EventCodec::new(&endpoints.registry_url)?;
+        let groups = crate::groups::ConsumerGroups::new(&endpoints.kafka_bootstrap, config.consumer_groups()?);
+        Ok::<_, anyhow::Error>((tap, producer, capabilities, codec, groups))
     }
     .await;
-    let (tap, producer, capabilities) = match result {
+    let (tap, producer, capabilities, codec, groups) = match result {
         Ok(parts) => parts,
         Err(e) => {
             backend.shutdown().await;
@@ -72,30 +71,28 @@ pub async fn run(config: Config, tags: Option<String>) -> anyhow::Result<RunSumm
         sink,
         producer,
         backend,
-        capabilities,
+        capabilities: capabilities.clone(),
         timing: Recorder::default(),
+        codec,
+        groups,
+        notes: Mutex::default(),
     }));
 
     let skipped: Arc<Mutex<Vec<Skipped>>> = Arc::default();
+    let not_selected: Arc<Mutex<usize>> = Arc::default();
     let filter = {
-        let skipped = skipped.clone();
+        let (skipped, not_selected) = (skipped.clone(), not_selected.clone());
         move |feature: &cucumber::gherkin::Feature, _rule: Option<&cucumber::gherkin::Rule>, scenario: &cucumber::gherkin::Scenario| {
             let tags: Vec<String> = feature.tags.iter().chain(&scenario.tags).cloned().collect();
             if let Some(op) = &tag_filter
                 && !op.eval(tags.iter())
             {
+                *not_selected.lock().expect("poisoned") += 1;
                 return false;
             }
-            let missing = [
-                ("faults", capabilities.faults, "the backend cannot stop and start services (configure [external.commands] stop_*/start_*)"),
-                ("pause", capabilities.pause, "the backend cannot pause services (configure [external.commands] pause_*/unpause_*)"),
-                ("broker-faults", capabilities.broker_faults, "the backend cannot stop and start the broker (configure [external.commands] stop_kafka/start_kafka)"),
-                ("dead-letters", capabilities.dead_letters, "the implementation declares no dead-letter topics"),
-            ]
-                .into_iter()
-                .find(|(tag, able, _)| !able && tags.iter().any(|t| t == tag));
-            if let Some((_, _, reason)) = missing {
-                skipped.lock().expect("poisoned").push(Skipped { feature: feature.name.clone(), scenario: scenario.name.clone(), tags, reason: reason.to_string() });
+            let missing: Vec<String> = tags.iter().filter_map(|t| t.strip_prefix("needs-")).filter_map(|capability| capabilities.missing(capability)).collect();
+            if !missing.is_empty() {
+                skipped.lock().expect("poisoned").push(Skipped { feature: feature.name.clone(), scenario: scenario.name.clone(), tags, reason: missing.join("; ") });
                 return false;
             }
             true
@@ -104,9 +101,7 @@ pub async fn run(config: Config, tags: Option<String>) -> anyhow::Result<RunSumm
 
     eprintln!("[run {:>5.1}s] running features from {}", began.elapsed().as_secs_f64(), config.features.display());
     let json_path = config.report_dir.join("cucumber.json");
-    let junit_path = config.report_dir.join("junit.xml");
     let json_file = std::fs::File::create(&json_path)?;
-    let junit_file = std::fs::File::create(&junit_path)?;
     let scenarios_began = Instant::now();
     SagaWorld::cucumber()
         .max_concurrent_scenarios(config.concurrency)
@@ -123,7 +118,6 @@ pub async fn run(config: Config, tags: Option<String>) -> anyhow::Result<RunSumm
         .with_writer(
             writer::Basic::raw(std::io::stdout(), Coloring::Never, 0)
                 .summarized()
-                .tee::<SagaWorld, _>(writer::JUnit::for_tee(junit_file, 0))
                 .tee::<SagaWorld, _>(writer::Json::for_tee(json_file))
                 .normalized(),
         )
@@ -137,14 +131,13 @@ pub async fn run(config: Config, tags: Option<String>) -> anyhow::Result<RunSumm
     env.backend.shutdown().await;
     let results = report::read_cucumber_json(&json_path)?;
     let skipped = skipped.lock().expect("poisoned").clone();
-    let summary = RunSummary {
-        passed: results.iter().filter(|r| r.status == report::Status::Passed).count(),
-        failed: results.iter().filter(|r| r.status != report::Status::Passed).count(),
-        skipped,
-        report_dir: config.report_dir.clone(),
-    };
+    let judgement = crate::verdict::judge(&results, &skipped, &baseline, *not_selected.lock().expect("poisoned"));
+    report::append_skipped(&json_path, &skipped)?;
+    std::fs::write(config.report_dir.join("junit.xml"), crate::junit::render(&results, &skipped, &judgement)).context("writing junit.xml")?;
     let samples = env.timing.samples();
-    report::write_html(&config, &results, &summary.skipped, &samples, began.elapsed(), scenarios_took)?;
+    let notes: Vec<String> = env.notes.lock().expect("notes lock poisoned").iter().cloned().collect();
+    report::write_html(&config, &results, &skipped, &judgement, &notes, &samples, began.elapsed(), scenarios_took)?;
+    let summary = RunSummary { results, skipped, judgement, report_dir: config.report_dir.clone() };
     eprintln!("[run {:>5.1}s] report: {}", began.elapsed().as_secs_f64(), config.report_dir.join("index.html").display());
     Ok(summary)
 }

@@ -64,6 +64,16 @@ async fn service_up(world: &mut SagaWorld, name: String) {
     world.lift(Fault::Stopped(service), &format!("starting the {service}")).await;
 }
 
+/// A graceful restart (stop, start, wait for health): what a deploy does. Whatever the
+/// service remembers must survive it — a deduplication kept in memory does not.
+#[when(regex = r"^the (Order|Product|Payment) Service is restarted$")]
+async fn service_restarted(world: &mut SagaWorld, name: String) {
+    let service = service(&name);
+    let outcome = world.env.backend.stop_service(service).await;
+    world.put(Fault::Stopped(service), outcome, &format!("stopping the {service}"));
+    world.lift(Fault::Stopped(service), &format!("starting the {service} again")).await;
+}
+
 #[given(regex = r"^the (Order|Product|Payment) Service is paused$")]
 async fn service_paused(world: &mut SagaWorld, name: String) {
     let service = service(&name);

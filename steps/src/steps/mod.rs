@@ -6,6 +6,7 @@
 mod catalogue;
 mod faults;
 mod input;
+mod late;
 mod orders;
 mod saga;
 mod timing;
@@ -36,6 +37,12 @@ pub struct SuiteEnv {
     pub backend: Backend,
     pub capabilities: Capabilities,
     pub timing: Recorder,
+    /// Frames records the suite makes itself (late and stray events).
+    pub codec: saga_contract::EventCodec,
+    /// The implementation's consumer groups, to know when it has consumed an injected record.
+    pub groups: crate::groups::ConsumerGroups,
+    /// Things the report should say about how the run was judged (e.g. a fallback taken).
+    pub notes: std::sync::Mutex<std::collections::BTreeSet<String>>,
 }
 
 /// The environment of the run in progress. cucumber builds Worlds through a plain
@@ -84,6 +91,10 @@ pub struct SagaWorld {
     request_items: Vec<serde_json::Value>,
     /// Poison records this scenario published: (key, partition, offset).
     poison: Vec<(String, i32, i64)>,
+    /// Records this scenario injected for the implementation to consume: (topic, partition, offset).
+    injected: Vec<(SagaTopic, i32, i64)>,
+    /// Order ids of stray events this scenario published (orders no service knows).
+    strays: Vec<String>,
     /// Faults this scenario put in place and has not undone; the runner undoes them after it.
     faults: Vec<faults::Fault>,
     /// Timing samples this scenario measured.
@@ -107,6 +118,8 @@ impl SagaWorld {
             batch: Vec::new(),
             request_items: Vec::new(),
             poison: Vec::new(),
+            injected: Vec::new(),
+            strays: Vec::new(),
             faults: Vec::new(),
             samples: Vec::new(),
         }
@@ -157,4 +170,43 @@ impl SagaWorld {
 
 fn money(text: &str) -> Money {
     Money::parse(text).unwrap_or_else(|| panic!("{text} is not an amount"))
+}
+
+/// An amount as an implementation wrote it in JSON — a number (`15000`, `15000.0`) or a
+/// string (`"15000.00"`) — compared as a decimal, never as text or float.
+fn json_money(value: &serde_json::Value) -> Option<Money> {
+    match value {
+        serde_json::Value::Number(n) => Money::parse(&n.to_string()).or_else(|| {
+            // `1.5e4` and friends: go through the float only when it is exactly representable.
+            let f = n.as_f64()?;
+            let hundredths = (f * 100.0).round();
+            ((hundredths / 100.0 - f).abs() < 1e-9 && hundredths >= 0.0).then(|| Money(hundredths as i64))
+        }),
+        serde_json::Value::String(s) => Money::parse(s.trim()),
+        _ => None,
+    }
+}
+
+/// Whether `actual` is the amount `expected` (a decimal literal from a feature).
+fn same_amount(actual: &serde_json::Value, expected: &str) -> bool {
+    json_money(actual) == Some(money(expected))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn amounts_compare_as_decimals() {
+        for written in [json!(15000), json!(15000.0), json!("15000.00"), json!(1.5e4)] {
+            assert!(same_amount(&written, "15000.00"), "{written}");
+        }
+        assert!(same_amount(&json!(99.99), "99.99"));
+        assert!(same_amount(&json!(0.1), "0.10"));
+        assert!(!same_amount(&json!(99.98999), "99.99"), "float drift is not the amount");
+        assert!(!same_amount(&json!(15000.01), "15000.00"));
+        assert!(!same_amount(&json!(null), "0"));
+        assert!(!same_amount(&json!("fifteen"), "15"));
+    }
 }

@@ -1,0 +1,150 @@
+//! Late and stray events: records the suite makes itself, with a *new* eventId — a second
+//! event for an effect already applied, an event for an order in another state, an event for
+//! an order nobody knows. Deduplication by eventId does not cover these; the implementation's
+//! state machine must. Records are framed with the contract's schemas through the
+//! implementation's registry, exactly as a producer of the saga would.
+
+use super::SagaWorld;
+use cucumber::{then, when};
+use rdkafka::producer::{FutureRecord, Producer as _};
+use saga_contract::events::{FailedItem, ReservedItem};
+use saga_contract::{Decoded, Event, OrderCancelled, OrderConfirmed, OrderCreated, SagaTopic, StockReservationFailed, StockReserved, now_millis};
+use std::time::Duration;
+use uuid::Uuid;
+
+impl SagaWorld {
+    /// Publishes `value` on `topic` keyed by `key` (to `partition`, if given) and remembers it
+    /// as injected, so later "nothing new happens" checks wait until it was consumed.
+    async fn inject(&mut self, topic: SagaTopic, key: &str, value: Vec<u8>, partition: Option<i32>) {
+        let name = self.env.topics.name(topic).to_string();
+        let mut record: FutureRecord<'_, str, [u8]> = FutureRecord::to(&name).key(key).payload(&value);
+        if let Some(p) = partition {
+            record = record.partition(p);
+        }
+        match self.env.producer.send(record, Duration::from_secs(10)).await {
+            Ok(delivery) => self.injected.push((topic, delivery.partition, delivery.offset)),
+            Err((e, _)) => panic!("publishing a {name} record keyed {key} failed: {e}"),
+        }
+    }
+
+    /// How many partitions `topic` has (from the broker's metadata).
+    fn partition_count(&self, topic: SagaTopic) -> i32 {
+        let name = self.env.topics.name(topic);
+        let client = self.env.producer.client();
+        let metadata = tokio::task::block_in_place(|| client.fetch_metadata(Some(name), Duration::from_secs(10))).unwrap_or_else(|e| panic!("reading the metadata of {name}: {e}"));
+        metadata.topics().first().map(|t| t.partitions().len() as i32).filter(|n| *n > 0).unwrap_or_else(|| panic!("{name} has no partitions"))
+    }
+
+    async fn frame<E: Event>(&self, topic: SagaTopic, event: E) -> Vec<u8> {
+        let name = self.env.topics.name(topic);
+        self.env.codec.encode(name, event).await.unwrap_or_else(|e| panic!("framing a {name} record through the registry failed: {e}"))
+    }
+}
+
+/// The recorded event with a fresh eventId and timestamp, framed again: the same effect
+/// announced a second time, as a buggy or replayed producer would.
+async fn reissued(world: &SagaWorld, topic: SagaTopic, decoded: &Decoded) -> Vec<u8> {
+    let fresh = Uuid::new_v4().to_string();
+    let now = now_millis();
+    let shape = |e: saga_contract::ContractError| -> ! { panic!("the recorded {} does not match the contract: {e}", topic.default_name()) };
+    match topic {
+        SagaTopic::OrderCreated => {
+            let mut e = OrderCreated::from_value(&decoded.value).unwrap_or_else(|e| shape(e));
+            (e.event_id, e.event_timestamp) = (fresh, now);
+            world.frame(topic, e).await
+        }
+        SagaTopic::StockReserved => {
+            let mut e = StockReserved::from_value(&decoded.value).unwrap_or_else(|e| shape(e));
+            (e.event_id, e.event_timestamp) = (fresh, now);
+            world.frame(topic, e).await
+        }
+        SagaTopic::StockReservationFailed => {
+            let mut e = StockReservationFailed::from_value(&decoded.value).unwrap_or_else(|e| shape(e));
+            (e.event_id, e.event_timestamp) = (fresh, now);
+            world.frame(topic, e).await
+        }
+        SagaTopic::OrderConfirmed => {
+            let mut e = OrderConfirmed::from_value(&decoded.value).unwrap_or_else(|e| shape(e));
+            (e.event_id, e.event_timestamp) = (fresh, now);
+            world.frame(topic, e).await
+        }
+        SagaTopic::OrderCancelled => {
+            let mut e = OrderCancelled::from_value(&decoded.value).unwrap_or_else(|e| shape(e));
+            (e.event_id, e.event_timestamp) = (fresh, now);
+            world.frame(topic, e).await
+        }
+    }
+}
+
+#[when(regex = r#"^the order's "([a-z.]+)" event is published again with a new eventId$"#)]
+async fn published_again_new_id(world: &mut SagaWorld, topic: String) {
+    let saga_topic = world.topic(&topic);
+    let original = world.record(&topic).await;
+    let decoded = world.env.codec.decode(&original.raw).await.unwrap_or_else(|e| panic!("decoding {} again failed: {e}", original.summary()));
+    let value = reissued(world, saga_topic, &decoded).await;
+    let key = world.order_id();
+    world.inject(saga_topic, &key, value, Some(original.partition)).await;
+}
+
+/// A stock.reserved for the current order built from its order.created lines — for an order
+/// the Product Service never reserved (e.g. one already cancelled).
+#[when(regex = r#"^a "stock.reserved" event for the order is published with a new eventId$"#)]
+async fn late_stock_reserved(world: &mut SagaWorld) {
+    let created = world.record("order.created").await;
+    let decoded = world.env.codec.decode(&created.raw).await.unwrap_or_else(|e| panic!("decoding {} failed: {e}", created.summary()));
+    let order = OrderCreated::from_value(&decoded.value).unwrap_or_else(|e| panic!("{}: {e}", created.summary()));
+    let now = now_millis();
+    let event = StockReserved {
+        event_id: Uuid::new_v4().to_string(),
+        event_timestamp: now,
+        order_id: order.order_id.clone(),
+        reserved_items: order.items.iter().map(|i| ReservedItem { product_id: i.product_id.clone(), quantity: i.quantity, reserved_stock: 0 }).collect(),
+        reserved_at: now,
+    };
+    let value = world.frame(SagaTopic::StockReserved, event).await;
+    world.inject(SagaTopic::StockReserved, &order.order_id, value, None).await;
+}
+
+/// Events for an order no service has heard of, one on every partition, so whichever
+/// partition a later order lands on has a stray record in front of it.
+#[when(regex = r#"^a "(stock.reserved|stock.reservation.failed)" event for an unknown order is published on every partition$"#)]
+async fn stray_events(world: &mut SagaWorld, topic: String) {
+    let saga_topic = world.topic(&topic);
+    let now = now_millis();
+    let product_id = format!("P-{}", world.tag);
+    for partition in 0..world.partition_count(saga_topic) {
+        let unknown = format!("unknown-order-{}-{partition}", world.tag);
+        let event_id = Uuid::new_v4().to_string();
+        let value = match saga_topic {
+            SagaTopic::StockReserved => {
+                let items = vec![ReservedItem { product_id: product_id.clone(), quantity: 1, reserved_stock: 0 }];
+                world.frame(saga_topic, StockReserved { event_id, event_timestamp: now, order_id: unknown.clone(), reserved_items: items, reserved_at: now }).await
+            }
+            _ => {
+                let items = vec![FailedItem { product_id: product_id.clone(), requested_quantity: 1, available_stock: 0 }];
+                let event = StockReservationFailed { event_id, event_timestamp: now, order_id: unknown.clone(), failed_items: items, failure_reason: "INSUFFICIENT_STOCK".into(), failed_at: now };
+                world.frame(saga_topic, event).await
+            }
+        };
+        world.inject(saga_topic, &unknown, value, Some(partition)).await;
+        world.strays.push(unknown);
+    }
+}
+
+#[then("nothing is published or pushed for the unknown orders")]
+async fn strays_have_no_effect(world: &mut SagaWorld) {
+    let injected: std::collections::BTreeSet<String> = world.injected.iter().map(|(t, _, _)| world.env.topics.name(*t).to_string()).collect();
+    let strays = world.strays.clone();
+    world
+        .stays("no effect of the stray events", async |world| {
+            for id in &strays {
+                let effects: Vec<String> = world.env.tap.for_order(id).into_iter().filter(|r| !injected.contains(&r.topic)).map(|r| r.summary()).collect();
+                let pushes = world.env.sink.for_order(id);
+                if !effects.is_empty() || !pushes.is_empty() {
+                    return Err(format!("unknown order {id}: records {effects:?}, pushes {pushes:?}"));
+                }
+            }
+            Ok(())
+        })
+        .await;
+}
