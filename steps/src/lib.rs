@@ -9,6 +9,7 @@
 //! - [`containers`]: the `containers` backend (testcontainers);
 //! - [`tap`]: a Kafka consumer that records every saga record, decoded and validated;
 //! - [`checkers`]: Jepsen-style checks over the tap's log (keys, partitions, order, duplicates);
+//! - [`checkers_crash`]: checks of what a steady load's orders ended as after a crash;
 //! - [`sink`]: the push gateway stand-in (wiremock) the implementation is pointed at;
 //! - [`steps`]: the cucumber World and step definitions; [`report`]: JUnit/JSON/HTML reports.
 //!
@@ -17,6 +18,7 @@
 pub mod backend;
 pub mod bench;
 pub mod checkers;
+pub mod checkers_crash;
 pub mod config;
 pub mod poll;
 pub mod containers;

@@ -6,6 +6,7 @@
 mod catalogue;
 mod faults;
 mod input;
+mod load;
 mod orders;
 mod saga;
 mod timing;
@@ -86,6 +87,10 @@ pub struct SagaWorld {
     poison: Vec<(String, i32, i64)>,
     /// Faults this scenario put in place and has not undone; the runner undoes them after it.
     faults: Vec<faults::Fault>,
+    /// When each fault of this scenario was in place, for the crash checkers.
+    fault_spans: Vec<(faults::Fault, crate::checkers_crash::FaultSpan)>,
+    /// The steady load of a crash scenario (stops when dropped).
+    load: Option<load::Load>,
     /// Timing samples this scenario measured.
     samples: Vec<crate::timing::Sample>,
 }
@@ -108,6 +113,8 @@ impl SagaWorld {
             request_items: Vec::new(),
             poison: Vec::new(),
             faults: Vec::new(),
+            fault_spans: Vec::new(),
+            load: None,
             samples: Vec::new(),
         }
     }
