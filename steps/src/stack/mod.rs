@@ -54,7 +54,8 @@ pub struct Stack {
     services: Mutex<HashMap<Service, Proc>>,
     launch: HashMap<Service, (PathBuf, Vec<(String, String)>, u16)>,
     kafka_launch: kafka::BrokerLaunch,
-    pg_launch: postgres::PgLaunch,
+    /// Boxed: kept only for the database-crash fault, it need not widen every `Backend`.
+    pg_launch: Box<postgres::PgLaunch>,
 }
 
 impl Stack {
@@ -113,7 +114,7 @@ impl Stack {
             services: Mutex::new(HashMap::new()),
             launch,
             kafka_launch: kafka.launch,
-            pg_launch: pg.launch,
+            pg_launch: Box::new(pg.launch),
         };
         let starts = Service::ALL.map(|s| stack.start_service(s));
         for result in futures::future::join_all(starts).await {
