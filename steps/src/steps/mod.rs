@@ -7,6 +7,7 @@ mod catalogue;
 mod faults;
 mod input;
 mod late;
+mod load;
 mod orders;
 mod saga;
 mod timing;
@@ -97,6 +98,10 @@ pub struct SagaWorld {
     strays: Vec<String>,
     /// Faults this scenario put in place and has not undone; the runner undoes them after it.
     faults: Vec<faults::Fault>,
+    /// When each fault of this scenario was in place, for the crash checkers.
+    fault_spans: Vec<(faults::Fault, crate::checkers_crash::FaultSpan)>,
+    /// The steady load of a crash scenario (stops when dropped).
+    load: Option<load::Load>,
     /// Timing samples this scenario measured.
     samples: Vec<crate::timing::Sample>,
 }
@@ -121,6 +126,8 @@ impl SagaWorld {
             injected: Vec::new(),
             strays: Vec::new(),
             faults: Vec::new(),
+            fault_spans: Vec::new(),
+            load: None,
             samples: Vec::new(),
         }
     }
