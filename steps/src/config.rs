@@ -33,6 +33,7 @@ pub struct Config {
     pub topics: HashMap<String, String>,
     pub timing: Timing,
     pub deadlines: Deadlines,
+    pub fields: Fields,
     pub external: External,
     pub containers: ContainerImages,
 }
@@ -106,6 +107,21 @@ pub struct Deadlines {
     pub quiet_ms: u64,
 }
 
+/// The run-level field checks (`steps/src/fields.rs`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Fields {
+    /// How far an event's `eventTimestamp`/`*At` may lie outside the run's wall-clock span:
+    /// the clock skew allowed between the implementation's machines and the kit's.
+    pub clock_skew_ms: i64,
+}
+
+impl Default for Fields {
+    fn default() -> Self {
+        Fields { clock_skew_ms: 5000 }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct External {
@@ -133,6 +149,7 @@ impl Default for Config {
             topics: HashMap::new(),
             timing: Timing::default(),
             deadlines: Deadlines::default(),
+            fields: Fields::default(),
             external: External::default(),
             containers: ContainerImages::default(),
         }

@@ -9,6 +9,7 @@
 //! - [`containers`]: the `containers` backend (testcontainers);
 //! - [`tap`]: a Kafka consumer that records every saga record, decoded and validated;
 //! - [`checkers`]: Jepsen-style checks over the tap's log (keys, partitions, order, duplicates);
+//! - [`fields`]: field meanings over the whole run (eventIds, timestamps, push causes, lines);
 //! - [`sink`]: the push gateway stand-in (wiremock) the implementation is pointed at;
 //! - [`steps`]: the cucumber World and step definitions; [`report`]: JUnit/JSON/HTML reports.
 //!
@@ -20,6 +21,7 @@ pub mod checkers;
 pub mod config;
 pub mod poll;
 pub mod containers;
+pub mod fields;
 pub mod report;
 pub mod runner;
 pub mod sink;

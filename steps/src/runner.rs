@@ -37,6 +37,7 @@ impl RunSummary {
 
 pub async fn run(config: Config, tags: Option<String>) -> anyhow::Result<RunSummary> {
     let began = Instant::now();
+    let run_began_ms = saga_contract::now_millis();
     let tag_filter: Option<TagOperation> = match &tags {
         Some(t) => Some(t.parse().map_err(|e| anyhow::anyhow!("--tags {t:?} is not a tag expression: {e}"))?),
         None => None,
@@ -133,13 +134,19 @@ pub async fn run(config: Config, tags: Option<String>) -> anyhow::Result<RunSumm
         .await;
     let scenarios_took = scenarios_began.elapsed();
 
+    // FIELDS-run: field meanings over every record and push of the run (steps/src/fields.rs).
+    let field_violations = crate::fields::check_suite(&env, run_began_ms).await;
+    for v in &field_violations {
+        eprintln!("[run] FIELDS-run violation: {v}");
+    }
+
     env.tap.close();
     env.backend.shutdown().await;
     let results = report::read_cucumber_json(&json_path)?;
     let skipped = skipped.lock().expect("poisoned").clone();
     let summary = RunSummary {
         passed: results.iter().filter(|r| r.status == report::Status::Passed).count(),
-        failed: results.iter().filter(|r| r.status != report::Status::Passed).count(),
+        failed: results.iter().filter(|r| r.status != report::Status::Passed).count() + usize::from(!field_violations.is_empty()),
         skipped,
         report_dir: config.report_dir.clone(),
     };
