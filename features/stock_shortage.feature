@@ -18,7 +18,9 @@ Feature: Stock reservation fails, the order is cancelled
     And the failure lists "P1" with 5 requested and 3 available
     And the order becomes "ORDER_CANCELLED"
     And "order.cancelled" is published for the order with reason "STOCK_UNAVAILABLE"
+    And the "order.cancelled" event is keyed by the order and carries user "U1" and the ordered lines
     And user "U1" receives the push "재고 부족으로 주문이 취소되었습니다" of type "ORDER_CANCELLED" for the order
+    And the "ORDER_CANCELLED" push carries the eventId of the order's "order.cancelled" event
     And no payment exists for the order
     And product "P1" has 3 in stock
     And product "P2" has 10 in stock
@@ -29,13 +31,21 @@ Feature: Stock reservation fails, the order is cancelled
     Then "stock.reservation.failed" is published for the order
     And the failure lists "GHOST" with 1 requested and 0 available
     And the order becomes "ORDER_CANCELLED"
+    And "order.cancelled" is published for the order with reason "STOCK_UNAVAILABLE"
+    And the "order.cancelled" event is keyed by the order and carries user "U1" and the ordered lines
+    And user "U1" receives the push "재고 부족으로 주문이 취소되었습니다" of type "ORDER_CANCELLED" for the order
+    And the "ORDER_CANCELLED" push carries the eventId of the order's "order.cancelled" event
     And no payment exists for the order
     And product "P2" has 10 in stock
 
   @FAIL-3 @must
   Scenario: A unit price that is not the catalogue's
-    When user "U1" orders 1 of "P2" at 1.00 from store "S1"
+    When user "U1" orders 1 of "P2" at 2500.49 from store "S1"
     Then "stock.reservation.failed" is published for the order
     And the order becomes "ORDER_CANCELLED"
+    And "order.cancelled" is published for the order with reason "STOCK_UNAVAILABLE"
+    And the "order.cancelled" event is keyed by the order and carries user "U1" and the ordered lines
+    And user "U1" receives the push "재고 부족으로 주문이 취소되었습니다" of type "ORDER_CANCELLED" for the order
+    And the "ORDER_CANCELLED" push carries the eventId of the order's "order.cancelled" event
     And no payment exists for the order
     And product "P2" has 10 in stock

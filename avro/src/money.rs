@@ -64,6 +64,28 @@ impl Money {
         Ok(Money(i64::from_be_bytes(full)))
     }
 
+    /// Reads an amount from JSON: a number or a string, at most two decimals, compared by
+    /// value — `15000`, `15000.0`, `15000.00` and `"15000.00"` are all `Money(1_500_000)`.
+    /// A number carries no literal, so it is read from its shortest round-trip form: an amount
+    /// computed in binary floating point (`120.07999999999998`) has more than two decimals and
+    /// is refused, which is the point.
+    pub fn from_json(value: &serde_json::Value) -> Option<Money> {
+        match value {
+            serde_json::Value::Number(n) => Self::parse_exact(&n.to_string()),
+            serde_json::Value::String(s) => Self::parse_exact(s.trim()),
+            _ => None,
+        }
+    }
+
+    /// [`Self::parse`], also accepting trailing zeros beyond the second decimal (`15000.000`,
+    /// as a number is written when it went through a wider decimal type).
+    fn parse_exact(text: &str) -> Option<Money> {
+        match text.split_once('.') {
+            Some((whole, fraction)) if fraction.len() > 2 && fraction[2..].bytes().all(|b| b == b'0') => Self::parse(&format!("{whole}.{}", &fraction[..2])),
+            _ => Self::parse(text),
+        }
+    }
+
     /// The amount as a JSON number (e.g. `12.5`), for HTTP bodies.
     pub fn to_json(self) -> serde_json::Value {
         serde_json::from_str(&self.to_string()).unwrap_or(serde_json::Value::Null)
@@ -91,6 +113,32 @@ mod tests {
         assert_eq!(Money::parse("-1"), None);
         assert_eq!(Money::parse("1e3"), None);
         assert_eq!(Money::parse("100000000.00"), None, "beyond decimal(10,2)");
+    }
+
+    #[test]
+    fn json_amounts_compare_as_decimals() {
+        use serde_json::json;
+        for v in [json!(15000), json!(15000.0), json!("15000"), json!("15000.00"), serde_json::from_str("15000.00").unwrap(), serde_json::from_str("15000.000").unwrap()] {
+            assert_eq!(Money::from_json(&v), Some(Money(1_500_000)), "{v}");
+        }
+        assert_eq!(Money::from_json(&json!(19.99)), Some(Money(1999)));
+        assert_eq!(Money::from_json(&json!(0.1)), Some(Money(10)));
+        assert_eq!(Money::from_json(&json!("99.99")), Some(Money(9999)));
+    }
+
+    #[test]
+    fn json_amounts_from_float_arithmetic_or_of_other_shapes_are_refused() {
+        use serde_json::json;
+        // 3 × 33.33 + 0.10 + 19.99 in f64 is 120.07999999999998: float money shows up as
+        // extra decimals.
+        assert_eq!(Money::from_json(&json!(3.0 * 33.33 + 0.1 + 19.99)), None);
+        assert_eq!(Money::from_json(&json!(0.1 + 0.2)), None);
+        assert_eq!(Money::from_json(&json!("12.345")), None);
+        assert_eq!(Money::from_json(&json!(-5)), None);
+        assert_eq!(Money::from_json(&json!("abc")), None);
+        assert_eq!(Money::from_json(&json!(null)), None);
+        assert_eq!(Money::from_json(&json!(["1"])), None);
+        assert_eq!(Money::from_json(&json!(1e12)), None, "beyond decimal(10,2)");
     }
 
     #[test]

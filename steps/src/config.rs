@@ -36,6 +36,7 @@ pub struct Config {
     pub timing: Timing,
     pub deadlines: Deadlines,
     pub faults: Faults,
+    pub fields: Fields,
     pub external: External,
     pub containers: ContainerImages,
 }
@@ -118,6 +119,21 @@ pub struct Faults {
     pub zombie_pause_seconds: u64,
 }
 
+/// The run-level field checks (`steps/src/fields.rs`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Fields {
+    /// How far an event's `eventTimestamp`/`*At` may lie outside the run's wall-clock span:
+    /// the clock skew allowed between the implementation's machines and the kit's.
+    pub clock_skew_ms: i64,
+}
+
+impl Default for Fields {
+    fn default() -> Self {
+        Fields { clock_skew_ms: 5000 }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct External {
@@ -151,6 +167,7 @@ impl Default for Config {
             timing: Timing::default(),
             deadlines: Deadlines::default(),
             faults: Faults::default(),
+            fields: Fields::default(),
             external: External::default(),
             containers: ContainerImages::default(),
         }

@@ -11,6 +11,7 @@
 //! - [`checkers`]: Jepsen-style checks over the tap's log (keys, order, duplicates);
 //! - [`groups`]: the implementation's consumer groups' committed offsets (when was a record consumed);
 //! - [`checkers_crash`]: checks of what a steady load's orders ended as after a crash;
+//! - [`fields`]: field meanings over the whole run (eventIds, timestamps, push causes, lines);
 //! - [`sink`]: the push gateway stand-in (wiremock) the implementation is pointed at;
 //! - [`steps`]: the cucumber World and step definitions; [`report`]: the HTML report;
 //!   [`junit`]: `junit.xml`; [`verdict`]: levels, the baseline, the verdict and exit codes.
@@ -26,6 +27,7 @@ pub mod junit;
 pub mod poll;
 pub mod containers;
 pub mod groups;
+pub mod fields;
 pub mod report;
 pub mod runner;
 pub mod sink;

@@ -30,6 +30,7 @@ pub struct RunSummary {
 
 pub async fn run(config: Config, tags: Option<String>) -> anyhow::Result<RunSummary> {
     let began = Instant::now();
+    let run_began_ms = saga_contract::now_millis();
     let tag_filter: Option<TagOperation> = match &tags {
         Some(t) => Some(t.parse().map_err(|e| anyhow::anyhow!("--tags {t:?} is not a tag expression: {e}"))?),
         None => None,
@@ -127,10 +128,28 @@ pub async fn run(config: Config, tags: Option<String>) -> anyhow::Result<RunSumm
         .await;
     let scenarios_took = scenarios_began.elapsed();
 
+    // FIELDS-run: field meanings over every record and push of the run (steps/src/fields.rs).
+    let field_violations = crate::fields::check_suite(&env, run_began_ms).await;
+    for v in &field_violations {
+        eprintln!("[run] FIELDS-run violation: {v}");
+    }
+
     env.tap.close();
     env.backend.shutdown().await;
     let results = report::read_cucumber_json(&json_path)?;
     let skipped = skipped.lock().expect("poisoned").clone();
+    let mut results = results;
+    // The run-level field check counts as one more required scenario, so the verdict, the
+    // report, junit.xml and the baseline all treat it like any other requirement.
+    results.push(report::ScenarioResult {
+        feature: "Field meanings over the whole run".into(),
+        scenario: "every record and push of the run means what the contract says".into(),
+        tags: vec!["FIELDS".into(), "FIELDS-1".into(), "must".into()],
+        status: if field_violations.is_empty() { report::Status::Passed } else { report::Status::Failed },
+        failed_step: (!field_violations.is_empty()).then(|| format!("{} field violation(s)", field_violations.len())),
+        error: (!field_violations.is_empty()).then(|| field_violations.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")),
+        duration_ms: 0.0,
+    });
     let judgement = crate::verdict::judge(&results, &skipped, &baseline, *not_selected.lock().expect("poisoned"));
     report::append_skipped(&json_path, &skipped)?;
     std::fs::write(config.report_dir.join("junit.xml"), crate::junit::render(&results, &skipped, &judgement)).context("writing junit.xml")?;

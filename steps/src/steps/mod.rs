@@ -5,6 +5,7 @@
 
 mod catalogue;
 mod faults;
+mod fields;
 mod input;
 mod late;
 mod load;
@@ -67,6 +68,8 @@ pub struct Answer {
     pub status: u16,
     pub body: serde_json::Value,
     pub content_type: String,
+    /// The `Location` header, if any.
+    pub location: Option<String>,
     pub elapsed_ms: f64,
 }
 

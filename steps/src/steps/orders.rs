@@ -38,10 +38,11 @@ pub(super) async fn post_order(world: &SagaWorld, user: Option<&str>, body: reqw
     let response = request.send().await.unwrap_or_else(|e| panic!("POST {url} failed: {e}"));
     let status = response.status().as_u16();
     let content_type = response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+    let location = response.headers().get("location").and_then(|v| v.to_str().ok()).map(str::to_string);
     let text = response.text().await.unwrap_or_default();
     let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
     let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
-    Answer { status, body, content_type, elapsed_ms }
+    Answer { status, body, content_type, location, elapsed_ms }
 }
 
 /// Places an order and returns its id (panics with the answer if it was not 201).

@@ -1,0 +1,469 @@
+//! Field meanings, checked once over the whole run: every record the tap saw and every push the
+//! sink received, so each scenario contributes evidence, including the fault scenarios. The
+//! checks are pure functions over those logs (unit-tested below on synthetic logs that each
+//! hold one kind of violation); [`check_suite`] runs them at the end of a run and the runner
+//! reports the result as the requirement `FIELDS-run`.
+//!
+//! What they prove: every `eventId` is a UUID and names one event only (an effect never reuses
+//! its cause's id; a redelivery of the same record is allowed); `eventTimestamp` and every `*At`
+//! are epoch milliseconds within the run; every push names the event that caused it (see
+//! [`push_cause`]); `order.cancelled` is keyed by orderId and carries the order's lines; and
+//! `order.confirmed` carries its order's user and total.
+
+use crate::checkers::Violation;
+use crate::sink::{Arrival, Push};
+use crate::tap::TapRecord;
+use saga_contract::{Money, SagaTopic};
+use serde_json::Value;
+use std::collections::{BTreeMap, HashMap};
+
+/// The span of wall-clock time a run's events may carry, widened by the clock skew allowed
+/// between the implementation's machines and the kit's (`[fields] clock_skew_ms`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunWindow {
+    /// Epoch ms when the run began.
+    pub start_ms: i64,
+    /// Epoch ms when the check runs (after the last scenario).
+    pub end_ms: i64,
+    pub tolerance_ms: i64,
+}
+
+impl RunWindow {
+    fn contains(&self, ms: i64) -> bool {
+        (self.start_ms - self.tolerance_ms..=self.end_ms + self.tolerance_ms).contains(&ms)
+    }
+}
+
+/// The record whose `eventId` a push of `kind` carries, as the reference does it: the Order
+/// Service's pushes carry the event it publishes in the same transaction (`ORDER_CONFIRMED` →
+/// that `order.confirmed`, `ORDER_CANCELLED` → that `order.cancelled`); the Payment Service's
+/// `PAYMENT_WAIT` carries the `order.confirmed` it created the payment from. `None`: not a
+/// push type of the contract.
+pub fn push_cause(kind: &str) -> Option<SagaTopic> {
+    match kind {
+        "ORDER_CONFIRMED" | "PAYMENT_WAIT" => Some(SagaTopic::OrderConfirmed),
+        "ORDER_CANCELLED" => Some(SagaTopic::OrderCancelled),
+        _ => None,
+    }
+}
+
+/// Every field check over the run. Dead letters are copies of records already checked, and
+/// records that did not decode are reported by the contract checks, so both are left out.
+pub fn check_run(records: &[TapRecord], pushes: &[Push], window: RunWindow) -> Vec<Violation> {
+    let saga: Vec<&TapRecord> = records.iter().filter(|r| !r.dead_letter && r.saga_topic.is_some() && r.value.is_some()).collect();
+    let mut violations = event_ids(&saga);
+    violations.extend(timestamps(&saga, window));
+    violations.extend(push_causes(&saga, pushes));
+    violations.extend(cancellations(&saga));
+    violations.extend(confirmations(&saga));
+    violations
+}
+
+/// The pushes among the sink's arrivals; a body that is not a push is a violation.
+pub fn pushes_of(arrivals: &[Arrival]) -> (Vec<Push>, Vec<Violation>) {
+    let mut pushes = Vec::new();
+    let mut violations = Vec::new();
+    for a in arrivals {
+        match &a.push {
+            Ok(p) => pushes.push(p.clone()),
+            Err(body) => violations.push(Violation { checker: "push-body", order_id: String::new(), detail: format!("a push at {} is not {{userId, orderId, type, message, eventId}}: {body}", a.at_ms) }),
+        }
+    }
+    (pushes, violations)
+}
+
+fn violation(checker: &'static str, r: &TapRecord, detail: String) -> Violation {
+    Violation { checker, order_id: r.order_id.clone().unwrap_or_default(), detail: format!("{} ({}[{}]@{})", detail, r.topic, r.partition, r.offset) }
+}
+
+fn is_uuid(text: &str) -> bool {
+    // The canonical 8-4-4-4-12 form: other spellings of the same UUID would defeat a
+    // consumer's dedupe on the string.
+    text.len() == 36 && uuid::Uuid::try_parse(text).is_ok()
+}
+
+/// Each eventId is a UUID and belongs to one event: the same id on two topics, or on two
+/// different records of one topic, is a violation; the same record again is a redelivery.
+fn event_ids(records: &[&TapRecord]) -> Vec<Violation> {
+    let mut violations = Vec::new();
+    let mut first: HashMap<&str, &TapRecord> = HashMap::new();
+    for r in records {
+        let Some(id) = r.event_id.as_deref() else {
+            violations.push(violation("event-id", r, "the record has no eventId".into()));
+            continue;
+        };
+        if !is_uuid(id) {
+            violations.push(violation("event-id", r, format!("eventId {id:?} is not a UUID (8-4-4-4-12 hex)")));
+        }
+        match first.get(id) {
+            None => {
+                first.insert(id, r);
+            }
+            Some(earlier) if earlier.topic != r.topic => violations.push(violation(
+                "event-id",
+                r,
+                format!("eventId {id} is already the id of a {} record ({}[{}]@{}): an effect must have an id of its own", earlier.topic, earlier.topic, earlier.partition, earlier.offset),
+            )),
+            Some(earlier) if earlier.value != r.value => violations.push(violation(
+                "event-id",
+                r,
+                format!("eventId {id} names two different {} records: {} and {}", r.topic, earlier.value.as_ref().map(Value::to_string).unwrap_or_default(), r.value.as_ref().map(Value::to_string).unwrap_or_default()),
+            )),
+            Some(_) => {}
+        }
+    }
+    violations
+}
+
+/// `eventTimestamp` and every `*At` field, at any depth, is an integer of epoch ms in the window.
+fn timestamps(records: &[&TapRecord], window: RunWindow) -> Vec<Violation> {
+    let mut violations = Vec::new();
+    for r in records {
+        let mut fields = Vec::new();
+        time_fields(r.value.as_ref().unwrap_or(&Value::Null), "", &mut fields);
+        for (path, value) in fields {
+            let detail = match value.as_i64() {
+                None => Some(format!("{path} is {value}, not epoch milliseconds")),
+                Some(ms) if !window.contains(ms) => Some(format!("{path} = {ms} is outside the run ({}..{} ms ± {} ms){}", window.start_ms, window.end_ms, window.tolerance_ms, unit_hint(ms, window))),
+                Some(_) => None,
+            };
+            violations.extend(detail.map(|d| violation("timestamp", r, d)));
+        }
+    }
+    violations
+}
+
+fn time_fields<'a>(value: &'a Value, path: &str, out: &mut Vec<(String, &'a Value)>) {
+    match value {
+        Value::Object(map) => {
+            for (k, v) in map {
+                let here = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                if k == "eventTimestamp" || (k.len() > 2 && k.ends_with("At")) {
+                    out.push((here, v));
+                } else {
+                    time_fields(v, &here, out);
+                }
+            }
+        }
+        Value::Array(items) => items.iter().enumerate().for_each(|(i, v)| time_fields(v, &format!("{path}[{i}]"), out)),
+        _ => {}
+    }
+}
+
+/// Names the unit a timestamp outside the window looks like it is in.
+fn unit_hint(ms: i64, window: RunWindow) -> &'static str {
+    let near = |v: i64| window.contains(v);
+    if near(ms.saturating_mul(1000)) {
+        " — it looks like seconds"
+    } else if near(ms / 1000) {
+        " — it looks like microseconds"
+    } else if near(ms / 1_000_000) {
+        " — it looks like nanoseconds"
+    } else {
+        ""
+    }
+}
+
+fn text<'a>(r: &'a TapRecord, field: &str) -> Option<&'a str> {
+    r.value.as_ref()?.get(field)?.as_str()
+}
+
+/// Each push's eventId is that of the record that caused it ([`push_cause`]), for the same
+/// order and user.
+fn push_causes(records: &[&TapRecord], pushes: &[Push]) -> Vec<Violation> {
+    let by_id: HashMap<(SagaTopic, &str), &TapRecord> = records.iter().filter_map(|r| Some(((r.saga_topic?, r.event_id.as_deref()?), *r))).collect();
+    let mut violations = Vec::new();
+    for p in pushes {
+        let v = |detail: String| Violation { checker: "push-event-id", order_id: p.order_id.clone(), detail };
+        let Some(topic) = push_cause(&p.kind) else {
+            violations.push(v(format!("push type {:?} is none of ORDER_CONFIRMED, PAYMENT_WAIT, ORDER_CANCELLED", p.kind)));
+            continue;
+        };
+        match by_id.get(&(topic, p.event_id.as_str())) {
+            None => violations.push(v(format!("{} push carries eventId {:?}, which is no {} record's: it must be the eventId of the {} that caused it", p.kind, p.event_id, topic.default_name(), topic.default_name()))),
+            Some(r) if r.order_id.as_deref() != Some(p.order_id.as_str()) || text(r, "userId") != Some(p.user_id.as_str()) => violations.push(v(format!(
+                "{} push for order {} / user {} carries the eventId of {} for order {:?} / user {:?}",
+                p.kind,
+                p.order_id,
+                p.user_id,
+                topic.default_name(),
+                r.order_id,
+                text(r, "userId")
+            ))),
+            Some(_) => {}
+        }
+    }
+    violations
+}
+
+/// The order's lines as (productId, quantity), sorted (their order in the record is not a field
+/// meaning).
+fn lines(r: &TapRecord) -> Vec<(String, i64)> {
+    let items = r.value.as_ref().and_then(|v| v.get("items")).and_then(Value::as_array).cloned().unwrap_or_default();
+    let mut lines: Vec<(String, i64)> = items.iter().map(|i| (i["productId"].as_str().unwrap_or_default().to_string(), i["quantity"].as_i64().unwrap_or_default())).collect();
+    lines.sort();
+    lines
+}
+
+fn created_by_order<'a>(records: &[&'a TapRecord]) -> BTreeMap<&'a str, &'a TapRecord> {
+    let mut created = BTreeMap::new();
+    for r in records.iter().filter(|r| r.saga_topic == Some(SagaTopic::OrderCreated)) {
+        if let Some(o) = r.order_id.as_deref() {
+            created.entry(o).or_insert(*r);
+        }
+    }
+    created
+}
+
+/// `order.cancelled` is keyed by its orderId and lists exactly the lines of that order's
+/// `order.created`, for the same user.
+fn cancellations(records: &[&TapRecord]) -> Vec<Violation> {
+    let created = created_by_order(records);
+    let mut violations = Vec::new();
+    for r in records.iter().filter(|r| r.saga_topic == Some(SagaTopic::OrderCancelled)) {
+        if r.key.is_none() || r.key != r.order_id {
+            violations.push(violation("cancelled-fields", r, format!("order.cancelled has key {:?}, not its orderId {:?}", r.key, r.order_id)));
+        }
+        let Some(order) = r.order_id.as_deref().and_then(|o| created.get(o)) else {
+            violations.push(violation("cancelled-fields", r, "order.cancelled for an order with no order.created in the run".into()));
+            continue;
+        };
+        if lines(r) != lines(order) {
+            violations.push(violation("cancelled-fields", r, format!("order.cancelled lists {:?}, the order has {:?}", lines(r), lines(order))));
+        }
+        if text(r, "userId") != text(order, "userId") {
+            violations.push(violation("cancelled-fields", r, format!("order.cancelled is for user {:?}, the order is {:?}'s", text(r, "userId"), text(order, "userId"))));
+        }
+    }
+    violations
+}
+
+/// `order.confirmed` carries its order's user and total (compared as decimals).
+fn confirmations(records: &[&TapRecord]) -> Vec<Violation> {
+    let created = created_by_order(records);
+    let amount = |r: &TapRecord| r.value.as_ref().and_then(|v| Money::from_json(&v["totalAmount"]));
+    let mut violations = Vec::new();
+    for r in records.iter().filter(|r| r.saga_topic == Some(SagaTopic::OrderConfirmed)) {
+        let Some(order) = r.order_id.as_deref().and_then(|o| created.get(o)) else {
+            violations.push(violation("confirmed-fields", r, "order.confirmed for an order with no order.created in the run".into()));
+            continue;
+        };
+        if text(r, "userId") != text(order, "userId") || amount(r).is_none() || amount(r) != amount(order) {
+            violations.push(violation(
+                "confirmed-fields",
+                r,
+                format!("order.confirmed has user {:?} total {:?}, the order user {:?} total {:?}", text(r, "userId"), amount(r).map(|m| m.to_string()), text(order, "userId"), amount(order).map(|m| m.to_string())),
+            ));
+        }
+    }
+    violations
+}
+
+/// Runs [`check_run`] at the end of a run, over everything the tap and the sink saw since
+/// `start_ms`. A push can arrive a moment before the tap has fetched its record (the two are
+/// sent independently), so it first waits, up to the outcome deadline, until every push's cause
+/// is in the tap; in a run without such a violation that wait ends at once.
+pub async fn check_suite(env: &crate::steps::SuiteEnv, start_ms: i64) -> Vec<Violation> {
+    let (pushes, mut violations) = pushes_of(&env.sink.arrivals());
+    let causes_seen = |log: &[TapRecord]| {
+        let saga: Vec<&TapRecord> = log.iter().filter(|r| !r.dead_letter && r.saga_topic.is_some() && r.value.is_some()).collect();
+        push_causes(&saga, &pushes).is_empty().then_some(())
+    };
+    let _ = env.tap.wait_until(env.config.outcome_deadline(), causes_seen).await;
+    let window = RunWindow { start_ms, end_ms: saga_contract::now_millis(), tolerance_ms: env.config.fields.clock_skew_ms };
+    violations.extend(check_run(&env.tap.records(), &pushes, window));
+    violations
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const T0: i64 = 1_790_000_000_000;
+    const WINDOW: RunWindow = RunWindow { start_ms: T0, end_ms: T0 + 60_000, tolerance_ms: 5_000 };
+    const ORDER: &str = "0b7e3d5e-6f41-4a4e-9d38-7b1c1c0f0a01";
+
+    fn id(n: u8) -> String {
+        format!("00000000-0000-4000-8000-0000000000{n:02x}")
+    }
+
+    fn record(topic: SagaTopic, value: Value) -> TapRecord {
+        TapRecord {
+            seq: 0,
+            topic: topic.default_name().into(),
+            saga_topic: Some(topic),
+            dead_letter: false,
+            partition: 0,
+            offset: 0,
+            key: value["orderId"].as_str().map(str::to_string),
+            timestamp_ms: T0,
+            seen_at_ms: T0,
+            headers: vec![],
+            schema_id: Some(1),
+            record_name: None,
+            event_id: value["eventId"].as_str().map(str::to_string),
+            order_id: value["orderId"].as_str().map(str::to_string),
+            value: Some(value),
+            contract_error: None,
+            raw: vec![],
+        }
+    }
+
+    /// One confirmed and one cancelled order, each with its pushes, all as the contract says.
+    fn healthy() -> (Vec<TapRecord>, Vec<Push>) {
+        let other = "0b7e3d5e-6f41-4a4e-9d38-7b1c1c0f0a02";
+        let items = json!([{"productId": "P1", "quantity": 3, "unitPrice": 33.33}, {"productId": "P2", "quantity": 1, "unitPrice": 0.1}]);
+        let records = vec![
+            record(SagaTopic::OrderCreated, json!({"eventId": id(1), "eventTimestamp": T0 + 10, "orderId": ORDER, "userId": "U1", "storeId": "S1", "items": items, "totalAmount": 100.09, "createdAt": T0 + 10})),
+            record(SagaTopic::StockReserved, json!({"eventId": id(2), "eventTimestamp": T0 + 20, "orderId": ORDER, "reservedItems": [], "reservedAt": T0 + 20})),
+            record(SagaTopic::OrderConfirmed, json!({"eventId": id(3), "eventTimestamp": T0 + 30, "orderId": ORDER, "userId": "U1", "totalAmount": 100.09, "confirmedAt": T0 + 30})),
+            record(SagaTopic::OrderCreated, json!({"eventId": id(4), "eventTimestamp": T0 + 40, "orderId": other, "userId": "U2", "storeId": "S1", "items": items, "totalAmount": 100.09, "createdAt": T0 + 40})),
+            record(SagaTopic::StockReservationFailed, json!({"eventId": id(5), "eventTimestamp": T0 + 50, "orderId": other, "failedItems": [], "failureReason": "INSUFFICIENT_STOCK", "failedAt": T0 + 50})),
+            record(
+                SagaTopic::OrderCancelled,
+                json!({"eventId": id(6), "eventTimestamp": T0 + 60, "orderId": other, "userId": "U2", "items": [{"productId": "P2", "quantity": 1}, {"productId": "P1", "quantity": 3}], "cancellationReason": "STOCK_UNAVAILABLE", "cancelledAt": T0 + 60}),
+            ),
+        ];
+        let push = |order: &str, user: &str, kind: &str, event: u8| Push { user_id: user.into(), order_id: order.into(), kind: kind.into(), message: "m".into(), event_id: id(event) };
+        let pushes = vec![push(ORDER, "U1", "ORDER_CONFIRMED", 3), push(ORDER, "U1", "PAYMENT_WAIT", 3), push(other, "U2", "ORDER_CANCELLED", 6)];
+        (records, pushes)
+    }
+
+    fn checkers_of(violations: &[Violation]) -> Vec<&'static str> {
+        violations.iter().map(|v| v.checker).collect()
+    }
+
+    #[test]
+    fn a_conforming_run_passes() {
+        let (records, pushes) = healthy();
+        assert_eq!(check_run(&records, &pushes, WINDOW), vec![]);
+    }
+
+    #[test]
+    fn a_redelivered_record_and_a_dead_letter_copy_are_allowed() {
+        let (mut records, pushes) = healthy();
+        let mut again = records[0].clone();
+        again.offset = 7;
+        records.push(again);
+        let mut dead = records[1].clone();
+        dead.dead_letter = true;
+        dead.topic = "stock.reserved.dlt".into();
+        records.push(dead);
+        assert_eq!(check_run(&records, &pushes, WINDOW), vec![]);
+    }
+
+    #[test]
+    fn an_effect_reusing_its_causes_event_id_is_caught() {
+        let (mut records, pushes) = healthy();
+        let mut reserved = records[1].value.clone().unwrap();
+        reserved["eventId"] = json!(id(1));
+        records[1] = record(SagaTopic::StockReserved, reserved);
+        let v = check_run(&records, &pushes, WINDOW);
+        assert_eq!(checkers_of(&v), ["event-id"], "{v:?}");
+        assert!(v[0].detail.contains("order.created"), "{}", v[0]);
+    }
+
+    #[test]
+    fn one_event_id_on_two_different_records_of_a_topic_is_caught() {
+        let (mut records, pushes) = healthy();
+        let mut second = records[0].value.clone().unwrap();
+        second["orderId"] = json!("another-order");
+        records.push(record(SagaTopic::OrderCreated, second));
+        assert_eq!(checkers_of(&check_run(&records, &pushes, WINDOW)), ["event-id"]);
+    }
+
+    #[test]
+    fn an_event_id_that_is_not_a_uuid_is_caught() {
+        let (mut records, pushes) = healthy();
+        for bad in ["42", "0000000000004000800000000000001f", ""] {
+            let mut value = records[1].value.clone().unwrap();
+            value["eventId"] = json!(bad);
+            records[1] = record(SagaTopic::StockReserved, value);
+            assert_eq!(checkers_of(&check_run(&records, &pushes, WINDOW)), ["event-id"], "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn seconds_microseconds_and_stale_timestamps_are_caught() {
+        let (records, pushes) = healthy();
+        for (field, value, hint) in [("eventTimestamp", json!(T0 / 1000), "seconds"), ("reservedAt", json!((T0 + 20) * 1000), "microseconds"), ("reservedAt", json!(T0 - 3_600_000), "outside"), ("reservedAt", json!("2026-12-01T20:00:00Z"), "not epoch")] {
+            let mut broken = records.clone();
+            let mut value_of = broken[1].value.clone().unwrap();
+            value_of[field] = value;
+            broken[1] = record(SagaTopic::StockReserved, value_of);
+            let v = check_run(&broken, &pushes, WINDOW);
+            assert_eq!(checkers_of(&v), ["timestamp"], "{field}: {v:?}");
+            assert!(v[0].detail.contains(hint), "{}", v[0]);
+        }
+    }
+
+    #[test]
+    fn the_clock_skew_tolerance_is_honoured() {
+        let (mut records, pushes) = healthy();
+        let mut value = records[1].value.clone().unwrap();
+        value["reservedAt"] = json!(T0 - 4_000);
+        records[1] = record(SagaTopic::StockReserved, value);
+        assert_eq!(check_run(&records, &pushes, WINDOW), vec![]);
+        assert_eq!(checkers_of(&check_run(&records, &pushes, RunWindow { tolerance_ms: 1_000, ..WINDOW })), ["timestamp"]);
+    }
+
+    #[test]
+    fn a_push_carrying_the_wrong_event_id_is_caught() {
+        let (records, pushes) = healthy();
+        // PAYMENT_WAIT with the stock.reserved eventId; ORDER_CANCELLED with the failure's; an
+        // invented id; ORDER_CANCELLED with the order.confirmed's.
+        for (i, event) in [(1, id(2)), (2, id(5)), (0, uuid::Uuid::new_v4().to_string()), (2, id(3))] {
+            let mut broken = pushes.clone();
+            broken[i].event_id = event.clone();
+            let v = check_run(&records, &broken, WINDOW);
+            assert_eq!(checkers_of(&v), ["push-event-id"], "push {i} with {event}: {v:?}");
+        }
+        let mut broken = pushes.clone();
+        broken[0].order_id = "0b7e3d5e-6f41-4a4e-9d38-7b1c1c0f0a02".into();
+        assert_eq!(checkers_of(&check_run(&records, &broken, WINDOW)), ["push-event-id"], "the right id for another order");
+        let mut broken = pushes.clone();
+        broken[0].kind = "CONFIRMED".into();
+        assert_eq!(checkers_of(&check_run(&records, &broken, WINDOW)), ["push-event-id"]);
+    }
+
+    #[test]
+    fn a_cancellation_without_the_orders_lines_or_key_is_caught() {
+        let (records, pushes) = healthy();
+        let mut no_lines = records.clone();
+        let mut value = no_lines[5].value.clone().unwrap();
+        value["items"] = json!([{"productId": "P1", "quantity": 3}]);
+        no_lines[5] = record(SagaTopic::OrderCancelled, value);
+        assert_eq!(checkers_of(&check_run(&no_lines, &pushes, WINDOW)), ["cancelled-fields"]);
+        let mut wrong_key = records.clone();
+        wrong_key[5].key = Some("U2".into());
+        assert_eq!(checkers_of(&check_run(&wrong_key, &pushes, WINDOW)), ["cancelled-fields"]);
+        let mut wrong_user = records;
+        let mut value = wrong_user[5].value.clone().unwrap();
+        value["userId"] = json!("U1");
+        wrong_user[5] = record(SagaTopic::OrderCancelled, value);
+        // The push names user U2, so the push check sees the mismatch too.
+        assert_eq!(checkers_of(&check_run(&wrong_user, &pushes, WINDOW)), ["push-event-id", "cancelled-fields"]);
+    }
+
+    #[test]
+    fn a_confirmation_with_another_total_is_caught_but_not_another_spelling() {
+        let (records, pushes) = healthy();
+        for (total, caught) in [(json!(100.1), true), (json!(3.0 * 33.33 + 0.1), true), (json!("100.09"), false), (json!(100.090), false)] {
+            let mut broken = records.clone();
+            let mut value = broken[2].value.clone().unwrap();
+            value["totalAmount"] = total.clone();
+            broken[2] = record(SagaTopic::OrderConfirmed, value);
+            let v = check_run(&broken, &pushes, WINDOW);
+            assert_eq!(checkers_of(&v), if caught { vec!["confirmed-fields"] } else { vec![] }, "{total}: {v:?}");
+        }
+    }
+
+    #[test]
+    fn a_push_body_that_is_not_a_push_is_caught() {
+        let arrivals = vec![Arrival { at_ms: T0, push: Err("{\"hello\":1}".into()) }, Arrival { at_ms: T0, push: Ok(healthy().1[0].clone()) }];
+        let (pushes, violations) = pushes_of(&arrivals);
+        assert_eq!(pushes.len(), 1);
+        assert_eq!(checkers_of(&violations), ["push-body"]);
+    }
+}
