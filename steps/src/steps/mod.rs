@@ -8,7 +8,6 @@ mod faults;
 mod fields;
 mod input;
 mod late;
-mod load;
 mod orders;
 mod saga;
 mod timing;
@@ -101,10 +100,6 @@ pub struct SagaWorld {
     strays: Vec<String>,
     /// Faults this scenario put in place and has not undone; the runner undoes them after it.
     faults: Vec<faults::Fault>,
-    /// When each fault of this scenario was in place, for the crash checkers.
-    fault_spans: Vec<(faults::Fault, crate::checkers_crash::FaultSpan)>,
-    /// The steady load of a crash scenario (stops when dropped).
-    load: Option<load::Load>,
     /// Timing samples this scenario measured.
     samples: Vec<crate::timing::Sample>,
 }
@@ -129,8 +124,6 @@ impl SagaWorld {
             injected: Vec::new(),
             strays: Vec::new(),
             faults: Vec::new(),
-            fault_spans: Vec::new(),
-            load: None,
             samples: Vec::new(),
         }
     }
