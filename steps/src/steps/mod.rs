@@ -175,24 +175,9 @@ fn money(text: &str) -> Money {
     Money::parse(text).unwrap_or_else(|| panic!("{text} is not an amount"))
 }
 
-/// An amount as an implementation wrote it in JSON — a number (`15000`, `15000.0`) or a
-/// string (`"15000.00"`) — compared as a decimal, never as text or float.
-fn json_money(value: &serde_json::Value) -> Option<Money> {
-    match value {
-        serde_json::Value::Number(n) => Money::parse(&n.to_string()).or_else(|| {
-            // `1.5e4` and friends: go through the float only when it is exactly representable.
-            let f = n.as_f64()?;
-            let hundredths = (f * 100.0).round();
-            ((hundredths / 100.0 - f).abs() < 1e-9 && hundredths >= 0.0).then(|| Money(hundredths as i64))
-        }),
-        serde_json::Value::String(s) => Money::parse(s.trim()),
-        _ => None,
-    }
-}
-
 /// Whether `actual` is the amount `expected` (a decimal literal from a feature).
 fn same_amount(actual: &serde_json::Value, expected: &str) -> bool {
-    json_money(actual) == Some(money(expected))
+    Money::from_json(actual) == Some(money(expected))
 }
 
 #[cfg(test)]
