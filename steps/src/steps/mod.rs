@@ -96,8 +96,6 @@ pub struct SagaWorld {
     poison: Vec<(String, i32, i64)>,
     /// Records this scenario injected for the implementation to consume: (topic, partition, offset).
     injected: Vec<(SagaTopic, i32, i64)>,
-    /// Order ids of stray events this scenario published (orders no service knows).
-    strays: Vec<String>,
     /// Faults this scenario put in place and has not undone; the runner undoes them after it.
     faults: Vec<faults::Fault>,
     /// Timing samples this scenario measured.
@@ -122,7 +120,6 @@ impl SagaWorld {
             request_items: Vec::new(),
             poison: Vec::new(),
             injected: Vec::new(),
-            strays: Vec::new(),
             faults: Vec::new(),
             samples: Vec::new(),
         }
