@@ -14,6 +14,10 @@ use std::time::Duration;
 pub enum FramingError {
     #[error("schema registry at {url}: {source}")]
     Registry { url: String, source: SRCError },
+    /// The registry answered that it has no schema with the frame's id: the record was not
+    /// written through this registry (or is corrupt), and asking again will not change that.
+    #[error("schema id {id} is unknown to the schema registry at {url} (it answered 404)")]
+    UnknownSchema { id: u32, url: String },
     #[error("not Confluent-framed Avro: {0}")]
     NotFramed(String),
     #[error("record {found} on a topic that carries {expected}")]
@@ -23,10 +27,24 @@ pub enum FramingError {
 }
 
 impl FramingError {
-    /// Whether retrying could help (registry unreachable) as opposed to a bad record.
+    /// Whether retrying could help (registry unreachable, timing out or failing with a 5xx) as
+    /// opposed to a bad record (not framed, unknown schema id, undecodable, wrong shape).
     pub fn is_transient(&self) -> bool {
-        matches!(self, FramingError::Registry { source, .. } if source.retriable)
+        matches!(self, FramingError::Registry { source, .. } if registry_unavailable(source))
     }
+}
+
+/// The HTTP status the registry answered, when the error is one (the client library reports it
+/// only in its message: "… failed with status 404 Not Found").
+fn registry_status(source: &SRCError) -> Option<u16> {
+    let (_, rest) = source.error.split_once("with status ")?;
+    rest.get(..3)?.parse().ok()
+}
+
+/// The registry could not be asked (connection refused, timeout: the library flags these
+/// retriable) or could not answer for now (5xx, 408, 429; the library flags only 502/503).
+fn registry_unavailable(source: &SRCError) -> bool {
+    source.retriable || matches!(registry_status(source), Some(408 | 429 | 500..=599))
 }
 
 /// A decoded record: the schema id from its frame, the writer's record name, the Avro value.
@@ -71,7 +89,18 @@ impl EventCodec {
         }
         let schema_id = u32::from_be_bytes([bytes[1], bytes[2], bytes[3], bytes[4]]);
         let result = self.decoder.decode(Some(bytes)).await.map_err(|source| {
-            if source.retriable { self.registry_error(source) } else { FramingError::NotFramed(source.to_string()) }
+            if registry_unavailable(&source) {
+                if source.cached {
+                    // The library caches non-retriable errors (a 500 among them); forget it so
+                    // the retry asks the registry again.
+                    self.decoder.remove_errors_from_cache();
+                }
+                self.registry_error(source)
+            } else if registry_status(&source) == Some(404) {
+                FramingError::UnknownSchema { id: schema_id, url: self.url.clone() }
+            } else {
+                FramingError::NotFramed(source.to_string())
+            }
         })?;
         Ok(Decoded { schema_id, record_name: result.name.map(|n| n.fullname(None)), value: result.value })
     }
@@ -87,5 +116,95 @@ impl EventCodec {
 
     fn registry_error(&self, source: SRCError) -> FramingError {
         FramingError::Registry { url: self.url.clone(), source }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The classification the consumer loop relies on: what is poison (dead-lettered at once)
+    //! and what is transient (retried), against a registry stub on a real socket.
+    use super::*;
+    use crate::events::OrderCreated;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// Answers every `GET /schemas/ids/<id>` with `status` and `body`; counts the requests.
+    async fn registry(status: &'static str, body: String) -> (String, Arc<AtomicUsize>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let requests = Arc::new(AtomicUsize::new(0));
+        let counter = requests.clone();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let mut request = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match socket.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => request.extend_from_slice(&buf[..n]),
+                    }
+                }
+                counter.fetch_add(1, Ordering::SeqCst);
+                let response = format!("HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len());
+                let _ = socket.write_all(response.as_bytes()).await;
+            }
+        });
+        (url, requests)
+    }
+
+    fn frame(id: u32, body: &[u8]) -> Vec<u8> {
+        let mut bytes = vec![0u8];
+        bytes.extend_from_slice(&id.to_be_bytes());
+        bytes.extend_from_slice(body);
+        bytes
+    }
+
+    async fn poison(codec: &EventCodec, bytes: &[u8]) -> FramingError {
+        let error = codec.decode(bytes).await.expect_err("should not decode");
+        assert!(!error.is_transient(), "{error} should be poison, not transient");
+        error
+    }
+
+    #[tokio::test]
+    async fn undecodable_records_are_poison() {
+        let schema = serde_json::json!({ "schema": OrderCreated::SCHEMA_JSON }).to_string();
+        let (url, _) = registry("200 OK", schema).await;
+        let codec = EventCodec::new(&url).unwrap();
+        assert!(matches!(poison(&codec, b"").await, FramingError::NotFramed(_)), "empty value");
+        assert!(matches!(poison(&codec, b"not avro at all").await, FramingError::NotFramed(_)), "garbage");
+        assert!(matches!(poison(&codec, &[1, 0, 0, 0, 1, 2, 3]).await, FramingError::NotFramed(_)), "wrong magic byte");
+        assert!(matches!(poison(&codec, &frame(1, &[2])).await, FramingError::NotFramed(_)), "truncated frame");
+        let wrong = codec.decode_as::<crate::events::StockReserved>(&frame(1, &[2])).await.expect_err("truncated");
+        assert!(!wrong.is_transient(), "{wrong}");
+    }
+
+    #[tokio::test]
+    async fn an_unknown_schema_id_is_poison() {
+        let (url, _) = registry("404 Not Found", r#"{"error_code":40403,"message":"Schema 77 not found"}"#.into()).await;
+        let codec = EventCodec::new(&url).unwrap();
+        let error = poison(&codec, &frame(77, &[2])).await;
+        assert!(matches!(error, FramingError::UnknownSchema { id: 77, .. }), "{error}");
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_registry_is_transient() {
+        let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", closed.local_addr().unwrap());
+        drop(closed);
+        let codec = EventCodec::new(&url).unwrap();
+        let error = codec.decode(&frame(1, &[2])).await.expect_err("nothing listens");
+        assert!(error.is_transient(), "connection refused should be transient: {error}");
+    }
+
+    #[tokio::test]
+    async fn a_failing_registry_is_transient_and_asked_again() {
+        let (url, requests) = registry("500 Internal Server Error", r#"{"error_code":50001,"message":"store unavailable"}"#.into()).await;
+        let codec = EventCodec::new(&url).unwrap();
+        for attempt in 1..=2 {
+            let error = codec.decode(&frame(5, &[2])).await.expect_err("the registry fails");
+            assert!(error.is_transient(), "a 500 should be transient: {error}");
+            assert_eq!(requests.load(Ordering::SeqCst), attempt, "each attempt should ask the registry, not replay a cached 500");
+        }
     }
 }

@@ -4,6 +4,10 @@
 use anyhow::{Context, bail};
 use saga_contract::Topics;
 
+/// Short enough that the group's other members take over a dead one's partitions within
+/// seconds, long enough (> 3 heartbeats) that a loaded machine does not lose members.
+const DEFAULT_SESSION_TIMEOUT_MS: u32 = 10_000;
+
 #[derive(Debug, Clone)]
 pub struct ServiceConfig {
     /// Used for the consumer group (`<name>-service`), logs and dead-letter headers.
@@ -17,6 +21,13 @@ pub struct ServiceConfig {
     pub topics: Topics,
     /// Partitions for topics this service creates when they are missing.
     pub topic_partitions: i32,
+    /// The consumer's `group.instance.id` (static membership): a restarted instance with the
+    /// same id takes its partitions back at once instead of waiting for the broker to time the
+    /// old member out. `None` (`INSTANCE_ID=` empty) joins as a dynamic member.
+    pub instance_id: Option<String>,
+    /// How long the broker waits for heartbeats before it gives a silent member's partitions
+    /// to the group's other members.
+    pub session_timeout_ms: u32,
 }
 
 impl ServiceConfig {
@@ -35,6 +46,12 @@ impl ServiceConfig {
             Ok(p) => p.parse().with_context(|| format!("TOPIC_PARTITIONS={p} is not a number"))?,
             Err(_) => 3,
         };
+        let session_timeout_ms = match std::env::var("KAFKA_SESSION_TIMEOUT_MS") {
+            Ok(ms) => ms.parse().ok().filter(|ms| (6000..=300_000).contains(ms)).with_context(|| {
+                format!("KAFKA_SESSION_TIMEOUT_MS={ms} is not a number of milliseconds between 6000 and 300000 (the broker's default group.min/max.session.timeout.ms)")
+            })?,
+            Err(_) => DEFAULT_SESSION_TIMEOUT_MS,
+        };
         Ok(ServiceConfig {
             service_name,
             kafka_bootstrap_servers: required("KAFKA_BOOTSTRAP_SERVERS")?,
@@ -44,10 +61,45 @@ impl ServiceConfig {
             http_port,
             topics: Topics::from_env(),
             topic_partitions,
+            instance_id: instance_id(std::env::var("INSTANCE_ID").ok(), service_name, http_port),
+            session_timeout_ms,
         })
     }
 
     pub fn consumer_group(&self) -> String {
         format!("{}-service", self.service_name)
+    }
+}
+
+/// `INSTANCE_ID` as given (empty: none), else `<service>-<hostname>-<port>`: the same across
+/// restarts of one instance (a process keeps its port, a container its hostname) and different
+/// for two live instances (on one host they cannot share the port, in containers the hostname).
+fn instance_id(given: Option<String>, service_name: &str, http_port: u16) -> Option<String> {
+    match given {
+        Some(id) => Some(id.trim().to_string()).filter(|id| !id.is_empty()),
+        None => {
+            let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .ok()
+                .or_else(|| std::env::var("HOSTNAME").ok())
+                .map(|h| h.trim().to_string())
+                .filter(|h| !h.is_empty())
+                .unwrap_or_else(|| "localhost".into());
+            Some(format!("{service_name}-{host}-{http_port}"))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::instance_id;
+
+    #[test]
+    fn instance_id_is_given_or_stable_per_service_and_port() {
+        assert_eq!(instance_id(Some("order-a".into()), "order", 8081).as_deref(), Some("order-a"));
+        assert_eq!(instance_id(Some("  ".into()), "order", 8081), None, "an empty INSTANCE_ID opts out of static membership");
+        let default = instance_id(None, "order", 8081).unwrap();
+        assert!(default.starts_with("order-") && default.ends_with("-8081"), "{default}");
+        assert_eq!(instance_id(None, "order", 8081), Some(default.clone()), "stable across restarts");
+        assert_ne!(instance_id(None, "order", 18081), Some(default), "distinct per port on one host");
     }
 }

@@ -1,9 +1,16 @@
 //! The idempotent consumer loop (after rust-rdkafka's at-least-once example): a record's offset
 //! is stored only once its handler's transaction has committed, so a crash redelivers it; the
 //! handler claims the record's `eventId` in that same transaction, so a redelivery changes
-//! nothing. A record that cannot be decoded or handled is retried a bounded number of times,
-//! then copied to `<topic>.dlt` with headers saying where it came from and why — the partition
-//! keeps moving. Partitions are worked on concurrently, each in offset order (see [`run`]).
+//! nothing. A record that is itself wrong (undecodable, unknown schema, not the contract's
+//! shape) is copied to `<topic>.dlt` at once, with headers saying where it came from and why —
+//! the partition keeps moving; a failure of something the handler depends on (database,
+//! registry) is retried with backoff until it heals, holding the partition so its order is
+//! kept. Partitions are worked on concurrently, each in offset order (see [`run`]).
+//!
+//! Group membership is static (`group.instance.id`, see [`ServiceConfig::instance_id`]): a
+//! restarted instance takes its partitions back as soon as it joins, instead of waiting for
+//! the broker to time the old member out; the assignment is cooperative, so a member joining
+//! or leaving moves only the partitions that change owner.
 
 use crate::metrics::Metrics;
 use crate::{ServiceConfig, Shutdown};
@@ -41,8 +48,16 @@ pub enum HandleError {
 }
 
 impl From<sqlx::Error> for HandleError {
+    /// The database refusing the record's data (SQLSTATE class 22 data exception, 23 integrity
+    /// violation) is the record's fault and will not change; anything else (connection lost,
+    /// pool exhausted, server shutting down, serialization failure) may heal.
     fn from(e: sqlx::Error) -> Self {
-        HandleError::Transient(e.into())
+        match &e {
+            sqlx::Error::Database(db) if db.code().is_some_and(|c| c.starts_with("22") || c.starts_with("23")) => {
+                HandleError::Poison(format!("the database refused the record's data: {e}"))
+            }
+            _ => HandleError::Transient(e.into()),
+        }
     }
 }
 
@@ -69,11 +84,8 @@ pub async fn claim_event(tx: &mut PgConnection, event_id: &str, topic: &str) -> 
     Ok(inserted == 1)
 }
 
-/// Attempts for a poison record before it is dead-lettered (it will not get better, but a
-/// registry hiccup can look like one).
-const POISON_ATTEMPTS: u32 = 3;
-/// Attempts for a transient failure (≈ 25 s of backoff) before the record is dead-lettered.
-const TRANSIENT_ATTEMPTS: u32 = 10;
+/// The longest pause between two attempts at a record whose handler failed transiently.
+const MAX_RETRY_PAUSE: Duration = Duration::from_secs(5);
 
 struct LagContext {
     metrics: Metrics,
@@ -114,10 +126,19 @@ const WORKER_QUEUE: usize = 32;
 /// database round trips and commits.
 pub async fn run<H: Handler>(setup: ConsumerSetup, handler: H, shutdown: Shutdown) -> anyhow::Result<()> {
     let ConsumerSetup { config, topics, codec, producer, metrics } = setup;
+    let mut client = ClientConfig::new();
+    if let Some(id) = &config.instance_id {
+        client.set("group.instance.id", id);
+    }
     let consumer: Arc<StreamConsumer<LagContext>> = Arc::new(
-        ClientConfig::new()
+        client
             .set("bootstrap.servers", &config.kafka_bootstrap_servers)
             .set("group.id", config.consumer_group())
+            .set("session.timeout.ms", config.session_timeout_ms.to_string())
+            .set("heartbeat.interval.ms", (config.session_timeout_ms / 4).to_string())
+            // rust-rdkafka's default rebalance callback calls incremental_(un)assign under the
+            // cooperative protocol, so the stock ConsumerContext handles it.
+            .set("partition.assignment.strategy", "cooperative-sticky")
             .set("enable.auto.commit", "true")
             .set("auto.commit.interval.ms", "500")
             .set("enable.auto.offset.store", "false")
@@ -132,7 +153,7 @@ pub async fn run<H: Handler>(setup: ConsumerSetup, handler: H, shutdown: Shutdow
     let names: Vec<&str> = topics.iter().map(|t| config.topics.name(*t)).collect();
     consumer.subscribe(&names).with_context(|| format!("subscribing to {names:?}"))?;
     let worker_count = usize::try_from(config.topic_partitions).unwrap_or(1).clamp(1, 16);
-    tracing::info!(topics = ?names, group = %config.consumer_group(), workers = worker_count, "consuming");
+    tracing::info!(topics = ?names, group = %config.consumer_group(), instance = ?config.instance_id, session_timeout_ms = config.session_timeout_ms, workers = worker_count, "consuming");
 
     let worker = Arc::new(Worker { handler, codec, config, dead_letters: DeadLetters { producer }, metrics, consumer: consumer.clone(), shutdown: shutdown.clone() });
     let mut queues = Vec::with_capacity(worker_count);
@@ -167,8 +188,10 @@ pub async fn run<H: Handler>(setup: ConsumerSetup, handler: H, shutdown: Shutdow
     if let Err(error) = consumer.commit_consumer_state(rdkafka::consumer::CommitMode::Sync) {
         tracing::warn!(%error, "final offset commit failed; records since the last commit will be redelivered (and deduplicated)");
     }
-    // The last handle goes here: closing the consumer leaves the group at once, so a restarted
-    // instance gets the partitions without waiting for the session to time out.
+    // The last handle goes here. A dynamic member leaves the group on close; a static one stays
+    // (librdkafka never sends LeaveGroup for it): its restart rejoins under the same instance id
+    // and gets the partitions back at once, while another instance would take them over after
+    // the session timeout.
     drop(consumer);
     Ok(())
 }
@@ -219,31 +242,30 @@ impl<H: Handler> Worker<H> {
     }
 }
 
-/// `None` when shutdown interrupted the retries.
+/// Handles the record: poison comes back at the first attempt (for the dead letters), a
+/// transient failure is retried with backoff until it succeeds; `None` when shutdown
+/// interrupted the retries.
 async fn handle_with_retries<H: Handler>(handler: &H, codec: &EventCodec, topic: SagaTopic, message: &OwnedMessage, shutdown: &Shutdown) -> Option<Result<Outcome, HandleError>> {
     let mut attempt = 0u32;
     loop {
         attempt += 1;
-        let result = handle_once(handler, codec, topic, message).await;
-        let limit = match &result {
-            Ok(_) => return Some(result),
-            Err(HandleError::Poison(_)) => POISON_ATTEMPTS,
-            Err(HandleError::Transient(_)) => TRANSIENT_ATTEMPTS,
+        let error = match handle_once(handler, codec, topic, message).await {
+            Err(HandleError::Transient(error)) => error,
+            result => return Some(result),
         };
-        let error = result.as_ref().err().map(ToString::to_string).unwrap_or_default();
-        if attempt >= limit {
-            tracing::error!(topic = message.topic(), partition = message.partition(), offset = message.offset(), attempt, %error, "giving up on record");
-            return Some(result);
-        }
-        tracing::warn!(topic = message.topic(), partition = message.partition(), offset = message.offset(), attempt, %error, "record failed; retrying");
-        // Retry pacing: 50 ms, 100 ms, … capped at 5 s.
-        let pause = Duration::from_millis((50u64 << (attempt - 1).min(7)).min(5000));
+        let pause = retry_pause(attempt);
+        tracing::warn!(topic = message.topic(), partition = message.partition(), offset = message.offset(), attempt, error = %format!("{error:#}"), retry_in_ms = pause.as_millis(), "record failed on something it depends on; retrying (the partition waits)");
         let mut stop = shutdown.clone();
         tokio::select! {
             _ = tokio::time::sleep(pause) => {},
             _ = stop.changed() => return None,
         }
     }
+}
+
+/// Retry pacing after `attempt` failures: 50 ms, 100 ms, … capped at [`MAX_RETRY_PAUSE`].
+fn retry_pause(attempt: u32) -> Duration {
+    Duration::from_millis(50u64 << attempt.saturating_sub(1).min(7)).min(MAX_RETRY_PAUSE)
 }
 
 async fn handle_once<H: Handler>(handler: &H, codec: &EventCodec, topic: SagaTopic, message: &OwnedMessage) -> Result<Outcome, HandleError> {
@@ -304,5 +326,77 @@ impl DeadLetters {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::borrow::Cow;
+
+    /// A database error with a given SQLSTATE, as PostgreSQL would send it.
+    #[derive(Debug)]
+    struct Sqlstate(&'static str);
+
+    impl std::fmt::Display for Sqlstate {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "SQLSTATE {}", self.0)
+        }
+    }
+
+    impl std::error::Error for Sqlstate {}
+
+    impl sqlx::error::DatabaseError for Sqlstate {
+        fn message(&self) -> &str {
+            self.0
+        }
+        fn code(&self) -> Option<Cow<'_, str>> {
+            Some(Cow::Borrowed(self.0))
+        }
+        fn as_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+            self
+        }
+        fn as_error_mut(&mut self) -> &mut (dyn std::error::Error + Send + Sync + 'static) {
+            self
+        }
+        fn into_error(self: Box<Self>) -> Box<dyn std::error::Error + Send + Sync + 'static> {
+            self
+        }
+        fn kind(&self) -> sqlx::error::ErrorKind {
+            sqlx::error::ErrorKind::Other
+        }
+    }
+
+    fn is_poison(error: HandleError) -> bool {
+        matches!(error, HandleError::Poison(_))
+    }
+
+    #[test]
+    fn bad_data_is_poison_and_an_unavailable_database_is_transient() {
+        for poison in ["22003", "22P02", "23505", "23503"] {
+            assert!(is_poison(sqlx::Error::Database(Box::new(Sqlstate(poison))).into()), "SQLSTATE {poison} should be poison");
+        }
+        for transient in ["08006", "57P01", "40001", "40P01", "53300"] {
+            assert!(!is_poison(sqlx::Error::Database(Box::new(Sqlstate(transient))).into()), "SQLSTATE {transient} should be transient");
+        }
+        assert!(!is_poison(sqlx::Error::PoolTimedOut.into()));
+        assert!(!is_poison(sqlx::Error::Io(std::io::Error::from(std::io::ErrorKind::ConnectionRefused)).into()));
+    }
+
+    #[test]
+    fn framing_errors_keep_their_classification() {
+        assert!(is_poison(FramingError::NotFramed("3 bytes".into()).into()));
+        assert!(is_poison(FramingError::UnknownSchema { id: 9, url: "http://registry".into() }.into()));
+        assert!(is_poison(FramingError::WrongRecord { expected: "a", found: "b".into() }.into()));
+        let unreachable = schema_registry_converter::error::SRCError::new("http call to schema registry failed", None, true);
+        assert!(!is_poison(FramingError::Registry { url: "http://registry".into(), source: unreachable }.into()));
+    }
+
+    #[test]
+    fn retries_back_off_to_a_cap() {
+        assert_eq!(retry_pause(1), Duration::from_millis(50));
+        assert_eq!(retry_pause(2), Duration::from_millis(100));
+        assert_eq!(retry_pause(7), MAX_RETRY_PAUSE.min(Duration::from_millis(3200)));
+        assert_eq!(retry_pause(1000), MAX_RETRY_PAUSE);
     }
 }
