@@ -156,11 +156,61 @@ impl Backend {
     /// Starts the broker again and returns once it serves `probe_topic`.
     pub async fn start_broker(&self, probe_topic: &str) -> anyhow::Result<()> {
         match self {
-            Backend::Processes(stack) => stack.start_kafka().await,
+            Backend::Processes(stack) => {
+                stack.start_kafka().await?;
+                // "Kafka Server started" comes before every partition has a leader again.
+                crate::stack::wait_until_serving(&stack.endpoints.kafka_bootstrap, probe_topic, Duration::from_secs(120)).await
+            }
             Backend::Containers(containers) => containers.start_kafka(probe_topic).await,
             Backend::External { commands, endpoints, .. } => {
                 run_command(commands, "start_kafka").await?;
                 crate::stack::wait_until_serving(&endpoints.kafka_bootstrap, probe_topic, Duration::from_secs(120)).await.context("after the start_kafka command")
+            }
+        }
+    }
+
+    /// Kills a service as a crash does: SIGKILL (processes), `docker kill` (containers), the
+    /// `kill_<svc>` command (external). [`Backend::start_service`] brings it back.
+    pub async fn kill_service(&self, service: Service) -> anyhow::Result<()> {
+        match self {
+            Backend::Processes(stack) => stack.stop_service(service, true).await,
+            Backend::Containers(containers) => containers.kill_service(service).await,
+            Backend::External { commands, .. } => run_command(commands, &command_key("kill", service)).await,
+        }
+    }
+
+    /// Kills the broker (SIGKILL / `docker kill` / `kill_kafka`); [`Backend::start_broker`]
+    /// brings it back on its data.
+    pub async fn kill_broker(&self) -> anyhow::Result<()> {
+        match self {
+            Backend::Processes(stack) => stack.kill_kafka().await,
+            Backend::Containers(containers) => containers.kill_kafka().await,
+            Backend::External { commands, .. } => run_command(commands, "kill_kafka").await,
+        }
+    }
+
+    /// Kills the PostgreSQL server (in our stacks one server holds every service's database).
+    pub async fn kill_database(&self) -> anyhow::Result<()> {
+        match self {
+            Backend::Processes(stack) => stack.kill_postgres().await,
+            Backend::Containers(containers) => containers.kill_postgres().await,
+            Backend::External { commands, .. } => run_command(commands, "kill_postgres").await,
+        }
+    }
+
+    /// Starts PostgreSQL again and returns once it accepts connections. External: the
+    /// `start_postgres` command must return only then (`pg_ctl start -w` does); the suite cannot
+    /// reach the database itself, so it then waits for every service's `/health`.
+    pub async fn start_database(&self) -> anyhow::Result<()> {
+        match self {
+            Backend::Processes(stack) => stack.start_postgres().await,
+            Backend::Containers(containers) => containers.start_postgres().await,
+            Backend::External { commands, endpoints, .. } => {
+                run_command(commands, "start_postgres").await?;
+                for url in [&endpoints.order_url, &endpoints.product_url, &endpoints.payment_url] {
+                    wait_http_ok_url(&format!("{url}/health"), Duration::from_secs(60)).await.context("after the start_postgres command")?;
+                }
+                Ok(())
             }
         }
     }

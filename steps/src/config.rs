@@ -35,6 +35,7 @@ pub struct Config {
     pub topics: HashMap<String, String>,
     pub timing: Timing,
     pub deadlines: Deadlines,
+    pub faults: Faults,
     pub fields: Fields,
     pub external: External,
     pub containers: ContainerImages,
@@ -109,6 +110,15 @@ pub struct Deadlines {
     pub quiet_ms: u64,
 }
 
+/// How the fault scenarios hold their faults.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Faults {
+    /// How long the zombie scenario keeps a service paused: longer than the implementation's
+    /// consumer-group session timeout, so the broker gives the paused member's partitions away.
+    pub zombie_pause_seconds: u64,
+}
+
 /// The run-level field checks (`steps/src/fields.rs`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -156,6 +166,7 @@ impl Default for Config {
             topics: HashMap::new(),
             timing: Timing::default(),
             deadlines: Deadlines::default(),
+            faults: Faults::default(),
             fields: Fields::default(),
             external: External::default(),
             containers: ContainerImages::default(),
@@ -174,6 +185,14 @@ impl Default for Timing {
 impl Default for Deadlines {
     fn default() -> Self {
         Deadlines { outcome_seconds: 30, quiet_ms: 1000 }
+    }
+}
+
+impl Default for Faults {
+    fn default() -> Self {
+        // The reference's session timeout (services/kit/src/config.rs) plus room for the
+        // coordinator to notice and rebalance.
+        Faults { zombie_pause_seconds: 13 }
     }
 }
 
@@ -253,5 +272,9 @@ impl Config {
 
     pub fn quiet_period(&self) -> Duration {
         Duration::from_millis(self.deadlines.quiet_ms)
+    }
+
+    pub fn zombie_pause(&self) -> Duration {
+        Duration::from_secs(self.faults.zombie_pause_seconds)
     }
 }

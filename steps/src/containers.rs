@@ -196,6 +196,41 @@ impl Containers {
         crate::stack::wait_until_serving(&self.endpoints.kafka_bootstrap, probe_topic, Duration::from_secs(120)).await
     }
 
+    /// `docker kill` (SIGKILL, no stop signal first): a crash. The container and its port stay
+    /// for [`Containers::start_service`].
+    pub async fn kill_service(&self, service: Service) -> anyhow::Result<()> {
+        let services = self.services.lock().await;
+        docker_kill(services.get(&service).with_context(|| format!("no {service} container"))?, &service.to_string()).await
+    }
+
+    /// `docker kill` of the broker; [`Containers::start_kafka`] brings it back on its data.
+    pub async fn kill_kafka(&self) -> anyhow::Result<()> {
+        self.kill_infrastructure("kafka").await
+    }
+
+    /// `docker kill` of the PostgreSQL container (every database of the stack goes with it).
+    pub async fn kill_postgres(&self) -> anyhow::Result<()> {
+        self.kill_infrastructure("postgresql").await
+    }
+
+    async fn kill_infrastructure(&self, name: &str) -> anyhow::Result<()> {
+        let infrastructure = self.infrastructure.lock().await;
+        let (_, container) = infrastructure.iter().find(|(n, _)| n == name).with_context(|| format!("no {name} container"))?;
+        docker_kill(container, name).await
+    }
+
+    /// `docker start` of the PostgreSQL container, then waits until it has recovered and
+    /// accepts connections on its published port.
+    pub async fn start_postgres(&self) -> anyhow::Result<()> {
+        let port = {
+            let infrastructure = self.infrastructure.lock().await;
+            let (_, postgres) = infrastructure.iter().find(|(name, _)| name == "postgresql").context("no PostgreSQL container")?;
+            postgres.start().await.context("starting the PostgreSQL container")?;
+            postgres.get_host_port_ipv4(5432.tcp()).await.context("the PostgreSQL container's published port")?
+        };
+        crate::stack::wait_accepting(&format!("postgres://postgres@127.0.0.1:{port}/postgres"), Duration::from_secs(60)).await
+    }
+
     /// Saves each container's output into the log directory, then removes every container and
     /// the network.
     pub async fn shutdown(&self) {
@@ -212,6 +247,15 @@ impl Containers {
         let _ = docker_ok(&["network", "rm", &self.network]).await;
         eprintln!("[containers] removed");
     }
+}
+
+/// `docker kill` (SIGKILL to every process of the container at once).
+async fn docker_kill(container: &Container, what: &str) -> anyhow::Result<()> {
+    let output = tokio::process::Command::new("docker").args(["kill", "--signal", "KILL", container.id()]).output().await.context("running docker kill")?;
+    if !output.status.success() {
+        bail!("docker kill of the {what} container failed: {}", String::from_utf8_lossy(&output.stderr).trim());
+    }
+    Ok(())
 }
 
 /// A container on the host network (binding 127.0.0.1 only: `HTTP_BIND_ALL=0`).

@@ -10,6 +10,7 @@
 //! - [`tap`]: a Kafka consumer that records every saga record, decoded and validated;
 //! - [`checkers`]: Jepsen-style checks over the tap's log (keys, order, duplicates);
 //! - [`groups`]: the implementation's consumer groups' committed offsets (when was a record consumed);
+//! - [`checkers_crash`]: checks of what a steady load's orders ended as after a crash;
 //! - [`fields`]: field meanings over the whole run (eventIds, timestamps, push causes, lines);
 //! - [`sink`]: the push gateway stand-in (wiremock) the implementation is pointed at;
 //! - [`steps`]: the cucumber World and step definitions; [`report`]: the HTML report;
@@ -20,6 +21,7 @@
 pub mod backend;
 pub mod bench;
 pub mod checkers;
+pub mod checkers_crash;
 pub mod config;
 pub mod junit;
 pub mod poll;

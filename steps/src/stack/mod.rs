@@ -8,6 +8,7 @@ mod postgres;
 pub mod process;
 
 pub use kafka::{repo_file, wait_until_serving};
+pub use postgres::wait_accepting;
 
 use crate::Service;
 use anyhow::{Context, bail};
@@ -53,6 +54,8 @@ pub struct Stack {
     services: Mutex<HashMap<Service, Proc>>,
     launch: HashMap<Service, (PathBuf, Vec<(String, String)>, u16)>,
     kafka_launch: kafka::BrokerLaunch,
+    /// Boxed: kept only for the database-crash fault, it need not widen every `Backend`.
+    pg_launch: Box<postgres::PgLaunch>,
 }
 
 impl Stack {
@@ -111,6 +114,7 @@ impl Stack {
             services: Mutex::new(HashMap::new()),
             launch,
             kafka_launch: kafka.launch,
+            pg_launch: Box::new(pg.launch),
         };
         let starts = Service::ALL.map(|s| stack.start_service(s));
         for result in futures::future::join_all(starts).await {
@@ -181,6 +185,48 @@ impl Stack {
         Ok(())
     }
 
+    /// Kills the broker (SIGKILL: no controlled shutdown); its port and data stay for
+    /// [`Stack::start_kafka`], which recovers its logs on start.
+    pub async fn kill_kafka(&self) -> anyhow::Result<()> {
+        let mut infrastructure = self.infrastructure.lock().await;
+        let at = infrastructure.iter().position(|p| p.name == "kafka").context("the Kafka broker is not running")?;
+        infrastructure.remove(at).kill().await;
+        Ok(())
+    }
+
+    /// Kills the PostgreSQL server as a crash of its machine or container would: the
+    /// postmaster and every backend at once, with SIGKILL (the postmaster is frozen first so it
+    /// forks nothing while its children are listed). Returns once all of them are gone; the data
+    /// directory and port stay for [`Stack::start_postgres`].
+    pub async fn kill_postgres(&self) -> anyhow::Result<()> {
+        let mut infrastructure = self.infrastructure.lock().await;
+        let at = infrastructure.iter().position(|p| p.name == "postgresql").context("PostgreSQL is not running")?;
+        let postmaster = infrastructure[at].id().context("PostgreSQL has exited")?;
+        freeze(postmaster, true).await?;
+        let children = children_of(postmaster);
+        if !children.is_empty() {
+            // A backend may exit on its own meanwhile: kill's status is not a verdict, the wait below is.
+            let _ = Command::new("kill").arg("-KILL").args(children.iter().map(u32::to_string)).status().await;
+        }
+        infrastructure.remove(at).kill().await;
+        // Orphaned backends still attached to the shared memory would stop a new postmaster.
+        crate::poll::until(Duration::from_secs(10), Duration::from_millis(20), async || {
+            let alive: Vec<u32> = children.iter().copied().filter(|pid| running(*pid)).collect();
+            if alive.is_empty() { Ok(()) } else { Err(alive) }
+        })
+        .await
+        .map_err(|alive| anyhow::anyhow!("PostgreSQL backends {alive:?} still run 10 s after SIGKILL"))
+    }
+
+    /// Starts PostgreSQL again on its data directory and port, after [`Stack::kill_postgres`]:
+    /// returns once it has recovered and accepts connections.
+    pub async fn start_postgres(&self) -> anyhow::Result<()> {
+        let proc = self.pg_launch.spawn().await?;
+        // First in start order, so shutdown still stops it last.
+        self.infrastructure.lock().await.insert(0, proc);
+        postgres::wait_accepting(&self.database_url("postgres"), Duration::from_secs(30)).await
+    }
+
     /// Stops everything, services first, waiting for each to exit.
     pub async fn shutdown(&self) {
         let services: Vec<Proc> = self.services.lock().await.drain().map(|(_, p)| p).collect();
@@ -198,6 +244,28 @@ async fn freeze(pid: u32, frozen: bool) -> anyhow::Result<()> {
     let status = Command::new("kill").arg(signal).arg(pid.to_string()).status().await?;
     anyhow::ensure!(status.success(), "kill {signal} {pid} failed");
     Ok(())
+}
+
+/// The processes whose parent is `pid` (from `/proc/<pid>/stat`).
+fn children_of(pid: u32) -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else { return Vec::new() };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|child| stat_fields(*child).is_some_and(|(_, parent)| parent == pid))
+        .collect()
+}
+
+/// Whether `pid` exists and is not a zombie (a zombie holds no memory and no ports).
+fn running(pid: u32) -> bool {
+    stat_fields(pid).is_some_and(|(state, _)| state != 'Z' && state != 'X')
+}
+
+/// `(state, parent pid)` of a process; the fields after the parenthesised command name.
+fn stat_fields(pid: u32) -> Option<(char, u32)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let mut rest = stat.get(stat.rfind(')')? + 1..)?.split_whitespace();
+    let state = rest.next()?.chars().next()?;
+    Some((state, rest.next()?.parse().ok()?))
 }
 
 fn progress(began: Instant, what: &str) {

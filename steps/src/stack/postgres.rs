@@ -13,6 +13,37 @@ use tokio::process::Command;
 pub struct Postgres {
     pub port: u16,
     pub proc: Proc,
+    /// How to start this server again on its data (the database-crash fault).
+    pub launch: PgLaunch,
+}
+
+/// The server's command line, kept so a killed server can be started again on the same data
+/// directory and port (it then runs crash recovery from its WAL).
+#[derive(Debug, Clone)]
+pub struct PgLaunch {
+    bin: PathBuf,
+    data: PathBuf,
+    sockets: PathBuf,
+    port: u16,
+    owner: Option<(u32, u32)>,
+    log: PathBuf,
+}
+
+impl PgLaunch {
+    /// Starts the postmaster and waits until it accepts connections (after any recovery).
+    pub async fn spawn(&self) -> anyhow::Result<Proc> {
+        let mut server = Command::new(self.bin.join("postgres"));
+        server
+            .arg("-D")
+            .arg(&self.data)
+            .args(["-p", &self.port.to_string(), "-c", "listen_addresses=127.0.0.1", "-c", "max_connections=300", "-c", "shared_buffers=128MB"])
+            .arg("-c")
+            .arg(format!("unix_socket_directories={}", self.sockets.display()));
+        as_owner(&mut server, self.owner);
+        let mut proc = Proc::spawn("postgresql", server, &self.log, Some("database system is ready to accept connections"))?;
+        proc.wait_ready(Duration::from_secs(60)).await?;
+        Ok(proc)
+    }
 }
 
 /// The databases the stack needs.
@@ -41,17 +72,9 @@ impl Postgres {
             bail!("initdb failed: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
         }
         let port = free_port()?;
-        let mut server = Command::new(bin.join("postgres"));
-        server
-            .arg("-D")
-            .arg(&data)
-            .args(["-p", &port.to_string(), "-c", "listen_addresses=127.0.0.1", "-c", "max_connections=300", "-c", "shared_buffers=128MB"])
-            .arg("-c")
-            .arg(format!("unix_socket_directories={}", sockets.display()));
-        as_owner(&mut server, owner);
-        let mut proc = Proc::spawn("postgresql", server, &logs.join("postgresql.log"), Some("database system is ready to accept connections"))?;
-        proc.wait_ready(Duration::from_secs(60)).await?;
-        let pg = Postgres { port, proc };
+        let launch = PgLaunch { bin, data, sockets, port, owner, log: logs.join("postgresql.log") };
+        let proc = launch.spawn().await?;
+        let pg = Postgres { port, proc, launch };
         let mut admin = sqlx::PgConnection::connect(&pg.url("postgres")).await.context("connecting to the new PostgreSQL")?;
         for db in DATABASES {
             // `db` comes from the DATABASES constant above, never from input.
@@ -59,6 +82,19 @@ impl Postgres {
         }
         Ok(pg)
     }
+}
+
+/// Waits until the server at `url` accepts a connection and answers a query — readiness
+/// after a restart, for a server that is not our child process (a container, or one the
+/// `processes` backend relaunched).
+pub async fn wait_accepting(url: &str, deadline: Duration) -> anyhow::Result<()> {
+    crate::poll::until(deadline, Duration::from_millis(100), async || {
+        let mut connection = sqlx::PgConnection::connect(url).await.map_err(|e| e.to_string())?;
+        sqlx::query("SELECT 1").execute(&mut connection).await.map_err(|e| e.to_string())?;
+        connection.close().await.map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|last| anyhow::anyhow!("PostgreSQL at {url} does not accept connections after {deadline:?}: {last}"))
 }
 
 /// Debian's versioned server binaries (`/usr/lib/postgresql/<v>/bin`), newest first.

@@ -1,12 +1,15 @@
 //! Fault steps, carried out by the backend (processes: signals and restarts; containers:
-//! docker stop/start/pause; external: the configured commands). Scenarios using them are tagged
-//! `@serial` and by capability (`@faults`, `@pause`, `@broker-faults`): they run alone, and the
-//! runner undoes whatever a scenario left in place (see [`SagaWorld::undo_faults`]).
+//! docker stop/start/pause/kill; external: the configured commands). Scenarios using them are
+//! tagged `@serial` and by capability (`@faults`, `@pause`, `@broker-faults`): they run alone, and
+//! the runner undoes whatever a scenario left in place (see [`SagaWorld::undo_faults`]). Each
+//! fault's time span is kept for the crash checkers (when was the implementation allowed to be
+//! unavailable, which orders were in flight).
 
 use super::SagaWorld;
 use crate::Service;
+use crate::checkers_crash::FaultSpan;
 use cucumber::{given, when};
-use saga_contract::SagaTopic;
+use saga_contract::{SagaTopic, now_millis};
 
 /// A fault in place.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -14,6 +17,11 @@ pub(super) enum Fault {
     Stopped(Service),
     Paused(Service),
     BrokerStopped,
+    /// SIGKILL / `docker kill` / `kill_<svc>`; undone by starting the service again.
+    Killed(Service),
+    BrokerKilled,
+    /// The PostgreSQL server killed (every service's database, in our stacks).
+    DatabaseKilled,
 }
 
 impl SagaWorld {
@@ -29,21 +37,39 @@ impl SagaWorld {
     async fn undo(&self, fault: Fault) -> anyhow::Result<()> {
         let backend = &self.env.backend;
         match fault {
-            Fault::Stopped(service) => backend.start_service(service).await,
+            Fault::Stopped(service) | Fault::Killed(service) => backend.start_service(service).await,
             Fault::Paused(service) => backend.pause_service(service, false).await,
-            Fault::BrokerStopped => backend.start_broker(self.env.topics.name(SagaTopic::OrderCreated)).await,
+            Fault::BrokerStopped | Fault::BrokerKilled => backend.start_broker(self.env.topics.name(SagaTopic::OrderCreated)).await,
+            Fault::DatabaseKilled => backend.start_database().await,
         }
     }
 
-    fn put(&mut self, fault: Fault, outcome: anyhow::Result<()>, what: &str) {
+    /// Puts `fault` in place through the backend and notes when.
+    async fn put(&mut self, fault: Fault, what: &str) {
+        let began_ms = now_millis();
+        let backend = &self.env.backend;
+        let outcome = match fault {
+            Fault::Stopped(service) => backend.stop_service(service).await,
+            Fault::Paused(service) => backend.pause_service(service, true).await,
+            Fault::BrokerStopped => backend.stop_broker().await,
+            Fault::Killed(service) => backend.kill_service(service).await,
+            Fault::BrokerKilled => backend.kill_broker().await,
+            Fault::DatabaseKilled => backend.kill_database().await,
+        };
         outcome.unwrap_or_else(|e| panic!("{what}: {e:#}"));
         self.faults.push(fault);
+        self.fault_spans.push((fault, FaultSpan { began_ms, in_place_ms: now_millis(), lifted_ms: None }));
     }
 
-    async fn lift(&mut self, fault: Fault, what: &str) {
+    /// Lifts whichever of `candidates` is in place (e.g. a service stopped or killed).
+    async fn lift(&mut self, candidates: &[Fault], what: &str) {
+        let fault = *self.faults.iter().rev().find(|f| candidates.contains(f)).unwrap_or_else(|| panic!("{what}: none of {candidates:?} is in place"));
         let outcome = self.undo(fault).await;
         self.faults.retain(|f| *f != fault);
         outcome.unwrap_or_else(|e| panic!("{what}: {e:#}"));
+        if let Some((_, span)) = self.fault_spans.iter_mut().rev().find(|(f, span)| *f == fault && span.lifted_ms.is_none()) {
+            span.lifted_ms = Some(now_millis());
+        }
     }
 }
 
@@ -54,14 +80,13 @@ fn service(name: &str) -> Service {
 #[given(regex = r"^the (Order|Product|Payment) Service is down$")]
 async fn service_down(world: &mut SagaWorld, name: String) {
     let service = service(&name);
-    let outcome = world.env.backend.stop_service(service).await;
-    world.put(Fault::Stopped(service), outcome, &format!("stopping the {service}"));
+    world.put(Fault::Stopped(service), &format!("stopping the {service}")).await;
 }
 
 #[when(regex = r"^the (Order|Product|Payment) Service is started again$")]
 async fn service_up(world: &mut SagaWorld, name: String) {
     let service = service(&name);
-    world.lift(Fault::Stopped(service), &format!("starting the {service}")).await;
+    world.lift(&[Fault::Stopped(service), Fault::Killed(service)], &format!("starting the {service}")).await;
 }
 
 /// A graceful restart (stop, start, wait for health): what a deploy does. Whatever the
@@ -69,31 +94,59 @@ async fn service_up(world: &mut SagaWorld, name: String) {
 #[when(regex = r"^the (Order|Product|Payment) Service is restarted$")]
 async fn service_restarted(world: &mut SagaWorld, name: String) {
     let service = service(&name);
-    let outcome = world.env.backend.stop_service(service).await;
-    world.put(Fault::Stopped(service), outcome, &format!("stopping the {service}"));
-    world.lift(Fault::Stopped(service), &format!("starting the {service} again")).await;
+    world.put(Fault::Stopped(service), &format!("stopping the {service}")).await;
+    world.lift(&[Fault::Stopped(service)], &format!("starting the {service} again")).await;
 }
 
 #[given(regex = r"^the (Order|Product|Payment) Service is paused$")]
 async fn service_paused(world: &mut SagaWorld, name: String) {
     let service = service(&name);
-    let outcome = world.env.backend.pause_service(service, true).await;
-    world.put(Fault::Paused(service), outcome, &format!("pausing the {service}"));
+    world.put(Fault::Paused(service), &format!("pausing the {service}")).await;
 }
 
 #[when(regex = r"^the (Order|Product|Payment) Service is resumed$")]
 async fn service_resumed(world: &mut SagaWorld, name: String) {
     let service = service(&name);
-    world.lift(Fault::Paused(service), &format!("resuming the {service}")).await;
+    world.lift(&[Fault::Paused(service)], &format!("resuming the {service}")).await;
 }
 
 #[given("the Kafka broker is stopped")]
 async fn broker_down(world: &mut SagaWorld) {
-    let outcome = world.env.backend.stop_broker().await;
-    world.put(Fault::BrokerStopped, outcome, "stopping the Kafka broker");
+    world.put(Fault::BrokerStopped, "stopping the Kafka broker").await;
 }
 
 #[when("the Kafka broker is started again")]
 async fn broker_up(world: &mut SagaWorld) {
-    world.lift(Fault::BrokerStopped, "starting the Kafka broker").await;
+    world.lift(&[Fault::BrokerStopped, Fault::BrokerKilled], "starting the Kafka broker").await;
+}
+
+#[when(regex = r"^the (Order|Product|Payment) Service is killed$")]
+async fn service_killed(world: &mut SagaWorld, name: String) {
+    let service = service(&name);
+    world.put(Fault::Killed(service), &format!("killing the {service}")).await;
+}
+
+/// A zombie: the service hangs longer than its consumer-group session timeout, so the broker
+/// gives its partitions away while it still holds records it fetched, then it wakes up.
+#[when(regex = r"^the (Order|Product|Payment) Service is paused past its consumer-group session timeout$")]
+async fn service_zombie(world: &mut SagaWorld, name: String) {
+    let service = service(&name);
+    world.put(Fault::Paused(service), &format!("pausing the {service}")).await;
+    // The fault's duration, not a wait for a condition: the hang itself is what is injected.
+    tokio::time::sleep(world.env.config.zombie_pause()).await;
+}
+
+#[when("the Kafka broker is killed")]
+async fn broker_killed(world: &mut SagaWorld) {
+    world.put(Fault::BrokerKilled, "killing the Kafka broker").await;
+}
+
+#[when("the PostgreSQL server is killed")]
+async fn database_killed(world: &mut SagaWorld) {
+    world.put(Fault::DatabaseKilled, "killing the PostgreSQL server").await;
+}
+
+#[when("the PostgreSQL server is started again")]
+async fn database_up(world: &mut SagaWorld) {
+    world.lift(&[Fault::DatabaseKilled], "starting the PostgreSQL server").await;
 }

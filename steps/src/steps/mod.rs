@@ -8,6 +8,7 @@ mod faults;
 mod fields;
 mod input;
 mod late;
+mod load;
 mod orders;
 mod saga;
 mod timing;
@@ -98,6 +99,10 @@ pub struct SagaWorld {
     injected: Vec<(SagaTopic, i32, i64)>,
     /// Faults this scenario put in place and has not undone; the runner undoes them after it.
     faults: Vec<faults::Fault>,
+    /// When each fault of this scenario was in place, for the crash checkers.
+    fault_spans: Vec<(faults::Fault, crate::checkers_crash::FaultSpan)>,
+    /// The steady load of a crash scenario (stops when dropped).
+    load: Option<load::Load>,
     /// Timing samples this scenario measured.
     samples: Vec<crate::timing::Sample>,
 }
@@ -121,6 +126,8 @@ impl SagaWorld {
             poison: Vec::new(),
             injected: Vec::new(),
             faults: Vec::new(),
+            fault_spans: Vec::new(),
+            load: None,
             samples: Vec::new(),
         }
     }

@@ -1,0 +1,107 @@
+@CRASH
+Feature: Crashes under load
+  Orders keep flowing at a steady rate while a part of the implementation crashes — killed
+  (SIGKILL, `docker kill`, the `kill_*` command), not stopped gracefully — and comes back. A burst
+  just before the fault keeps many orders open when it hits, and the load goes on through the
+  outage. Then every order that was accepted still ends exactly once: confirmed with one
+  payment, or cancelled (the stock runs out during the load, so both paths run); one push of
+  each kind it is due, counted by eventId (a resend with the same eventId is at-least-once
+  delivery, allowed); no second or conflicting effect on Kafka; and the stock fell by exactly
+  the units confirmed. Intake may answer 503 or not at all while the fault is in place, nothing
+  else, and once it answers 201 again it keeps doing so.
+
+  In the reference stacks one PostgreSQL server holds the databases of all three services, so
+  killing it takes every service's database away at once.
+
+  @CRASH-1 @serial @must
+  Scenario Outline: The <service> Service is killed mid-flight and restarted
+    Given the catalogue has product "P1" priced 10.00 with 200 in stock
+    And orders flow at 25 per second for product "P1"
+    When the load has placed 25 orders
+    And 50 more orders arrive at once
+    And the <service> Service is killed
+    And the load has placed 25 more orders
+    And the <service> Service is started again
+    And the load has placed 25 more orders
+    And the load stops
+    Then every order the load placed settles: confirmed with a payment, or cancelled
+    And at least 50 orders were in flight while the fault was in place
+    And the load was answered 201, or 503 or not at all only while the fault was in place
+    And each confirmed order has exactly one payment and no cancelled order has one
+    And each order got exactly one push of each kind it is due, counted by eventId
+    And no order of the load has a duplicate or conflicting effect on Kafka
+    And the stock of "P1" fell by exactly the units confirmed
+
+    @needs-kill-order
+    Examples: Order
+      | service |
+      | Order   |
+
+    @needs-kill-product
+    Examples: Product
+      | service |
+      | Product |
+
+    @needs-kill-payment
+    Examples: Payment
+      | service |
+      | Payment |
+
+  @CRASH-2 @serial @must @needs-broker-kill
+  Scenario: The Kafka broker is killed mid-flight and restarted
+    Given the catalogue has product "P1" priced 10.00 with 200 in stock
+    And orders flow at 25 per second for product "P1"
+    When the load has placed 25 orders
+    And 50 more orders arrive at once
+    And the Kafka broker is killed
+    And the load has placed 25 more orders
+    And the Kafka broker is started again
+    And the load has placed 25 more orders
+    And the load stops
+    Then every order the load placed settles: confirmed with a payment, or cancelled
+    And at least 50 orders were in flight while the fault was in place
+    And the load was answered 201, or 503 or not at all only while the fault was in place
+    And each confirmed order has exactly one payment and no cancelled order has one
+    And each order got exactly one push of each kind it is due, counted by eventId
+    And no order of the load has a duplicate or conflicting effect on Kafka
+    And the stock of "P1" fell by exactly the units confirmed
+
+  @CRASH-3 @serial @must @needs-db-kill
+  Scenario: The PostgreSQL server is killed mid-flight and restarted
+    Given the catalogue has product "P1" priced 10.00 with 200 in stock
+    And orders flow at 25 per second for product "P1"
+    When the load has placed 25 orders
+    And 50 more orders arrive at once
+    And the PostgreSQL server is killed
+    And the load has placed 25 more orders
+    And the PostgreSQL server is started again
+    And the load has placed 25 more orders
+    And the load stops
+    Then every order the load placed settles: confirmed with a payment, or cancelled
+    And at least 50 orders were in flight while the fault was in place
+    And the load was answered 201, or 503 or not at all only while the fault was in place
+    And each confirmed order has exactly one payment and no cancelled order has one
+    And each order got exactly one push of each kind it is due, counted by eventId
+    And no order of the load has a duplicate or conflicting effect on Kafka
+    And the stock of "P1" fell by exactly the units confirmed
+
+  # A zombie: the broker gives the hung member's partitions away while it still holds records it
+  # fetched; when it wakes, it finishes them and gets them again. The pause lasts
+  # [faults] zombie_pause_seconds, which must exceed the implementation's session timeout.
+  @CRASH-4 @serial @must @needs-pause-product
+  Scenario: A Product Service paused past its session timeout makes no second effect once it resumes
+    Given the catalogue has product "P1" priced 10.00 with 200 in stock
+    And orders flow at 25 per second for product "P1"
+    When the load has placed 25 orders
+    And 50 more orders arrive at once
+    And the Product Service is paused past its consumer-group session timeout
+    And the Product Service is resumed
+    And the load has placed 25 more orders
+    And the load stops
+    Then every order the load placed settles: confirmed with a payment, or cancelled
+    And at least 50 orders were in flight while the fault was in place
+    And the load was answered 201, or 503 or not at all only while the fault was in place
+    And each confirmed order has exactly one payment and no cancelled order has one
+    And each order got exactly one push of each kind it is due, counted by eventId
+    And no order of the load has a duplicate or conflicting effect on Kafka
+    And the stock of "P1" fell by exactly the units confirmed

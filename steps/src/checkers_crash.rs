@@ -1,0 +1,371 @@
+//! Checkers for the crash scenarios (`features/crash.feature`): pure functions over what a
+//! steady load sent, what each answer was, what each order ended as (read back over HTTP, its
+//! pushes and its Kafka records) and when the fault was in place. Each returns the violations
+//! it found (empty = holds), worded with the order and what was seen; the tests below build
+//! healthy outcomes and break exactly one thing each.
+
+use crate::checkers::Violation;
+use crate::sink::Push;
+use crate::tap::TapRecord;
+use saga_contract::SagaTopic;
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+
+pub const CONFIRMED: &str = "ORDER_CONFIRMED";
+pub const CANCELLED: &str = "ORDER_CANCELLED";
+pub const PAYMENT_WAIT: &str = "PAYMENT_WAIT";
+
+/// What one request of the load got back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    /// 201 with this orderId.
+    Accepted(String),
+    /// 503, or no answer at all (refused, reset, timed out): allowed while a fault is in place.
+    Unavailable(String),
+    /// Anything else (a 4xx for a valid order, another 5xx, a 201 without an orderId).
+    Failed(String),
+}
+
+/// One request of the load, times on the kit's clock (epoch ms).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attempt {
+    pub seq: usize,
+    pub sent_ms: i64,
+    pub answered_ms: i64,
+    pub quantity: i64,
+    pub answer: Answer,
+}
+
+/// When a fault was in place (kit clock, epoch ms): the step began putting it in place, it was
+/// in place (the kill returned), it was lifted (the part serves again; `None`: still in place).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FaultSpan {
+    pub began_ms: i64,
+    pub in_place_ms: i64,
+    pub lifted_ms: Option<i64>,
+}
+
+/// An order of the load as it ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settled {
+    pub order_id: String,
+    /// Units of the load's product it ordered.
+    pub quantity: i64,
+    /// When its 201 arrived; `None` for an order known only from its `order.created` (the
+    /// answer was lost in the crash, but the order exists).
+    pub accepted_ms: Option<i64>,
+    /// `status` of `GET /api/v1/orders/{id}`, or what the read got instead (e.g. `HTTP 404`).
+    pub status: String,
+    pub payments: Vec<Value>,
+    pub pushes: Vec<Push>,
+    /// When its last stage was seen (the `PAYMENT_WAIT` or `ORDER_CANCELLED` push arrived).
+    pub terminal_ms: Option<i64>,
+}
+
+fn violation(checker: &'static str, order_id: &str, detail: String) -> Violation {
+    Violation { checker, order_id: order_id.to_string(), detail }
+}
+
+/// Intake answers: a failure is always a violation; "unavailable" only while a fault was in
+/// place — from the moment the first fault began until intake answered 201 again after the
+/// last one was lifted. Intake must come back: some order sent after the lift is accepted.
+pub fn intake(attempts: &[Attempt], faults: &[FaultSpan]) -> Vec<Violation> {
+    let mut violations = Vec::new();
+    let began = faults.iter().map(|f| f.began_ms).min();
+    // When the last fault was lifted; `None` while one is still in place (or there was none).
+    let lifted = if faults.is_empty() { None } else { faults.iter().map(|f| f.lifted_ms).try_fold(i64::MIN, |latest, l| l.map(|l| latest.max(l))) };
+    // The first 201 to a request sent after the last lift: from then on intake is back.
+    let recovered = lifted.and_then(|lifted| attempts.iter().filter(|a| a.sent_ms >= lifted && matches!(a.answer, Answer::Accepted(_))).map(|a| a.sent_ms).min());
+    for a in attempts {
+        match &a.answer {
+            Answer::Accepted(_) => {}
+            Answer::Failed(detail) => violations.push(violation("intake", &format!("#{}", a.seq), format!("sent at {}: {detail}", a.sent_ms))),
+            Answer::Unavailable(detail) => {
+                let during_fault = began.is_some_and(|b| a.answered_ms >= b) && recovered.is_none_or(|r| a.sent_ms < r);
+                if !during_fault {
+                    let when = if began.is_none_or(|b| a.answered_ms < b) { "before any fault" } else { "after intake had recovered" };
+                    violations.push(violation("intake", &format!("#{}", a.seq), format!("sent at {} {when}: {detail}", a.sent_ms)));
+                }
+            }
+        }
+    }
+    if lifted.is_some() && recovered.is_none() {
+        let after = attempts.iter().filter(|a| lifted.is_some_and(|l| a.sent_ms >= l)).count();
+        violations.push(violation("intake", "-", format!("no order sent after the fault was lifted was accepted ({after} sent): intake did not recover")));
+    }
+    violations
+}
+
+/// How many orders were accepted and not yet terminal at some moment while the fault was in
+/// place (accepted before it was lifted, terminal — if ever — after it was in place).
+pub fn in_flight(orders: &[Settled], fault: &FaultSpan) -> usize {
+    let lifted = fault.lifted_ms.unwrap_or(i64::MAX);
+    orders.iter().filter(|o| o.accepted_ms.is_some_and(|a| a <= lifted) && o.terminal_ms.is_none_or(|t| t > fault.in_place_ms)).count()
+}
+
+/// Every order ended: `ORDER_CONFIRMED` with a payment, or `ORDER_CANCELLED`.
+pub fn unsettled(orders: &[Settled]) -> Vec<Violation> {
+    orders
+        .iter()
+        .filter(|o| !(o.status == CANCELLED || (o.status == CONFIRMED && !o.payments.is_empty())))
+        .map(|o| {
+            let origin = if o.accepted_ms.is_some() { "accepted" } else { "seen only on order.created (its answer was lost)" };
+            violation("settled", &o.order_id, format!("{origin}, ended {} with {} payment(s)", o.status, o.payments.len()))
+        })
+        .collect()
+}
+
+/// Exactly one payment (for this order, in `PAYMENT_WAIT`) per confirmed order, none for a
+/// cancelled one.
+pub fn payments(orders: &[Settled]) -> Vec<Violation> {
+    let mut violations = Vec::new();
+    for o in orders {
+        let expected = match o.status.as_str() {
+            CONFIRMED => 1,
+            CANCELLED => 0,
+            _ => continue, // reported by `unsettled`
+        };
+        if o.payments.len() != expected {
+            violations.push(violation("payments", &o.order_id, format!("{} with {} payment(s), expected {expected}: {}", o.status, o.payments.len(), Value::Array(o.payments.clone()))));
+        }
+        for p in &o.payments {
+            if p["orderId"] != Value::String(o.order_id.clone()) || p["status"] != PAYMENT_WAIT {
+                violations.push(violation("payments", &o.order_id, format!("payment not in {PAYMENT_WAIT} for this order: {p}")));
+            }
+        }
+    }
+    violations
+}
+
+/// One push of each kind the order is due and none of the others, counted by distinct
+/// eventId: a resend with the same eventId is at-least-once delivery, not a second push.
+pub fn pushes(orders: &[Settled]) -> Vec<Violation> {
+    let mut violations = Vec::new();
+    for o in orders {
+        let due: &[&str] = match o.status.as_str() {
+            CONFIRMED => &[CONFIRMED, PAYMENT_WAIT],
+            CANCELLED => &[CANCELLED],
+            _ => continue,
+        };
+        let mut events: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+        for p in &o.pushes {
+            events.entry(p.kind.as_str()).or_default().insert(p.event_id.as_str());
+        }
+        for kind in [CONFIRMED, PAYMENT_WAIT, CANCELLED] {
+            let expected = usize::from(due.contains(&kind));
+            let seen = events.get(kind).map_or(0, BTreeSet::len);
+            if seen != expected {
+                violations.push(violation("pushes", &o.order_id, format!("{} order got {seen} {kind} push(es) by distinct eventId, expected {expected}: {:?}", o.status, events.get(kind))));
+            }
+        }
+    }
+    violations
+}
+
+/// No order has both outcomes on Kafka: `stock.reserved` and `stock.reservation.failed`, or
+/// `order.confirmed` and `order.cancelled` (e.g. a reservation handled twice after a crash).
+pub fn conflicting_outcomes(log: &[TapRecord], orders: &BTreeSet<String>) -> Vec<Violation> {
+    let mut topics: BTreeMap<&str, BTreeSet<SagaTopic>> = BTreeMap::new();
+    for r in log.iter().filter(|r| !r.dead_letter) {
+        if let (Some(order), Some(topic)) = (r.order_id.as_deref(), r.saga_topic)
+            && orders.contains(order)
+        {
+            topics.entry(order).or_default().insert(topic);
+        }
+    }
+    let pairs = [(SagaTopic::StockReserved, SagaTopic::StockReservationFailed), (SagaTopic::OrderConfirmed, SagaTopic::OrderCancelled)];
+    let mut violations = Vec::new();
+    for (order, seen) in topics {
+        for (a, b) in pairs {
+            if seen.contains(&a) && seen.contains(&b) {
+                violations.push(violation("conflict", order, format!("both {} and {} were published", a.default_name(), b.default_name())));
+            }
+        }
+    }
+    violations
+}
+
+/// The product's stock fell by exactly the units of the confirmed orders, and is not negative.
+pub fn stock(initial: i64, now: i64, orders: &[Settled]) -> Result<(), String> {
+    let confirmed: i64 = orders.iter().filter(|o| o.status == CONFIRMED).map(|o| o.quantity).sum();
+    let count = orders.iter().filter(|o| o.status == CONFIRMED).count();
+    if now < 0 {
+        return Err(format!("stock is negative: {now}"));
+    }
+    if initial - now != confirmed {
+        return Err(format!("stock went from {initial} to {now} (−{}), but the {count} confirmed orders hold {confirmed} units", initial - now));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn push(order: &str, kind: &str, event: &str) -> Push {
+        Push { user_id: "u".into(), order_id: order.into(), kind: kind.into(), message: String::new(), event_id: event.into() }
+    }
+
+    fn confirmed(id: &str, quantity: i64, accepted: i64, terminal: i64) -> Settled {
+        Settled {
+            order_id: id.into(),
+            quantity,
+            accepted_ms: Some(accepted),
+            status: CONFIRMED.into(),
+            payments: vec![json!({"orderId": id, "status": PAYMENT_WAIT})],
+            pushes: vec![push(id, CONFIRMED, &format!("{id}-e1")), push(id, PAYMENT_WAIT, &format!("{id}-e2"))],
+            terminal_ms: Some(terminal),
+        }
+    }
+
+    fn cancelled(id: &str, quantity: i64) -> Settled {
+        Settled { status: CANCELLED.into(), payments: vec![], pushes: vec![push(id, CANCELLED, &format!("{id}-e1"))], ..confirmed(id, quantity, 0, 1) }
+    }
+
+    fn healthy() -> Vec<Settled> {
+        vec![confirmed("o1", 2, 100, 150), confirmed("o2", 3, 200, 260), cancelled("o3", 1)]
+    }
+
+    fn attempt(seq: usize, sent: i64, answer: Answer) -> Attempt {
+        Attempt { seq, sent_ms: sent, answered_ms: sent + 5, quantity: 1, answer }
+    }
+
+    fn fault() -> FaultSpan {
+        FaultSpan { began_ms: 1000, in_place_ms: 1010, lifted_ms: Some(2000) }
+    }
+
+    fn ok(seq: usize, sent: i64) -> Attempt {
+        attempt(seq, sent, Answer::Accepted(format!("o{seq}")))
+    }
+
+    fn down(seq: usize, sent: i64) -> Attempt {
+        attempt(seq, sent, Answer::Unavailable("503".into()))
+    }
+
+    #[test]
+    fn healthy_outcomes_pass_every_checker() {
+        let orders = healthy();
+        assert!(unsettled(&orders).is_empty());
+        assert!(payments(&orders).is_empty());
+        assert!(pushes(&orders).is_empty());
+        assert_eq!(stock(10, 5, &orders), Ok(()));
+        let attempts = [ok(0, 900), down(1, 1100), down(2, 2100), ok(3, 2200), ok(4, 2300)];
+        assert!(intake(&attempts, &[fault()]).is_empty(), "{:?}", intake(&attempts, &[fault()]));
+    }
+
+    #[test]
+    fn unavailability_outside_the_fault_is_caught() {
+        let before = [down(0, 500), ok(1, 2200)];
+        let v = intake(&before, &[fault()]);
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert!(v[0].detail.contains("before any fault"));
+        let after_recovery = [ok(0, 2100), down(1, 2200)];
+        let v = intake(&after_recovery, &[fault()]);
+        assert!(v.len() == 1 && v[0].detail.contains("after intake had recovered"), "{v:?}");
+    }
+
+    #[test]
+    fn intake_that_never_recovers_is_caught() {
+        let v = intake(&[ok(0, 900), down(1, 2100), down(2, 2200)], &[fault()]);
+        assert!(v.iter().any(|v| v.detail.contains("did not recover")), "{v:?}");
+    }
+
+    #[test]
+    fn a_failed_answer_is_caught_even_during_the_fault() {
+        let v = intake(&[attempt(0, 1500, Answer::Failed("500 Internal Server Error".into())), ok(1, 2100)], &[fault()]);
+        assert_eq!(v.len(), 1);
+        assert!(v[0].detail.contains("500"));
+    }
+
+    #[test]
+    fn in_flight_counts_orders_open_while_the_fault_was_in_place() {
+        let mut orders = healthy();
+        // o1 ended before the fault, o2 during it, o4 after it, o5 never, o6 was accepted after the lift.
+        orders[0].terminal_ms = Some(900);
+        orders[1].terminal_ms = Some(1500);
+        orders.push(confirmed("o4", 1, 1200, 2500));
+        orders.push(Settled { terminal_ms: None, ..confirmed("o5", 1, 1300, 0) });
+        orders.push(confirmed("o6", 1, 2100, 2200));
+        // o3 (cancelled) was accepted at 0 and ended at 1: not in flight.
+        assert_eq!(in_flight(&orders, &fault()), 3);
+    }
+
+    #[test]
+    fn an_order_left_created_is_caught() {
+        let mut orders = healthy();
+        orders[1].status = "ORDER_CREATED".into();
+        orders[1].payments.clear();
+        let v = unsettled(&orders);
+        assert_eq!(v.len(), 1);
+        assert_eq!(v[0].order_id, "o2");
+        let mut no_payment = healthy();
+        no_payment[0].payments.clear();
+        assert_eq!(unsettled(&no_payment).len(), 1, "confirmed without a payment is not settled");
+    }
+
+    #[test]
+    fn a_second_payment_or_a_payment_for_a_cancelled_order_is_caught() {
+        let mut orders = healthy();
+        orders[0].payments.push(json!({"orderId": "o1", "status": PAYMENT_WAIT}));
+        orders[2].payments.push(json!({"orderId": "o3", "status": PAYMENT_WAIT}));
+        let v = payments(&orders);
+        assert_eq!(v.iter().map(|v| v.order_id.as_str()).collect::<Vec<_>>(), ["o1", "o3"]);
+        let mut wrong = healthy();
+        wrong[1].payments[0]["orderId"] = json!("o1");
+        assert_eq!(payments(&wrong).len(), 1);
+    }
+
+    #[test]
+    fn a_second_push_is_caught_but_a_resend_is_not() {
+        let mut orders = healthy();
+        orders[0].pushes.push(push("o1", PAYMENT_WAIT, "o1-e2")); // resend, same eventId
+        assert!(pushes(&orders).is_empty());
+        orders[0].pushes.push(push("o1", PAYMENT_WAIT, "o1-e9")); // a second push
+        orders[2].pushes.push(push("o3", CONFIRMED, "o3-e5")); // a cancelled order confirmed
+        let v = pushes(&orders);
+        assert_eq!(v.len(), 2, "{v:?}");
+        assert!(v[0].detail.contains("2 PAYMENT_WAIT"));
+        let mut missing = healthy();
+        missing[1].pushes.retain(|p| p.kind != CONFIRMED);
+        assert_eq!(pushes(&missing).len(), 1);
+    }
+
+    #[test]
+    fn stock_that_does_not_match_the_confirmed_orders_is_caught() {
+        let orders = healthy();
+        assert!(stock(10, 4, &orders).unwrap_err().contains("hold 5 units"));
+        assert!(stock(10, 6, &orders).is_err());
+        assert!(stock(4, -1, &orders).unwrap_err().contains("negative"));
+    }
+
+    #[test]
+    fn both_outcomes_on_kafka_are_caught() {
+        let record = |topic: SagaTopic, order: &str| TapRecord {
+            seq: 0,
+            topic: topic.default_name().into(),
+            saga_topic: Some(topic),
+            dead_letter: false,
+            partition: 0,
+            offset: 0,
+            key: Some(order.into()),
+            timestamp_ms: 0,
+            seen_at_ms: 0,
+            headers: vec![],
+            schema_id: Some(1),
+            record_name: None,
+            value: None,
+            event_id: Some("e".into()),
+            order_id: Some(order.into()),
+            contract_error: None,
+            raw: vec![],
+        };
+        let orders: BTreeSet<String> = ["o1".to_string(), "o2".to_string()].into();
+        let mut log = vec![record(SagaTopic::OrderCreated, "o1"), record(SagaTopic::StockReserved, "o1"), record(SagaTopic::StockReservationFailed, "o2"), record(SagaTopic::OrderCancelled, "o2")];
+        assert!(conflicting_outcomes(&log, &orders).is_empty());
+        log.push(record(SagaTopic::StockReservationFailed, "o1"));
+        let v = conflicting_outcomes(&log, &orders);
+        assert_eq!(v.len(), 1);
+        assert_eq!(v[0].order_id, "o1");
+    }
+}

@@ -1,0 +1,433 @@
+//! A steady load for the crash scenarios (`features/crash.feature`): a background task places
+//! orders open-loop — each on its schedule, whether or not earlier ones were answered — for one
+//! product of the scenario's catalogue and records every answer. Steps wait until it has placed
+//! so many orders, add a burst, stop it, read back what every order ended as (over HTTP, the
+//! push sink and the tap) and judge that with [`crate::checkers_crash`]. A load is bounded: it
+//! stops by itself after [`MAX_RUN`], and when its scenario's World is dropped.
+
+use super::{SagaWorld, SuiteEnv};
+use crate::checkers::{self, Violation};
+use crate::checkers_crash::{self as crash, Answer, Attempt, CANCELLED, CONFIRMED, PAYMENT_WAIT, Settled};
+use crate::tap::TapRecord;
+use cucumber::{given, then, when};
+use futures::StreamExt;
+use saga_contract::{SagaTopic, now_millis};
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::task::{JoinHandle, JoinSet};
+
+/// The longest a load runs before it stops by itself.
+const MAX_RUN: Duration = Duration::from_secs(120);
+/// How long one request may take before it counts as unanswered.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// Reads at once when reading the orders back.
+const READS_AT_ONCE: usize = 16;
+/// Violations listed in a failure message (the rest are counted).
+const LISTED: usize = 30;
+
+/// What every order of the load sends, but its quantity.
+struct Template {
+    url: String,
+    user: String,
+    store: String,
+    product_id: String,
+    unit_price: Value,
+}
+
+/// Every answer so far; `sent` counts the requests sent, answered or not.
+struct Journal {
+    attempts: Mutex<Vec<Attempt>>,
+    sent: watch::Sender<usize>,
+}
+
+impl Journal {
+    /// Takes the next sequence number (and counts the request as sent).
+    fn next(&self) -> usize {
+        let mut seq = 0;
+        self.sent.send_modify(|n| {
+            seq = *n;
+            *n += 1;
+        });
+        seq
+    }
+
+    fn attempts(&self) -> Vec<Attempt> {
+        self.attempts.lock().expect("load journal poisoned").clone()
+    }
+}
+
+pub(super) struct Load {
+    template: Arc<Template>,
+    journal: Arc<Journal>,
+    rate: f64,
+    /// The product's stock when the load started (the scenario's own product: only the load
+    /// orders it).
+    initial_stock: i64,
+    stop: watch::Sender<bool>,
+    /// `None` once stopped.
+    ticker: Option<JoinHandle<()>>,
+    /// What every order ended as, once read back.
+    settled: Option<Vec<Settled>>,
+}
+
+impl Drop for Load {
+    fn drop(&mut self) {
+        // Dropping the task drops its JoinSet, which aborts the requests still out.
+        if let Some(ticker) = &self.ticker {
+            ticker.abort();
+        }
+    }
+}
+
+impl Load {
+    fn sent(&self) -> usize {
+        *self.journal.sent.borrow()
+    }
+
+    async fn wait_sent(&self, target: usize) {
+        assert!(self.ticker.is_some(), "the load has already stopped");
+        // At the load's rate this takes (target − sent) / rate: allow twice that, and 5 s more.
+        let left = target.saturating_sub(self.sent());
+        let deadline = Duration::from_secs_f64(left as f64 / self.rate * 2.0 + 5.0);
+        let mut sent = self.journal.sent.subscribe();
+        let reached = tokio::time::timeout(deadline, sent.wait_for(|n| *n >= target)).await;
+        assert!(matches!(reached, Ok(Ok(_))), "the load sent {} of {target} orders within {deadline:?} (it stops by itself after {MAX_RUN:?})", self.sent());
+    }
+
+    /// One line on what the load did, for every failure message.
+    fn summary(&self) -> String {
+        let attempts = self.journal.attempts();
+        let count = |f: fn(&Answer) -> bool| attempts.iter().filter(|a| f(&a.answer)).count();
+        format!(
+            "load: {} sent at {}/s, {} accepted, {} unavailable (503 or no answer), {} failed",
+            attempts.len(),
+            self.rate,
+            count(|a| matches!(a, Answer::Accepted(_))),
+            count(|a| matches!(a, Answer::Unavailable(_))),
+            count(|a| matches!(a, Answer::Failed(_)))
+        )
+    }
+
+    /// Every order of the load with its quantity and when it was accepted: the accepted ones,
+    /// and those the tap saw on `order.created` from the load's store whose answer was lost.
+    fn orders(&self, log: &[TapRecord]) -> Vec<(String, i64, Option<i64>)> {
+        let mut orders: BTreeMap<String, (i64, Option<i64>)> = BTreeMap::new();
+        for a in self.journal.attempts() {
+            if let Answer::Accepted(id) = a.answer {
+                orders.insert(id, (a.quantity, Some(a.answered_ms)));
+            }
+        }
+        for r in log.iter().filter(|r| !r.dead_letter && r.saga_topic == Some(SagaTopic::OrderCreated)) {
+            let (Some(id), Some(value)) = (&r.order_id, &r.value) else { continue };
+            if value["storeId"] != json!(self.template.store) || orders.contains_key(id) {
+                continue;
+            }
+            let lines = value["items"].as_array().into_iter().flatten();
+            let quantity = lines.filter(|l| l["productId"] == json!(self.template.product_id)).filter_map(|l| l["quantity"].as_i64()).sum();
+            orders.insert(id.clone(), (quantity, None));
+        }
+        orders.into_iter().map(|(id, (quantity, accepted))| (id, quantity, accepted)).collect()
+    }
+}
+
+impl SagaWorld {
+    fn load(&mut self) -> &mut Load {
+        self.load.as_mut().expect("no load runs in this scenario: start one with `Given orders flow at N per second for product \"P1\"`")
+    }
+
+    fn settled(&self) -> &[Settled] {
+        self.load.as_ref().and_then(|l| l.settled.as_deref()).expect("the load's orders were not read back: `Then every order the load placed settles …` comes first")
+    }
+
+    /// Fails the step with the violations, the load's summary and the evidence of a few orders.
+    fn judge(&self, what: &str, violations: &[Violation]) {
+        if violations.is_empty() {
+            return;
+        }
+        let mut out = format!("{} {what} violation(s):\n", violations.len());
+        for v in violations.iter().take(LISTED) {
+            out.push_str(&format!("{v}\n"));
+        }
+        if violations.len() > LISTED {
+            out.push_str(&format!("… and {} more\n", violations.len() - LISTED));
+        }
+        if let Some(load) = &self.load {
+            out.push_str(&load.summary());
+        }
+        out.push_str(&format!("; faults: {:?}", self.fault_spans));
+        let known: BTreeSet<&str> = self.settled_ids();
+        for id in violations.iter().map(|v| v.order_id.as_str()).filter(|id| known.contains(id)).collect::<BTreeSet<_>>().into_iter().take(3) {
+            out.push_str(&self.evidence(id));
+        }
+        panic!("{out}");
+    }
+
+    fn settled_ids(&self) -> BTreeSet<&str> {
+        self.load.as_ref().and_then(|l| l.settled.as_deref()).unwrap_or_default().iter().map(|o| o.order_id.as_str()).collect()
+    }
+}
+
+/// POSTs one order and classifies the answer.
+async fn place(http: &reqwest::Client, t: &Template, seq: usize, quantity: i64) -> Attempt {
+    let body = json!({"storeId": t.store, "items": [{"productId": t.product_id, "quantity": quantity, "unitPrice": t.unit_price}]});
+    let sent_ms = now_millis();
+    let answer = match http.post(&t.url).header("X-User-Id", &t.user).json(&body).timeout(REQUEST_TIMEOUT).send().await {
+        Err(e) => Answer::Unavailable(format!("no answer: {}", chain(&e))),
+        Ok(response) => {
+            let status = response.status().as_u16();
+            match response.text().await {
+                Ok(text) => classify(status, &text),
+                Err(e) => Answer::Unavailable(format!("{status}, then the body was cut off: {}", chain(&e))),
+            }
+        }
+    };
+    Attempt { seq, sent_ms, answered_ms: now_millis(), quantity, answer }
+}
+
+fn classify(status: u16, body: &str) -> Answer {
+    match status {
+        201 => match serde_json::from_str::<Value>(body).ok().and_then(|b| b.get("orderId")?.as_str().map(str::to_string)) {
+            Some(id) if !id.is_empty() => Answer::Accepted(id),
+            _ => Answer::Failed(format!("201 without an orderId: {body}")),
+        },
+        503 => Answer::Unavailable(format!("503 {body}")),
+        _ => Answer::Failed(format!("{status} {body}")),
+    }
+}
+
+/// An error with its causes (reqwest's own text only says which URL failed).
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    text
+}
+
+/// Places the next order of the load (quantities 1, 2, 3, 1, …) and journals the answer.
+async fn place_next(http: reqwest::Client, template: Arc<Template>, journal: Arc<Journal>) {
+    let seq = journal.next();
+    let quantity = 1 + i64::try_from(seq % 3).unwrap_or(0);
+    let attempt = place(&http, &template, seq, quantity).await;
+    journal.attempts.lock().expect("load journal poisoned").push(attempt);
+}
+
+/// The load's task: one order per tick until stopped (or [`MAX_RUN`]), then waits for the
+/// answers still out.
+async fn run(http: reqwest::Client, template: Arc<Template>, journal: Arc<Journal>, rate: f64, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
+    // Open loop: ticks a busy machine delayed are caught up, not skipped.
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let stop_at = tokio::time::Instant::now() + MAX_RUN;
+    let mut requests = JoinSet::new();
+    while tokio::time::Instant::now() < stop_at {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => break,
+        }
+        requests.spawn(place_next(http.clone(), template.clone(), journal.clone()));
+        while requests.try_join_next().is_some() {}
+    }
+    while requests.join_next().await.is_some() {}
+}
+
+/// GETs `url`: `Some(body)` for 200, `None` for 404, an error for anything else — a read
+/// that fails is never taken for an empty answer.
+async fn get_json(env: &SuiteEnv, url: &str) -> Result<Option<Value>, String> {
+    let response = env.http.get(url).timeout(REQUEST_TIMEOUT).send().await.map_err(|e| format!("GET {url}: {}", chain(&e)))?;
+    let status = response.status();
+    if status == reqwest::StatusCode::NOT_FOUND {
+        return Ok(None);
+    }
+    let text = response.text().await.map_err(|e| format!("GET {url}: {status}, body cut off: {}", chain(&e)))?;
+    if !status.is_success() {
+        return Err(format!("GET {url} answered {status}: {text}"));
+    }
+    serde_json::from_str(&text).map(Some).map_err(|e| format!("GET {url} answered {status} with a body that is not JSON ({e}): {text}"))
+}
+
+async fn read_stock(env: &SuiteEnv, product_id: &str) -> Result<i64, String> {
+    let url = format!("{}/api/v1/products/{product_id}", env.endpoints.product_url);
+    let product = get_json(env, &url).await?.ok_or_else(|| format!("GET {url} answered 404"))?;
+    product["stock"].as_i64().ok_or_else(|| format!("GET {url}: no integer stock in {product}"))
+}
+
+/// An order's status (or `HTTP 404`) and, when asked or when it is confirmed, its payments.
+async fn read_state(env: &SuiteEnv, order_id: &str, all_payments: bool) -> Result<(String, Vec<Value>), String> {
+    let url = format!("{}/api/v1/orders/{order_id}", env.endpoints.order_url);
+    let status = match get_json(env, &url).await? {
+        Some(order) => order["status"].as_str().map(str::to_string).ok_or_else(|| format!("GET {url}: no status in {order}"))?,
+        None => "HTTP 404".to_string(),
+    };
+    if !all_payments && status != CONFIRMED {
+        return Ok((status, Vec::new()));
+    }
+    let url = format!("{}/api/v1/payments?orderId={order_id}", env.endpoints.payment_url);
+    match get_json(env, &url).await? {
+        Some(Value::Array(payments)) => Ok((status, payments)),
+        other => Err(format!("GET {url} answered {other:?}, not a list of payments")),
+    }
+}
+
+/// Reads every order in `ids` (a few at a time); the first failed read fails the step.
+async fn read_states(env: &SuiteEnv, ids: Vec<String>, all_payments: bool) -> Vec<(String, (String, Vec<Value>))> {
+    let reads = futures::stream::iter(ids).map(|id| async move {
+        let state = read_state(env, &id, all_payments).await;
+        (id, state)
+    });
+    let reads: Vec<_> = reads.buffer_unordered(READS_AT_ONCE).collect().await;
+    reads.into_iter().map(|(id, state)| (id.clone(), state.unwrap_or_else(|e| panic!("reading order {id} back failed: {e}")))).collect()
+}
+
+fn terminal((status, payments): &(String, Vec<Value>)) -> bool {
+    status == CANCELLED || (status == CONFIRMED && !payments.is_empty())
+}
+
+#[given(regex = r#"^orders flow at (\d+) per second for product "([^"]+)"$"#)]
+async fn load_starts(world: &mut SagaWorld, rate: u32, alias: String) {
+    assert!(world.load.is_none(), "a load already runs in this scenario");
+    assert!(rate > 0, "a load needs a rate above 0");
+    let product = world.product(&alias);
+    let initial_stock = read_stock(&world.env, &product.id).await.unwrap_or_else(|e| panic!("reading the stock of {alias} before the load: {e}"));
+    let template = Arc::new(Template {
+        url: format!("{}/api/v1/orders", world.env.endpoints.order_url),
+        user: world.user("load"),
+        store: format!("S-load-{}", world.tag),
+        product_id: product.id,
+        unit_price: product.price.to_json(),
+    });
+    let journal = Arc::new(Journal { attempts: Mutex::default(), sent: watch::Sender::new(0) });
+    let (stop, stopped) = watch::channel(false);
+    let ticker = tokio::spawn(run(world.env.http.clone(), template.clone(), journal.clone(), f64::from(rate), stopped));
+    world.load = Some(Load { template, journal, rate: f64::from(rate), initial_stock, stop, ticker: Some(ticker), settled: None });
+}
+
+#[when(regex = r"^the load has placed (\d+) orders$")]
+async fn load_placed(world: &mut SagaWorld, count: usize) {
+    world.load().wait_sent(count).await;
+}
+
+#[when(regex = r"^the load has placed (\d+) more orders$")]
+async fn load_placed_more(world: &mut SagaWorld, count: usize) {
+    let load = world.load();
+    let target = load.sent() + count;
+    load.wait_sent(target).await;
+}
+
+/// A burst on top of the steady rate, so that many orders are open at the moment of the next
+/// fault (at the steady rate the reference finishes each in milliseconds).
+#[when(regex = r"^(\d+) more orders arrive at once$")]
+async fn load_burst(world: &mut SagaWorld, count: usize) {
+    let http = world.env.http.clone();
+    let load = world.load();
+    assert!(load.ticker.is_some(), "the load has already stopped");
+    let placing = (0..count).map(|_| place_next(http.clone(), load.template.clone(), load.journal.clone()));
+    futures::future::join_all(placing).await;
+}
+
+#[when("the load stops")]
+async fn load_stops(world: &mut SagaWorld) {
+    let load = world.load();
+    load.stop.send_replace(true);
+    if let Some(ticker) = load.ticker.take() {
+        ticker.await.expect("the load's task failed");
+    }
+    eprintln!("[crash] {}", load.summary());
+}
+
+#[then("every order the load placed settles: confirmed with a payment, or cancelled")]
+async fn load_settles(world: &mut SagaWorld) {
+    let env = world.env.clone();
+    let (deadline, quiet) = (world.deadline(), env.config.quiet_period());
+    let load = world.load();
+    assert!(load.ticker.is_none(), "stop the load first (`When the load stops`)");
+    let orders = load.orders(&env.tap.records());
+    let ids: Vec<String> = orders.iter().map(|(id, _, _)| id.clone()).collect();
+    let mut states: BTreeMap<String, (String, Vec<Value>)> = BTreeMap::new();
+    let _ = crate::poll::until(deadline, Duration::from_millis(200), async || {
+        let open: Vec<String> = ids.iter().filter(|id| !states.get(*id).is_some_and(terminal)).cloned().collect();
+        states.extend(read_states(&env, open, false).await);
+        let open = ids.iter().filter(|id| !states.get(*id).is_some_and(terminal)).count();
+        if open == 0 { Ok(()) } else { Err(open) }
+    })
+    .await;
+    // The quiet period: whatever a late redelivery or a zombie still does shows in the read after it.
+    tokio::time::sleep(quiet).await;
+    let states: BTreeMap<String, (String, Vec<Value>)> = read_states(&env, ids, true).await.into_iter().collect();
+    let arrivals = env.sink.arrivals();
+    let mut pushes: BTreeMap<&str, Vec<(i64, crate::sink::Push)>> = BTreeMap::new();
+    for a in &arrivals {
+        if let Ok(p) = &a.push {
+            pushes.entry(p.order_id.as_str()).or_default().push((a.at_ms, p.clone()));
+        }
+    }
+    let settled: Vec<Settled> = orders
+        .into_iter()
+        .map(|(order_id, quantity, accepted_ms)| {
+            let (status, payments) = states[&order_id].clone();
+            let mine = pushes.get(order_id.as_str()).cloned().unwrap_or_default();
+            let last_stage = match status.as_str() {
+                CONFIRMED => Some(PAYMENT_WAIT),
+                CANCELLED => Some(CANCELLED),
+                _ => None,
+            };
+            let terminal_ms = last_stage.and_then(|kind| mine.iter().filter(|(_, p)| p.kind == kind).map(|(at, _)| *at).min());
+            Settled { order_id, quantity, accepted_ms, status, payments, pushes: mine.into_iter().map(|(_, p)| p).collect(), terminal_ms }
+        })
+        .collect();
+    let violations = crash::unsettled(&settled);
+    world.load().settled = Some(settled);
+    world.judge(&format!("settled-within-{deadline:?}"), &violations);
+}
+
+#[then(regex = r"^at least (\d+) orders were in flight while the fault was in place$")]
+async fn load_in_flight(world: &mut SagaWorld, at_least: usize) {
+    let (fault, span) = world.fault_spans.last().copied().expect("no fault was put in place in this scenario");
+    let count = crash::in_flight(world.settled(), &span);
+    let summary = world.load.as_ref().map(Load::summary).unwrap_or_default();
+    assert!(count >= at_least, "only {count} accepted orders were open while {fault:?} was in place ({span:?}), not {at_least}: the fault did not hit the implementation mid-flight; {summary}");
+}
+
+#[then("the load was answered 201, or 503 or not at all only while the fault was in place")]
+async fn load_intake(world: &mut SagaWorld) {
+    let spans: Vec<_> = world.fault_spans.iter().map(|(_, span)| *span).collect();
+    let violations = crash::intake(&world.load().journal.attempts(), &spans);
+    world.judge("intake", &violations);
+}
+
+#[then("each confirmed order has exactly one payment and no cancelled order has one")]
+async fn load_payments(world: &mut SagaWorld) {
+    let violations = crash::payments(world.settled());
+    world.judge("payment", &violations);
+}
+
+#[then("each order got exactly one push of each kind it is due, counted by eventId")]
+async fn load_pushes(world: &mut SagaWorld) {
+    let violations = crash::pushes(world.settled());
+    world.judge("push", &violations);
+}
+
+#[then("no order of the load has a duplicate or conflicting effect on Kafka")]
+async fn load_kafka_effects(world: &mut SagaWorld) {
+    let orders: BTreeSet<String> = world.settled().iter().map(|o| o.order_id.clone()).collect();
+    let log = world.env.tap.records();
+    let mut violations = checkers::duplicate_effects(&log, &orders);
+    violations.extend(crash::conflicting_outcomes(&log, &orders));
+    world.judge("Kafka effect", &violations);
+}
+
+#[then(regex = r#"^the stock of "([^"]+)" fell by exactly the units confirmed$"#)]
+async fn load_stock(world: &mut SagaWorld, alias: String) {
+    let product = world.product(&alias);
+    let load = world.load.as_ref().expect("no load ran in this scenario");
+    assert_eq!(product.id, load.template.product_id, "the load ordered another product than {alias}");
+    let now = read_stock(&world.env, &product.id).await.unwrap_or_else(|e| panic!("reading the stock of {alias}: {e}"));
+    if let Err(e) = crash::stock(load.initial_stock, now, world.settled()) {
+        panic!("product {alias} ({}): {e}; {}", product.id, load.summary());
+    }
+}
