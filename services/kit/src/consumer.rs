@@ -124,38 +124,74 @@ const WORKER_QUEUE: usize = 32;
 /// topics have the same partition count and key (orderId), so an order's records meet in
 /// one worker and keep their causal order, while other orders' records overlap their
 /// database round trips and commits.
+///
+/// A consumer that librdkafka declares fatally failed is replaced by a new one. That happens
+/// to a static member after a broker outage longer than its session timeout: the client
+/// rejoins with an empty member id, its next offset commit is refused as fenced, and the
+/// client never consumes again. The new consumer joins under the same instance id and takes
+/// the partitions back; what the old one handled but had not committed is redelivered and
+/// deduplicated by eventId.
 pub async fn run<H: Handler>(setup: ConsumerSetup, handler: H, shutdown: Shutdown) -> anyhow::Result<()> {
     let ConsumerSetup { config, topics, codec, producer, metrics } = setup;
+    let handler = Arc::new(handler);
+    let names: Vec<&str> = topics.iter().map(|t| config.topics.name(*t)).collect();
+    loop {
+        let consumer = Arc::new(connect(&config, &names, &metrics)?);
+        let worker = Worker {
+            handler: handler.clone(),
+            codec: codec.clone(),
+            config: config.clone(),
+            dead_letters: DeadLetters { producer: producer.clone() },
+            metrics: metrics.clone(),
+            consumer,
+            shutdown: shutdown.clone(),
+        };
+        match consume(worker, &shutdown).await {
+            Membership::Shutdown => return Ok(()),
+            Membership::Fatal(reason) => tracing::error!(%reason, "Kafka consumer failed fatally; replacing it with a new one"),
+        }
+    }
+}
+
+/// How one consumer's membership in the group ended.
+enum Membership {
+    Shutdown,
+    Fatal(String),
+}
+
+fn connect(config: &ServiceConfig, topics: &[&str], metrics: &Metrics) -> anyhow::Result<StreamConsumer<LagContext>> {
     let mut client = ClientConfig::new();
     if let Some(id) = &config.instance_id {
         client.set("group.instance.id", id);
     }
-    let consumer: Arc<StreamConsumer<LagContext>> = Arc::new(
-        client
-            .set("bootstrap.servers", &config.kafka_bootstrap_servers)
-            .set("group.id", config.consumer_group())
-            .set("session.timeout.ms", config.session_timeout_ms.to_string())
-            .set("heartbeat.interval.ms", (config.session_timeout_ms / 4).to_string())
-            // rust-rdkafka's default rebalance callback calls incremental_(un)assign under the
-            // cooperative protocol, so the stock ConsumerContext handles it.
-            .set("partition.assignment.strategy", "cooperative-sticky")
-            .set("enable.auto.commit", "true")
-            .set("auto.commit.interval.ms", "500")
-            .set("enable.auto.offset.store", "false")
-            .set("auto.offset.reset", "earliest")
-            // The broker answers a fetch as soon as data arrives (fetch.min.bytes=1); this only
-            // bounds idle polling, so a longer wait costs no latency and saves CPU.
-            .set("fetch.wait.max.ms", "100")
-            .set("statistics.interval.ms", "5000")
-            .create_with_context(LagContext { metrics: metrics.clone() })
-            .with_context(|| format!("creating Kafka consumer for {}", config.kafka_bootstrap_servers))?,
-    );
-    let names: Vec<&str> = topics.iter().map(|t| config.topics.name(*t)).collect();
-    consumer.subscribe(&names).with_context(|| format!("subscribing to {names:?}"))?;
-    let worker_count = usize::try_from(config.topic_partitions).unwrap_or(1).clamp(1, 16);
-    tracing::info!(topics = ?names, group = %config.consumer_group(), instance = ?config.instance_id, session_timeout_ms = config.session_timeout_ms, workers = worker_count, "consuming");
+    let consumer: StreamConsumer<LagContext> = client
+        .set("bootstrap.servers", &config.kafka_bootstrap_servers)
+        .set("group.id", config.consumer_group())
+        .set("session.timeout.ms", config.session_timeout_ms.to_string())
+        .set("heartbeat.interval.ms", (config.session_timeout_ms / 4).to_string())
+        // rust-rdkafka's default rebalance callback calls incremental_(un)assign under the
+        // cooperative protocol, so the stock ConsumerContext handles it.
+        .set("partition.assignment.strategy", "cooperative-sticky")
+        .set("enable.auto.commit", "true")
+        .set("auto.commit.interval.ms", "500")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        // The broker answers a fetch as soon as data arrives (fetch.min.bytes=1); this only
+        // bounds idle polling, so a longer wait costs no latency and saves CPU.
+        .set("fetch.wait.max.ms", "100")
+        .set("statistics.interval.ms", "5000")
+        .create_with_context(LagContext { metrics: metrics.clone() })
+        .with_context(|| format!("creating Kafka consumer for {}", config.kafka_bootstrap_servers))?;
+    consumer.subscribe(topics).with_context(|| format!("subscribing to {topics:?}"))?;
+    tracing::info!(?topics, group = %config.consumer_group(), instance = ?config.instance_id, session_timeout_ms = config.session_timeout_ms, "consuming");
+    Ok(consumer)
+}
 
-    let worker = Arc::new(Worker { handler, codec, config, dead_letters: DeadLetters { producer }, metrics, consumer: consumer.clone(), shutdown: shutdown.clone() });
+/// Fetches and hands records to the partition workers until shutdown or a fatal client error.
+async fn consume<H: Handler>(worker: Worker<H>, shutdown: &Shutdown) -> Membership {
+    let worker = Arc::new(worker);
+    let consumer = worker.consumer.clone();
+    let worker_count = usize::try_from(worker.config.topic_partitions).unwrap_or(1).clamp(1, 16);
     let mut queues = Vec::with_capacity(worker_count);
     let mut workers = tokio::task::JoinSet::new();
     for _ in 0..worker_count {
@@ -164,6 +200,7 @@ pub async fn run<H: Handler>(setup: ConsumerSetup, handler: H, shutdown: Shutdow
         workers.spawn(worker.clone().work(records));
     }
     let mut stop = shutdown.clone();
+    let mut ended = Membership::Shutdown;
     loop {
         let message = tokio::select! {
             m = consumer.recv() => m,
@@ -172,6 +209,10 @@ pub async fn run<H: Handler>(setup: ConsumerSetup, handler: H, shutdown: Shutdow
         let message = match message {
             Ok(m) => m.detach(),
             Err(error) => {
+                if let Some((code, reason)) = consumer.client().fatal_error() {
+                    ended = Membership::Fatal(format!("{code:?}: {reason}"));
+                    break;
+                }
                 tracing::warn!(%error, "consumer error");
                 continue;
             }
@@ -185,20 +226,22 @@ pub async fn run<H: Handler>(setup: ConsumerSetup, handler: H, shutdown: Shutdow
     drop(queues);
     while workers.join_next().await.is_some() {}
     drop(worker);
-    if let Err(error) = consumer.commit_consumer_state(rdkafka::consumer::CommitMode::Sync) {
-        tracing::warn!(%error, "final offset commit failed; records since the last commit will be redelivered (and deduplicated)");
+    if matches!(ended, Membership::Shutdown) {
+        if let Err(error) = consumer.commit_consumer_state(rdkafka::consumer::CommitMode::Sync) {
+            tracing::warn!(%error, "final offset commit failed; records since the last commit will be redelivered (and deduplicated)");
+        }
     }
     // The last handle goes here. A dynamic member leaves the group on close; a static one stays
     // (librdkafka never sends LeaveGroup for it): its restart rejoins under the same instance id
     // and gets the partitions back at once, while another instance would take them over after
     // the session timeout.
     drop(consumer);
-    Ok(())
+    ended
 }
 
 /// What every partition worker shares.
 struct Worker<H> {
-    handler: H,
+    handler: Arc<H>,
     codec: Arc<EventCodec>,
     config: ServiceConfig,
     dead_letters: DeadLetters,
@@ -220,7 +263,7 @@ impl<H: Handler> Worker<H> {
     async fn process(&self, message: &OwnedMessage) -> bool {
         let Some(topic) = self.config.topics.topic_of(message.topic()) else { return true };
         let started = Instant::now();
-        let label = match handle_with_retries(&self.handler, &self.codec, topic, message, &self.shutdown).await {
+        let label = match handle_with_retries(&*self.handler, &self.codec, topic, message, &self.shutdown).await {
             Some(Ok(Outcome::Processed)) => "processed",
             Some(Ok(Outcome::Duplicate)) => "duplicate",
             Some(Err(error)) => {
