@@ -35,6 +35,10 @@ pub struct Config {
     pub deadlines: Deadlines,
     pub external: External,
     pub containers: ContainerImages,
+    /// The processes backend's build of the services (set by `saga-conformance selftest`,
+    /// never read from a file).
+    #[serde(skip)]
+    pub service_variant: crate::stack::ServiceVariant,
 }
 
 /// Images for the `containers` backend. Another implementation runs by changing these names;
@@ -135,6 +139,7 @@ impl Default for Config {
             deadlines: Deadlines::default(),
             external: External::default(),
             containers: ContainerImages::default(),
+            service_variant: Default::default(),
         }
     }
 }

@@ -10,7 +10,8 @@
 //! - [`tap`]: a Kafka consumer that records every saga record, decoded and validated;
 //! - [`checkers`]: Jepsen-style checks over the tap's log (keys, partitions, order, duplicates);
 //! - [`sink`]: the push gateway stand-in (wiremock) the implementation is pointed at;
-//! - [`steps`]: the cucumber World and step definitions; [`report`]: JUnit/JSON/HTML reports.
+//! - [`steps`]: the cucumber World and step definitions; [`report`]: JUnit/JSON/HTML reports;
+//! - [`selftest`]: the suite run against seeded faults in the reference (the kill matrix).
 //!
 //! Run it: `saga-conformance run` (see the README), or `cargo test -p saga-conformance`.
 
@@ -22,6 +23,7 @@ pub mod poll;
 pub mod containers;
 pub mod report;
 pub mod runner;
+pub mod selftest;
 pub mod sink;
 pub mod stack;
 pub mod steps;
