@@ -79,7 +79,7 @@ impl Stack {
         for service in Service::ALL {
             let bin = options.bin_dir.join(options.variant.binary(service));
             if !bin.exists() && !options.variant.bin_suffix.is_empty() {
-                bail!("{} not found: build it with `cargo build --release -p order-service -p product-service -p payment-service --features failpoints --bin order-service-failpoints --bin product-service-failpoints --bin payment-service-failpoints` (./saga setup does this)", bin.display());
+                bail!("{} not found: build it with `cargo build --release --workspace --features order-service/failpoints,product-service/failpoints,payment-service/failpoints --bin order-service-failpoints --bin product-service-failpoints --bin payment-service-failpoints` (./saga setup does this)", bin.display());
             }
             if !bin.exists() {
                 bail!("{} not found: build the services first with `cargo build --release --workspace --bins` (./saga does this), or set SAGA_BIN_DIR", bin.display());
