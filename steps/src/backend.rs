@@ -91,6 +91,7 @@ impl Backend {
                     log_dir: config.report_dir.join("logs"),
                     push_gateway_url: push_gateway_url.to_string(),
                     topics: config.topic_map(),
+                    variant: config.service_variant.clone(),
                 };
                 Ok(Backend::Processes(Stack::start(options).await?))
             }

@@ -179,6 +179,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<bool> {
         log_dir,
         push_gateway_url: sink.url(),
         topics: config.topic_map(),
+        variant: Default::default(),
     };
     let stack = Stack::start(options).await?;
     let result = bench_on(&args, &stack, sink, config.topic_map(), began, load_before).await;

@@ -39,6 +39,10 @@ pub struct Config {
     pub fields: Fields,
     pub external: External,
     pub containers: ContainerImages,
+    /// The processes backend's build of the services (set by `saga-conformance selftest`,
+    /// never read from a file).
+    #[serde(skip)]
+    pub service_variant: crate::stack::ServiceVariant,
 }
 
 /// Images for the `containers` backend. Another implementation runs by changing these names;
@@ -170,6 +174,7 @@ impl Default for Config {
             fields: Fields::default(),
             external: External::default(),
             containers: ContainerImages::default(),
+            service_variant: Default::default(),
         }
     }
 }

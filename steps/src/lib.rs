@@ -14,7 +14,8 @@
 //! - [`fields`]: field meanings over the whole run (eventIds, timestamps, push causes, lines);
 //! - [`sink`]: the push gateway stand-in (wiremock) the implementation is pointed at;
 //! - [`steps`]: the cucumber World and step definitions; [`report`]: the HTML report;
-//!   [`junit`]: `junit.xml`; [`verdict`]: levels, the baseline, the verdict and exit codes.
+//!   [`junit`]: `junit.xml`; [`verdict`]: levels, the baseline, the verdict and exit codes;
+//! - [`selftest`]: the suite run against seeded faults in the reference (the kill matrix).
 //!
 //! Run it: `saga-conformance run` (see the README), or `cargo test -p saga-conformance`.
 
@@ -30,6 +31,7 @@ pub mod groups;
 pub mod fields;
 pub mod report;
 pub mod runner;
+pub mod selftest;
 pub mod sink;
 pub mod stack;
 pub mod steps;

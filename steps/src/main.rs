@@ -3,6 +3,7 @@
 //! ```text
 //! saga-conformance run   [--config FILE] [--backend processes|containers|external] [--tags EXPR] [--report-dir DIR] [--baseline FILE]
 //! saga-conformance stack [--push-port PORT]
+//! saga-conformance selftest [--fault NAME]… [--report-dir DIR]
 //! saga-conformance bench [--rate R] [--duration S] [--warmup S] [--json FILE] [--find-max] [--report-dir DIR]
 //! ```
 
@@ -52,6 +53,18 @@ enum Command {
     /// --find-max), latency percentiles vs. a measured Kafka/PostgreSQL floor, loss,
     /// duplicates, RSS; writes bench.json and an SVG chart (see `bench.rs`).
     Bench(saga_conformance::bench::BenchArgs),
+    /// The suite tests itself: run the families each seeded fault can touch against the
+    /// reference's `*-failpoints` build and require each fault to be caught (kill matrix in
+    /// REPORT_DIR/index.html and selftest.json); exits 1 if one is not, or the baseline fails.
+    Selftest {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Only these faults (repeatable); default: all.
+        #[arg(long = "fault")]
+        faults: Vec<String>,
+        #[arg(long, default_value = "reports/selftest")]
+        report_dir: PathBuf,
+    },
 }
 
 #[tokio::main]
@@ -97,6 +110,13 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             println!("{}", judgement.closing_line());
             Ok(std::process::ExitCode::from(judgement.verdict.exit_code()))
         }
+        Command::Selftest { config, faults, report_dir } => {
+            let faults = saga_conformance::selftest::select(&faults)?;
+            let result = saga_conformance::selftest::run(Config::load(config.as_deref())?, &faults, &report_dir).await?;
+            print!("{}", saga_conformance::selftest::matrix(&result));
+            println!("{}", result.closing_line());
+            Ok(if result.ok() { std::process::ExitCode::SUCCESS } else { std::process::ExitCode::FAILURE })
+        }
         Command::Bench(args) => Ok(if saga_conformance::bench::run(args).await? { std::process::ExitCode::SUCCESS } else { std::process::ExitCode::FAILURE }),
         Command::Stack { push_port } => {
             // With --push-port the services push to that port, where a suite run with
@@ -115,6 +135,7 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 log_dir: PathBuf::from("reports/stack/logs"),
                 push_gateway_url: push_url.clone(),
                 topics: Config::load(None)?.topic_map(),
+                variant: Default::default(),
             };
             let stack = Stack::start(options).await?;
             let e = &stack.endpoints;

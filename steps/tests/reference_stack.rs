@@ -209,6 +209,7 @@ async fn reference_stack_outbox_and_confluent_client() {
         log_dir: repo_root().join("reports/reference-stack/logs"),
         push_gateway_url: sink.url(),
         topics: topics.clone(),
+        variant: Default::default(),
     };
     let stack = Stack::start(options).await.expect("starting the stack");
     let outcome = async {

@@ -75,6 +75,14 @@ pub trait Handler: Send + Sync + 'static {
 /// Claims `event_id` inside the handler's transaction: `true` the first time, `false` for a
 /// redelivery (the handler then commits nothing else and reports [`Outcome::Duplicate`]).
 pub async fn claim_event(tx: &mut PgConnection, event_id: &str, topic: &str) -> sqlx::Result<bool> {
+    // Seeded faults (self-test): no dedupe at all, or one kept in memory (forgotten on restart).
+    static CLAIMED_IN_MEMORY: std::sync::Mutex<std::collections::BTreeSet<String>> = std::sync::Mutex::new(std::collections::BTreeSet::new());
+    if crate::failpoint::active("kit::no-dedupe") {
+        return Ok(true);
+    }
+    if crate::failpoint::active("kit::dedupe-in-memory") {
+        return Ok(CLAIMED_IN_MEMORY.lock().expect("claims").insert(event_id.to_string()));
+    }
     let inserted = sqlx::query("INSERT INTO processed_events (event_id, topic) VALUES ($1, $2) ON CONFLICT DO NOTHING")
         .bind(event_id)
         .bind(topic)
@@ -263,6 +271,13 @@ impl<H: Handler> Worker<H> {
     async fn process(&self, message: &OwnedMessage) -> bool {
         let Some(topic) = self.config.topics.topic_of(message.topic()) else { return true };
         let started = Instant::now();
+        if let Some(pause) = crate::failpoint::delay("kit::offset-before-effect") {
+            // Seeded fault: the offset is committed before the handler's transaction (as with
+            // auto-commit on poll); a crash in this window loses the record.
+            let _ = self.consumer.store_offset(message.topic(), message.partition(), message.offset());
+            let _ = self.consumer.commit_consumer_state(rdkafka::consumer::CommitMode::Async);
+            tokio::time::sleep(pause).await;
+        }
         let label = match handle_with_retries(&*self.handler, &self.codec, topic, message, &self.shutdown).await {
             Some(Ok(Outcome::Processed)) => "processed",
             Some(Ok(Outcome::Duplicate)) => "duplicate",
@@ -294,6 +309,8 @@ async fn handle_with_retries<H: Handler>(handler: &H, codec: &EventCodec, topic:
         attempt += 1;
         let error = match handle_once(handler, codec, topic, message).await {
             Err(HandleError::Transient(error)) => error,
+            // Seeded fault: poison retried as if it could heal, stalling its partition.
+            Err(HandleError::Poison(reason)) if crate::failpoint::active("kit::poison-retried-forever") => anyhow::anyhow!(reason),
             result => return Some(result),
         };
         let pause = retry_pause(attempt);

@@ -11,11 +11,13 @@
 //!   transaction, offsets stored only after it commits, bounded retries then `<topic>.dlt`;
 //! - [`kafka`]: producer settings (idempotent, `acks=all`) and topic creation;
 //! - [`http`]: RFC 9457 problem responses, `/health`, `/metrics`, serving with graceful shutdown;
-//! - [`metrics`]: the seed's monitoring points as Prometheus metrics.
+//! - [`metrics`]: the seed's monitoring points as Prometheus metrics;
+//! - [`failpoint`]: seeded faults for the suite's self-test (feature `failpoints` only).
 
 pub mod config;
 pub mod consumer;
 pub mod db;
+pub mod failpoint;
 pub mod http;
 pub mod kafka;
 pub mod metrics;

@@ -12,6 +12,7 @@
 //! Delivery is at-least-once (a crash after publishing but before the delete resends), which
 //! the consumers' `eventId` dedupe and the push payload's `eventId` absorb.
 
+use crate::failpoint;
 use crate::metrics::Metrics;
 use futures::future::join_all;
 use rdkafka::message::{Header, OwnedHeaders};
@@ -45,6 +46,15 @@ impl Kind {
         match self {
             Kind::Kafka => "kafka",
             Kind::Push => "push",
+        }
+    }
+
+    /// The seeded fault that keeps this kind's rows out of the table (self-test only): the
+    /// window between commit and publish, or between publish and push.
+    fn memory_only_fault(self) -> &'static str {
+        match self {
+            Kind::Kafka => "kit::publish-from-memory",
+            Kind::Push => "kit::push-from-memory",
         }
     }
 }
@@ -82,6 +92,14 @@ impl OutboxTx {
     }
 
     async fn queue(&mut self, kind: Kind, topic: &str, key: &str, payload: Vec<u8>) -> sqlx::Result<()> {
+        if failpoint::active(kind.memory_only_fault()) {
+            // Seeded fault: the row never reaches the table (an id no row has), so nothing but
+            // this process's memory remembers it.
+            static MEMORY_IDS: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(-1);
+            let id = MEMORY_IDS.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+            self.queued.push((kind, Row { id, topic: topic.to_string(), msg_key: key.to_string(), payload }));
+            return Ok(());
+        }
         let (id,): (i64,) = sqlx::query_as("INSERT INTO outbox (kind, topic, msg_key, payload) VALUES ($1, $2, $3, $4) RETURNING id")
             .bind(kind.as_str())
             .bind(topic)
@@ -96,7 +114,21 @@ impl OutboxTx {
     /// Commits, then hands the queued rows to the relay.
     pub async fn commit(self) -> sqlx::Result<()> {
         self.tx.commit().await?;
-        self.relay.hand_over(self.queued);
+        let mut queued = self.queued;
+        for kind in [Kind::Kafka, Kind::Push] {
+            if let Some(pause) = failpoint::delay(kind.memory_only_fault()) {
+                // Seeded fault: sent later from memory only (say, batched); a crash meanwhile
+                // loses what was committed.
+                let (later, now): (Vec<_>, Vec<_>) = queued.into_iter().partition(|(k, _)| *k == kind);
+                queued = now;
+                let relay = self.relay.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(pause).await;
+                    relay.hand_over(later);
+                });
+            }
+        }
+        self.relay.hand_over(queued);
         Ok(())
     }
 }

@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use saga_contract::events::OrderItem;
 use saga_contract::{Money, OrderCreated, SagaTopic, now_millis};
+use saga_service_kit::failpoint;
 use saga_service_kit::http::{Problem, ProblemJson, user_id};
 use saga_service_kit::service::Context;
 use serde::Deserialize;
@@ -56,6 +57,7 @@ fn validate(body: CreateOrder) -> Result<ValidOrder, Problem> {
         return Err(Problem::unprocessable(format!("items must hold 1 to {MAX_LINES} lines")));
     }
     let mut total = Money(0);
+    let mut float_total = 0.0_f64; // seeded fault `order::float-total` only
     let mut items = Vec::with_capacity(body.items.len());
     for (i, item) in body.items.into_iter().enumerate() {
         if !id_ok(&item.product_id) {
@@ -71,13 +73,20 @@ fn validate(body: CreateOrder) -> Result<ValidOrder, Problem> {
             .times(item.quantity)
             .and_then(|line| total.checked_add(line))
             .ok_or_else(|| Problem::unprocessable("the order total exceeds 99999999.99"))?;
+        float_total += item.unit_price.as_f64().unwrap_or_default() * item.quantity as f64;
         items.push(OrderItem { product_id: item.product_id, quantity: item.quantity as i32, unit_price });
+    }
+    // Seeded fault `order::float-total`: money added up in binary floating point, cents truncated.
+    if failpoint::active("order::float-total") {
+        total = Money((float_total * 100.0) as i64);
     }
     Ok(ValidOrder { store_id: body.store_id, items, total })
 }
 
 async fn create_order(State(context): State<Context>, headers: HeaderMap, ProblemJson(body): ProblemJson<CreateOrder>) -> Result<Response, Problem> {
     let user_id = user_id(&headers)?;
+    // Seeded fault `order::slow-intake`: work done in line before answering.
+    failpoint::stall("order::slow-intake").await;
     let order = validate(body)?;
     let order_id = Uuid::now_v7();
     let now = now_millis();
@@ -114,9 +123,25 @@ async fn create_order(State(context): State<Context>, headers: HeaderMap, Proble
     .await?;
     tx.event(topic, &event.order_id, framed).await?;
     tx.commit().await?;
+    if let Some(patience) = failpoint::delay("order::intake-waits-for-stock") {
+        wait_for_stock(&context, order_id, patience).await;
+    }
 
     let body = json!({"orderId": order_id.to_string(), "status": "ORDER_CREATED", "message": "주문이 접수되었습니다"});
     Ok((StatusCode::CREATED, [(header::LOCATION, format!("/api/v1/orders/{order_id}"))], axum::Json(body)).into_response())
+}
+
+/// Seeded fault `order::intake-waits-for-stock`: the intake holds the answer until the Product
+/// Service has decided (request-reply in disguise), so intake depends on it being up.
+async fn wait_for_stock(context: &Context, order_id: Uuid, patience: std::time::Duration) {
+    let started = std::time::Instant::now();
+    while started.elapsed() < patience {
+        let status: Option<(String,)> = sqlx::query_as("SELECT status FROM orders WHERE order_id = $1").bind(order_id).fetch_optional(&context.pool).await.ok().flatten();
+        if status.is_some_and(|(s,)| s != "ORDER_CREATED") {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }
 
 #[derive(sqlx::FromRow)]

@@ -19,7 +19,7 @@ use saga_contract::SagaTopic;
 static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+pub async fn main() -> anyhow::Result<()> {
     let started = saga_service_kit::service::start("order", 8081, &MIGRATIONS).await?;
     let context = started.context.clone();
     saga_service_kit::service::run(

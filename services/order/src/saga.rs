@@ -7,6 +7,7 @@ use saga_contract::events::CancelledOrderItem;
 use saga_contract::events::CancellationReason;
 use saga_contract::{Decoded, OrderCancelled, OrderConfirmed, SagaTopic, StockReservationFailed, StockReserved, now_millis};
 use saga_service_kit::consumer::{HandleError, Handler, Outcome, claim_event};
+use saga_service_kit::failpoint;
 use saga_service_kit::outbox::{OutboxTx, PushNotification};
 use saga_service_kit::service::Context;
 use uuid::Uuid;
@@ -29,6 +30,12 @@ fn poison(e: impl std::fmt::Display) -> HandleError {
     HandleError::Poison(e.to_string())
 }
 
+/// Seeded fault `order::ignore-status`: a transition without its `ORDER_CREATED` guard (the
+/// handler trusts its eventId dedupe alone), so a late event moves a finished order again.
+fn ignore_status() -> bool {
+    failpoint::active("order::ignore-status")
+}
+
 fn order_uuid(order_id: &str) -> Result<Uuid, HandleError> {
     Uuid::parse_str(order_id).map_err(|_| HandleError::Poison(format!("orderId {order_id} is not one of ours")))
 }
@@ -40,9 +47,12 @@ impl OrderSaga {
         if !claim_event(tx.conn(), &event.event_id, self.context.config.topics.name(SagaTopic::StockReserved)).await? {
             return Ok(Outcome::Duplicate);
         }
-        let confirmed: Option<(String, i64)> = sqlx::query_as(
-            "UPDATE orders SET status = 'ORDER_CONFIRMED', updated_at = now() WHERE order_id = $1 AND status = 'ORDER_CREATED' RETURNING user_id, total_amount",
-        )
+        let confirm = if ignore_status() {
+            "UPDATE orders SET status = 'ORDER_CONFIRMED', updated_at = now() WHERE order_id = $1 RETURNING user_id, total_amount"
+        } else {
+            "UPDATE orders SET status = 'ORDER_CONFIRMED', updated_at = now() WHERE order_id = $1 AND status = 'ORDER_CREATED' RETURNING user_id, total_amount"
+        };
+        let confirmed: Option<(String, i64)> = sqlx::query_as(confirm)
         .bind(order_id)
         .fetch_optional(tx.conn())
         .await?;
@@ -52,7 +62,8 @@ impl OrderSaga {
         let now = now_millis();
         let confirmation = OrderConfirmed {
             event_id: Uuid::new_v4().to_string(),
-            event_timestamp: now,
+            // Seeded fault `order::timestamp-seconds`: epoch seconds where milliseconds are due.
+            event_timestamp: if failpoint::active("order::timestamp-seconds") { now / 1000 } else { now },
             order_id: event.order_id.clone(),
             user_id: user_id.clone(),
             total_amount: saga_contract::Money(total),
@@ -77,10 +88,13 @@ impl OrderSaga {
         if !claim_event(tx.conn(), &event.event_id, self.context.config.topics.name(SagaTopic::StockReservationFailed)).await? {
             return Ok(Outcome::Duplicate);
         }
-        let cancelled: Option<(String,)> = sqlx::query_as(
+        let cancel = if ignore_status() {
+            "UPDATE orders SET status = 'ORDER_CANCELLED', cancellation_reason = 'STOCK_UNAVAILABLE', failure_detail = $2, updated_at = now() WHERE order_id = $1 RETURNING user_id"
+        } else {
             "UPDATE orders SET status = 'ORDER_CANCELLED', cancellation_reason = 'STOCK_UNAVAILABLE', failure_detail = $2, updated_at = now() \
-             WHERE order_id = $1 AND status = 'ORDER_CREATED' RETURNING user_id",
-        )
+             WHERE order_id = $1 AND status = 'ORDER_CREATED' RETURNING user_id"
+        };
+        let cancelled: Option<(String,)> = sqlx::query_as(cancel)
         .bind(order_id)
         .bind(&event.failure_reason)
         .fetch_optional(tx.conn())
@@ -107,7 +121,9 @@ impl OrderSaga {
             event_id: cancellation.event_id.clone(),
         };
         self.context.enqueue(&mut tx, SagaTopic::OrderCancelled, cancellation).await?;
-        tx.push(&push).await?;
+        if !failpoint::active("order::no-cancel-push") {
+            tx.push(&push).await?;
+        }
         tx.commit().await?;
         Ok(Outcome::Processed)
     }

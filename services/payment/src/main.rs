@@ -11,6 +11,7 @@ use axum::extract::{Query, State};
 use axum::routing::get;
 use saga_contract::{Decoded, Money, OrderConfirmed, SagaTopic};
 use saga_service_kit::consumer::{HandleError, Handler, Outcome, claim_event};
+use saga_service_kit::failpoint;
 use saga_service_kit::http::Problem;
 use saga_service_kit::outbox::PushNotification;
 use saga_service_kit::service::Context;
@@ -21,9 +22,14 @@ use uuid::Uuid;
 static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+pub async fn main() -> anyhow::Result<()> {
     let started = saga_service_kit::service::start("payment", 8083, &MIGRATIONS).await?;
     let context = started.context.clone();
+    if failpoint::active("payment::no-unique-order") {
+        // Seeded fault: the schema without its one-payment-per-order constraint, so the eventId
+        // dedupe is the only guard.
+        sqlx::query("ALTER TABLE payments DROP CONSTRAINT IF EXISTS payments_order_id_key").execute(&context.pool).await?;
+    }
     let routes = Router::new().route("/api/v1/payments", get(list_payments)).with_state(context.clone());
     saga_service_kit::service::run(started, vec![SagaTopic::OrderConfirmed], Payments { context }, routes).await
 }
@@ -42,7 +48,12 @@ impl Handler for Payments {
         if !claim_event(tx.conn(), &confirmed.event_id, self.context.config.topics.name(SagaTopic::OrderConfirmed)).await? {
             return Ok(Outcome::Duplicate);
         }
-        let created = sqlx::query("INSERT INTO payments (payment_id, order_id, user_id, amount, status) VALUES ($1, $2, $3, $4, 'PAYMENT_WAIT') ON CONFLICT (order_id) DO NOTHING")
+        let insert = if failpoint::active("payment::no-unique-order") {
+            "INSERT INTO payments (payment_id, order_id, user_id, amount, status) VALUES ($1, $2, $3, $4, 'PAYMENT_WAIT')"
+        } else {
+            "INSERT INTO payments (payment_id, order_id, user_id, amount, status) VALUES ($1, $2, $3, $4, 'PAYMENT_WAIT') ON CONFLICT (order_id) DO NOTHING"
+        };
+        let created = sqlx::query(insert)
             .bind(Uuid::now_v7())
             .bind(&confirmed.order_id)
             .bind(&confirmed.user_id)
@@ -56,7 +67,8 @@ impl Handler for Payments {
                 order_id: confirmed.order_id.clone(),
                 kind: "PAYMENT_WAIT".into(),
                 message: "결제를 진행해주세요".into(),
-                event_id: confirmed.event_id.clone(),
+                // Seeded fault `payment::push-own-event-id`: a fresh id, not the event that caused it.
+                event_id: if failpoint::active("payment::push-own-event-id") { Uuid::new_v4().to_string() } else { confirmed.event_id.clone() },
             };
             tx.push(&push).await?;
         } else {

@@ -18,7 +18,7 @@ use saga_contract::SagaTopic;
 static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+pub async fn main() -> anyhow::Result<()> {
     let started = saga_service_kit::service::start("product", 8082, &MIGRATIONS).await?;
     let context = started.context.clone();
     saga_service_kit::service::run(started, vec![SagaTopic::OrderCreated], reservation::Reservations { context: context.clone() }, api::routes(context)).await

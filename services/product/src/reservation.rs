@@ -3,6 +3,7 @@
 use saga_contract::events::{FailedItem, ReservedItem};
 use saga_contract::{Decoded, Money, OrderCreated, SagaTopic, StockReservationFailed, StockReserved, now_millis};
 use saga_service_kit::consumer::{HandleError, Handler, Outcome, claim_event};
+use saga_service_kit::failpoint;
 use saga_service_kit::service::Context;
 use std::collections::BTreeMap;
 use uuid::Uuid;
@@ -75,7 +76,14 @@ impl Reservations {
         }
         // BTreeMap keys are sorted: locks are always taken in product-id order.
         let ids: Vec<&String> = demand.keys().collect();
-        let rows: Vec<(String, i64, i32)> = sqlx::query_as("SELECT product_id, price, stock FROM products WHERE product_id = ANY($1) ORDER BY product_id FOR UPDATE")
+        // Seeded fault `product::lost-update`: read without the row lock, write back what was read.
+        let lost_update = failpoint::active("product::lost-update");
+        let select = if lost_update {
+            "SELECT product_id, price, stock FROM products WHERE product_id = ANY($1) ORDER BY product_id"
+        } else {
+            "SELECT product_id, price, stock FROM products WHERE product_id = ANY($1) ORDER BY product_id FOR UPDATE"
+        };
+        let rows: Vec<(String, i64, i32)> = sqlx::query_as(select)
             .bind(&ids)
             .fetch_all(tx.conn())
             .await?;
@@ -89,7 +97,7 @@ impl Reservations {
                 continue;
             };
             stock_seen.insert(product_id.clone(), *stock);
-            if *price != wanted.unit_price {
+            if *price != wanted.unit_price && !failpoint::active("product::skip-price-check") {
                 failures.entry(product_id.clone()).or_insert(Failure::PriceMismatch);
             } else if i64::from(*stock) < wanted.quantity {
                 failures.entry(product_id.clone()).or_insert(Failure::InsufficientStock);
@@ -101,12 +109,18 @@ impl Reservations {
             let mut reserved = Vec::new();
             for (product_id, wanted) in &demand {
                 let quantity = wanted.quantity as i32; // ≤ stock, so it fits
-                let (left,): (i32,) = sqlx::query_as("UPDATE products SET stock = stock - $2, updated_at = now() WHERE product_id = $1 RETURNING stock")
-                    .bind(product_id)
-                    .bind(quantity)
-                    .fetch_one(tx.conn())
-                    .await?;
-                reserved.push(ReservedItem { product_id: product_id.clone(), quantity, reserved_stock: left });
+                let (left,): (i32,) = if lost_update {
+                    // The stock it read (stale by now, maybe) is written back, less the quantity.
+                    failpoint::stall("product::lost-update").await;
+                    sqlx::query_as("UPDATE products SET stock = $3 - $2, updated_at = now() WHERE product_id = $1 RETURNING stock").bind(product_id).bind(quantity).bind(stock_seen[product_id])
+                } else {
+                    sqlx::query_as("UPDATE products SET stock = stock - $2, updated_at = now() WHERE product_id = $1 RETURNING stock").bind(product_id).bind(quantity)
+                }
+                .fetch_one(tx.conn())
+                .await?;
+                // Seeded fault `product::stock-before-reserve`: reports the stock it read, not what is left.
+                let reported = if failpoint::active("product::stock-before-reserve") { stock_seen[product_id] } else { left };
+                reserved.push(ReservedItem { product_id: product_id.clone(), quantity, reserved_stock: reported });
             }
             let items = serde_json::to_value(reserved.iter().map(|r| serde_json::json!({"productId": r.product_id, "quantity": r.quantity})).collect::<Vec<_>>()).unwrap_or_default();
             sqlx::query("INSERT INTO reservations (order_id, items) VALUES ($1, $2)").bind(&order.order_id).bind(items).execute(tx.conn()).await?;

@@ -31,6 +31,23 @@ pub struct StackOptions {
     pub log_dir: PathBuf,
     pub push_gateway_url: String,
     pub topics: Topics,
+    /// Which build of the services to run, and extra environment for them.
+    pub variant: ServiceVariant,
+}
+
+/// Another build of the reference services, e.g. the self-test's: binaries named
+/// `<service><bin_suffix>` (`order-service-failpoints`) with extra environment per service
+/// (its `FAILPOINTS`). The default is the normal build with nothing added.
+#[derive(Debug, Clone, Default)]
+pub struct ServiceVariant {
+    pub bin_suffix: String,
+    pub env: HashMap<Service, Vec<(String, String)>>,
+}
+
+impl ServiceVariant {
+    fn binary(&self, service: Service) -> String {
+        format!("{}{}", service.binary(), self.bin_suffix)
+    }
 }
 
 /// URLs of a running implementation — the same shape for every backend.
@@ -63,7 +80,10 @@ impl Stack {
         let began = Instant::now();
         std::fs::create_dir_all(&options.log_dir).with_context(|| format!("creating {}", options.log_dir.display()))?;
         for service in Service::ALL {
-            let bin = options.bin_dir.join(service.binary());
+            let bin = options.bin_dir.join(options.variant.binary(service));
+            if !bin.exists() && !options.variant.bin_suffix.is_empty() {
+                bail!("{} not found: build it with `cargo build --release --workspace --features order-service/failpoints,product-service/failpoints,payment-service/failpoints --bin order-service-failpoints --bin product-service-failpoints --bin payment-service-failpoints` (./saga setup does this)", bin.display());
+            }
             if !bin.exists() {
                 bail!("{} not found: build the services first with `cargo build --release --workspace --bins` (./saga does this), or set SAGA_BIN_DIR", bin.display());
             }
@@ -94,7 +114,8 @@ impl Stack {
                 ("HTTP_PORT".into(), port.to_string()),
             ];
             env.extend(options.topics.env_pairs().into_iter().map(|(k, v)| (k.to_string(), v)));
-            launch.insert(service, (options.bin_dir.join(service.binary()), env, port));
+            env.extend(options.variant.env.get(&service).cloned().unwrap_or_default());
+            launch.insert(service, (options.bin_dir.join(options.variant.binary(service)), env, port));
             ports.insert(service, port);
         }
         let url = |s: Service| format!("http://127.0.0.1:{}", ports[&s]);
