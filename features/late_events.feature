@@ -41,6 +41,7 @@ Feature: Late and stray events
     When a "<topic>" event for an unknown order is published on every partition
     And 6 users each order 1 of "P1" at the same time
     Then every order has exactly one payment in "PAYMENT_WAIT" and one push of type "PAYMENT_WAIT"
+    And nothing is published or pushed for the unknown orders
 
     Examples:
       | topic                    |

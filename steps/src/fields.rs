@@ -2,7 +2,7 @@
 //! sink received, so each scenario contributes evidence, including the fault scenarios. The
 //! checks are pure functions over those logs (unit-tested below on synthetic logs that each
 //! hold one kind of violation); [`check_suite`] runs them at the end of a run and the runner
-//! reports the result as the requirement `FIELDS-run`.
+//! reports the result as the requirement `FIELDS-1`.
 //!
 //! What they prove: every `eventId` is a UUID and names one event only (an effect never reuses
 //! its cause's id; a redelivery of the same record is allowed); `eventTimestamp` and every `*At`

@@ -128,10 +128,10 @@ pub async fn run(config: Config, tags: Option<String>) -> anyhow::Result<RunSumm
         .await;
     let scenarios_took = scenarios_began.elapsed();
 
-    // FIELDS-run: field meanings over every record and push of the run (steps/src/fields.rs).
+    // FIELDS-1: field meanings over every record and push of the run (steps/src/fields.rs).
     let field_violations = crate::fields::check_suite(&env, run_began_ms).await;
     for v in &field_violations {
-        eprintln!("[run] FIELDS-run violation: {v}");
+        eprintln!("[run] FIELDS-1 violation: {v}");
     }
 
     env.tap.close();

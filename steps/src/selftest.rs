@@ -9,7 +9,7 @@
 
 use crate::Service;
 use crate::config::{BackendKind, Config};
-use crate::report::{self, Status};
+use crate::report::Status;
 use crate::stack::ServiceVariant;
 use serde::Serialize;
 use std::fmt::Write as _;
@@ -121,9 +121,9 @@ pub const FAULTS: &[Fault] = &[
     },
     Fault {
         name: "timestamp-seconds",
-        bug: "order.created carries eventTimestamp in epoch seconds where milliseconds are due",
+        bug: "order.confirmed carries eventTimestamp in epoch seconds where milliseconds are due",
         family: "FIELDS",
-        tags: "@FLOW-1",
+        tags: "@FLOW",
         seeds: &[(Service::Order, "order::timestamp-seconds=return")],
     },
     Fault {
