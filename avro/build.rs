@@ -20,8 +20,8 @@ fn main() {
     for file in &files {
         println!("cargo:rerun-if-changed={}", file.display());
         let text = std::fs::read_to_string(file).unwrap();
-        let json: Json = serde_json::from_str(&text)
-            .unwrap_or_else(|e| panic!("{} is not valid JSON: {e}", file.display()));
+        let json: Json =
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} is not valid JSON: {e}", file.display()));
         let mut generator = Generator::default();
         let top = generator.record(&json);
         out.push_str(&generator.code);
@@ -94,11 +94,16 @@ impl Generator {
         writeln!(code, "        apache_avro::types::Value::Record(vec![").unwrap();
         for (avro_name, mapping, _) in &fields {
             let input = format!("self.{}", snake(avro_name));
-            writeln!(code, "            ({avro_name:?}.to_string(), {}),", mapping.to_value.replace("{v}", &input)).unwrap();
+            writeln!(code, "            ({avro_name:?}.to_string(), {}),", mapping.to_value.replace("{v}", &input))
+                .unwrap();
         }
         writeln!(code, "        ])\n    }}\n").unwrap();
         writeln!(code, "    /// Reads the record from a decoded Avro value; fields are matched by name.").unwrap();
-        writeln!(code, "    pub fn from_value(value: &apache_avro::types::Value) -> Result<Self, crate::ContractError> {{").unwrap();
+        writeln!(
+            code,
+            "    pub fn from_value(value: &apache_avro::types::Value) -> Result<Self, crate::ContractError> {{"
+        )
+        .unwrap();
         writeln!(code, "        let fields = crate::codec::record_fields(value, {name:?})?;").unwrap();
         writeln!(code, "        Ok(Self {{").unwrap();
         for (avro_name, mapping, _) in &fields {
@@ -114,14 +119,25 @@ impl Generator {
         let context = format!("{record}.{field}");
         match ty {
             Json::String(s) => match s.as_str() {
-                "string" => simple("String", "apache_avro::types::Value::String({v})", "crate::codec::string({v}, CTX)?", &context),
+                "string" => simple(
+                    "String",
+                    "apache_avro::types::Value::String({v})",
+                    "crate::codec::string({v}, CTX)?",
+                    &context,
+                ),
                 "int" => simple("i32", "apache_avro::types::Value::Int({v})", "crate::codec::int({v}, CTX)?", &context),
-                "long" => simple("i64", "apache_avro::types::Value::Long({v})", "crate::codec::long({v}, CTX)?", &context),
+                "long" => {
+                    simple("i64", "apache_avro::types::Value::Long({v})", "crate::codec::long({v}, CTX)?", &context)
+                }
                 other => panic!("{context}: Avro type {other} is not supported by the generator"),
             },
             Json::Object(o) => match (o["type"].as_str(), o.get("logicalType").and_then(Json::as_str)) {
                 (Some("bytes"), Some("decimal")) => {
-                    assert_eq!(o.get("scale").and_then(Json::as_u64), Some(2), "{context}: only scale-2 decimals (money) are supported");
+                    assert_eq!(
+                        o.get("scale").and_then(Json::as_u64),
+                        Some(2),
+                        "{context}: only scale-2 decimals (money) are supported"
+                    );
                     simple("crate::Money", "{v}.to_avro()", "crate::Money::from_avro({v}, CTX)?", &context)
                 }
                 (Some("array"), _) => {
@@ -140,11 +156,19 @@ impl Generator {
                 }
                 (Some("record"), _) => {
                     let name = self.record(ty);
-                    Mapping { rust: name.clone(), to_value: "{v}.into_value()".into(), from_value: format!("{name}::from_value({{v}})?") }
+                    Mapping {
+                        rust: name.clone(),
+                        to_value: "{v}.into_value()".into(),
+                        from_value: format!("{name}::from_value({{v}})?"),
+                    }
                 }
                 (Some("enum"), _) => {
                     let name = self.enumeration(ty);
-                    Mapping { rust: name.clone(), to_value: "{v}.into_value()".into(), from_value: format!("{name}::from_value({{v}})?") }
+                    Mapping {
+                        rust: name.clone(),
+                        to_value: "{v}.into_value()".into(),
+                        from_value: format!("{name}::from_value({{v}})?"),
+                    }
                 }
                 (other, _) => panic!("{context}: Avro type {other:?} is not supported by the generator"),
             },
@@ -155,7 +179,9 @@ impl Generator {
     fn enumeration(&mut self, json: &Json) -> String {
         let name = json["name"].as_str().unwrap().to_string();
         let symbols: Vec<&str> = json["symbols"].as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect();
-        let mut code = format!("/// Avro enum `{name}`.\n#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]\n#[allow(non_camel_case_types)]\npub enum {name} {{\n");
+        let mut code = format!(
+            "/// Avro enum `{name}`.\n#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]\n#[allow(non_camel_case_types)]\npub enum {name} {{\n"
+        );
         for symbol in &symbols {
             writeln!(code, "    {symbol},").unwrap();
         }
@@ -178,7 +204,11 @@ impl Generator {
 }
 
 fn simple(rust: &str, to_value: &str, from_value: &str, context: &str) -> Mapping {
-    Mapping { rust: rust.into(), to_value: to_value.into(), from_value: from_value.replace("CTX", &format!("{context:?}")) }
+    Mapping {
+        rust: rust.into(),
+        to_value: to_value.into(),
+        from_value: from_value.replace("CTX", &format!("{context:?}")),
+    }
 }
 
 /// camelCase → snake_case for field names.

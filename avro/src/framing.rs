@@ -71,7 +71,11 @@ impl EventCodec {
                 .build()
                 .map_err(|source| FramingError::Registry { url: registry_url.to_string(), source })
         };
-        Ok(EventCodec { url: registry_url.to_string(), encoder: AvroEncoder::new(settings()?), decoder: AvroDecoder::new(settings()?) })
+        Ok(EventCodec {
+            url: registry_url.to_string(),
+            encoder: AvroEncoder::new(settings()?),
+            decoder: AvroDecoder::new(settings()?),
+        })
     }
 
     /// Frames `event` for `topic`, registering the contract schema under `<topic>-value` the
@@ -110,7 +114,10 @@ impl EventCodec {
         let decoded = self.decode(bytes).await?;
         match decoded.record_name.as_deref() {
             Some(name) if name == E::FULL_NAME => Ok(E::from_value(&decoded.value)?),
-            other => Err(FramingError::WrongRecord { expected: E::FULL_NAME, found: other.unwrap_or("<no name>").to_string() }),
+            other => Err(FramingError::WrongRecord {
+                expected: E::FULL_NAME,
+                found: other.unwrap_or("<no name>").to_string(),
+            }),
         }
     }
 
@@ -146,7 +153,10 @@ mod tests {
                     }
                 }
                 counter.fetch_add(1, Ordering::SeqCst);
-                let response = format!("HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len());
+                let response = format!(
+                    "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
                 let _ = socket.write_all(response.as_bytes()).await;
             }
         });
@@ -181,7 +191,8 @@ mod tests {
 
     #[tokio::test]
     async fn an_unknown_schema_id_is_poison() {
-        let (url, _) = registry("404 Not Found", r#"{"error_code":40403,"message":"Schema 77 not found"}"#.into()).await;
+        let (url, _) =
+            registry("404 Not Found", r#"{"error_code":40403,"message":"Schema 77 not found"}"#.into()).await;
         let codec = EventCodec::new(&url).unwrap();
         let error = poison(&codec, &frame(77, &[2])).await;
         assert!(matches!(error, FramingError::UnknownSchema { id: 77, .. }), "{error}");
@@ -199,12 +210,17 @@ mod tests {
 
     #[tokio::test]
     async fn a_failing_registry_is_transient_and_asked_again() {
-        let (url, requests) = registry("500 Internal Server Error", r#"{"error_code":50001,"message":"store unavailable"}"#.into()).await;
+        let (url, requests) =
+            registry("500 Internal Server Error", r#"{"error_code":50001,"message":"store unavailable"}"#.into()).await;
         let codec = EventCodec::new(&url).unwrap();
         for attempt in 1..=2 {
             let error = codec.decode(&frame(5, &[2])).await.expect_err("the registry fails");
             assert!(error.is_transient(), "a 500 should be transient: {error}");
-            assert_eq!(requests.load(Ordering::SeqCst), attempt, "each attempt should ask the registry, not replay a cached 500");
+            assert_eq!(
+                requests.load(Ordering::SeqCst),
+                attempt,
+                "each attempt should ask the registry, not replay a cached 500"
+            );
         }
     }
 }

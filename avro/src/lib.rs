@@ -60,8 +60,5 @@ pub fn all_schemas() -> [(&'static str, &'static str); 5] {
 
 /// Epoch milliseconds now, the unit of every `*At`/`eventTimestamp` field.
 pub fn now_millis() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default()
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or_default()
 }

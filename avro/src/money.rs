@@ -17,7 +17,11 @@ impl Money {
     /// not negative, within decimal(10, 2)).
     pub fn parse(text: &str) -> Option<Money> {
         let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
-        if whole.is_empty() || fraction.len() > 2 || !whole.bytes().all(|b| b.is_ascii_digit()) || !fraction.bytes().all(|b| b.is_ascii_digit()) {
+        if whole.is_empty()
+            || fraction.len() > 2
+            || !whole.bytes().all(|b| b.is_ascii_digit())
+            || !fraction.bytes().all(|b| b.is_ascii_digit())
+        {
             return None;
         }
         let whole: i64 = whole.parse().ok()?;
@@ -81,7 +85,9 @@ impl Money {
     /// as a number is written when it went through a wider decimal type).
     fn parse_exact(text: &str) -> Option<Money> {
         match text.split_once('.') {
-            Some((whole, fraction)) if fraction.len() > 2 && fraction[2..].bytes().all(|b| b == b'0') => Self::parse(&format!("{whole}.{}", &fraction[..2])),
+            Some((whole, fraction)) if fraction.len() > 2 && fraction[2..].bytes().all(|b| b == b'0') => {
+                Self::parse(&format!("{whole}.{}", &fraction[..2]))
+            }
             _ => Self::parse(text),
         }
     }
@@ -118,7 +124,14 @@ mod tests {
     #[test]
     fn json_amounts_compare_as_decimals() {
         use serde_json::json;
-        for v in [json!(15000), json!(15000.0), json!("15000"), json!("15000.00"), serde_json::from_str("15000.00").unwrap(), serde_json::from_str("15000.000").unwrap()] {
+        for v in [
+            json!(15000),
+            json!(15000.0),
+            json!("15000"),
+            json!("15000.00"),
+            serde_json::from_str("15000.00").unwrap(),
+            serde_json::from_str("15000.000").unwrap(),
+        ] {
             assert_eq!(Money::from_json(&v), Some(Money(1_500_000)), "{v}");
         }
         assert_eq!(Money::from_json(&json!(19.99)), Some(Money(1999)));

@@ -96,7 +96,8 @@ impl Topics {
     /// Defaults overridden by whatever `lookup(env_var)` returns (used for config files too).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Topics {
         Topics {
-            names: SagaTopic::ALL.map(|t| lookup(t.env_var()).filter(|n| !n.is_empty()).unwrap_or_else(|| t.default_name().to_string())),
+            names: SagaTopic::ALL
+                .map(|t| lookup(t.env_var()).filter(|n| !n.is_empty()).unwrap_or_else(|| t.default_name().to_string())),
         }
     }
 

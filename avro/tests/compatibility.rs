@@ -2,9 +2,9 @@
 //! in both directions (published writer → our reader, our writer → published reader), so an
 //! implementation built on either interoperates on the wire.
 
-use apache_avro::schema_compatibility::SchemaCompatibility;
 use apache_avro::Schema;
 use apache_avro::reader::datum::GenericDatumReader;
+use apache_avro::schema_compatibility::SchemaCompatibility;
 use apache_avro::writer::datum::GenericDatumWriter;
 use saga_contract::{Event, Money, OrderCreated, all_schemas, events::OrderItem};
 use std::path::PathBuf;
@@ -54,7 +54,13 @@ fn a_record_written_with_ours_reads_back_through_the_published_schema() {
     };
     let ours = Schema::parse_str(OrderCreated::SCHEMA_JSON).unwrap();
     let theirs = published(OrderCreated::FULL_NAME);
-    let bytes = GenericDatumWriter::builder(&ours).build().unwrap().write_value_to_vec(event.clone().into_value()).unwrap();
-    let read = GenericDatumReader::builder(&ours).reader_schema(&theirs).build().unwrap().read_value(&mut bytes.as_slice()).unwrap();
+    let bytes =
+        GenericDatumWriter::builder(&ours).build().unwrap().write_value_to_vec(event.clone().into_value()).unwrap();
+    let read = GenericDatumReader::builder(&ours)
+        .reader_schema(&theirs)
+        .build()
+        .unwrap()
+        .read_value(&mut bytes.as_slice())
+        .unwrap();
     assert_eq!(OrderCreated::from_value(&read).unwrap(), event);
 }

@@ -41,15 +41,19 @@ fn capability_commands() -> Vec<(String, Vec<String>)> {
 impl Capabilities {
     /// Everything (the backends that run the stack themselves).
     pub fn all() -> Capabilities {
-        let mut available: std::collections::BTreeSet<String> = capability_commands().into_iter().map(|(name, _)| name).collect();
+        let mut available: std::collections::BTreeSet<String> =
+            capability_commands().into_iter().map(|(name, _)| name).collect();
         available.insert("dead-letters".into());
         Capabilities { available }
     }
 
     /// What an external implementation's commands and declarations allow.
     pub fn from_commands(commands: &std::collections::HashMap<String, String>, dead_letters: bool) -> Capabilities {
-        let mut available: std::collections::BTreeSet<String> =
-            capability_commands().into_iter().filter(|(_, needed)| needed.iter().all(|c| commands.contains_key(c))).map(|(name, _)| name).collect();
+        let mut available: std::collections::BTreeSet<String> = capability_commands()
+            .into_iter()
+            .filter(|(_, needed)| needed.iter().all(|c| commands.contains_key(c)))
+            .map(|(name, _)| name)
+            .collect();
         if dead_letters {
             available.insert("dead-letters".into());
         }
@@ -66,10 +70,14 @@ impl Capabilities {
             return None;
         }
         if capability == "dead-letters" {
-            return Some("the implementation declares no dead-letter topics ([external] dead_letter_topics = false)".into());
+            return Some(
+                "the implementation declares no dead-letter topics ([external] dead_letter_topics = false)".into(),
+            );
         }
         Some(match capability_commands().into_iter().find(|(name, _)| name == capability) {
-            Some((_, commands)) => format!("needs {capability}: configure [external.commands] {}", commands.join(" and ")),
+            Some((_, commands)) => {
+                format!("needs {capability}: configure [external.commands] {}", commands.join(" and "))
+            }
             None => format!("needs {capability}, which no backend provides (a typo in the feature's tags?)"),
         })
     }
@@ -95,7 +103,15 @@ impl Backend {
                 };
                 Ok(Backend::Processes(Stack::start(options).await?))
             }
-            BackendKind::Containers => Ok(Backend::Containers(Containers::start(&config.containers, push_gateway_url, &config.topic_map(), &config.report_dir.join("logs")).await?)),
+            BackendKind::Containers => Ok(Backend::Containers(
+                Containers::start(
+                    &config.containers,
+                    push_gateway_url,
+                    &config.topic_map(),
+                    &config.report_dir.join("logs"),
+                )
+                .await?,
+            )),
             BackendKind::External => {
                 let e = &config.external;
                 let endpoints = Endpoints {
@@ -106,7 +122,12 @@ impl Backend {
                     registry_url: e.registry_url.clone(),
                 };
                 let client = reqwest::Client::new();
-                for (name, url) in [("order", &endpoints.order_url), ("product", &endpoints.product_url), ("payment", &endpoints.payment_url), ("registry", &endpoints.registry_url)] {
+                for (name, url) in [
+                    ("order", &endpoints.order_url),
+                    ("product", &endpoints.product_url),
+                    ("payment", &endpoints.payment_url),
+                    ("registry", &endpoints.registry_url),
+                ] {
                     client.get(url).timeout(Duration::from_secs(5)).send().await.with_context(|| format!("the external {name} endpoint {url} does not answer: start the implementation or fix [external] in the config"))?;
                 }
                 Ok(Backend::External { endpoints, commands: e.commands.clone(), dead_letters: e.dead_letter_topics })
@@ -142,7 +163,9 @@ impl Backend {
         match self {
             Backend::Processes(stack) => stack.pause_service(service, paused).await,
             Backend::Containers(containers) => containers.pause_service(service, paused).await,
-            Backend::External { commands, .. } => run_command(commands, &command_key(if paused { "pause" } else { "unpause" }, service)).await,
+            Backend::External { commands, .. } => {
+                run_command(commands, &command_key(if paused { "pause" } else { "unpause" }, service)).await
+            }
         }
     }
 
@@ -160,12 +183,19 @@ impl Backend {
             Backend::Processes(stack) => {
                 stack.start_kafka().await?;
                 // "Kafka Server started" comes before every partition has a leader again.
-                crate::stack::wait_until_serving(&stack.endpoints.kafka_bootstrap, probe_topic, Duration::from_secs(120)).await
+                crate::stack::wait_until_serving(
+                    &stack.endpoints.kafka_bootstrap,
+                    probe_topic,
+                    Duration::from_secs(120),
+                )
+                .await
             }
             Backend::Containers(containers) => containers.start_kafka(probe_topic).await,
             Backend::External { commands, endpoints, .. } => {
                 run_command(commands, "start_kafka").await?;
-                crate::stack::wait_until_serving(&endpoints.kafka_bootstrap, probe_topic, Duration::from_secs(120)).await.context("after the start_kafka command")
+                crate::stack::wait_until_serving(&endpoints.kafka_bootstrap, probe_topic, Duration::from_secs(120))
+                    .await
+                    .context("after the start_kafka command")
             }
         }
     }
@@ -209,7 +239,9 @@ impl Backend {
             Backend::External { commands, endpoints, .. } => {
                 run_command(commands, "start_postgres").await?;
                 for url in [&endpoints.order_url, &endpoints.product_url, &endpoints.payment_url] {
-                    wait_http_ok_url(&format!("{url}/health"), Duration::from_secs(60)).await.context("after the start_postgres command")?;
+                    wait_http_ok_url(&format!("{url}/health"), Duration::from_secs(60))
+                        .await
+                        .context("after the start_postgres command")?;
                 }
                 Ok(())
             }
@@ -227,7 +259,9 @@ impl Backend {
                     Service::Product => &endpoints.product_url,
                     Service::Payment => &endpoints.payment_url,
                 };
-                wait_http_ok_url(&format!("{url}/health"), Duration::from_secs(60)).await.context("after the start command")
+                wait_http_ok_url(&format!("{url}/health"), Duration::from_secs(60))
+                    .await
+                    .context("after the start command")
             }
         }
     }
@@ -252,13 +286,17 @@ fn short_name(service: Service) -> &'static str {
 
 async fn run_command(commands: &std::collections::HashMap<String, String>, key: &str) -> anyhow::Result<()> {
     let command = commands.get(key).with_context(|| format!("no [external.commands] {key} configured"))?;
-    let status = tokio::process::Command::new("sh").arg("-c").arg(command).status().await.with_context(|| format!("running {key}: {command}"))?;
+    let status = tokio::process::Command::new("sh")
+        .arg("-c")
+        .arg(command)
+        .status()
+        .await
+        .with_context(|| format!("running {key}: {command}"))?;
     if !status.success() {
         bail!("{key} ({command}) exited with {status}");
     }
     Ok(())
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -267,7 +305,10 @@ mod tests {
     #[test]
     fn external_commands_enable_capabilities_per_service() {
         let commands: std::collections::HashMap<String, String> =
-            [("stop_product", "x"), ("start_product", "y"), ("kill_kafka", "z")].into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+            [("stop_product", "x"), ("start_product", "y"), ("kill_kafka", "z")]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
         let caps = Capabilities::from_commands(&commands, false);
         assert!(caps.has("stop-product"));
         assert!(!caps.has("stop-order"), "no stop_order command");
@@ -281,7 +322,9 @@ mod tests {
     #[test]
     fn the_stacks_we_run_can_do_everything() {
         let caps = Capabilities::all();
-        for capability in ["stop-order", "pause-payment", "kill-product", "broker-stop", "broker-kill", "db-kill", "dead-letters"] {
+        for capability in
+            ["stop-order", "pause-payment", "kill-product", "broker-stop", "broker-kill", "db-kill", "dead-letters"]
+        {
             assert!(caps.has(capability), "{capability}");
         }
         assert!(caps.missing("teleport").is_some_and(|why| why.contains("typo")));

@@ -189,7 +189,13 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<bool> {
 }
 
 fn validate(args: &BenchArgs) -> anyhow::Result<()> {
-    let positive = |name: &str, v: f64| if v.is_finite() && v > 0.0 { Ok(()) } else { Err(anyhow::anyhow!("--{name} must be a positive number, got {v}")) };
+    let positive = |name: &str, v: f64| {
+        if v.is_finite() && v > 0.0 {
+            Ok(())
+        } else {
+            Err(anyhow::anyhow!("--{name} must be a positive number, got {v}"))
+        }
+    };
     positive("rate", args.rate)?;
     positive("duration", args.duration)?;
     positive("drain", args.drain)?;
@@ -224,18 +230,31 @@ struct Ctx {
     began: Instant,
 }
 
-async fn bench_on(args: &BenchArgs, stack: &Stack, sink: Arc<PushSink>, topics: Topics, began: Instant, load_before: String) -> anyhow::Result<bool> {
+async fn bench_on(
+    args: &BenchArgs,
+    stack: &Stack,
+    sink: Arc<PushSink>,
+    topics: Topics,
+    began: Instant,
+    load_before: String,
+) -> anyhow::Result<bool> {
     let say = |what: &str| eprintln!("[bench {:>6.1}s] {what}", began.elapsed().as_secs_f64());
     let endpoints = stack.endpoints.clone();
     let procs = Procs::discover(stack.service_pids().await);
     say(&format!("processes: {}", procs.list.iter().map(|(n, p)| format!("{n}={p}")).collect::<Vec<_>>().join(" ")));
     let order_db = stack.database_url(crate::Service::Order.database());
-    let tap = Tap::start(&endpoints.kafka_bootstrap, &endpoints.registry_url, topics, crate::tap::Pace::Batched).await?;
+    let tap =
+        Tap::start(&endpoints.kafka_bootstrap, &endpoints.registry_url, topics, crate::tap::Pace::Batched).await?;
     let rss = RssSampler::start(procs.clone());
 
     say("measuring the floor (raw Kafka round trip, raw PostgreSQL commit)");
     let floor = Floor::measure(&endpoints.kafka_bootstrap, &order_db, args.floor_round_trips).await?;
-    say(&format!("floor: kafka hop p50 {:.2} ms, pg commit p50 {:.2} ms → {:.1} ms", floor.hop.p50, floor.commit.p50, floor.floor_ms()));
+    say(&format!(
+        "floor: kafka hop p50 {:.2} ms, pg commit p50 {:.2} ms → {:.1} ms",
+        floor.hop.p50,
+        floor.commit.p50,
+        floor.floor_ms()
+    ));
 
     let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).tcp_nodelay(true).build()?;
     let run_id = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
@@ -243,7 +262,12 @@ async fn bench_on(args: &BenchArgs, stack: &Stack, sink: Arc<PushSink>, topics: 
     for p in 0..args.products {
         let id = format!("BENCH-{run_id}-{p}");
         let url = format!("{}/api/v1/products/{id}", endpoints.product_url);
-        let response = http.put(&url).json(&json!({"name": format!("bench product {p}"), "price": 10, "stock": PRODUCT_STOCK})).send().await.with_context(|| format!("PUT {url}"))?;
+        let response = http
+            .put(&url)
+            .json(&json!({"name": format!("bench product {p}"), "price": 10, "stock": PRODUCT_STOCK}))
+            .send()
+            .await
+            .with_context(|| format!("PUT {url}"))?;
         if !response.status().is_success() {
             bail!("PUT {url} answered {}: {}", response.status(), response.text().await.unwrap_or_default());
         }
@@ -251,12 +275,24 @@ async fn bench_on(args: &BenchArgs, stack: &Stack, sink: Arc<PushSink>, topics: 
     }
     say(&format!("seeded {} products with {PRODUCT_STOCK} in stock each", args.products));
 
-    let ctx = Ctx { order_url: format!("{}/api/v1/orders", endpoints.order_url), http, sink, tap: tap.clone(), procs: procs.clone(), database_url: order_db.clone(), bodies, began };
+    let ctx = Ctx {
+        order_url: format!("{}/api/v1/orders", endpoints.order_url),
+        http,
+        sink,
+        tap: tap.clone(),
+        procs: procs.clone(),
+        database_url: order_db.clone(),
+        bodies,
+        began,
+    };
     let mut index = TapIndex::default();
     let unloaded = if args.unloaded_orders > 0 {
         say(&format!("unloaded: {} orders one at a time", args.unloaded_orders));
         let u = unloaded(&ctx, &mut index, args.unloaded_orders).await?;
-        say(&format!("unloaded: e2e p50 {:.1} ms p99 {:.1} ms (intake p50 {:.1} ms)", u.e2e.p50, u.e2e.p99, u.intake.p50));
+        say(&format!(
+            "unloaded: e2e p50 {:.1} ms p99 {:.1} ms (intake p50 {:.1} ms)",
+            u.e2e.p50, u.e2e.p99, u.intake.p50
+        ));
         Some(u)
     } else {
         None
@@ -266,7 +302,11 @@ async fn bench_on(args: &BenchArgs, stack: &Stack, sink: Arc<PushSink>, topics: 
         let before = CpuSnapshot::take(&procs);
         tokio::time::sleep(Duration::from_secs_f64(args.idle_seconds)).await; // a measurement window
         let idle = before.until(&CpuSnapshot::take(&procs));
-        say(&format!("idle CPU over {:.0} s: {}", args.idle_seconds, idle.0.iter().map(|(k, v)| format!("{k} {v:.2}")).collect::<Vec<_>>().join(", ")));
+        say(&format!(
+            "idle CPU over {:.0} s: {}",
+            args.idle_seconds,
+            idle.0.iter().map(|(k, v)| format!("{k} {v:.2}")).collect::<Vec<_>>().join(", ")
+        ));
         Some(idle)
     } else {
         None
@@ -276,9 +316,22 @@ async fn bench_on(args: &BenchArgs, stack: &Stack, sink: Arc<PushSink>, topics: 
         let mut rate = args.rate;
         // Bounded: the rate grows geometrically up to --max-rate.
         while rate <= args.max_rate {
-            let step = load(&ctx, &mut index, Plan { rate, warmup_s: args.step_warmup, duration_s: args.step_duration, drain_s: args.drain }, &endpoints_metrics(&endpoints)).await?;
+            let step = load(
+                &ctx,
+                &mut index,
+                Plan { rate, warmup_s: args.step_warmup, duration_s: args.step_duration, drain_s: args.drain },
+                &endpoints_metrics(&endpoints),
+            )
+            .await?;
             let passed = step.passes(args.p99_limit_ms);
-            say(&format!("step {rate:.0}/s: e2e p50 {:.1} ms p99 {:.1} ms, lost {}, intake errors {} → {}", step.e2e.p50, step.e2e.p99, step.lost, step.intake_errors, if passed { "pass" } else { "FAIL" }));
+            say(&format!(
+                "step {rate:.0}/s: e2e p50 {:.1} ms p99 {:.1} ms, lost {}, intake errors {} → {}",
+                step.e2e.p50,
+                step.e2e.p99,
+                step.lost,
+                step.intake_errors,
+                if passed { "pass" } else { "FAIL" }
+            ));
             steps.push(step);
             if !passed {
                 break;
@@ -286,7 +339,15 @@ async fn bench_on(args: &BenchArgs, stack: &Stack, sink: Arc<PushSink>, topics: 
             rate = (rate * args.step_factor).round();
         }
     } else {
-        steps.push(load(&ctx, &mut index, Plan { rate: args.rate, warmup_s: args.warmup, duration_s: args.duration, drain_s: args.drain }, &endpoints_metrics(&endpoints)).await?);
+        steps.push(
+            load(
+                &ctx,
+                &mut index,
+                Plan { rate: args.rate, warmup_s: args.warmup, duration_s: args.duration, drain_s: args.drain },
+                &endpoints_metrics(&endpoints),
+            )
+            .await?,
+        );
     }
     tap.close();
     let rss = rss.stop().await;
@@ -299,7 +360,8 @@ async fn bench_on(args: &BenchArgs, stack: &Stack, sink: Arc<PushSink>, topics: 
         }
     }
 
-    let report = Report { args: args.clone(), floor, unloaded, idle, steps, rss, procs, machine: Machine::read(load_before) };
+    let report =
+        Report { args: args.clone(), floor, unloaded, idle, steps, rss, procs, machine: Machine::read(load_before) };
     let json = report.to_json();
     let text = serde_json::to_string_pretty(&json)?;
     std::fs::write(args.report_dir.join("bench.json"), &text)?;
@@ -318,7 +380,11 @@ async fn bench_on(args: &BenchArgs, stack: &Stack, sink: Arc<PushSink>, topics: 
 
 /// `(name, /metrics URL)` of the three services.
 fn endpoints_metrics(e: &crate::stack::Endpoints) -> Vec<(&'static str, String)> {
-    vec![("order-service", format!("{}/metrics", e.order_url)), ("product-service", format!("{}/metrics", e.product_url)), ("payment-service", format!("{}/metrics", e.payment_url))]
+    vec![
+        ("order-service", format!("{}/metrics", e.order_url)),
+        ("product-service", format!("{}/metrics", e.product_url)),
+        ("payment-service", format!("{}/metrics", e.payment_url)),
+    ]
 }
 
 async fn scrape(http: &reqwest::Client, url: &str) -> anyhow::Result<String> {
@@ -343,7 +409,14 @@ struct Pct {
 impl Pct {
     fn of(values: &[f64]) -> Pct {
         let mean = if values.is_empty() { f64::NAN } else { values.iter().sum::<f64>() / values.len() as f64 };
-        Pct { n: values.len(), p50: percentile(values, 50.0), p90: percentile(values, 90.0), p99: percentile(values, 99.0), max: values.iter().copied().fold(f64::NAN, f64::max), mean }
+        Pct {
+            n: values.len(),
+            p50: percentile(values, 50.0),
+            p90: percentile(values, 90.0),
+            p99: percentile(values, 99.0),
+            max: values.iter().copied().fold(f64::NAN, f64::max),
+            mean,
+        }
     }
 
     fn json(&self) -> Value {
@@ -356,7 +429,10 @@ fn round2(v: f64) -> f64 {
 }
 
 fn epoch_ms_f64() -> f64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64() * 1000.0).unwrap_or_default()
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64() * 1000.0)
+        .unwrap_or_default()
 }
 
 /// A value for the table: `-` when there is none.
@@ -388,7 +464,8 @@ impl Floor {
 
     async fn measure(bootstrap: &str, database_url: &str, round_trips: usize) -> anyhow::Result<Floor> {
         let (hop, ack) = kafka_round_trips(bootstrap, round_trips).await.context("measuring the Kafka floor")?;
-        let (commit, select, pg_settings) = pg_commits(database_url, round_trips).await.context("measuring the PostgreSQL floor")?;
+        let (commit, select, pg_settings) =
+            pg_commits(database_url, round_trips).await.context("measuring the PostgreSQL floor")?;
         Ok(Floor { hop, ack, commit, select, pg_settings })
     }
 }
@@ -400,7 +477,9 @@ async fn kafka_round_trips(bootstrap: &str, n: usize) -> anyhow::Result<(Pct, Pc
     const WARMUP: usize = 20;
     let topic = format!("bench.floor.{}", uuid::Uuid::new_v4().simple());
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new().set("bootstrap.servers", bootstrap).create()?;
-    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(20))).request_timeout(Some(Duration::from_secs(30)));
+    let options = AdminOptions::new()
+        .operation_timeout(Some(Duration::from_secs(20)))
+        .request_timeout(Some(Duration::from_secs(30)));
     for result in admin.create_topics(&[NewTopic::new(&topic, 1, TopicReplication::Fixed(1))], &options).await? {
         result.map_err(|(t, code)| anyhow::anyhow!("creating {t}: {code}"))?;
     }
@@ -424,7 +503,8 @@ async fn kafka_round_trips(bootstrap: &str, n: usize) -> anyhow::Result<(Pct, Pc
     for i in 0..WARMUP + n {
         let payload = format!("floor-{i}");
         let started = Instant::now();
-        let delivery = producer.send_result(FutureRecord::to(&topic).key("floor").payload(&payload)).map_err(|(e, _)| e)?;
+        let delivery =
+            producer.send_result(FutureRecord::to(&topic).key("floor").payload(&payload)).map_err(|(e, _)| e)?;
         let acked = async {
             let r = delivery.await;
             (started.elapsed(), r)
@@ -432,7 +512,9 @@ async fn kafka_round_trips(bootstrap: &str, n: usize) -> anyhow::Result<(Pct, Pc
         let consumed = async {
             // Bounded: each receive has a deadline, and only records sent earlier can precede ours.
             loop {
-                let message = tokio::time::timeout(Duration::from_secs(15), consumer.recv()).await.context("no record within 15 s")??;
+                let message = tokio::time::timeout(Duration::from_secs(15), consumer.recv())
+                    .await
+                    .context("no record within 15 s")??;
                 if message.payload() == Some(payload.as_bytes()) {
                     return Ok::<_, anyhow::Error>(started.elapsed());
                 }
@@ -461,7 +543,11 @@ async fn pg_commits(database_url: &str, n: usize) -> anyhow::Result<(Pct, Pct, B
     sqlx::query("ALTER SYSTEM SET track_wal_io_timing = on").execute(&mut conn).await?;
     sqlx::query("SELECT pg_reload_conf()").execute(&mut conn).await?;
     let mut settings = BTreeMap::new();
-    for (name, sql) in [("fsync", "SHOW fsync"), ("synchronous_commit", "SHOW synchronous_commit"), ("wal_sync_method", "SHOW wal_sync_method")] {
+    for (name, sql) in [
+        ("fsync", "SHOW fsync"),
+        ("synchronous_commit", "SHOW synchronous_commit"),
+        ("wal_sync_method", "SHOW wal_sync_method"),
+    ] {
         let value: String = sqlx::query_scalar(sql).fetch_one(&mut conn).await?;
         settings.insert(name.to_string(), value);
     }
@@ -471,7 +557,10 @@ async fn pg_commits(database_url: &str, n: usize) -> anyhow::Result<(Pct, Pct, B
     for i in 0..WARMUP + n {
         let started = Instant::now();
         let mut tx = conn.begin().await?;
-        sqlx::query("INSERT INTO bench_floor (payload) VALUES ($1)").bind(format!("floor-{i}")).execute(&mut *tx).await?;
+        sqlx::query("INSERT INTO bench_floor (payload) VALUES ($1)")
+            .bind(format!("floor-{i}"))
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         let took = started.elapsed();
         let started = Instant::now();
@@ -529,7 +618,9 @@ impl Procs {
 }
 
 fn all_pids() -> Vec<u32> {
-    std::fs::read_dir("/proc").map(|d| d.flatten().filter_map(|e| e.file_name().to_str()?.parse().ok()).collect()).unwrap_or_default()
+    std::fs::read_dir("/proc")
+        .map(|d| d.flatten().filter_map(|e| e.file_name().to_str()?.parse().ok()).collect())
+        .unwrap_or_default()
 }
 
 /// The fields of `/proc/<pid>/stat` after the `(comm)` (which may contain spaces):
@@ -545,7 +636,12 @@ fn parent_of(pid: u32) -> Option<u32> {
 }
 
 fn cpu_ticks(pid: u32) -> u64 {
-    stat_fields(pid).map(|f| f.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0) + f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)).unwrap_or(0)
+    stat_fields(pid)
+        .map(|f| {
+            f.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
+                + f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
+        })
+        .unwrap_or(0)
 }
 
 fn vm_rss_mb(pid: u32) -> Option<f64> {
@@ -556,7 +652,12 @@ fn vm_rss_mb(pid: u32) -> Option<f64> {
 
 /// Clock ticks per second for `/proc/<pid>/stat` times.
 fn clock_ticks() -> f64 {
-    std::process::Command::new("getconf").arg("CLK_TCK").output().ok().and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok()).unwrap_or(100.0)
+    std::process::Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+        .unwrap_or(100.0)
 }
 
 /// CPU time per process at one instant (PostgreSQL: the postmaster and its backends), and the
@@ -581,7 +682,8 @@ impl CpuSnapshot {
         let machine = std::fs::read_to_string("/proc/stat")
             .ok()
             .and_then(|s| {
-                let fields: Vec<u64> = s.lines().next()?.split_whitespace().skip(1).filter_map(|v| v.parse().ok()).collect();
+                let fields: Vec<u64> =
+                    s.lines().next()?.split_whitespace().skip(1).filter_map(|v| v.parse().ok()).collect();
                 let total: u64 = fields.iter().take(8).sum();
                 let idle = fields.get(3).copied().unwrap_or(0) + fields.get(4).copied().unwrap_or(0);
                 Some((total.saturating_sub(idle), total))
@@ -594,7 +696,11 @@ impl CpuSnapshot {
     fn until(&self, later: &CpuSnapshot) -> (BTreeMap<String, f64>, f64) {
         let seconds = later.at.duration_since(self.at).as_secs_f64().max(1e-3);
         let hz = clock_ticks();
-        let per = later.per.iter().map(|(name, t)| (name.clone(), t.saturating_sub(*self.per.get(name).unwrap_or(&0)) as f64 / hz / seconds)).collect();
+        let per = later
+            .per
+            .iter()
+            .map(|(name, t)| (name.clone(), t.saturating_sub(*self.per.get(name).unwrap_or(&0)) as f64 / hz / seconds))
+            .collect();
         let busy = later.machine.0.saturating_sub(self.machine.0) as f64;
         let total = later.machine.1.saturating_sub(self.machine.1) as f64;
         (per, if total > 0.0 { 100.0 * busy / total } else { f64::NAN })
@@ -616,8 +722,13 @@ impl PgStats {
     /// `None` when the server has no `pg_stat_wal` of this shape (PostgreSQL 14–17 have it).
     async fn take(database_url: String) -> Option<PgStats> {
         let mut conn = sqlx::PgConnection::connect(&database_url).await.ok()?;
-        let (commits,): (f64,) = sqlx::query_as("SELECT sum(xact_commit)::float8 FROM pg_stat_database").fetch_one(&mut conn).await.ok()?;
-        let (wal_syncs, wal_sync_ms): (f64, f64) = sqlx::query_as("SELECT wal_sync::float8, wal_sync_time::float8 FROM pg_stat_wal").fetch_one(&mut conn).await.ok()?;
+        let (commits,): (f64,) =
+            sqlx::query_as("SELECT sum(xact_commit)::float8 FROM pg_stat_database").fetch_one(&mut conn).await.ok()?;
+        let (wal_syncs, wal_sync_ms): (f64, f64) =
+            sqlx::query_as("SELECT wal_sync::float8, wal_sync_time::float8 FROM pg_stat_wal")
+                .fetch_one(&mut conn)
+                .await
+                .ok()?;
         let _ = conn.close().await;
         Some(PgStats { at: Instant::now(), commits, wal_syncs, wal_sync_ms })
     }
@@ -692,7 +803,8 @@ fn handler_means(text: &str) -> BTreeMap<String, (f64, f64)> {
         };
         let Some((labels, value)) = metric.rsplit_once("} ") else { continue };
         let Ok(value) = value.trim().parse::<f64>() else { continue };
-        let stage = labels.split(',').find_map(|l| l.strip_prefix("stage=")).unwrap_or("?").trim_matches('"').to_string();
+        let stage =
+            labels.split(',').find_map(|l| l.strip_prefix("stage=")).unwrap_or("?").trim_matches('"').to_string();
         let entry = sums.entry(stage).or_insert((0.0, 0.0));
         if is_sum { entry.0 += value } else { entry.1 += value }
     }
@@ -880,10 +992,21 @@ fn payment_pushes(sink: &PushSink) -> usize {
     sink.arrivals().iter().filter(|a| a.push.as_ref().is_ok_and(|p| p.kind == "PAYMENT_WAIT")).count()
 }
 
-async fn load(ctx: &Ctx, index: &mut TapIndex, plan: Plan, metrics: &[(&'static str, String)]) -> anyhow::Result<StepResult> {
+async fn load(
+    ctx: &Ctx,
+    index: &mut TapIndex,
+    plan: Plan,
+    metrics: &[(&'static str, String)],
+) -> anyhow::Result<StepResult> {
     let total = ((plan.warmup_s + plan.duration_s) * plan.rate).round() as usize;
     let warm = (plan.warmup_s * plan.rate).round() as usize;
-    eprintln!("[bench {:>6.1}s] load: {:.0} orders/s for {:.0} s (+{:.0} s warm-up) = {total} orders", ctx.began.elapsed().as_secs_f64(), plan.rate, plan.duration_s, plan.warmup_s);
+    eprintln!(
+        "[bench {:>6.1}s] load: {:.0} orders/s for {:.0} s (+{:.0} s warm-up) = {total} orders",
+        ctx.began.elapsed().as_secs_f64(),
+        plan.rate,
+        plan.duration_s,
+        plan.warmup_s
+    );
     let metrics_before = scrape_handlers(&ctx.http, metrics).await;
     let baseline = payment_pushes(&ctx.sink);
     let counters = Arc::new(Counters::default());
@@ -905,7 +1028,10 @@ async fn load(ctx: &Ctx, index: &mut TapIndex, plan: Plan, metrics: &[(&'static 
                 let errors = counters.errors.load(Ordering::Relaxed);
                 let completed = payment_pushes(&sink).saturating_sub(baseline);
                 let in_flight = sent.saturating_sub(completed + errors);
-                eprintln!("[bench {:>6.1}s] {rate:>5.0}/s  sent {sent:>6}  answered {answered:>6}  completed {completed:>6}  in-flight {in_flight:>5}  intake errors {errors}", began.elapsed().as_secs_f64());
+                eprintln!(
+                    "[bench {:>6.1}s] {rate:>5.0}/s  sent {sent:>6}  answered {answered:>6}  completed {completed:>6}  in-flight {in_flight:>5}  intake errors {errors}",
+                    began.elapsed().as_secs_f64()
+                );
             }
         }
     });
@@ -924,7 +1050,8 @@ async fn load(ctx: &Ctx, index: &mut TapIndex, plan: Plan, metrics: &[(&'static 
             pg_before = Some(tokio::spawn(PgStats::take(ctx.database_url.clone())));
         }
         let scheduled_s = i as f64 / plan.rate - plan.warmup_s;
-        let (http, url, body, counters) = (ctx.http.clone(), ctx.order_url.clone(), ctx.bodies[i % ctx.bodies.len()].clone(), counters.clone());
+        let (http, url, body, counters) =
+            (ctx.http.clone(), ctx.order_url.clone(), ctx.bodies[i % ctx.bodies.len()].clone(), counters.clone());
         let measured = i >= warm;
         handles.push(tokio::spawn(async move {
             let lag_ms = tokio::time::Instant::now().saturating_duration_since(at).as_secs_f64() * 1000.0;
@@ -953,13 +1080,20 @@ async fn load(ctx: &Ctx, index: &mut TapIndex, plan: Plan, metrics: &[(&'static 
     for handle in handles {
         sent.push(handle.await.context("an order task panicked")?);
     }
-    let accepted: HashSet<String> = sent.iter().filter(|s| s.status == 201).filter_map(|s| s.order_id.clone()).collect();
+    let accepted: HashSet<String> =
+        sent.iter().filter(|s| s.status == 201).filter_map(|s| s.order_id.clone()).collect();
 
     // Drain: every accepted order's PAYMENT_WAIT push, or the deadline.
     let deadline = sending_ended + Duration::from_secs_f64(plan.drain_s);
     ctx.sink
         .wait_until(deadline, |arrivals| {
-            let done = arrivals.iter().filter_map(|a| a.push.as_ref().ok()).filter(|p| p.kind == "PAYMENT_WAIT" && accepted.contains(&p.order_id)).map(|p| p.order_id.as_str()).collect::<HashSet<_>>().len();
+            let done = arrivals
+                .iter()
+                .filter_map(|a| a.push.as_ref().ok())
+                .filter(|p| p.kind == "PAYMENT_WAIT" && accepted.contains(&p.order_id))
+                .map(|p| p.order_id.as_str())
+                .collect::<HashSet<_>>()
+                .len();
             done >= accepted.len()
         })
         .await;
@@ -1010,7 +1144,8 @@ async fn load(ctx: &Ctx, index: &mut TapIndex, plan: Plan, metrics: &[(&'static 
     let outcomes: Vec<Outcome> = sent
         .into_iter()
         .map(|s| {
-            let (payment_at_ms, payment_pushes, confirmed_pushes) = s.order_id.as_deref().and_then(|id| pushes.get(id).copied()).unwrap_or((None, 0, 0));
+            let (payment_at_ms, payment_pushes, confirmed_pushes) =
+                s.order_id.as_deref().and_then(|id| pushes.get(id).copied()).unwrap_or((None, 0, 0));
             let trace = s.order_id.as_deref().and_then(|id| index.orders.get(id).cloned()).unwrap_or_default();
             Outcome { sent: s, payment_at_ms, payment_pushes, confirmed_pushes, trace }
         })
@@ -1027,18 +1162,35 @@ async fn send_order(http: &reqwest::Client, url: &str, body: String, seq: usize,
     let sent_at_ms = epoch_ms_f64();
     let began = Instant::now();
     let answer = async {
-        let response = http.post(url).header("content-type", "application/json").header("X-User-Id", user).body(body).send().await?;
+        let response = http
+            .post(url)
+            .header("content-type", "application/json")
+            .header("X-User-Id", user)
+            .body(body)
+            .send()
+            .await?;
         let status = response.status().as_u16();
         let text = response.text().await?;
         Ok::<_, reqwest::Error>((status, text))
     }
     .await;
     let intake_ms = began.elapsed().as_secs_f64() * 1000.0;
-    let mut sent = Sent { seq, scheduled_s: 0.0, lag_ms: 0.0, sent_at_ms, intake_ms, status: 0, order_id: None, error: None, measured };
+    let mut sent = Sent {
+        seq,
+        scheduled_s: 0.0,
+        lag_ms: 0.0,
+        sent_at_ms,
+        intake_ms,
+        status: 0,
+        order_id: None,
+        error: None,
+        measured,
+    };
     match answer {
         Ok((status, text)) => {
             sent.status = status;
-            sent.order_id = serde_json::from_str::<Value>(&text).ok().and_then(|v| v.get("orderId")?.as_str().map(str::to_string));
+            sent.order_id =
+                serde_json::from_str::<Value>(&text).ok().and_then(|v| v.get("orderId")?.as_str().map(str::to_string));
             if status != 201 || sent.order_id.is_none() {
                 sent.error = Some(format!("{status}: {}", text.chars().take(200).collect::<String>()));
             }
@@ -1058,7 +1210,12 @@ async fn unloaded(ctx: &Ctx, index: &mut TapIndex, n: usize) -> anyhow::Result<U
             bail!("unloaded order {i} was refused: {error}");
         }
         let id = order.order_id.clone().unwrap_or_default();
-        if ctx.sink.wait_for(&id, Duration::from_secs(30), |p| p.iter().any(|p| p.kind == "PAYMENT_WAIT")).await.is_err() {
+        if ctx
+            .sink
+            .wait_for(&id, Duration::from_secs(30), |p| p.iter().any(|p| p.kind == "PAYMENT_WAIT"))
+            .await
+            .is_err()
+        {
             bail!("unloaded order {id} did not reach PAYMENT_WAIT within 30 s");
         }
         sent.push(order);
@@ -1134,11 +1291,15 @@ fn summarize(
     measured_start_epoch_ms: f64,
 ) -> StepResult {
     let measured: Vec<&Outcome> = outcomes.iter().filter(|o| o.sent.measured && o.accepted()).collect();
-    let series = |f: &dyn Fn(&Outcome) -> Option<f64>| -> Pct { Pct::of(&measured.iter().filter_map(|o| f(o)).collect::<Vec<_>>()) };
+    let series = |f: &dyn Fn(&Outcome) -> Option<f64>| -> Pct {
+        Pct::of(&measured.iter().filter_map(|o| f(o)).collect::<Vec<_>>())
+    };
     let intake = Pct::of(&outcomes.iter().filter(|o| o.sent.measured).map(|o| o.sent.intake_ms).collect::<Vec<_>>());
     let measured_sent: Vec<&Sent> = outcomes.iter().map(|o| &o.sent).filter(|s| s.measured).collect();
     let achieved_rate = match (measured_sent.first(), measured_sent.last()) {
-        (Some(a), Some(b)) if measured_sent.len() > 1 && b.sent_at_ms > a.sent_at_ms => (measured_sent.len() - 1) as f64 / ((b.sent_at_ms - a.sent_at_ms) / 1000.0),
+        (Some(a), Some(b)) if measured_sent.len() > 1 && b.sent_at_ms > a.sent_at_ms => {
+            (measured_sent.len() - 1) as f64 / ((b.sent_at_ms - a.sent_at_ms) / 1000.0)
+        }
         _ => f64::NAN,
     };
     let mut buckets: BTreeMap<usize, (usize, Vec<f64>)> = BTreeMap::new();
@@ -1168,7 +1329,10 @@ fn summarize(
         achieved_rate,
         max_lag_ms: outcomes.iter().map(|o| o.sent.lag_ms).fold(0.0, f64::max),
         drain_s,
-        timeline: buckets.into_iter().map(|(second, (sent, e2e))| Bucket { second, sent, e2e: Pct::of(&e2e) }).collect(),
+        timeline: buckets
+            .into_iter()
+            .map(|(second, (sent, e2e))| Bucket { second, sent, e2e: Pct::of(&e2e) })
+            .collect(),
         cpu_cores,
         machine_busy_pct,
         postgres: Value::Null,
@@ -1193,16 +1357,32 @@ struct Machine {
 }
 
 fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg").map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" ")).unwrap_or_default()
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
 }
 
 impl Machine {
     fn read(load_before: String) -> Machine {
         let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
-        let memory_kb: f64 = meminfo.lines().find_map(|l| l.strip_prefix("MemTotal:")).and_then(|v| v.split_whitespace().next()?.parse().ok()).unwrap_or(f64::NAN);
+        let memory_kb: f64 = meminfo
+            .lines()
+            .find_map(|l| l.strip_prefix("MemTotal:"))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or(f64::NAN);
         let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-        let cpu_model = cpuinfo.lines().find_map(|l| l.strip_prefix("model name")).map(|v| v.trim_start_matches([' ', '\t', ':']).to_string()).unwrap_or_default();
-        Machine { cores: std::thread::available_parallelism().map(usize::from).unwrap_or(0), memory_mb: memory_kb / 1024.0, cpu_model, load_before, load_after: loadavg() }
+        let cpu_model = cpuinfo
+            .lines()
+            .find_map(|l| l.strip_prefix("model name"))
+            .map(|v| v.trim_start_matches([' ', '\t', ':']).to_string())
+            .unwrap_or_default();
+        Machine {
+            cores: std::thread::available_parallelism().map(usize::from).unwrap_or(0),
+            memory_mb: memory_kb / 1024.0,
+            cpu_model,
+            load_before,
+            load_after: loadavg(),
+        }
     }
 }
 
@@ -1237,12 +1417,20 @@ impl Report {
         if !self.args.find_max {
             return None;
         }
-        self.steps.iter().filter(|s| s.passes(self.args.p99_limit_ms)).map(|s| s.plan.rate).fold(None, |m, r| Some(m.map_or(r, |m: f64| m.max(r))))
+        self.steps
+            .iter()
+            .filter(|s| s.passes(self.args.p99_limit_ms))
+            .map(|s| s.plan.rate)
+            .fold(None, |m, r| Some(m.map_or(r, |m: f64| m.max(r))))
     }
 
     /// No loss and no duplicate where it counts (find-max: in the passing steps).
     fn clean(&self) -> bool {
-        let relevant: Vec<&StepResult> = if self.args.find_max { self.steps.iter().filter(|s| s.passes(self.args.p99_limit_ms)).collect() } else { self.steps.iter().collect() };
+        let relevant: Vec<&StepResult> = if self.args.find_max {
+            self.steps.iter().filter(|s| s.passes(self.args.p99_limit_ms)).collect()
+        } else {
+            self.steps.iter().collect()
+        };
         relevant.iter().all(|s| s.lost == 0 && s.duplicated == 0)
     }
 
@@ -1257,8 +1445,15 @@ impl Report {
             ("e2e p50 ≤ 20 ms (at 100/s)", TARGET_E2E_P50_MS, h.e2e.p50, h.e2e.p50 <= TARGET_E2E_P50_MS),
             ("e2e p99 ≤ 75 ms (at 100/s)", TARGET_E2E_P99_MS, h.e2e.p99, h.e2e.p99 <= TARGET_E2E_P99_MS),
         ];
-        let sustained = self.max_sustained().unwrap_or_else(|| if h.passes(self.args.p99_limit_ms) { h.plan.rate } else { f64::NAN });
-        t.push(("≥ 500/s sustained with e2e p99 ≤ 250 ms", TARGET_SUSTAINED_PER_S, sustained, sustained >= TARGET_SUSTAINED_PER_S));
+        let sustained = self
+            .max_sustained()
+            .unwrap_or_else(|| if h.passes(self.args.p99_limit_ms) { h.plan.rate } else { f64::NAN });
+        t.push((
+            "≥ 500/s sustained with e2e p99 ≤ 250 ms",
+            TARGET_SUSTAINED_PER_S,
+            sustained,
+            sustained >= TARGET_SUSTAINED_PER_S,
+        ));
         t
     }
 
@@ -1297,8 +1492,18 @@ impl Report {
 
     fn to_json(&self) -> Value {
         let h = self.headline();
-        let services: serde_json::Map<String, Value> = self.rss.iter().filter(|(k, _)| SERVICES.contains(&k.as_str())).map(|(k, v)| (k.clone(), json!(round2(*v)))).collect();
-        let others: serde_json::Map<String, Value> = self.rss.iter().filter(|(k, _)| !SERVICES.contains(&k.as_str())).map(|(k, v)| (k.clone(), json!(round2(*v)))).collect();
+        let services: serde_json::Map<String, Value> = self
+            .rss
+            .iter()
+            .filter(|(k, _)| SERVICES.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), json!(round2(*v))))
+            .collect();
+        let others: serde_json::Map<String, Value> = self
+            .rss
+            .iter()
+            .filter(|(k, _)| !SERVICES.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), json!(round2(*v))))
+            .collect();
         let mut headline = self.step_json(h);
         let extra = json!({
             "mode": if self.args.find_max { "find-max" } else { "fixed-rate" },
@@ -1349,8 +1554,16 @@ impl Report {
         let h = self.headline();
         let mut out = String::new();
         let _ = writeln!(out);
-        let mode = if self.args.find_max { format!(" (find-max: headline = highest passing step, {:.0}/s)", h.plan.rate) } else { String::new() };
-        let _ = writeln!(out, "saga bench — {:.0} orders/s open loop, {:.0} s measured after {:.0} s warm-up{mode}", h.plan.rate, h.plan.duration_s, h.plan.warmup_s);
+        let mode = if self.args.find_max {
+            format!(" (find-max: headline = highest passing step, {:.0}/s)", h.plan.rate)
+        } else {
+            String::new()
+        };
+        let _ = writeln!(
+            out,
+            "saga bench — {:.0} orders/s open loop, {:.0} s measured after {:.0} s warm-up{mode}",
+            h.plan.rate, h.plan.duration_s, h.plan.warmup_s
+        );
         let _ = writeln!(
             out,
             "machine: {} cores, {:.1} GiB, {}, load avg {} before / {} after | sent {} measured ({} total), achieved {:.1}/s, max send lag {:.1} ms",
@@ -1365,7 +1578,11 @@ impl Report {
             h.max_lag_ms
         );
         let _ = writeln!(out);
-        let _ = writeln!(out, "  {:<34} {:>8} {:>8} {:>8} {:>8} {:>8} {:>7}", "latency (ms)", "p50", "p90", "p99", "max", "mean", "n");
+        let _ = writeln!(
+            out,
+            "  {:<34} {:>8} {:>8} {:>8} {:>8} {:>8} {:>7}",
+            "latency (ms)", "p50", "p90", "p99", "max", "mean", "n"
+        );
         let rows: [(&str, &Pct); 6] = [
             ("intake (HTTP round trip)", &h.intake),
             ("  sent → order.created record", &h.created),
@@ -1375,10 +1592,31 @@ impl Report {
             ("end-to-end (sent → PAYMENT_WAIT)", &h.e2e),
         ];
         for (name, p) in rows {
-            let _ = writeln!(out, "  {:<34} {:>8} {:>8} {:>8} {:>8} {:>8} {:>7}", name, ms(p.p50), ms(p.p90), ms(p.p99), ms(p.max), ms(p.mean), p.n);
+            let _ = writeln!(
+                out,
+                "  {:<34} {:>8} {:>8} {:>8} {:>8} {:>8} {:>7}",
+                name,
+                ms(p.p50),
+                ms(p.p90),
+                ms(p.p99),
+                ms(p.max),
+                ms(p.mean),
+                p.n
+            );
         }
         if let Some(u) = &self.unloaded {
-            let _ = writeln!(out, "  unloaded ({} orders one at a time, p50): intake {} | created {} | reservation {} | confirmation {} | payment {} | e2e {} (p99 {})", u.e2e.n, ms(u.intake.p50), ms(u.created.p50), ms(u.reservation.p50), ms(u.confirmation.p50), ms(u.payment.p50), ms(u.e2e.p50), ms(u.e2e.p99));
+            let _ = writeln!(
+                out,
+                "  unloaded ({} orders one at a time, p50): intake {} | created {} | reservation {} | confirmation {} | payment {} | e2e {} (p99 {})",
+                u.e2e.n,
+                ms(u.intake.p50),
+                ms(u.created.p50),
+                ms(u.reservation.p50),
+                ms(u.confirmation.p50),
+                ms(u.payment.p50),
+                ms(u.e2e.p50),
+                ms(u.e2e.p99)
+            );
         }
         let _ = writeln!(out);
         let f = &self.floor;
@@ -1393,7 +1631,14 @@ impl Report {
             f.pg_settings.get("synchronous_commit").map(String::as_str).unwrap_or("?"),
             f.pg_settings.get("wal_sync_method").map(String::as_str).unwrap_or("?")
         );
-        let _ = writeln!(out, "       floor_ms = 3×{:.2} + 4×{:.2} = {:.1} ms; e2e p50 / floor = {:.1}", f.hop.p50, f.commit.p50, f.floor_ms(), self.e2e_over_floor());
+        let _ = writeln!(
+            out,
+            "       floor_ms = 3×{:.2} + 4×{:.2} = {:.1} ms; e2e p50 / floor = {:.1}",
+            f.hop.p50,
+            f.commit.p50,
+            f.floor_ms(),
+            self.e2e_over_floor()
+        );
         let _ = writeln!(
             out,
             "orders: completed {} of {}, lost {} (accepted, no PAYMENT_WAIT push within {:.0} s after sending ended), duplicated {}, intake errors {}; drain took {:.1} s",
@@ -1405,20 +1650,36 @@ impl Report {
         let rss: Vec<String> = self.rss.iter().map(|(k, v)| format!("{k} {v:.0}")).collect();
         let _ = writeln!(out, "RSS max (MB): {}", rss.join(", "));
         let cpu: Vec<String> = h.cpu_cores.iter().map(|(k, v)| format!("{k} {v:.2}")).collect();
-        let _ = writeln!(out, "CPU (cores used while measuring): {}; machine busy {:.0}% (other processes: {:.2} cores)", cpu.join(", "), h.machine_busy_pct, h.other_cores(self.machine.cores));
+        let _ = writeln!(
+            out,
+            "CPU (cores used while measuring): {}; machine busy {:.0}% (other processes: {:.2} cores)",
+            cpu.join(", "),
+            h.machine_busy_pct,
+            h.other_cores(self.machine.cores)
+        );
         if let Some(pg) = h.postgres.as_object() {
             let _ = writeln!(
                 out,
                 "PostgreSQL while measuring: {} commits/s, {} WAL fsyncs/s ({} commits per fsync, {} ms each, WAL fsync busy {}%)",
-                pg["commits_per_s"], pg["wal_syncs_per_s"], pg["commits_per_wal_sync"], pg["wal_sync_ms_mean"], pg["wal_sync_busy_pct"]
+                pg["commits_per_s"],
+                pg["wal_syncs_per_s"],
+                pg["commits_per_wal_sync"],
+                pg["wal_sync_ms_mean"],
+                pg["wal_sync_busy_pct"]
             );
         }
         if let Some((cores, busy)) = &self.idle {
             let idle: Vec<String> = cores.iter().map(|(k, v)| format!("{k} {v:.2}")).collect();
             let _ = writeln!(out, "CPU of the idle stack (cores): {}; machine busy {busy:.0}%", idle.join(", "));
         }
-        let handlers: Vec<String> = h.handler_ms.iter().filter(|(_, (_, n))| *n > 0.0).map(|(k, (m, n))| format!("{k} {m:.2} ms×{n:.0} (one-at-a-time capacity ≈ {:.0}/s)", 1000.0 / m)).collect();
-        let _ = writeln!(out, "handler time (services' saga_stage_seconds, mean per record):\n  {}", handlers.join("\n  "));
+        let handlers: Vec<String> = h
+            .handler_ms
+            .iter()
+            .filter(|(_, (_, n))| *n > 0.0)
+            .map(|(k, (m, n))| format!("{k} {m:.2} ms×{n:.0} (one-at-a-time capacity ≈ {:.0}/s)", 1000.0 / m))
+            .collect();
+        let _ =
+            writeln!(out, "handler time (services' saga_stage_seconds, mean per record):\n  {}", handlers.join("\n  "));
         if self.args.find_max {
             let _ = writeln!(out);
             let _ = writeln!(out, "  find-max steps (pass: e2e p99 ≤ {:.0} ms, nothing lost):", self.args.p99_limit_ms);
@@ -1437,7 +1698,11 @@ impl Report {
                     if s.passes(self.args.p99_limit_ms) { "pass" } else { "FAIL" }
                 );
             }
-            let _ = writeln!(out, "  max_sustained_per_s: {}", self.max_sustained().map(|r| format!("{r:.0}")).unwrap_or_else(|| "none passed".into()));
+            let _ = writeln!(
+                out,
+                "  max_sustained_per_s: {}",
+                self.max_sustained().map(|r| format!("{r:.0}")).unwrap_or_else(|| "none passed".into())
+            );
         }
         let _ = writeln!(out);
         for (name, _, value, met) in self.targets() {
@@ -1468,7 +1733,9 @@ impl Report {
     }
 
     fn csv(&self) -> String {
-        let mut out = String::from("step_rate,seq,measured,scheduled_s,sent_at_ms,send_lag_ms,status,order_id,intake_ms,created_ms,reservation_ms,confirmation_ms,payment_ms,e2e_ms,payment_pushes,confirmed_pushes,reserved_event_ids,error\n");
+        let mut out = String::from(
+            "step_rate,seq,measured,scheduled_s,sent_at_ms,send_lag_ms,status,order_id,intake_ms,created_ms,reservation_ms,confirmation_ms,payment_ms,e2e_ms,payment_pushes,confirmed_pushes,reserved_event_ids,error\n",
+        );
         let opt = |v: Option<f64>| v.map(|v| format!("{v:.2}")).unwrap_or_default();
         for s in &self.steps {
             for o in &s.outcomes {
@@ -1541,36 +1808,79 @@ fn svg_chart(title: &str, points: &[(f64, f64, f64, f64)], markers: &[(f64, Stri
         ((0.0), top_v, (0..=((top_v / step).round() as usize)).map(|i| i as f64 * step).collect())
     };
     let y = |v: f64| -> f64 {
-        let f = if log { (v.max(y_lo).log10() - y_lo.log10()) / (y_hi.log10() - y_lo.log10()) } else { (v - y_lo) / (y_hi - y_lo) };
+        let f = if log {
+            (v.max(y_lo).log10() - y_lo.log10()) / (y_hi.log10() - y_lo.log10())
+        } else {
+            (v - y_lo) / (y_hi - y_lo)
+        };
         top + ph * (1.0 - f.clamp(0.0, 1.0))
     };
     let x = |t: f64| left + pw * (t / x_max).clamp(0.0, 1.0);
     let mut s = String::new();
-    let _ = writeln!(s, r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="sans-serif" font-size="12">"#);
+    let _ = writeln!(
+        s,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="sans-serif" font-size="12">"#
+    );
     let _ = writeln!(s, r#"<rect width="{w}" height="{h}" fill="white"/>"#);
     let _ = writeln!(s, r#"<text x="{}" y="24" font-size="15" text-anchor="middle">{}</text>"#, w / 2.0, xml(title));
     for t in &ticks {
         let yy = y(*t);
-        let _ = writeln!(s, r##"<line x1="{left}" x2="{}" y1="{yy:.1}" y2="{yy:.1}" stroke="#e4e4e4"/><text x="{}" y="{:.1}" text-anchor="end">{}</text>"##, left + pw, left - 6.0, yy + 4.0, if *t >= 10.0 || *t == 0.0 { format!("{t:.0}") } else { format!("{t}") });
+        let _ = writeln!(
+            s,
+            r##"<line x1="{left}" x2="{}" y1="{yy:.1}" y2="{yy:.1}" stroke="#e4e4e4"/><text x="{}" y="{:.1}" text-anchor="end">{}</text>"##,
+            left + pw,
+            left - 6.0,
+            yy + 4.0,
+            if *t >= 10.0 || *t == 0.0 { format!("{t:.0}") } else { format!("{t}") }
+        );
     }
-    let x_step = [1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0].into_iter().find(|s| x_max / s <= 12.0).unwrap_or(300.0);
+    let x_step =
+        [1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0].into_iter().find(|s| x_max / s <= 12.0).unwrap_or(300.0);
     let mut t = 0.0;
     while t <= x_max + 1e-9 {
         let xx = x(t);
-        let _ = writeln!(s, r##"<line x1="{xx:.1}" x2="{xx:.1}" y1="{top}" y2="{}" stroke="#f0f0f0"/><text x="{xx:.1}" y="{}" text-anchor="middle">{t:.0}</text>"##, top + ph, top + ph + 16.0);
+        let _ = writeln!(
+            s,
+            r##"<line x1="{xx:.1}" x2="{xx:.1}" y1="{top}" y2="{}" stroke="#f0f0f0"/><text x="{xx:.1}" y="{}" text-anchor="middle">{t:.0}</text>"##,
+            top + ph,
+            top + ph + 16.0
+        );
         t += x_step;
     }
     let _ = writeln!(s, r##"<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="none" stroke="#888"/>"##);
-    let _ = writeln!(s, r#"<text x="{}" y="{}" text-anchor="middle">seconds into the measured window (orders bucketed by send time)</text>"#, left + pw / 2.0, h - 12.0);
-    let _ = writeln!(s, r#"<text transform="translate(16,{}) rotate(-90)" text-anchor="middle">ms{}</text>"#, top + ph / 2.0, if log { " (log scale)" } else { "" });
+    let _ = writeln!(
+        s,
+        r#"<text x="{}" y="{}" text-anchor="middle">seconds into the measured window (orders bucketed by send time)</text>"#,
+        left + pw / 2.0,
+        h - 12.0
+    );
+    let _ = writeln!(
+        s,
+        r#"<text transform="translate(16,{}) rotate(-90)" text-anchor="middle">ms{}</text>"#,
+        top + ph / 2.0,
+        if log { " (log scale)" } else { "" }
+    );
     let mut last_label_y = f64::INFINITY;
-    for (limit, label) in [(TARGET_E2E_P50_MS, "p50 target 20 ms"), (TARGET_E2E_P99_MS, "p99 target 75 ms"), (250.0, "find-max limit 250 ms")] {
+    for (limit, label) in [
+        (TARGET_E2E_P50_MS, "p50 target 20 ms"),
+        (TARGET_E2E_P99_MS, "p99 target 75 ms"),
+        (250.0, "find-max limit 250 ms"),
+    ] {
         if limit >= y_lo && limit <= y_hi {
             let yy = y(limit);
-            let _ = writeln!(s, r##"<line x1="{left}" x2="{}" y1="{yy:.1}" y2="{yy:.1}" stroke="#999" stroke-dasharray="5,4"/>"##, left + pw);
+            let _ = writeln!(
+                s,
+                r##"<line x1="{left}" x2="{}" y1="{yy:.1}" y2="{yy:.1}" stroke="#999" stroke-dasharray="5,4"/>"##,
+                left + pw
+            );
             // Label only lines far enough apart to read (y grows downwards; limits ascend).
             if last_label_y - yy >= 14.0 {
-                let _ = writeln!(s, r##"<text x="{}" y="{:.1}" text-anchor="end" fill="#777">{label}</text>"##, left + pw - 4.0, yy - 4.0);
+                let _ = writeln!(
+                    s,
+                    r##"<text x="{}" y="{:.1}" text-anchor="end" fill="#777">{label}</text>"##,
+                    left + pw - 4.0,
+                    yy - 4.0
+                );
                 last_label_y = yy;
             }
         }
@@ -1579,22 +1889,45 @@ fn svg_chart(title: &str, points: &[(f64, f64, f64, f64)], markers: &[(f64, Stri
     for p in points.iter().filter(|p| p.3 > 0.0) {
         any_incomplete = true;
         let (x0, x1) = (x(p.0 - 0.5), x(p.0 + 0.5));
-        let _ = writeln!(s, r##"<rect x="{x0:.1}" y="{top}" width="{:.1}" height="{:.1}" fill="#d62728" fill-opacity="0.15"/>"##, (x1 - x0).max(0.5), ph * p.3.clamp(0.0, 1.0));
+        let _ = writeln!(
+            s,
+            r##"<rect x="{x0:.1}" y="{top}" width="{:.1}" height="{:.1}" fill="#d62728" fill-opacity="0.15"/>"##,
+            (x1 - x0).max(0.5),
+            ph * p.3.clamp(0.0, 1.0)
+        );
     }
     if any_incomplete {
         let ly = top + 48.0;
-        let _ = writeln!(s, r##"<rect x="{}" y="{}" width="24" height="10" fill="#d62728" fill-opacity="0.15"/><text x="{}" y="{}">share of the second's orders not completed (band height)</text>"##, left + 10.0, ly - 5.0, left + 40.0, ly + 4.0);
+        let _ = writeln!(
+            s,
+            r##"<rect x="{}" y="{}" width="24" height="10" fill="#d62728" fill-opacity="0.15"/><text x="{}" y="{}">share of the second's orders not completed (band height)</text>"##,
+            left + 10.0,
+            ly - 5.0,
+            left + 40.0,
+            ly + 4.0
+        );
     }
     for (mx, label) in markers.iter().filter(|_| markers.len() > 1) {
         let xx = x(*mx);
-        let _ = writeln!(s, r##"<line x1="{xx:.1}" x2="{xx:.1}" y1="{top}" y2="{}" stroke="#bbb"/><text x="{:.1}" y="{}" fill="#555">{}</text>"##, top + ph, xx + 3.0, top + 14.0, xml(label));
+        let _ = writeln!(
+            s,
+            r##"<line x1="{xx:.1}" x2="{xx:.1}" y1="{top}" y2="{}" stroke="#bbb"/><text x="{:.1}" y="{}" fill="#555">{}</text>"##,
+            top + ph,
+            xx + 3.0,
+            top + 14.0,
+            xml(label)
+        );
     }
     for (series, colour, name) in [(1usize, "#1f77b4", "e2e p50"), (2, "#d62728", "e2e p99")] {
         // Break the line where a bucket has no value.
         let mut segment: Vec<String> = Vec::new();
         let flush = |segment: &mut Vec<String>, s: &mut String| {
             if segment.len() > 1 {
-                let _ = writeln!(s, r#"<polyline fill="none" stroke="{colour}" stroke-width="2" points="{}"/>"#, segment.join(" "));
+                let _ = writeln!(
+                    s,
+                    r#"<polyline fill="none" stroke="{colour}" stroke-width="2" points="{}"/>"#,
+                    segment.join(" ")
+                );
             } else if let Some(p) = segment.first() {
                 let (px, py) = p.split_once(',').unwrap_or(("0", "0"));
                 let _ = writeln!(s, r#"<circle cx="{px}" cy="{py}" r="2" fill="{colour}"/>"#);
@@ -1611,7 +1944,14 @@ fn svg_chart(title: &str, points: &[(f64, f64, f64, f64)], markers: &[(f64, Stri
         }
         flush(&mut segment, &mut s);
         let ly = top + 16.0 + if series == 1 { 0.0 } else { 16.0 };
-        let _ = writeln!(s, r#"<line x1="{}" x2="{}" y1="{ly}" y2="{ly}" stroke="{colour}" stroke-width="2"/><text x="{}" y="{}">{name}</text>"#, left + 10.0, left + 34.0, left + 40.0, ly + 4.0);
+        let _ = writeln!(
+            s,
+            r#"<line x1="{}" x2="{}" y1="{ly}" y2="{ly}" stroke="{colour}" stroke-width="2"/><text x="{}" y="{}">{name}</text>"#,
+            left + 10.0,
+            left + 34.0,
+            left + 40.0,
+            ly + 4.0
+        );
     }
     s.push_str("</svg>\n");
     s
@@ -1630,17 +1970,43 @@ mod tests {
 
     #[test]
     fn chart_is_well_formed_for_linear_and_log_ranges() {
-        let linear = svg_chart("t & t", &[(0.5, 10.0, 20.0, 0.0), (1.5, f64::NAN, f64::NAN, 1.0), (2.5, 12.0, 30.0, 0.0)], &[], 3.0);
-        assert!(linear.starts_with("<svg") && linear.ends_with("</svg>\n") && linear.contains("t &amp; t") && linear.contains("not completed"));
-        let log = svg_chart("log", &[(0.5, 5.0, 20.0, 0.0), (1.5, 50.0, 5000.0, 0.5)], &[(0.0, "100/s".into()), (1.0, "150/s".into())], 2.0);
+        let linear = svg_chart(
+            "t & t",
+            &[(0.5, 10.0, 20.0, 0.0), (1.5, f64::NAN, f64::NAN, 1.0), (2.5, 12.0, 30.0, 0.0)],
+            &[],
+            3.0,
+        );
+        assert!(
+            linear.starts_with("<svg")
+                && linear.ends_with("</svg>\n")
+                && linear.contains("t &amp; t")
+                && linear.contains("not completed")
+        );
+        let log = svg_chart(
+            "log",
+            &[(0.5, 5.0, 20.0, 0.0), (1.5, 50.0, 5000.0, 0.5)],
+            &[(0.0, "100/s".into()), (1.0, "150/s".into())],
+            2.0,
+        );
         assert!(log.contains("log scale") && log.contains("150/s"));
         assert!(!svg_chart("empty", &[], &[], 1.0).contains("NaN"));
     }
 
     #[test]
     fn outcome_flags_loss_and_duplicates() {
-        let sent = Sent { seq: 0, scheduled_s: 0.0, lag_ms: 0.0, sent_at_ms: 1000.0, intake_ms: 2.0, status: 201, order_id: Some("o".into()), error: None, measured: true };
-        let mut o = Outcome { sent, payment_at_ms: None, payment_pushes: 0, confirmed_pushes: 0, trace: Trace::default() };
+        let sent = Sent {
+            seq: 0,
+            scheduled_s: 0.0,
+            lag_ms: 0.0,
+            sent_at_ms: 1000.0,
+            intake_ms: 2.0,
+            status: 201,
+            order_id: Some("o".into()),
+            error: None,
+            measured: true,
+        };
+        let mut o =
+            Outcome { sent, payment_at_ms: None, payment_pushes: 0, confirmed_pushes: 0, trace: Trace::default() };
         assert!(o.lost() && !o.duplicated());
         o.payment_at_ms = Some(1010);
         o.payment_pushes = 1;

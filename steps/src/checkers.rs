@@ -21,7 +21,9 @@ impl fmt::Display for Violation {
 }
 
 fn saga_records<'a>(log: &'a [TapRecord], orders: &'a BTreeSet<String>) -> impl Iterator<Item = &'a TapRecord> + 'a {
-    log.iter().filter(move |r| !r.dead_letter && r.saga_topic.is_some() && r.order_id.as_ref().is_some_and(|o| orders.contains(o)))
+    log.iter().filter(move |r| {
+        !r.dead_letter && r.saga_topic.is_some() && r.order_id.as_ref().is_some_and(|o| orders.contains(o))
+    })
 }
 
 /// Every saga record of `orders` is keyed by its orderId (the seed's partition key).
@@ -42,7 +44,12 @@ pub fn keyed_by_order_id(log: &[TapRecord], orders: &BTreeSet<String>) -> Vec<Vi
 pub fn causal_order(log: &[TapRecord], orders: &BTreeSet<String>, chain: &[(SagaTopic, &str)]) -> Vec<Violation> {
     let mut violations = Vec::new();
     for order_id in orders {
-        let first = |topic: &str| log.iter().filter(|r| !r.dead_letter && r.topic == topic && r.order_id.as_deref() == Some(order_id)).map(|r| r.timestamp_ms).min();
+        let first = |topic: &str| {
+            log.iter()
+                .filter(|r| !r.dead_letter && r.topic == topic && r.order_id.as_deref() == Some(order_id))
+                .map(|r| r.timestamp_ms)
+                .min()
+        };
         for pair in chain.windows(2) {
             let (before, after) = (pair[0].1, pair[1].1);
             match (first(before), first(after)) {
@@ -51,7 +58,11 @@ pub fn causal_order(log: &[TapRecord], orders: &BTreeSet<String>, chain: &[(Saga
                     order_id: order_id.clone(),
                     detail: format!("{after} at {a} precedes its cause {before} at {b}"),
                 }),
-                (None, Some(_)) => violations.push(Violation { checker: "causal-order", order_id: order_id.clone(), detail: format!("{after} was published without any {before}") }),
+                (None, Some(_)) => violations.push(Violation {
+                    checker: "causal-order",
+                    order_id: order_id.clone(),
+                    detail: format!("{after} was published without any {before}"),
+                }),
                 _ => {}
             }
         }
@@ -64,12 +75,19 @@ pub fn causal_order(log: &[TapRecord], orders: &BTreeSet<String>, chain: &[(Saga
 pub fn duplicate_effects(log: &[TapRecord], orders: &BTreeSet<String>) -> Vec<Violation> {
     let mut events: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
     for r in saga_records(log, orders) {
-        events.entry((r.order_id.clone().unwrap_or_default(), r.topic.clone())).or_default().insert(r.event_id.clone().unwrap_or_default());
+        events
+            .entry((r.order_id.clone().unwrap_or_default(), r.topic.clone()))
+            .or_default()
+            .insert(r.event_id.clone().unwrap_or_default());
     }
     events
         .into_iter()
         .filter(|(_, ids)| ids.len() > 1)
-        .map(|((order_id, topic), ids)| Violation { checker: "duplicate", order_id, detail: format!("{} distinct {topic} events: {ids:?}", ids.len()) })
+        .map(|((order_id, topic), ids)| Violation {
+            checker: "duplicate",
+            order_id,
+            detail: format!("{} distinct {topic} events: {ids:?}", ids.len()),
+        })
         .collect()
 }
 
@@ -79,7 +97,11 @@ pub fn lost_events(log: &[TapRecord], orders: &BTreeSet<String>, expected: &[&st
     for order_id in orders {
         for topic in expected {
             if !log.iter().any(|r| !r.dead_letter && r.topic == *topic && r.order_id.as_deref() == Some(order_id)) {
-                violations.push(Violation { checker: "lost", order_id: order_id.clone(), detail: format!("no {topic} event") });
+                violations.push(Violation {
+                    checker: "lost",
+                    order_id: order_id.clone(),
+                    detail: format!("no {topic} event"),
+                });
             }
         }
     }
@@ -89,7 +111,13 @@ pub fn lost_events(log: &[TapRecord], orders: &BTreeSet<String>, expected: &[&st
 /// Every saga record of `orders` decoded and matched the contract.
 pub fn contract_violations(log: &[TapRecord], orders: &BTreeSet<String>) -> Vec<Violation> {
     saga_records(log, orders)
-        .filter_map(|r| r.contract_error.as_ref().map(|e| Violation { checker: "contract", order_id: r.order_id.clone().unwrap_or_default(), detail: format!("{}[{}]@{}: {e}", r.topic, r.partition, r.offset) }))
+        .filter_map(|r| {
+            r.contract_error.as_ref().map(|e| Violation {
+                checker: "contract",
+                order_id: r.order_id.clone().unwrap_or_default(),
+                detail: format!("{}[{}]@{}: {e}", r.topic, r.partition, r.offset),
+            })
+        })
         .collect()
 }
 
@@ -124,7 +152,11 @@ mod tests {
     }
 
     fn healthy() -> Vec<TapRecord> {
-        vec![record(CREATED, "o1", "o1", 0, 10, "e1"), record(RESERVED, "o1", "o1", 2, 20, "e2"), record(CONFIRMED, "o1", "o1", 1, 30, "e3")]
+        vec![
+            record(CREATED, "o1", "o1", 0, 10, "e1"),
+            record(RESERVED, "o1", "o1", 2, 20, "e2"),
+            record(CONFIRMED, "o1", "o1", 1, 30, "e3"),
+        ]
     }
 
     fn orders() -> BTreeSet<String> {
@@ -132,7 +164,11 @@ mod tests {
     }
 
     fn chain() -> Vec<(SagaTopic, &'static str)> {
-        vec![(SagaTopic::OrderCreated, CREATED), (SagaTopic::StockReserved, RESERVED), (SagaTopic::OrderConfirmed, CONFIRMED)]
+        vec![
+            (SagaTopic::OrderCreated, CREATED),
+            (SagaTopic::StockReserved, RESERVED),
+            (SagaTopic::OrderConfirmed, CONFIRMED),
+        ]
     }
 
     #[test]
@@ -179,7 +215,10 @@ mod tests {
     fn missing_event_is_caught() {
         let log: Vec<_> = healthy().into_iter().filter(|r| r.topic != CONFIRMED).collect();
         let v = lost_events(&log, &orders(), &[CREATED, RESERVED, CONFIRMED]);
-        assert_eq!(v, vec![Violation { checker: "lost", order_id: "o1".into(), detail: "no order.confirmed event".into() }]);
+        assert_eq!(
+            v,
+            vec![Violation { checker: "lost", order_id: "o1".into(), detail: "no order.confirmed event".into() }]
+        );
     }
 
     #[test]

@@ -73,25 +73,49 @@ pub fn intake(attempts: &[Attempt], faults: &[FaultSpan]) -> Vec<Violation> {
     let mut violations = Vec::new();
     let began = faults.iter().map(|f| f.began_ms).min();
     // When the last fault was lifted; `None` while one is still in place (or there was none).
-    let lifted = if faults.is_empty() { None } else { faults.iter().map(|f| f.lifted_ms).try_fold(i64::MIN, |latest, l| l.map(|l| latest.max(l))) };
+    let lifted = if faults.is_empty() {
+        None
+    } else {
+        faults.iter().map(|f| f.lifted_ms).try_fold(i64::MIN, |latest, l| l.map(|l| latest.max(l)))
+    };
     // The first 201 to a request sent after the last lift: from then on intake is back.
-    let recovered = lifted.and_then(|lifted| attempts.iter().filter(|a| a.sent_ms >= lifted && matches!(a.answer, Answer::Accepted(_))).map(|a| a.sent_ms).min());
+    let recovered = lifted.and_then(|lifted| {
+        attempts
+            .iter()
+            .filter(|a| a.sent_ms >= lifted && matches!(a.answer, Answer::Accepted(_)))
+            .map(|a| a.sent_ms)
+            .min()
+    });
     for a in attempts {
         match &a.answer {
             Answer::Accepted(_) => {}
-            Answer::Failed(detail) => violations.push(violation("intake", &format!("#{}", a.seq), format!("sent at {}: {detail}", a.sent_ms))),
+            Answer::Failed(detail) => {
+                violations.push(violation("intake", &format!("#{}", a.seq), format!("sent at {}: {detail}", a.sent_ms)))
+            }
             Answer::Unavailable(detail) => {
                 let during_fault = began.is_some_and(|b| a.answered_ms >= b) && recovered.is_none_or(|r| a.sent_ms < r);
                 if !during_fault {
-                    let when = if began.is_none_or(|b| a.answered_ms < b) { "before any fault" } else { "after intake had recovered" };
-                    violations.push(violation("intake", &format!("#{}", a.seq), format!("sent at {} {when}: {detail}", a.sent_ms)));
+                    let when = if began.is_none_or(|b| a.answered_ms < b) {
+                        "before any fault"
+                    } else {
+                        "after intake had recovered"
+                    };
+                    violations.push(violation(
+                        "intake",
+                        &format!("#{}", a.seq),
+                        format!("sent at {} {when}: {detail}", a.sent_ms),
+                    ));
                 }
             }
         }
     }
     if lifted.is_some() && recovered.is_none() {
         let after = attempts.iter().filter(|a| lifted.is_some_and(|l| a.sent_ms >= l)).count();
-        violations.push(violation("intake", "-", format!("no order sent after the fault was lifted was accepted ({after} sent): intake did not recover")));
+        violations.push(violation(
+            "intake",
+            "-",
+            format!("no order sent after the fault was lifted was accepted ({after} sent): intake did not recover"),
+        ));
     }
     violations
 }
@@ -100,7 +124,10 @@ pub fn intake(attempts: &[Attempt], faults: &[FaultSpan]) -> Vec<Violation> {
 /// place (accepted before it was lifted, terminal — if ever — after it was in place).
 pub fn in_flight(orders: &[Settled], fault: &FaultSpan) -> usize {
     let lifted = fault.lifted_ms.unwrap_or(i64::MAX);
-    orders.iter().filter(|o| o.accepted_ms.is_some_and(|a| a <= lifted) && o.terminal_ms.is_none_or(|t| t > fault.in_place_ms)).count()
+    orders
+        .iter()
+        .filter(|o| o.accepted_ms.is_some_and(|a| a <= lifted) && o.terminal_ms.is_none_or(|t| t > fault.in_place_ms))
+        .count()
 }
 
 /// Every order ended: `ORDER_CONFIRMED` with a payment, or `ORDER_CANCELLED`.
@@ -109,8 +136,13 @@ pub fn unsettled(orders: &[Settled]) -> Vec<Violation> {
         .iter()
         .filter(|o| !(o.status == CANCELLED || (o.status == CONFIRMED && !o.payments.is_empty())))
         .map(|o| {
-            let origin = if o.accepted_ms.is_some() { "accepted" } else { "seen only on order.created (its answer was lost)" };
-            violation("settled", &o.order_id, format!("{origin}, ended {} with {} payment(s)", o.status, o.payments.len()))
+            let origin =
+                if o.accepted_ms.is_some() { "accepted" } else { "seen only on order.created (its answer was lost)" };
+            violation(
+                "settled",
+                &o.order_id,
+                format!("{origin}, ended {} with {} payment(s)", o.status, o.payments.len()),
+            )
         })
         .collect()
 }
@@ -126,11 +158,24 @@ pub fn payments(orders: &[Settled]) -> Vec<Violation> {
             _ => continue, // reported by `unsettled`
         };
         if o.payments.len() != expected {
-            violations.push(violation("payments", &o.order_id, format!("{} with {} payment(s), expected {expected}: {}", o.status, o.payments.len(), Value::Array(o.payments.clone()))));
+            violations.push(violation(
+                "payments",
+                &o.order_id,
+                format!(
+                    "{} with {} payment(s), expected {expected}: {}",
+                    o.status,
+                    o.payments.len(),
+                    Value::Array(o.payments.clone())
+                ),
+            ));
         }
         for p in &o.payments {
             if p["orderId"] != Value::String(o.order_id.clone()) || p["status"] != PAYMENT_WAIT {
-                violations.push(violation("payments", &o.order_id, format!("payment not in {PAYMENT_WAIT} for this order: {p}")));
+                violations.push(violation(
+                    "payments",
+                    &o.order_id,
+                    format!("payment not in {PAYMENT_WAIT} for this order: {p}"),
+                ));
             }
         }
     }
@@ -155,7 +200,15 @@ pub fn pushes(orders: &[Settled]) -> Vec<Violation> {
             let expected = usize::from(due.contains(&kind));
             let seen = events.get(kind).map_or(0, BTreeSet::len);
             if seen != expected {
-                violations.push(violation("pushes", &o.order_id, format!("{} order got {seen} {kind} push(es) by distinct eventId, expected {expected}: {:?}", o.status, events.get(kind))));
+                violations.push(violation(
+                    "pushes",
+                    &o.order_id,
+                    format!(
+                        "{} order got {seen} {kind} push(es) by distinct eventId, expected {expected}: {:?}",
+                        o.status,
+                        events.get(kind)
+                    ),
+                ));
             }
         }
     }
@@ -173,12 +226,19 @@ pub fn conflicting_outcomes(log: &[TapRecord], orders: &BTreeSet<String>) -> Vec
             topics.entry(order).or_default().insert(topic);
         }
     }
-    let pairs = [(SagaTopic::StockReserved, SagaTopic::StockReservationFailed), (SagaTopic::OrderConfirmed, SagaTopic::OrderCancelled)];
+    let pairs = [
+        (SagaTopic::StockReserved, SagaTopic::StockReservationFailed),
+        (SagaTopic::OrderConfirmed, SagaTopic::OrderCancelled),
+    ];
     let mut violations = Vec::new();
     for (order, seen) in topics {
         for (a, b) in pairs {
             if seen.contains(&a) && seen.contains(&b) {
-                violations.push(violation("conflict", order, format!("both {} and {} were published", a.default_name(), b.default_name())));
+                violations.push(violation(
+                    "conflict",
+                    order,
+                    format!("both {} and {} were published", a.default_name(), b.default_name()),
+                ));
             }
         }
     }
@@ -193,7 +253,10 @@ pub fn stock(initial: i64, now: i64, orders: &[Settled]) -> Result<(), String> {
         return Err(format!("stock is negative: {now}"));
     }
     if initial - now != confirmed {
-        return Err(format!("stock went from {initial} to {now} (−{}), but the {count} confirmed orders hold {confirmed} units", initial - now));
+        return Err(format!(
+            "stock went from {initial} to {now} (−{}), but the {count} confirmed orders hold {confirmed} units",
+            initial - now
+        ));
     }
     Ok(())
 }
@@ -204,7 +267,13 @@ mod tests {
     use serde_json::json;
 
     fn push(order: &str, kind: &str, event: &str) -> Push {
-        Push { user_id: "u".into(), order_id: order.into(), kind: kind.into(), message: String::new(), event_id: event.into() }
+        Push {
+            user_id: "u".into(),
+            order_id: order.into(),
+            kind: kind.into(),
+            message: String::new(),
+            event_id: event.into(),
+        }
     }
 
     fn confirmed(id: &str, quantity: i64, accepted: i64, terminal: i64) -> Settled {
@@ -220,7 +289,12 @@ mod tests {
     }
 
     fn cancelled(id: &str, quantity: i64) -> Settled {
-        Settled { status: CANCELLED.into(), payments: vec![], pushes: vec![push(id, CANCELLED, &format!("{id}-e1"))], ..confirmed(id, quantity, 0, 1) }
+        Settled {
+            status: CANCELLED.into(),
+            payments: vec![],
+            pushes: vec![push(id, CANCELLED, &format!("{id}-e1"))],
+            ..confirmed(id, quantity, 0, 1)
+        }
     }
 
     fn healthy() -> Vec<Settled> {
@@ -273,7 +347,8 @@ mod tests {
 
     #[test]
     fn a_failed_answer_is_caught_even_during_the_fault() {
-        let v = intake(&[attempt(0, 1500, Answer::Failed("500 Internal Server Error".into())), ok(1, 2100)], &[fault()]);
+        let v =
+            intake(&[attempt(0, 1500, Answer::Failed("500 Internal Server Error".into())), ok(1, 2100)], &[fault()]);
         assert_eq!(v.len(), 1);
         assert!(v[0].detail.contains("500"));
     }
@@ -361,7 +436,12 @@ mod tests {
             raw: vec![],
         };
         let orders: BTreeSet<String> = ["o1".to_string(), "o2".to_string()].into();
-        let mut log = vec![record(SagaTopic::OrderCreated, "o1"), record(SagaTopic::StockReserved, "o1"), record(SagaTopic::StockReservationFailed, "o2"), record(SagaTopic::OrderCancelled, "o2")];
+        let mut log = vec![
+            record(SagaTopic::OrderCreated, "o1"),
+            record(SagaTopic::StockReserved, "o1"),
+            record(SagaTopic::StockReservationFailed, "o2"),
+            record(SagaTopic::OrderCancelled, "o2"),
+        ];
         assert!(conflicting_outcomes(&log, &orders).is_empty());
         log.push(record(SagaTopic::StockReservationFailed, "o1"));
         let v = conflicting_outcomes(&log, &orders);

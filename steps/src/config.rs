@@ -183,7 +183,17 @@ impl Default for Timing {
     fn default() -> Self {
         // The seed: intake ~100 ms, reservation 1–2 s, confirmation 0.5–1 s, payment 0.5–1 s,
         // whole saga 2–5 s; the upper ends are the budgets.
-        Timing { scale: 1.0, samples: 50, warmup: 5, percentile: 95.0, intake_ms: 100.0, reservation_ms: 2000.0, confirmation_ms: 1000.0, payment_ms: 1000.0, saga_ms: 5000.0 }
+        Timing {
+            scale: 1.0,
+            samples: 50,
+            warmup: 5,
+            percentile: 95.0,
+            intake_ms: 100.0,
+            reservation_ms: 2000.0,
+            confirmation_ms: 1000.0,
+            payment_ms: 1000.0,
+            saga_ms: 5000.0,
+        }
     }
 }
 
@@ -238,14 +248,17 @@ impl Config {
             config.report_dir = dir.into();
         }
         if let Ok(scale) = std::env::var("SAGA_TIMING_SCALE") {
-            config.timing.scale = scale.parse().with_context(|| format!("SAGA_TIMING_SCALE={scale} is not a number"))?;
+            config.timing.scale =
+                scale.parse().with_context(|| format!("SAGA_TIMING_SCALE={scale} is not a number"))?;
         }
         Ok(config)
     }
 
     fn from_file(path: &Path) -> anyhow::Result<Config> {
         let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        toml::from_str(&text).with_context(|| format!("{} is not a valid conformance config (see the README's configuration section)", path.display()))
+        toml::from_str(&text).with_context(|| {
+            format!("{} is not a valid conformance config (see the README's configuration section)", path.display())
+        })
     }
 
     pub fn topic_map(&self) -> Topics {

@@ -48,7 +48,13 @@ fn generic(image: &str) -> GenericImage {
 }
 
 async fn docker_ok(args: &[&str]) -> bool {
-    tokio::process::Command::new("docker").args(args).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).status().await.is_ok_and(|s| s.success())
+    tokio::process::Command::new("docker")
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .await
+        .is_ok_and(|s| s.success())
 }
 
 /// Fails with what to do when no engine answers; brings our own (`saga-*`) images up to date
@@ -56,15 +62,29 @@ async fn docker_ok(args: &[&str]) -> bool {
 /// other images must already be there.
 async fn prepare(images: &ContainerImages) -> anyhow::Result<()> {
     if !docker_ok(&["info"]).await {
-        bail!("Docker engine not reachable (docker info failed): start one with `docker/images.sh ensure-engine` (installs docker.io and starts dockerd), or run with --backend processes");
+        bail!(
+            "Docker engine not reachable (docker info failed): start one with `docker/images.sh ensure-engine` (installs docker.io and starts dockerd), or run with --backend processes"
+        );
     }
-    let ours: Vec<&str> = images.all().into_iter().filter(|i| i.starts_with("saga-")).map(|i| i.trim_end_matches(":latest")).collect();
+    let ours: Vec<&str> =
+        images.all().into_iter().filter(|i| i.starts_with("saga-")).map(|i| i.trim_end_matches(":latest")).collect();
     if !ours.is_empty() {
         eprintln!("[containers] bringing images {ours:?} up to date (docker/images.sh build)");
         let script = repo_file("docker/images.sh");
-        let output = tokio::process::Command::new("bash").arg(&script).arg("build").args(&ours).output().await.with_context(|| format!("running {}", script.display()))?;
+        let output = tokio::process::Command::new("bash")
+            .arg(&script)
+            .arg("build")
+            .args(&ours)
+            .output()
+            .await
+            .with_context(|| format!("running {}", script.display()))?;
         if !output.status.success() {
-            bail!("{} build failed:\n{}{}", script.display(), String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+            bail!(
+                "{} build failed:\n{}{}",
+                script.display(),
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            );
         }
     }
     for image in images.all() {
@@ -76,7 +96,12 @@ async fn prepare(images: &ContainerImages) -> anyhow::Result<()> {
 }
 
 impl Containers {
-    pub async fn start(images: &ContainerImages, push_gateway_url: &str, topics: &Topics, log_dir: &Path) -> anyhow::Result<Containers> {
+    pub async fn start(
+        images: &ContainerImages,
+        push_gateway_url: &str,
+        topics: &Topics,
+        log_dir: &Path,
+    ) -> anyhow::Result<Containers> {
         let began = Instant::now();
         let progress = |what: &str| eprintln!("[containers {:>5.1}s] {what}", began.elapsed().as_secs_f64());
         std::fs::create_dir_all(log_dir)?;
@@ -112,8 +137,16 @@ impl Containers {
         let db = |name: &str| format!("postgres://postgres@127.0.0.1:{pg_port}/{name}");
         let registry_port = free_port()?;
         let registry_url = format!("http://127.0.0.1:{registry_port}");
-        let registry = host_container(&images.registry, &run, "schema-registry", &[("DATABASE_URL".into(), db("registry_db")), ("HTTP_PORT".into(), registry_port.to_string())]).await?;
-        wait_http_ok_url(&format!("{registry_url}/health"), Duration::from_secs(60)).await.context("the registry container")?;
+        let registry = host_container(
+            &images.registry,
+            &run,
+            "schema-registry",
+            &[("DATABASE_URL".into(), db("registry_db")), ("HTTP_PORT".into(), registry_port.to_string())],
+        )
+        .await?;
+        wait_http_ok_url(&format!("{registry_url}/health"), Duration::from_secs(60))
+            .await
+            .context("the registry container")?;
 
         let mut ports = HashMap::new();
         for service in Service::ALL {
@@ -143,7 +176,11 @@ impl Containers {
             endpoints,
             log_dir: log_dir.to_path_buf(),
             network,
-            infrastructure: Mutex::new(vec![("postgresql".into(), postgres), ("kafka".into(), kafka), ("schema-registry".into(), registry)]),
+            infrastructure: Mutex::new(vec![
+                ("postgresql".into(), postgres),
+                ("kafka".into(), kafka),
+                ("schema-registry".into(), registry),
+            ]),
             services: Mutex::new(services),
             ports,
         };
@@ -155,19 +192,31 @@ impl Containers {
     }
 
     async fn wait_healthy(&self, service: Service) -> anyhow::Result<()> {
-        wait_http_ok_url(&format!("http://127.0.0.1:{}/health", self.ports[&service]), Duration::from_secs(90)).await.with_context(|| format!("the {service} container"))
+        wait_http_ok_url(&format!("http://127.0.0.1:{}/health", self.ports[&service]), Duration::from_secs(90))
+            .await
+            .with_context(|| format!("the {service} container"))
     }
 
     /// `docker stop` (SIGTERM, then SIGKILL after 10 s) — the container and its port stay.
     pub async fn stop_service(&self, service: Service) -> anyhow::Result<()> {
         let services = self.services.lock().await;
-        services.get(&service).with_context(|| format!("no {service} container"))?.stop().await.with_context(|| format!("stopping the {service} container"))
+        services
+            .get(&service)
+            .with_context(|| format!("no {service} container"))?
+            .stop()
+            .await
+            .with_context(|| format!("stopping the {service} container"))
     }
 
     pub async fn start_service(&self, service: Service) -> anyhow::Result<()> {
         {
             let services = self.services.lock().await;
-            services.get(&service).with_context(|| format!("no {service} container"))?.start().await.with_context(|| format!("starting the {service} container"))?;
+            services
+                .get(&service)
+                .with_context(|| format!("no {service} container"))?
+                .start()
+                .await
+                .with_context(|| format!("starting the {service} container"))?;
         }
         self.wait_healthy(service).await
     }
@@ -176,7 +225,8 @@ impl Containers {
     pub async fn pause_service(&self, service: Service, paused: bool) -> anyhow::Result<()> {
         let services = self.services.lock().await;
         let container = services.get(&service).with_context(|| format!("no {service} container"))?;
-        if paused { container.pause().await } else { container.unpause().await }.with_context(|| format!("{} the {service} container", if paused { "pausing" } else { "unpausing" }))
+        if paused { container.pause().await } else { container.unpause().await }
+            .with_context(|| format!("{} the {service} container", if paused { "pausing" } else { "unpausing" }))
     }
 
     /// `docker stop` of the broker; its data and published port stay for [`Containers::start_kafka`].
@@ -200,7 +250,8 @@ impl Containers {
     /// for [`Containers::start_service`].
     pub async fn kill_service(&self, service: Service) -> anyhow::Result<()> {
         let services = self.services.lock().await;
-        docker_kill(services.get(&service).with_context(|| format!("no {service} container"))?, &service.to_string()).await
+        docker_kill(services.get(&service).with_context(|| format!("no {service} container"))?, &service.to_string())
+            .await
     }
 
     /// `docker kill` of the broker; [`Containers::start_kafka`] brings it back on its data.
@@ -215,7 +266,8 @@ impl Containers {
 
     async fn kill_infrastructure(&self, name: &str) -> anyhow::Result<()> {
         let infrastructure = self.infrastructure.lock().await;
-        let (_, container) = infrastructure.iter().find(|(n, _)| n == name).with_context(|| format!("no {name} container"))?;
+        let (_, container) =
+            infrastructure.iter().find(|(n, _)| n == name).with_context(|| format!("no {name} container"))?;
         docker_kill(container, name).await
     }
 
@@ -224,17 +276,20 @@ impl Containers {
     pub async fn start_postgres(&self) -> anyhow::Result<()> {
         let port = {
             let infrastructure = self.infrastructure.lock().await;
-            let (_, postgres) = infrastructure.iter().find(|(name, _)| name == "postgresql").context("no PostgreSQL container")?;
+            let (_, postgres) =
+                infrastructure.iter().find(|(name, _)| name == "postgresql").context("no PostgreSQL container")?;
             postgres.start().await.context("starting the PostgreSQL container")?;
             postgres.get_host_port_ipv4(5432.tcp()).await.context("the PostgreSQL container's published port")?
         };
-        crate::stack::wait_accepting(&format!("postgres://postgres@127.0.0.1:{port}/postgres"), Duration::from_secs(60)).await
+        crate::stack::wait_accepting(&format!("postgres://postgres@127.0.0.1:{port}/postgres"), Duration::from_secs(60))
+            .await
     }
 
     /// Saves each container's output into the log directory, then removes every container and
     /// the network.
     pub async fn shutdown(&self) {
-        let services: Vec<(String, Container)> = self.services.lock().await.drain().map(|(s, c)| (s.binary().to_string(), c)).collect();
+        let services: Vec<(String, Container)> =
+            self.services.lock().await.drain().map(|(s, c)| (s.binary().to_string(), c)).collect();
         let infrastructure: Vec<(String, Container)> = self.infrastructure.lock().await.drain(..).rev().collect();
         for (name, container) in services.into_iter().chain(infrastructure) {
             let mut log = container.stdout_to_vec().await.unwrap_or_default();
@@ -251,7 +306,11 @@ impl Containers {
 
 /// `docker kill` (SIGKILL to every process of the container at once).
 async fn docker_kill(container: &Container, what: &str) -> anyhow::Result<()> {
-    let output = tokio::process::Command::new("docker").args(["kill", "--signal", "KILL", container.id()]).output().await.context("running docker kill")?;
+    let output = tokio::process::Command::new("docker")
+        .args(["kill", "--signal", "KILL", container.id()])
+        .output()
+        .await
+        .context("running docker kill")?;
     if !output.status.success() {
         bail!("docker kill of the {what} container failed: {}", String::from_utf8_lossy(&output.stderr).trim());
     }
@@ -260,7 +319,11 @@ async fn docker_kill(container: &Container, what: &str) -> anyhow::Result<()> {
 
 /// A container on the host network (binding 127.0.0.1 only: `HTTP_BIND_ALL=0`).
 async fn host_container(image: &str, run: &str, name: &str, env: &[(String, String)]) -> anyhow::Result<Container> {
-    let mut request = generic(image).with_network("host").with_container_name(format!("saga-{run}-{name}")).with_label("saga.run", run).with_env_var("HTTP_BIND_ALL", "0");
+    let mut request = generic(image)
+        .with_network("host")
+        .with_container_name(format!("saga-{run}-{name}"))
+        .with_label("saga.run", run)
+        .with_env_var("HTTP_BIND_ALL", "0");
     for (k, v) in env {
         request = request.with_env_var(k, v);
     }

@@ -50,7 +50,8 @@ pub fn push_cause(kind: &str) -> Option<SagaTopic> {
 /// Every field check over the run. Dead letters are copies of records already checked, and
 /// records that did not decode are reported by the contract checks, so both are left out.
 pub fn check_run(records: &[TapRecord], pushes: &[Push], window: RunWindow) -> Vec<Violation> {
-    let saga: Vec<&TapRecord> = records.iter().filter(|r| !r.dead_letter && r.saga_topic.is_some() && r.value.is_some()).collect();
+    let saga: Vec<&TapRecord> =
+        records.iter().filter(|r| !r.dead_letter && r.saga_topic.is_some() && r.value.is_some()).collect();
     let mut violations = event_ids(&saga);
     violations.extend(timestamps(&saga, window));
     violations.extend(push_causes(&saga, pushes));
@@ -66,14 +67,22 @@ pub fn pushes_of(arrivals: &[Arrival]) -> (Vec<Push>, Vec<Violation>) {
     for a in arrivals {
         match &a.push {
             Ok(p) => pushes.push(p.clone()),
-            Err(body) => violations.push(Violation { checker: "push-body", order_id: String::new(), detail: format!("a push at {} is not {{userId, orderId, type, message, eventId}}: {body}", a.at_ms) }),
+            Err(body) => violations.push(Violation {
+                checker: "push-body",
+                order_id: String::new(),
+                detail: format!("a push at {} is not {{userId, orderId, type, message, eventId}}: {body}", a.at_ms),
+            }),
         }
     }
     (pushes, violations)
 }
 
 fn violation(checker: &'static str, r: &TapRecord, detail: String) -> Violation {
-    Violation { checker, order_id: r.order_id.clone().unwrap_or_default(), detail: format!("{} ({}[{}]@{})", detail, r.topic, r.partition, r.offset) }
+    Violation {
+        checker,
+        order_id: r.order_id.clone().unwrap_or_default(),
+        detail: format!("{} ({}[{}]@{})", detail, r.topic, r.partition, r.offset),
+    }
 }
 
 fn is_uuid(text: &str) -> bool {
@@ -102,12 +111,20 @@ fn event_ids(records: &[&TapRecord]) -> Vec<Violation> {
             Some(earlier) if earlier.topic != r.topic => violations.push(violation(
                 "event-id",
                 r,
-                format!("eventId {id} is already the id of a {} record ({}[{}]@{}): an effect must have an id of its own", earlier.topic, earlier.topic, earlier.partition, earlier.offset),
+                format!(
+                    "eventId {id} is already the id of a {} record ({}[{}]@{}): an effect must have an id of its own",
+                    earlier.topic, earlier.topic, earlier.partition, earlier.offset
+                ),
             )),
             Some(earlier) if earlier.value != r.value => violations.push(violation(
                 "event-id",
                 r,
-                format!("eventId {id} names two different {} records: {} and {}", r.topic, earlier.value.as_ref().map(Value::to_string).unwrap_or_default(), r.value.as_ref().map(Value::to_string).unwrap_or_default()),
+                format!(
+                    "eventId {id} names two different {} records: {} and {}",
+                    r.topic,
+                    earlier.value.as_ref().map(Value::to_string).unwrap_or_default(),
+                    r.value.as_ref().map(Value::to_string).unwrap_or_default()
+                ),
             )),
             Some(_) => {}
         }
@@ -124,7 +141,13 @@ fn timestamps(records: &[&TapRecord], window: RunWindow) -> Vec<Violation> {
         for (path, value) in fields {
             let detail = match value.as_i64() {
                 None => Some(format!("{path} is {value}, not epoch milliseconds")),
-                Some(ms) if !window.contains(ms) => Some(format!("{path} = {ms} is outside the run ({}..{} ms ± {} ms){}", window.start_ms, window.end_ms, window.tolerance_ms, unit_hint(ms, window))),
+                Some(ms) if !window.contains(ms) => Some(format!(
+                    "{path} = {ms} is outside the run ({}..{} ms ± {} ms){}",
+                    window.start_ms,
+                    window.end_ms,
+                    window.tolerance_ms,
+                    unit_hint(ms, window)
+                )),
                 Some(_) => None,
             };
             violations.extend(detail.map(|d| violation("timestamp", r, d)));
@@ -171,12 +194,14 @@ fn text<'a>(r: &'a TapRecord, field: &str) -> Option<&'a str> {
 /// Each push's eventId is that of the record that caused it ([`push_cause`]), for the same
 /// order and user.
 fn push_causes(records: &[&TapRecord], pushes: &[Push]) -> Vec<Violation> {
-    let by_id: HashMap<(SagaTopic, &str), &TapRecord> = records.iter().filter_map(|r| Some(((r.saga_topic?, r.event_id.as_deref()?), *r))).collect();
+    let by_id: HashMap<(SagaTopic, &str), &TapRecord> =
+        records.iter().filter_map(|r| Some(((r.saga_topic?, r.event_id.as_deref()?), *r))).collect();
     let mut violations = Vec::new();
     for p in pushes {
         let v = |detail: String| Violation { checker: "push-event-id", order_id: p.order_id.clone(), detail };
         let Some(topic) = push_cause(&p.kind) else {
-            violations.push(v(format!("push type {:?} is none of ORDER_CONFIRMED, PAYMENT_WAIT, ORDER_CANCELLED", p.kind)));
+            violations
+                .push(v(format!("push type {:?} is none of ORDER_CONFIRMED, PAYMENT_WAIT, ORDER_CANCELLED", p.kind)));
             continue;
         };
         match by_id.get(&(topic, p.event_id.as_str())) {
@@ -200,7 +225,10 @@ fn push_causes(records: &[&TapRecord], pushes: &[Push]) -> Vec<Violation> {
 /// meaning).
 fn lines(r: &TapRecord) -> Vec<(String, i64)> {
     let items = r.value.as_ref().and_then(|v| v.get("items")).and_then(Value::as_array).cloned().unwrap_or_default();
-    let mut lines: Vec<(String, i64)> = items.iter().map(|i| (i["productId"].as_str().unwrap_or_default().to_string(), i["quantity"].as_i64().unwrap_or_default())).collect();
+    let mut lines: Vec<(String, i64)> = items
+        .iter()
+        .map(|i| (i["productId"].as_str().unwrap_or_default().to_string(), i["quantity"].as_i64().unwrap_or_default()))
+        .collect();
     lines.sort();
     lines
 }
@@ -222,17 +250,37 @@ fn cancellations(records: &[&TapRecord]) -> Vec<Violation> {
     let mut violations = Vec::new();
     for r in records.iter().filter(|r| r.saga_topic == Some(SagaTopic::OrderCancelled)) {
         if r.key.is_none() || r.key != r.order_id {
-            violations.push(violation("cancelled-fields", r, format!("order.cancelled has key {:?}, not its orderId {:?}", r.key, r.order_id)));
+            violations.push(violation(
+                "cancelled-fields",
+                r,
+                format!("order.cancelled has key {:?}, not its orderId {:?}", r.key, r.order_id),
+            ));
         }
         let Some(order) = r.order_id.as_deref().and_then(|o| created.get(o)) else {
-            violations.push(violation("cancelled-fields", r, "order.cancelled for an order with no order.created in the run".into()));
+            violations.push(violation(
+                "cancelled-fields",
+                r,
+                "order.cancelled for an order with no order.created in the run".into(),
+            ));
             continue;
         };
         if lines(r) != lines(order) {
-            violations.push(violation("cancelled-fields", r, format!("order.cancelled lists {:?}, the order has {:?}", lines(r), lines(order))));
+            violations.push(violation(
+                "cancelled-fields",
+                r,
+                format!("order.cancelled lists {:?}, the order has {:?}", lines(r), lines(order)),
+            ));
         }
         if text(r, "userId") != text(order, "userId") {
-            violations.push(violation("cancelled-fields", r, format!("order.cancelled is for user {:?}, the order is {:?}'s", text(r, "userId"), text(order, "userId"))));
+            violations.push(violation(
+                "cancelled-fields",
+                r,
+                format!(
+                    "order.cancelled is for user {:?}, the order is {:?}'s",
+                    text(r, "userId"),
+                    text(order, "userId")
+                ),
+            ));
         }
     }
     violations
@@ -245,14 +293,24 @@ fn confirmations(records: &[&TapRecord]) -> Vec<Violation> {
     let mut violations = Vec::new();
     for r in records.iter().filter(|r| r.saga_topic == Some(SagaTopic::OrderConfirmed)) {
         let Some(order) = r.order_id.as_deref().and_then(|o| created.get(o)) else {
-            violations.push(violation("confirmed-fields", r, "order.confirmed for an order with no order.created in the run".into()));
+            violations.push(violation(
+                "confirmed-fields",
+                r,
+                "order.confirmed for an order with no order.created in the run".into(),
+            ));
             continue;
         };
         if text(r, "userId") != text(order, "userId") || amount(r).is_none() || amount(r) != amount(order) {
             violations.push(violation(
                 "confirmed-fields",
                 r,
-                format!("order.confirmed has user {:?} total {:?}, the order user {:?} total {:?}", text(r, "userId"), amount(r).map(|m| m.to_string()), text(order, "userId"), amount(order).map(|m| m.to_string())),
+                format!(
+                    "order.confirmed has user {:?} total {:?}, the order user {:?} total {:?}",
+                    text(r, "userId"),
+                    amount(r).map(|m| m.to_string()),
+                    text(order, "userId"),
+                    amount(order).map(|m| m.to_string())
+                ),
             ));
         }
     }
@@ -266,11 +324,13 @@ fn confirmations(records: &[&TapRecord]) -> Vec<Violation> {
 pub async fn check_suite(env: &crate::steps::SuiteEnv, start_ms: i64) -> Vec<Violation> {
     let (pushes, mut violations) = pushes_of(&env.sink.arrivals());
     let causes_seen = |log: &[TapRecord]| {
-        let saga: Vec<&TapRecord> = log.iter().filter(|r| !r.dead_letter && r.saga_topic.is_some() && r.value.is_some()).collect();
+        let saga: Vec<&TapRecord> =
+            log.iter().filter(|r| !r.dead_letter && r.saga_topic.is_some() && r.value.is_some()).collect();
         push_causes(&saga, &pushes).is_empty().then_some(())
     };
     let _ = env.tap.wait_until(env.config.outcome_deadline(), causes_seen).await;
-    let window = RunWindow { start_ms, end_ms: saga_contract::now_millis(), tolerance_ms: env.config.fields.clock_skew_ms };
+    let window =
+        RunWindow { start_ms, end_ms: saga_contract::now_millis(), tolerance_ms: env.config.fields.clock_skew_ms };
     violations.extend(check_run(&env.tap.records(), &pushes, window));
     violations
 }
@@ -315,18 +375,43 @@ mod tests {
         let other = "0b7e3d5e-6f41-4a4e-9d38-7b1c1c0f0a02";
         let items = json!([{"productId": "P1", "quantity": 3, "unitPrice": 33.33}, {"productId": "P2", "quantity": 1, "unitPrice": 0.1}]);
         let records = vec![
-            record(SagaTopic::OrderCreated, json!({"eventId": id(1), "eventTimestamp": T0 + 10, "orderId": ORDER, "userId": "U1", "storeId": "S1", "items": items, "totalAmount": 100.09, "createdAt": T0 + 10})),
-            record(SagaTopic::StockReserved, json!({"eventId": id(2), "eventTimestamp": T0 + 20, "orderId": ORDER, "reservedItems": [], "reservedAt": T0 + 20})),
-            record(SagaTopic::OrderConfirmed, json!({"eventId": id(3), "eventTimestamp": T0 + 30, "orderId": ORDER, "userId": "U1", "totalAmount": 100.09, "confirmedAt": T0 + 30})),
-            record(SagaTopic::OrderCreated, json!({"eventId": id(4), "eventTimestamp": T0 + 40, "orderId": other, "userId": "U2", "storeId": "S1", "items": items, "totalAmount": 100.09, "createdAt": T0 + 40})),
-            record(SagaTopic::StockReservationFailed, json!({"eventId": id(5), "eventTimestamp": T0 + 50, "orderId": other, "failedItems": [], "failureReason": "INSUFFICIENT_STOCK", "failedAt": T0 + 50})),
+            record(
+                SagaTopic::OrderCreated,
+                json!({"eventId": id(1), "eventTimestamp": T0 + 10, "orderId": ORDER, "userId": "U1", "storeId": "S1", "items": items, "totalAmount": 100.09, "createdAt": T0 + 10}),
+            ),
+            record(
+                SagaTopic::StockReserved,
+                json!({"eventId": id(2), "eventTimestamp": T0 + 20, "orderId": ORDER, "reservedItems": [], "reservedAt": T0 + 20}),
+            ),
+            record(
+                SagaTopic::OrderConfirmed,
+                json!({"eventId": id(3), "eventTimestamp": T0 + 30, "orderId": ORDER, "userId": "U1", "totalAmount": 100.09, "confirmedAt": T0 + 30}),
+            ),
+            record(
+                SagaTopic::OrderCreated,
+                json!({"eventId": id(4), "eventTimestamp": T0 + 40, "orderId": other, "userId": "U2", "storeId": "S1", "items": items, "totalAmount": 100.09, "createdAt": T0 + 40}),
+            ),
+            record(
+                SagaTopic::StockReservationFailed,
+                json!({"eventId": id(5), "eventTimestamp": T0 + 50, "orderId": other, "failedItems": [], "failureReason": "INSUFFICIENT_STOCK", "failedAt": T0 + 50}),
+            ),
             record(
                 SagaTopic::OrderCancelled,
                 json!({"eventId": id(6), "eventTimestamp": T0 + 60, "orderId": other, "userId": "U2", "items": [{"productId": "P2", "quantity": 1}, {"productId": "P1", "quantity": 3}], "cancellationReason": "STOCK_UNAVAILABLE", "cancelledAt": T0 + 60}),
             ),
         ];
-        let push = |order: &str, user: &str, kind: &str, event: u8| Push { user_id: user.into(), order_id: order.into(), kind: kind.into(), message: "m".into(), event_id: id(event) };
-        let pushes = vec![push(ORDER, "U1", "ORDER_CONFIRMED", 3), push(ORDER, "U1", "PAYMENT_WAIT", 3), push(other, "U2", "ORDER_CANCELLED", 6)];
+        let push = |order: &str, user: &str, kind: &str, event: u8| Push {
+            user_id: user.into(),
+            order_id: order.into(),
+            kind: kind.into(),
+            message: "m".into(),
+            event_id: id(event),
+        };
+        let pushes = vec![
+            push(ORDER, "U1", "ORDER_CONFIRMED", 3),
+            push(ORDER, "U1", "PAYMENT_WAIT", 3),
+            push(other, "U2", "ORDER_CANCELLED", 6),
+        ];
         (records, pushes)
     }
 
@@ -387,7 +472,12 @@ mod tests {
     #[test]
     fn seconds_microseconds_and_stale_timestamps_are_caught() {
         let (records, pushes) = healthy();
-        for (field, value, hint) in [("eventTimestamp", json!(T0 / 1000), "seconds"), ("reservedAt", json!((T0 + 20) * 1000), "microseconds"), ("reservedAt", json!(T0 - 3_600_000), "outside"), ("reservedAt", json!("2026-12-01T20:00:00Z"), "not epoch")] {
+        for (field, value, hint) in [
+            ("eventTimestamp", json!(T0 / 1000), "seconds"),
+            ("reservedAt", json!((T0 + 20) * 1000), "microseconds"),
+            ("reservedAt", json!(T0 - 3_600_000), "outside"),
+            ("reservedAt", json!("2026-12-01T20:00:00Z"), "not epoch"),
+        ] {
             let mut broken = records.clone();
             let mut value_of = broken[1].value.clone().unwrap();
             value_of[field] = value;
@@ -405,7 +495,10 @@ mod tests {
         value["reservedAt"] = json!(T0 - 4_000);
         records[1] = record(SagaTopic::StockReserved, value);
         assert_eq!(check_run(&records, &pushes, WINDOW), vec![]);
-        assert_eq!(checkers_of(&check_run(&records, &pushes, RunWindow { tolerance_ms: 1_000, ..WINDOW })), ["timestamp"]);
+        assert_eq!(
+            checkers_of(&check_run(&records, &pushes, RunWindow { tolerance_ms: 1_000, ..WINDOW })),
+            ["timestamp"]
+        );
     }
 
     #[test]
@@ -421,7 +514,11 @@ mod tests {
         }
         let mut broken = pushes.clone();
         broken[0].order_id = "0b7e3d5e-6f41-4a4e-9d38-7b1c1c0f0a02".into();
-        assert_eq!(checkers_of(&check_run(&records, &broken, WINDOW)), ["push-event-id"], "the right id for another order");
+        assert_eq!(
+            checkers_of(&check_run(&records, &broken, WINDOW)),
+            ["push-event-id"],
+            "the right id for another order"
+        );
         let mut broken = pushes.clone();
         broken[0].kind = "CONFIRMED".into();
         assert_eq!(checkers_of(&check_run(&records, &broken, WINDOW)), ["push-event-id"]);
@@ -449,7 +546,9 @@ mod tests {
     #[test]
     fn a_confirmation_with_another_total_is_caught_but_not_another_spelling() {
         let (records, pushes) = healthy();
-        for (total, caught) in [(json!(100.1), true), (json!(3.0 * 33.33 + 0.1), true), (json!("100.09"), false), (json!(100.090), false)] {
+        for (total, caught) in
+            [(json!(100.1), true), (json!(3.0 * 33.33 + 0.1), true), (json!("100.09"), false), (json!(100.090), false)]
+        {
             let mut broken = records.clone();
             let mut value = broken[2].value.clone().unwrap();
             value["totalAmount"] = total.clone();
@@ -461,7 +560,10 @@ mod tests {
 
     #[test]
     fn a_push_body_that_is_not_a_push_is_caught() {
-        let arrivals = vec![Arrival { at_ms: T0, push: Err("{\"hello\":1}".into()) }, Arrival { at_ms: T0, push: Ok(healthy().1[0].clone()) }];
+        let arrivals = vec![
+            Arrival { at_ms: T0, push: Err("{\"hello\":1}".into()) },
+            Arrival { at_ms: T0, push: Ok(healthy().1[0].clone()) },
+        ];
         let (pushes, violations) = pushes_of(&arrivals);
         assert_eq!(pushes.len(), 1);
         assert_eq!(checkers_of(&violations), ["push-body"]);

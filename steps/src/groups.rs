@@ -67,7 +67,8 @@ impl ConsumerGroups {
     async fn committed(&self, reader: Arc<BaseConsumer>, topic: &str, partition: i32) -> anyhow::Result<Option<i64>> {
         let mut list = TopicPartitionList::new();
         list.add_partition(topic, partition);
-        let committed = tokio::task::spawn_blocking(move || reader.committed_offsets(list, Duration::from_secs(5))).await??;
+        let committed =
+            tokio::task::spawn_blocking(move || reader.committed_offsets(list, Duration::from_secs(5))).await??;
         Ok(committed.find_partition(topic, partition).and_then(|p| match p.offset() {
             Offset::Offset(o) => Some(o),
             _ => None,
@@ -76,17 +77,26 @@ impl ConsumerGroups {
 
     /// Waits until `service`'s group has committed past `offset` on `topic[partition]`.
     /// `Ok(false)` when the group is unknown (the caller falls back to a longer quiet period).
-    pub async fn wait_consumed(&self, service: Service, topic: &str, partition: i32, offset: i64, deadline: Duration) -> Result<bool, String> {
+    pub async fn wait_consumed(
+        &self,
+        service: Service,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+        deadline: Duration,
+    ) -> Result<bool, String> {
         let reader = match self.reader(service) {
             Ok(Some(reader)) => reader,
             Ok(None) => return Ok(false),
             Err(e) => return Err(format!("{e:#}")),
         };
         let group = self.names[&service].clone();
-        let last = crate::poll::until(deadline, Duration::from_millis(100), async || match self.committed(reader.clone(), topic, partition).await {
-            Ok(Some(committed)) if committed > offset => Ok(()),
-            Ok(seen) => Err(format!("committed offset {seen:?}")),
-            Err(e) => Err(format!("{e:#}")),
+        let last = crate::poll::until(deadline, Duration::from_millis(100), async || {
+            match self.committed(reader.clone(), topic, partition).await {
+                Ok(Some(committed)) if committed > offset => Ok(()),
+                Ok(seen) => Err(format!("committed offset {seen:?}")),
+                Err(e) => Err(format!("{e:#}")),
+            }
         })
         .await;
         last.map(|()| true).map_err(|seen| format!("the {service}'s group {group} did not consume {topic}[{partition}]@{offset} within {deadline:?} ({seen})"))

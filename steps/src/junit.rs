@@ -22,7 +22,8 @@ pub fn render(results: &[ScenarioResult], skipped: &[Skipped], judgement: &Judge
         by_feature.entry(&s.feature).or_default().push(Case::Skipped(s));
     }
     let count = |pred: &dyn Fn(&Case<'_>) -> bool| by_feature.values().flatten().filter(|c| pred(c)).count();
-    let is_failure = |c: &Case<'_>| matches!(c, Case::Ran(r) if r.status != Status::Passed && !judgement.is_known_failure(r));
+    let is_failure =
+        |c: &Case<'_>| matches!(c, Case::Ran(r) if r.status != Status::Passed && !judgement.is_known_failure(r));
     let is_skip = |c: &Case<'_>| !matches!(c, Case::Ran(r) if r.status == Status::Passed) && !is_failure(c);
     let mut xml = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     let _ = writeln!(
@@ -36,24 +37,60 @@ pub fn render(results: &[ScenarioResult], skipped: &[Skipped], judgement: &Judge
         let failures = cases.iter().filter(|c| is_failure(c)).count();
         let skips = cases.iter().filter(|c| is_skip(c)).count();
         let time: f64 = cases.iter().map(|c| if let Case::Ran(r) = c { r.duration_ms / 1000.0 } else { 0.0 }).sum();
-        let _ = writeln!(xml, "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{failures}\" skipped=\"{skips}\" time=\"{time:.3}\">", esc(feature), cases.len());
+        let _ = writeln!(
+            xml,
+            "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{failures}\" skipped=\"{skips}\" time=\"{time:.3}\">",
+            esc(feature),
+            cases.len()
+        );
         for case in cases {
             match case {
                 Case::Ran(r) => {
-                    let _ = write!(xml, "    <testcase classname=\"{}\" name=\"{}\" time=\"{:.3}\"", esc(feature), esc(&case_name(&r.tags, &r.scenario)), r.duration_ms / 1000.0);
-                    let detail = format!("{}\n{}", r.failed_step.as_deref().unwrap_or_default(), r.error.as_deref().unwrap_or_default());
+                    let _ = write!(
+                        xml,
+                        "    <testcase classname=\"{}\" name=\"{}\" time=\"{:.3}\"",
+                        esc(feature),
+                        esc(&case_name(&r.tags, &r.scenario)),
+                        r.duration_ms / 1000.0
+                    );
+                    let detail = format!(
+                        "{}\n{}",
+                        r.failed_step.as_deref().unwrap_or_default(),
+                        r.error.as_deref().unwrap_or_default()
+                    );
                     if r.status == Status::Passed {
                         xml.push_str("/>\n");
                     } else if judgement.is_known_failure(r) {
-                        let reason = judgement.known_failures.iter().find(|k| r.requirements().contains(&k.requirement.as_str())).map(|k| k.reason.as_str()).unwrap_or_default();
-                        let _ = write!(xml, ">\n      <skipped message=\"expected failure (baseline): {}\"/>\n      <system-out>{}</system-out>\n    </testcase>\n", esc(reason), esc(&detail));
+                        let reason = judgement
+                            .known_failures
+                            .iter()
+                            .find(|k| r.requirements().contains(&k.requirement.as_str()))
+                            .map(|k| k.reason.as_str())
+                            .unwrap_or_default();
+                        let _ = write!(
+                            xml,
+                            ">\n      <skipped message=\"expected failure (baseline): {}\"/>\n      <system-out>{}</system-out>\n    </testcase>\n",
+                            esc(reason),
+                            esc(&detail)
+                        );
                     } else {
                         let message = r.failed_step.as_deref().unwrap_or("scenario incomplete");
-                        let _ = write!(xml, ">\n      <failure message=\"{}\">{}</failure>\n    </testcase>\n", esc(message), esc(&detail));
+                        let _ = write!(
+                            xml,
+                            ">\n      <failure message=\"{}\">{}</failure>\n    </testcase>\n",
+                            esc(message),
+                            esc(&detail)
+                        );
                     }
                 }
                 Case::Skipped(s) => {
-                    let _ = write!(xml, "    <testcase classname=\"{}\" name=\"{}\" time=\"0\">\n      <skipped message=\"{}\"/>\n    </testcase>\n", esc(feature), esc(&case_name(&s.tags, &s.scenario)), esc(&s.reason));
+                    let _ = write!(
+                        xml,
+                        "    <testcase classname=\"{}\" name=\"{}\" time=\"0\">\n      <skipped message=\"{}\"/>\n    </testcase>\n",
+                        esc(feature),
+                        esc(&case_name(&s.tags, &s.scenario)),
+                        esc(&s.reason)
+                    );
                 }
             }
         }
@@ -88,13 +125,24 @@ mod tests {
 
     #[test]
     fn failures_skips_and_known_failures_are_told_apart() {
-        let results = vec![result("FLOW-1", Status::Passed), result("FLOW-2", Status::Failed), result("FLOW-3", Status::Failed)];
-        let skipped = vec![Skipped { feature: "Crash".into(), scenario: "kill".into(), tags: vec!["CRASH-1".into(), "must".into()], reason: "needs kill-product: configure kill_product".into() }];
+        let results =
+            vec![result("FLOW-1", Status::Passed), result("FLOW-2", Status::Failed), result("FLOW-3", Status::Failed)];
+        let skipped = vec![Skipped {
+            feature: "Crash".into(),
+            scenario: "kill".into(),
+            tags: vec!["CRASH-1".into(), "must".into()],
+            reason: "needs kill-product: configure kill_product".into(),
+        }];
         let baseline = Baseline { expected_failures: [("FLOW-3".to_string(), "not yet".to_string())].into() };
         let judgement = judge(&results, &skipped, &baseline, 0);
         let xml = render(&results, &skipped, &judgement);
         assert!(xml.contains("tests=\"4\" failures=\"1\" skipped=\"2\""), "{xml}");
-        assert!(xml.contains("name=\"FLOW-2 s FLOW-2\" time=\"1.500\">\n      <failure message=\"Then it &lt;breaks&gt;\">"), "{xml}");
+        assert!(
+            xml.contains(
+                "name=\"FLOW-2 s FLOW-2\" time=\"1.500\">\n      <failure message=\"Then it &lt;breaks&gt;\">"
+            ),
+            "{xml}"
+        );
         assert!(xml.contains("<skipped message=\"expected failure (baseline): not yet\"/>"), "{xml}");
         assert!(xml.contains("<skipped message=\"needs kill-product: configure kill_product\"/>"), "{xml}");
         assert!(xml.contains("boom &amp; more"), "{xml}");

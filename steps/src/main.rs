@@ -69,7 +69,13 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn,rdkafka=off,librdkafka=off".into())).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "warn,rdkafka=off,librdkafka=off".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     match run(Cli::parse()).await {
         Ok(code) => code,
         Err(e) => {
@@ -112,12 +118,17 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         }
         Command::Selftest { config, faults, report_dir } => {
             let faults = saga_conformance::selftest::select(&faults)?;
-            let result = saga_conformance::selftest::run(Config::load(config.as_deref())?, &faults, &report_dir).await?;
+            let result =
+                saga_conformance::selftest::run(Config::load(config.as_deref())?, &faults, &report_dir).await?;
             print!("{}", saga_conformance::selftest::matrix(&result));
             println!("{}", result.closing_line());
             Ok(if result.ok() { std::process::ExitCode::SUCCESS } else { std::process::ExitCode::FAILURE })
         }
-        Command::Bench(args) => Ok(if saga_conformance::bench::run(args).await? { std::process::ExitCode::SUCCESS } else { std::process::ExitCode::FAILURE }),
+        Command::Bench(args) => Ok(if saga_conformance::bench::run(args).await? {
+            std::process::ExitCode::SUCCESS
+        } else {
+            std::process::ExitCode::FAILURE
+        }),
         Command::Stack { push_port } => {
             // With --push-port the services push to that port, where a suite run with
             // `--backend external` will listen; otherwise the stack brings its own sink.
@@ -149,14 +160,26 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             println!("  logs             {}", stack.log_dir.display());
             println!();
             println!("try:");
-            println!("  curl -X PUT {}/api/v1/products/P1 -H 'content-type: application/json' -d '{{\"name\":\"Keyboard\",\"price\":15000,\"stock\":50}}'", e.product_url);
-            println!("  curl -X POST {}/api/v1/orders -H 'content-type: application/json' -H 'X-User-Id: U1' -d '{{\"storeId\":\"S1\",\"items\":[{{\"productId\":\"P1\",\"quantity\":2,\"unitPrice\":15000}}]}}'", e.order_url);
-            println!("  curl {}/api/v1/orders/<orderId>   and   curl '{}/api/v1/payments?orderId=<orderId>'", e.order_url, e.payment_url);
+            println!(
+                "  curl -X PUT {}/api/v1/products/P1 -H 'content-type: application/json' -d '{{\"name\":\"Keyboard\",\"price\":15000,\"stock\":50}}'",
+                e.product_url
+            );
+            println!(
+                "  curl -X POST {}/api/v1/orders -H 'content-type: application/json' -H 'X-User-Id: U1' -d '{{\"storeId\":\"S1\",\"items\":[{{\"productId\":\"P1\",\"quantity\":2,\"unitPrice\":15000}}]}}'",
+                e.order_url
+            );
+            println!(
+                "  curl {}/api/v1/orders/<orderId>   and   curl '{}/api/v1/payments?orderId=<orderId>'",
+                e.order_url, e.payment_url
+            );
             if let Some(port) = push_port {
                 let external = PathBuf::from("reports/stack/external.toml");
                 std::fs::write(&external, external_config(&stack, port))?;
                 println!();
-                println!("check it as an external implementation: saga-conformance run --config {}", external.display());
+                println!(
+                    "check it as an external implementation: saga-conformance run --config {}",
+                    external.display()
+                );
             }
             let _ = tokio::signal::ctrl_c().await;
             println!("stopping…");

@@ -8,7 +8,11 @@ use tokio::time::Instant;
 
 /// Calls `probe` every `every` until it returns `Ok` or `deadline` has passed; then returns the
 /// last `Err`, which should describe what was seen instead (for the failure message).
-pub async fn until<T, E>(deadline: Duration, every: Duration, mut probe: impl AsyncFnMut() -> Result<T, E>) -> Result<T, E> {
+pub async fn until<T, E>(
+    deadline: Duration,
+    every: Duration,
+    mut probe: impl AsyncFnMut() -> Result<T, E>,
+) -> Result<T, E> {
     let stop_at = Instant::now() + deadline;
     loop {
         match probe().await {

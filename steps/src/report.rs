@@ -35,13 +35,22 @@ impl ScenarioResult {
     /// Requirement ids (`FLOW-1`) among the tags, else the family tag.
     pub fn requirements(&self) -> Vec<&str> {
         let ids: Vec<&str> = self.tags.iter().map(String::as_str).filter(|t| is_requirement_id(t)).collect();
-        if ids.is_empty() { self.tags.iter().map(String::as_str).filter(|t| t.chars().all(|c| c.is_ascii_uppercase())).collect() } else { ids }
+        if ids.is_empty() {
+            self.tags.iter().map(String::as_str).filter(|t| t.chars().all(|c| c.is_ascii_uppercase())).collect()
+        } else {
+            ids
+        }
     }
 }
 
 /// `FLOW-1`, `CRASH-3`: an upper-case family, a dash, a number.
 pub fn is_requirement_id(tag: &str) -> bool {
-    tag.split_once('-').is_some_and(|(family, n)| !family.is_empty() && family.chars().all(|c| c.is_ascii_uppercase()) && !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
+    tag.split_once('-').is_some_and(|(family, n)| {
+        !family.is_empty()
+            && family.chars().all(|c| c.is_ascii_uppercase())
+            && !n.is_empty()
+            && n.chars().all(|c| c.is_ascii_digit())
+    })
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -97,10 +106,12 @@ struct JsonResult {
 /// Scenarios from cucumber's JSON; a background's steps count towards the scenario after it.
 pub fn read_cucumber_json(path: &Path) -> anyhow::Result<Vec<ScenarioResult>> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let features: Vec<JsonFeature> = serde_json::from_str(&text).with_context(|| format!("{} is not cucumber JSON", path.display()))?;
+    let features: Vec<JsonFeature> =
+        serde_json::from_str(&text).with_context(|| format!("{} is not cucumber JSON", path.display()))?;
     let mut results = Vec::new();
     for feature in features {
-        let feature_tags: Vec<String> = feature.tags.iter().map(|t| t.name.trim_start_matches('@').to_string()).collect();
+        let feature_tags: Vec<String> =
+            feature.tags.iter().map(|t| t.name.trim_start_matches('@').to_string()).collect();
         let mut background: Vec<JsonStep> = Vec::new();
         for element in feature.elements {
             if element.r#type == "background" {
@@ -131,7 +142,8 @@ pub fn read_cucumber_json(path: &Path) -> anyhow::Result<Vec<ScenarioResult>> {
                 tags,
                 status,
                 failed_step: culprit.map(|s| format!("{}{}", s.keyword, s.name)),
-                error: culprit.map(|s| s.result.error_message.clone().unwrap_or_else(|| format!("step {}", s.result.status))),
+                error: culprit
+                    .map(|s| s.result.error_message.clone().unwrap_or_else(|| format!("step {}", s.result.status))),
                 duration_ms: steps.iter().filter_map(|s| s.result.duration).sum::<u64>() as f64 / 1e6,
             });
             background = Vec::new();
@@ -147,7 +159,8 @@ pub fn append_skipped(path: &Path, skipped: &[Skipped]) -> anyhow::Result<()> {
         return Ok(());
     }
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let mut features: Vec<serde_json::Value> = serde_json::from_str(&text).with_context(|| format!("{} is not cucumber JSON", path.display()))?;
+    let mut features: Vec<serde_json::Value> =
+        serde_json::from_str(&text).with_context(|| format!("{} is not cucumber JSON", path.display()))?;
     for s in skipped {
         let element = serde_json::json!({
             "type": "scenario",
@@ -163,10 +176,12 @@ pub fn append_skipped(path: &Path, skipped: &[Skipped]) -> anyhow::Result<()> {
                     elements.push(element);
                 }
             }
-            None => features.push(serde_json::json!({"keyword": "Feature", "name": s.feature, "uri": "", "elements": [element]})),
+            None => features
+                .push(serde_json::json!({"keyword": "Feature", "name": s.feature, "uri": "", "elements": [element]})),
         }
     }
-    std::fs::write(path, serde_json::to_string_pretty(&features)?).with_context(|| format!("writing {}", path.display()))
+    std::fs::write(path, serde_json::to_string_pretty(&features)?)
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 /// HTML/XML escaping of text and attribute values.
@@ -175,9 +190,21 @@ pub fn esc(s: &str) -> String {
 }
 
 /// Writes `index.html` and `timing.json` into the report directory.
-pub fn write_html(config: &Config, results: &[ScenarioResult], skipped: &[Skipped], judgement: &Judgement, notes: &[String], samples: &[Sample], total: Duration, scenarios: Duration) -> anyhow::Result<()> {
+pub fn write_html(
+    config: &Config,
+    results: &[ScenarioResult],
+    skipped: &[Skipped],
+    judgement: &Judgement,
+    notes: &[String],
+    samples: &[Sample],
+    total: Duration,
+    scenarios: Duration,
+) -> anyhow::Result<()> {
     let stages = summarize(samples, &config.timing);
-    std::fs::write(config.report_dir.join("timing.json"), serde_json::to_string_pretty(&serde_json::json!({"summary": stages, "samples": samples}))?)?;
+    std::fs::write(
+        config.report_dir.join("timing.json"),
+        serde_json::to_string_pretty(&serde_json::json!({"summary": stages, "samples": samples}))?,
+    )?;
 
     let class = match judgement.verdict {
         Verdict::Conforms | Verdict::PassedSubset => "ok",
@@ -218,9 +245,11 @@ details summary{{cursor:pointer;color:#444}}
         not_selected = judgement.not_selected,
         meaning = match judgement.verdict {
             Verdict::Conforms => "Every required (@must) scenario ran and passed.",
-            Verdict::PassedSubset => "Every selected scenario passed; --tags left others out, so this is no claim of conformance.",
+            Verdict::PassedSubset =>
+                "Every selected scenario passed; --tags left others out, so this is no claim of conformance.",
             Verdict::DoesNotConform => "At least one scenario failed that the baseline does not list.",
-            Verdict::Incomplete => "Nothing failed, but required (@must) scenarios could not run on this backend: give it the capabilities listed under Skipped.",
+            Verdict::Incomplete =>
+                "Nothing failed, but required (@must) scenarios could not run on this backend: give it the capabilities listed under Skipped.",
         },
     )?;
 
@@ -234,11 +263,21 @@ details summary{{cursor:pointer;color:#444}}
             Status::Failed => ("failed", "bad"),
             Status::Incomplete => ("incomplete", "bad"),
         };
-        write!(h, "<tr><td><b>{}</b></td><td>{}</td><td>{}", esc(&r.requirements().join(" ")), esc(&r.feature), esc(&r.scenario))?;
+        write!(
+            h,
+            "<tr><td><b>{}</b></td><td>{}</td><td>{}",
+            esc(&r.requirements().join(" ")),
+            esc(&r.feature),
+            esc(&r.scenario)
+        )?;
         if let (Some(step), Some(error)) = (&r.failed_step, &r.error) {
             write!(h, "<details><summary>{}</summary><pre>{}</pre></details>", esc(step), esc(error))?;
         }
-        write!(h, "</td><td><span class=\"pill {cls}\">{label}</span></td><td class=\"num\">{:.1} s</td></tr>", r.duration_ms / 1000.0)?;
+        write!(
+            h,
+            "</td><td><span class=\"pill {cls}\">{label}</span></td><td class=\"num\">{:.1} s</td></tr>",
+            r.duration_ms / 1000.0
+        )?;
     }
     h.push_str("</table>");
 
@@ -249,21 +288,45 @@ details summary{{cursor:pointer;color:#444}}
                 Level::Must => "<span class=\"pill bad\">must</span>",
                 Level::Should => "<span class=\"pill skip\">should</span>",
             };
-            write!(h, "<tr><td>{}</td><td>{level}</td><td>{} — {}</td><td>{}</td></tr>", esc(&s.tags.join(" ")), esc(&s.feature), esc(&s.scenario), esc(&s.reason))?;
+            write!(
+                h,
+                "<tr><td>{}</td><td>{level}</td><td>{} — {}</td><td>{}</td></tr>",
+                esc(&s.tags.join(" ")),
+                esc(&s.feature),
+                esc(&s.scenario),
+                esc(&s.reason)
+            )?;
         }
         h.push_str("</table>");
     }
-    if !judgement.known_failures.is_empty() || !judgement.fixed_known_failures.is_empty() || !judgement.unmatched_baseline.is_empty() {
+    if !judgement.known_failures.is_empty()
+        || !judgement.fixed_known_failures.is_empty()
+        || !judgement.unmatched_baseline.is_empty()
+    {
         h.push_str("<h2>Baseline of expected failures</h2><table><tr><th>Requirement</th><th>Scenario</th><th>Reason given</th></tr>");
         for k in &judgement.known_failures {
-            write!(h, "<tr><td><b>{}</b></td><td>{}</td><td>{}</td></tr>", esc(&k.requirement), esc(&k.scenario), esc(&k.reason))?;
+            write!(
+                h,
+                "<tr><td><b>{}</b></td><td>{}</td><td>{}</td></tr>",
+                esc(&k.requirement),
+                esc(&k.scenario),
+                esc(&k.reason)
+            )?;
         }
         h.push_str("</table>");
         for id in &judgement.fixed_known_failures {
-            write!(h, "<p><span class=\"pill ok\">passes now</span> {} is listed in the baseline but passed: remove it from the baseline.</p>", esc(id))?;
+            write!(
+                h,
+                "<p><span class=\"pill ok\">passes now</span> {} is listed in the baseline but passed: remove it from the baseline.</p>",
+                esc(id)
+            )?;
         }
         for id in &judgement.unmatched_baseline {
-            write!(h, "<p><span class=\"pill skip\">unknown</span> {} is listed in the baseline but no scenario of this run has that id.</p>", esc(id))?;
+            write!(
+                h,
+                "<p><span class=\"pill skip\">unknown</span> {} is listed in the baseline but no scenario of this run has that id.</p>",
+                esc(id)
+            )?;
         }
     }
 
@@ -279,7 +342,14 @@ details summary{{cursor:pointer;color:#444}}
     if samples.is_empty() {
         h.push_str("<p>No timing samples in this run (the @TIME scenario did not run).</p>");
     } else {
-        write!(h, "<p>{} orders after {} warm-up, placed one after another; budgets are the seed's table × scale {}; the p{} is held to the budget.</p>", samples.len(), config.timing.warmup, config.timing.scale, config.timing.percentile)?;
+        write!(
+            h,
+            "<p>{} orders after {} warm-up, placed one after another; budgets are the seed's table × scale {}; the p{} is held to the budget.</p>",
+            samples.len(),
+            config.timing.warmup,
+            config.timing.scale,
+            config.timing.percentile
+        )?;
         h.push_str("<table><tr><th>Stage</th><th class=\"num\">p50</th><th class=\"num\">p95</th><th class=\"num\">p99</th><th class=\"num\">max</th><th class=\"num\">budget</th><th>Result</th></tr>");
         for s in &stages {
             write!(
@@ -298,7 +368,10 @@ details summary{{cursor:pointer;color:#444}}
         h.push_str("</table>");
         h.push_str(&chart(&stages));
     }
-    write!(h, "<p class=\"sub\">Raw results: <a href=\"cucumber.json\">cucumber.json</a> · <a href=\"junit.xml\">junit.xml</a> · <a href=\"timing.json\">timing.json</a> · process logs in <code>logs/</code> (processes backend).</p></body></html>")?;
+    write!(
+        h,
+        "<p class=\"sub\">Raw results: <a href=\"cucumber.json\">cucumber.json</a> · <a href=\"junit.xml\">junit.xml</a> · <a href=\"timing.json\">timing.json</a> · process logs in <code>logs/</code> (processes backend).</p></body></html>"
+    )?;
     std::fs::write(config.report_dir.join("index.html"), h)?;
     Ok(())
 }
@@ -309,10 +382,19 @@ fn chart(stages: &[StageSummary]) -> String {
     let (lo, hi) = (0.1f64.log10(), stages.iter().map(|s| s.budget_ms.max(s.p99)).fold(1.0, f64::max).log10() + 0.2);
     let x = |ms: f64| left + (ms.max(0.1).log10() - lo) / (hi - lo) * (width - left - 20.0);
     let height = row * stages.len() as f64 + 40.0;
-    let mut svg = format!(r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-size="12" font-family="system-ui,sans-serif">"#);
+    let mut svg = format!(
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-size="12" font-family="system-ui,sans-serif">"#
+    );
     let mut tick: f64 = 0.1;
     while tick.log10() <= hi {
-        let _ = write!(svg, r##"<line x1="{0:.1}" x2="{0:.1}" y1="10" y2="{1:.1}" stroke="#eee"/><text x="{0:.1}" y="{2:.1}" text-anchor="middle" fill="#777">{3}</text>"##, x(tick), height - 25.0, height - 10.0, if tick < 1.0 { format!("{tick}") } else { format!("{tick:.0}") } + " ms");
+        let _ = write!(
+            svg,
+            r##"<line x1="{0:.1}" x2="{0:.1}" y1="10" y2="{1:.1}" stroke="#eee"/><text x="{0:.1}" y="{2:.1}" text-anchor="middle" fill="#777">{3}</text>"##,
+            x(tick),
+            height - 25.0,
+            height - 10.0,
+            if tick < 1.0 { format!("{tick}") } else { format!("{tick:.0}") } + " ms"
+        );
         tick *= 10.0;
     }
     for (i, s) in stages.iter().enumerate() {
@@ -320,10 +402,22 @@ fn chart(stages: &[StageSummary]) -> String {
         let _ = write!(svg, r##"<text x="0" y="{:.1}">{}</text>"##, y + 18.0, s.stage);
         for (value, color, offset) in [(s.p99, "#90caf9", 0.0), (s.p95, "#42a5f5", 8.0), (s.p50, "#1565c0", 16.0)] {
             if value.is_finite() {
-                let _ = write!(svg, r#"<rect x="{left}" y="{:.1}" width="{:.1}" height="8" fill="{color}"/>"#, y + offset, (x(value) - left).max(1.0));
+                let _ = write!(
+                    svg,
+                    r#"<rect x="{left}" y="{:.1}" width="{:.1}" height="8" fill="{color}"/>"#,
+                    y + offset,
+                    (x(value) - left).max(1.0)
+                );
             }
         }
-        let _ = write!(svg, r##"<line x1="{0:.1}" x2="{0:.1}" y1="{1:.1}" y2="{2:.1}" stroke="#c62828" stroke-width="2"/><text x="{3:.1}" y="{1:.1}" fill="#c62828" font-size="10">budget</text>"##, x(s.budget_ms), y - 4.0, y + 28.0, x(s.budget_ms) + 3.0);
+        let _ = write!(
+            svg,
+            r##"<line x1="{0:.1}" x2="{0:.1}" y1="{1:.1}" y2="{2:.1}" stroke="#c62828" stroke-width="2"/><text x="{3:.1}" y="{1:.1}" fill="#c62828" font-size="10">budget</text>"##,
+            x(s.budget_ms),
+            y - 4.0,
+            y + 28.0,
+            x(s.budget_ms) + 3.0
+        );
     }
     svg.push_str(r##"<text x="110" y="12" fill="#555" font-size="11">bars: p50 (dark), p95, p99 (light) — log scale</text></svg>"##);
     svg

@@ -39,17 +39,32 @@ pub async fn run(config: Config, tags: Option<String>) -> anyhow::Result<RunSumm
         Some(path) => Baseline::load(path)?,
         None => Baseline::default(),
     };
-    std::fs::create_dir_all(&config.report_dir).with_context(|| format!("creating report directory {}", config.report_dir.display()))?;
+    std::fs::create_dir_all(&config.report_dir)
+        .with_context(|| format!("creating report directory {}", config.report_dir.display()))?;
     let sink_port = (config.backend == BackendKind::External).then_some(config.external.push_sink_port);
     let sink = PushSink::start(sink_port).await?;
     eprintln!("[run {:>5.1}s] push sink at {}", began.elapsed().as_secs_f64(), sink.url());
     let backend = Backend::start(&config, &sink.url()).await?;
     let endpoints = backend.endpoints().clone();
-    eprintln!("[run {:>5.1}s] implementation: order {} product {} payment {} kafka {} registry {}", began.elapsed().as_secs_f64(), endpoints.order_url, endpoints.product_url, endpoints.payment_url, endpoints.kafka_bootstrap, endpoints.registry_url);
+    eprintln!(
+        "[run {:>5.1}s] implementation: order {} product {} payment {} kafka {} registry {}",
+        began.elapsed().as_secs_f64(),
+        endpoints.order_url,
+        endpoints.product_url,
+        endpoints.payment_url,
+        endpoints.kafka_bootstrap,
+        endpoints.registry_url
+    );
     let topics = config.topic_map();
     let result = async {
-        let tap = Tap::start(&endpoints.kafka_bootstrap, &endpoints.registry_url, topics.clone(), crate::tap::Pace::Live).await?;
-        let producer = ClientConfig::new().set("bootstrap.servers", &endpoints.kafka_bootstrap).set("acks", "all").create().context("creating the kit's Kafka producer")?;
+        let tap =
+            Tap::start(&endpoints.kafka_bootstrap, &endpoints.registry_url, topics.clone(), crate::tap::Pace::Live)
+                .await?;
+        let producer = ClientConfig::new()
+            .set("bootstrap.servers", &endpoints.kafka_bootstrap)
+            .set("acks", "all")
+            .create()
+            .context("creating the kit's Kafka producer")?;
         let capabilities = backend.capabilities();
         let codec = saga_contract::EventCodec::new(&endpoints.registry_url)?;
         let groups = crate::groups::ConsumerGroups::new(&endpoints.kafka_bootstrap, config.consumer_groups()?);
@@ -83,7 +98,9 @@ pub async fn run(config: Config, tags: Option<String>) -> anyhow::Result<RunSumm
     let not_selected: Arc<Mutex<usize>> = Arc::default();
     let filter = {
         let (skipped, not_selected) = (skipped.clone(), not_selected.clone());
-        move |feature: &cucumber::gherkin::Feature, _rule: Option<&cucumber::gherkin::Rule>, scenario: &cucumber::gherkin::Scenario| {
+        move |feature: &cucumber::gherkin::Feature,
+              _rule: Option<&cucumber::gherkin::Rule>,
+              scenario: &cucumber::gherkin::Scenario| {
             let tags: Vec<String> = feature.tags.iter().chain(&scenario.tags).cloned().collect();
             if let Some(op) = &tag_filter
                 && !op.eval(tags.iter())
@@ -91,9 +108,18 @@ pub async fn run(config: Config, tags: Option<String>) -> anyhow::Result<RunSumm
                 *not_selected.lock().expect("poisoned") += 1;
                 return false;
             }
-            let missing: Vec<String> = tags.iter().filter_map(|t| t.strip_prefix("needs-")).filter_map(|capability| capabilities.missing(capability)).collect();
+            let missing: Vec<String> = tags
+                .iter()
+                .filter_map(|t| t.strip_prefix("needs-"))
+                .filter_map(|capability| capabilities.missing(capability))
+                .collect();
             if !missing.is_empty() {
-                skipped.lock().expect("poisoned").push(Skipped { feature: feature.name.clone(), scenario: scenario.name.clone(), tags, reason: missing.join("; ") });
+                skipped.lock().expect("poisoned").push(Skipped {
+                    feature: feature.name.clone(),
+                    scenario: scenario.name.clone(),
+                    tags,
+                    reason: missing.join("; "),
+                });
                 return false;
             }
             true
@@ -147,17 +173,22 @@ pub async fn run(config: Config, tags: Option<String>) -> anyhow::Result<RunSumm
         tags: vec!["FIELDS".into(), "FIELDS-1".into(), "must".into()],
         status: if field_violations.is_empty() { report::Status::Passed } else { report::Status::Failed },
         failed_step: (!field_violations.is_empty()).then(|| format!("{} field violation(s)", field_violations.len())),
-        error: (!field_violations.is_empty()).then(|| field_violations.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")),
+        error: (!field_violations.is_empty())
+            .then(|| field_violations.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")),
         duration_ms: 0.0,
     });
     let judgement = crate::verdict::judge(&results, &skipped, &baseline, *not_selected.lock().expect("poisoned"));
     report::append_skipped(&json_path, &skipped)?;
-    std::fs::write(config.report_dir.join("junit.xml"), crate::junit::render(&results, &skipped, &judgement)).context("writing junit.xml")?;
+    std::fs::write(config.report_dir.join("junit.xml"), crate::junit::render(&results, &skipped, &judgement))
+        .context("writing junit.xml")?;
     let samples = env.timing.samples();
     let notes: Vec<String> = env.notes.lock().expect("notes lock poisoned").iter().cloned().collect();
     report::write_html(&config, &results, &skipped, &judgement, &notes, &samples, began.elapsed(), scenarios_took)?;
     let summary = RunSummary { results, skipped, judgement, report_dir: config.report_dir.clone() };
-    eprintln!("[run {:>5.1}s] report: {}", began.elapsed().as_secs_f64(), config.report_dir.join("index.html").display());
+    eprintln!(
+        "[run {:>5.1}s] report: {}",
+        began.elapsed().as_secs_f64(),
+        config.report_dir.join("index.html").display()
+    );
     Ok(summary)
 }
-

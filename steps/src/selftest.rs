@@ -152,7 +152,11 @@ pub const FAULTS: &[Fault] = &[
         bug: "crash window commit → publish: events are published 300 ms after commit from memory, with no outbox row",
         family: "CRASH",
         tags: "@CRASH-1",
-        seeds: &[(Service::Order, "kit::publish-from-memory=return(300)"), (Service::Product, "kit::publish-from-memory=return(300)"), (Service::Payment, "kit::publish-from-memory=return(300)")],
+        seeds: &[
+            (Service::Order, "kit::publish-from-memory=return(300)"),
+            (Service::Product, "kit::publish-from-memory=return(300)"),
+            (Service::Payment, "kit::publish-from-memory=return(300)"),
+        ],
     },
     Fault {
         name: "offset-before-effect",
@@ -206,7 +210,10 @@ impl SelfTest {
 
     /// The bar: a green baseline and every fault caught.
     pub fn ok(&self) -> bool {
-        self.baseline.error.is_none() && self.baseline.failed == 0 && self.baseline.passed > 0 && self.caught() == self.kills.len()
+        self.baseline.error.is_none()
+            && self.baseline.failed == 0
+            && self.baseline.passed > 0
+            && self.caught() == self.kills.len()
     }
 
     pub fn closing_line(&self) -> String {
@@ -214,7 +221,11 @@ impl SelfTest {
             "selftest: {}/{} faults caught, baseline {} ({} passed, {} failed), {:.0} s",
             self.caught(),
             self.kills.len(),
-            if self.baseline.error.is_none() && self.baseline.failed == 0 && self.baseline.passed > 0 { "green" } else { "NOT GREEN" },
+            if self.baseline.error.is_none() && self.baseline.failed == 0 && self.baseline.passed > 0 {
+                "green"
+            } else {
+                "NOT GREEN"
+            },
             self.baseline.passed,
             self.baseline.failed,
             self.seconds
@@ -230,7 +241,10 @@ pub fn select(only: &[String]) -> anyhow::Result<Vec<Fault>> {
     only.iter()
         .map(|name| {
             FAULTS.iter().find(|f| f.name == name).copied().ok_or_else(|| {
-                anyhow::anyhow!("no seeded fault {name:?}; known: {}", FAULTS.iter().map(|f| f.name).collect::<Vec<_>>().join(", "))
+                anyhow::anyhow!(
+                    "no seeded fault {name:?}; known: {}",
+                    FAULTS.iter().map(|f| f.name).collect::<Vec<_>>().join(", ")
+                )
             })
         })
         .collect()
@@ -241,14 +255,31 @@ pub async fn run(base: Config, faults: &[Fault], report_dir: &Path) -> anyhow::R
     let began = Instant::now();
     std::fs::create_dir_all(report_dir)?;
     let union = faults.iter().map(|f| format!("({})", f.tags)).collect::<Vec<_>>().join(" or ");
-    let baseline_fault = Fault { name: "baseline", bug: "nothing seeded: the failpoint build must conform", family: "", tags: "", seeds: &[] };
+    let baseline_fault = Fault {
+        name: "baseline",
+        bug: "nothing seeded: the failpoint build must conform",
+        family: "",
+        tags: "",
+        seeds: &[],
+    };
     eprintln!("[selftest] baseline: {union}");
     let baseline = run_one(&base, &baseline_fault, &union, report_dir).await;
     let mut kills = Vec::new();
     for fault in faults {
-        eprintln!("[selftest {:>5.0}s] {} ({}): {}", began.elapsed().as_secs_f64(), fault.name, fault.family, fault.tags);
+        eprintln!(
+            "[selftest {:>5.0}s] {} ({}): {}",
+            began.elapsed().as_secs_f64(),
+            fault.name,
+            fault.family,
+            fault.tags
+        );
         let kill = run_one(&base, fault, fault.tags, report_dir).await;
-        eprintln!("[selftest {:>5.0}s] {} → {}", began.elapsed().as_secs_f64(), fault.name, if kill.caught { "caught" } else { "NOT CAUGHT" });
+        eprintln!(
+            "[selftest {:>5.0}s] {} → {}",
+            began.elapsed().as_secs_f64(),
+            fault.name,
+            if kill.caught { "caught" } else { "NOT CAUGHT" }
+        );
         kills.push(kill);
     }
     let result = SelfTest { baseline, kills, seconds: began.elapsed().as_secs_f64() };
@@ -262,7 +293,8 @@ async fn run_one(base: &Config, fault: &Fault, tags: &str, report_dir: &Path) ->
     let mut config = base.clone();
     config.backend = BackendKind::Processes;
     config.report_dir = report_dir.join(fault.name);
-    let mut env: std::collections::HashMap<Service, Vec<(String, String)>> = ALL.iter().map(|s| (*s, Vec::new())).collect();
+    let mut env: std::collections::HashMap<Service, Vec<(String, String)>> =
+        ALL.iter().map(|s| (*s, Vec::new())).collect();
     for (service, failpoints) in fault.seeds {
         env.entry(*service).or_default().push(("FAILPOINTS".into(), (*failpoints).into()));
     }
@@ -291,7 +323,8 @@ async fn run_one(base: &Config, fault: &Fault, tags: &str, report_dir: &Path) ->
             kill.passed = results.len() - failed.len();
             kill.failed = failed.len();
             if results.iter().all(|r| r.tags.iter().any(|t| t == "FIELDS-1")) {
-                kill.error = Some(format!("no scenario matches {tags}: the scenario that should catch this fault is missing"));
+                kill.error =
+                    Some(format!("no scenario matches {tags}: the scenario that should catch this fault is missing"));
             }
             kill.caught = !fault.family.is_empty() && failed.iter().any(|r| r.tags.iter().any(|t| t == fault.family));
             let mut failing: Vec<String> = failed.iter().flat_map(|r| r.requirements()).map(str::to_string).collect();
@@ -309,7 +342,13 @@ async fn run_one(base: &Config, fault: &Fault, tags: &str, report_dir: &Path) ->
 pub fn matrix(result: &SelfTest) -> String {
     let mut out = String::from("fault                     family    caught      failing requirements\n");
     let mut line = |k: &Kill, verdict: &str| {
-        let failing = if let Some(e) = &k.error { format!("could not run: {e}") } else if k.failing.is_empty() { "—".into() } else { k.failing.join(" ") };
+        let failing = if let Some(e) = &k.error {
+            format!("could not run: {e}")
+        } else if k.failing.is_empty() {
+            "—".into()
+        } else {
+            k.failing.join(" ")
+        };
         let _ = writeln!(out, "{:<25} {:<9} {:<11} {failing}  ({:.0} s)", k.fault, k.family, verdict, k.seconds);
     };
     let baseline_ok = result.baseline.error.is_none() && result.baseline.failed == 0 && result.baseline.passed > 0;
@@ -341,14 +380,26 @@ th{{background:#f4f4f4}} .pill{{padding:.05rem .45rem;border-radius:3px;color:#f
         secs = result.seconds,
     );
     let baseline_ok = result.baseline.error.is_none() && result.baseline.failed == 0 && result.baseline.passed > 0;
-    for (k, ok, verdict) in std::iter::once((&result.baseline, baseline_ok, if baseline_ok { "green" } else { "not green" }))
-        .chain(result.kills.iter().map(|k| (k, k.caught, if k.caught { "caught" } else { "not caught" })))
+    for (k, ok, verdict) in
+        std::iter::once((&result.baseline, baseline_ok, if baseline_ok { "green" } else { "not green" }))
+            .chain(result.kills.iter().map(|k| (k, k.caught, if k.caught { "caught" } else { "not caught" })))
     {
         let failing = match &k.error {
             Some(e) => format!("could not run: {}", esc(e)),
-            None => format!("{} <small>({} passed, {} failed; <a href=\"{}/index.html\">report</a>)</small>", esc(&k.failing.join(" ")), k.passed, k.failed, esc(&k.fault)),
+            None => format!(
+                "{} <small>({} passed, {} failed; <a href=\"{}/index.html\">report</a>)</small>",
+                esc(&k.failing.join(" ")),
+                k.passed,
+                k.failed,
+                esc(&k.fault)
+            ),
         };
-        let seeded = k.failpoints.iter().map(|(s, f)| format!("{}: <code>{}</code>", esc(s), esc(f))).collect::<Vec<_>>().join("<br>");
+        let seeded = k
+            .failpoints
+            .iter()
+            .map(|(s, f)| format!("{}: <code>{}</code>", esc(s), esc(f)))
+            .collect::<Vec<_>>()
+            .join("<br>");
         let _ = write!(
             h,
             "<tr><td><b>{}</b></td><td>{}</td><td>{}</td><td><span class=\"pill {}\">{verdict}</span></td><td>{failing}</td><td>{seeded}</td><td>{:.0} s</td></tr>",
@@ -388,7 +439,11 @@ mod tests {
     fn a_fault_not_caught_or_a_red_baseline_fails_the_self_test() {
         let green = SelfTest { baseline: kill("", false, 0), kills: vec![kill("FLOW", true, 1)], seconds: 0.0 };
         assert!(green.ok());
-        let missed = SelfTest { baseline: kill("", false, 0), kills: vec![kill("FLOW", true, 1), kill("FAIL", false, 0)], seconds: 0.0 };
+        let missed = SelfTest {
+            baseline: kill("", false, 0),
+            kills: vec![kill("FLOW", true, 1), kill("FAIL", false, 0)],
+            seconds: 0.0,
+        };
         assert!(!missed.ok());
         assert!(matrix(&missed).contains("NOT CAUGHT"));
         let red_baseline = SelfTest { baseline: kill("", false, 2), kills: vec![kill("FLOW", true, 1)], seconds: 0.0 };
@@ -401,13 +456,26 @@ mod tests {
         names.sort();
         names.dedup();
         assert_eq!(names.len(), FAULTS.len(), "fault names must be unique (they name report directories)");
-        for family in ["FLOW", "FAIL", "ORDER", "IDEMP", "TIME", "COUPLING", "WIRE", "INPUT", "STOCK", "LATE", "CRASH", "FIELDS"] {
+        for family in
+            ["FLOW", "FAIL", "ORDER", "IDEMP", "TIME", "COUPLING", "WIRE", "INPUT", "STOCK", "LATE", "CRASH", "FIELDS"]
+        {
             assert!(FAULTS.iter().any(|f| f.family == family), "no seeded fault for {family}");
         }
         for f in FAULTS {
-            assert!(f.tags.parse::<cucumber::gherkin::tagexpr::TagOperation>().is_ok(), "{}: {:?} is not a tag expression", f.name, f.tags);
+            assert!(
+                f.tags.parse::<cucumber::gherkin::tagexpr::TagOperation>().is_ok(),
+                "{}: {:?} is not a tag expression",
+                f.name,
+                f.tags
+            );
             // FIELDS-1 is checked at the end of every run, whatever the tags.
-            assert!(f.family == "FIELDS" || f.tags.contains(&format!("@{}", f.family)), "{}: runs {:?}, which does not include its family {}", f.name, f.tags, f.family);
+            assert!(
+                f.family == "FIELDS" || f.tags.contains(&format!("@{}", f.family)),
+                "{}: runs {:?}, which does not include its family {}",
+                f.name,
+                f.tags,
+                f.family
+            );
             assert!(!f.seeds.is_empty(), "{} seeds nothing", f.name);
         }
     }

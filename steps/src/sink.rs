@@ -1,9 +1,9 @@
 //! The push gateway stand-in: a wiremock server that accepts every POST and keeps it, so
 //! steps can check which notifications arrived, and how many times.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use wiremock::matchers::method;
-use std::sync::{Arc, Mutex};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
 /// A push as the contract defines it.
@@ -22,7 +22,8 @@ struct Journal(Arc<Mutex<Vec<Arrival>>>, tokio::sync::watch::Sender<usize>);
 
 impl Respond for Journal {
     fn respond(&self, request: &Request) -> ResponseTemplate {
-        let push = serde_json::from_slice::<Push>(&request.body).map_err(|_| String::from_utf8_lossy(&request.body).into_owned());
+        let push = serde_json::from_slice::<Push>(&request.body)
+            .map_err(|_| String::from_utf8_lossy(&request.body).into_owned());
         let len = {
             let mut journal = self.0.lock().expect("journal poisoned");
             journal.push(Arrival { at_ms: saga_contract::now_millis(), push });
@@ -44,7 +45,9 @@ impl PushSink {
     pub async fn start(port: Option<u16>) -> anyhow::Result<PushSink> {
         let server = match port {
             Some(port) => {
-                let listener = std::net::TcpListener::bind(("127.0.0.1", port)).map_err(|e| anyhow::anyhow!("push sink cannot listen on 127.0.0.1:{port}: {e}; choose another push_sink_port"))?;
+                let listener = std::net::TcpListener::bind(("127.0.0.1", port)).map_err(|e| {
+                    anyhow::anyhow!("push sink cannot listen on 127.0.0.1:{port}: {e}; choose another push_sink_port")
+                })?;
                 MockServer::builder().listener(listener).start().await
             }
             None => MockServer::start().await,
@@ -72,12 +75,22 @@ impl PushSink {
 
     /// When the push of `kind` for `order_id` first arrived.
     pub fn arrival_of(&self, order_id: &str, kind: &str) -> Option<i64> {
-        self.arrivals().into_iter().find(|a| a.push.as_ref().is_ok_and(|p| p.order_id == order_id && p.kind == kind)).map(|a| a.at_ms)
+        self.arrivals()
+            .into_iter()
+            .find(|a| a.push.as_ref().is_ok_and(|p| p.order_id == order_id && p.kind == kind))
+            .map(|a| a.at_ms)
     }
 
     /// Waits until `predicate` holds over the order's pushes, or `deadline` passes.
-    pub async fn wait_for(&self, order_id: &str, deadline: Duration, predicate: impl Fn(&[Push]) -> bool) -> Result<Vec<Push>, Vec<Push>> {
-        let held = self.wait_until(tokio::time::Instant::now() + deadline, |arrivals| predicate(&pushes_of(arrivals, order_id))).await;
+    pub async fn wait_for(
+        &self,
+        order_id: &str,
+        deadline: Duration,
+        predicate: impl Fn(&[Push]) -> bool,
+    ) -> Result<Vec<Push>, Vec<Push>> {
+        let held = self
+            .wait_until(tokio::time::Instant::now() + deadline, |arrivals| predicate(&pushes_of(arrivals, order_id)))
+            .await;
         let pushes = self.for_order(order_id);
         if held { Ok(pushes) } else { Err(pushes) }
     }

@@ -57,7 +57,10 @@ impl TapRecord {
             self.timestamp_ms,
             self.schema_id.map(|i| i.to_string()).unwrap_or_else(|| "-".into()),
             self.event_id.as_deref().unwrap_or("-"),
-            self.value.as_ref().map(|v| v.to_string()).unwrap_or_else(|| format!("<{} undecodable bytes>", self.raw.len())),
+            self.value
+                .as_ref()
+                .map(|v| v.to_string())
+                .unwrap_or_else(|| format!("<{} undecodable bytes>", self.raw.len())),
             self.contract_error.as_ref().map(|e| format!(" CONTRACT VIOLATION: {e}")).unwrap_or_default(),
         )
     }
@@ -169,12 +172,23 @@ impl Tap {
 
     /// The records of one order, in arrival order.
     pub fn for_order(&self, order_id: &str) -> Vec<TapRecord> {
-        self.inner.log.read().expect("tap log poisoned").iter().filter(|r| r.order_id.as_deref() == Some(order_id) || r.key.as_deref() == Some(order_id)).cloned().collect()
+        self.inner
+            .log
+            .read()
+            .expect("tap log poisoned")
+            .iter()
+            .filter(|r| r.order_id.as_deref() == Some(order_id) || r.key.as_deref() == Some(order_id))
+            .cloned()
+            .collect()
     }
 
     /// Waits until `check` over the whole log returns `Some`, or `deadline` passes (`Err` then
     /// carries nothing: the caller builds its own evidence).
-    pub async fn wait_until<T>(&self, deadline: Duration, mut check: impl FnMut(&[TapRecord]) -> Option<T>) -> Result<T, ()> {
+    pub async fn wait_until<T>(
+        &self,
+        deadline: Duration,
+        mut check: impl FnMut(&[TapRecord]) -> Option<T>,
+    ) -> Result<T, ()> {
         let mut changed = self.inner.changed.subscribe();
         let until = tokio::time::Instant::now() + deadline;
         loop {
@@ -195,9 +209,19 @@ impl Tap {
     }
 
     /// Waits for a record of `topic` for `order_id` (optionally matching `extra`).
-    pub async fn wait_for(&self, topic: SagaTopic, order_id: &str, deadline: Duration) -> Result<TapRecord, Vec<TapRecord>> {
+    pub async fn wait_for(
+        &self,
+        topic: SagaTopic,
+        order_id: &str,
+        deadline: Duration,
+    ) -> Result<TapRecord, Vec<TapRecord>> {
         let name = self.topics.name(topic).to_string();
-        match self.wait_until(deadline, |log| log.iter().find(|r| r.topic == name && r.order_id.as_deref() == Some(order_id)).cloned()).await {
+        match self
+            .wait_until(deadline, |log| {
+                log.iter().find(|r| r.topic == name && r.order_id.as_deref() == Some(order_id)).cloned()
+            })
+            .await
+        {
             Ok(r) => Ok(r),
             Err(()) => Err(self.for_order(order_id)),
         }
@@ -209,10 +233,14 @@ fn end_offsets(bootstrap: &str, names: &[String]) -> anyhow::Result<TopicPartiti
     let probe: rdkafka::consumer::BaseConsumer = ClientConfig::new().set("bootstrap.servers", bootstrap).create()?;
     let mut list = TopicPartitionList::new();
     for name in names {
-        let metadata = probe.fetch_metadata(Some(name), Duration::from_secs(10)).with_context(|| format!("reading metadata of {name} from {bootstrap}"))?;
+        let metadata = probe
+            .fetch_metadata(Some(name), Duration::from_secs(10))
+            .with_context(|| format!("reading metadata of {name} from {bootstrap}"))?;
         let Some(topic) = metadata.topics().first() else { continue };
         if topic.error().is_some() || topic.partitions().is_empty() {
-            anyhow::bail!("topic {name} does not exist on {bootstrap}: the implementation must create it (3 partitions) before the suite starts");
+            anyhow::bail!(
+                "topic {name} does not exist on {bootstrap}: the implementation must create it (3 partitions) before the suite starts"
+            );
         }
         for p in topic.partitions() {
             // Right after a topic is created its partitions may have no leader for a moment.
@@ -242,7 +270,13 @@ async fn decode(codec: &EventCodec, topics: &Topics, message: &rdkafka::message:
     let raw = message.payload().unwrap_or_default().to_vec();
     let headers = message
         .headers()
-        .map(|h| h.iter().map(|h| (h.key.to_string(), h.value.map(|v| String::from_utf8_lossy(v).into_owned()).unwrap_or_default())).collect())
+        .map(|h| {
+            h.iter()
+                .map(|h| {
+                    (h.key.to_string(), h.value.map(|v| String::from_utf8_lossy(v).into_owned()).unwrap_or_default())
+                })
+                .collect()
+        })
         .unwrap_or_default();
     let mut record = TapRecord {
         seq: 0,
@@ -293,7 +327,9 @@ fn validate(topic: SagaTopic, decoded: &saga_contract::Decoded) -> Result<(), St
     let parsed = match topic {
         SagaTopic::OrderCreated => saga_contract::OrderCreated::from_value(&decoded.value).map(|_| ()),
         SagaTopic::StockReserved => saga_contract::StockReserved::from_value(&decoded.value).map(|_| ()),
-        SagaTopic::StockReservationFailed => saga_contract::StockReservationFailed::from_value(&decoded.value).map(|_| ()),
+        SagaTopic::StockReservationFailed => {
+            saga_contract::StockReservationFailed::from_value(&decoded.value).map(|_| ())
+        }
         SagaTopic::OrderConfirmed => saga_contract::OrderConfirmed::from_value(&decoded.value).map(|_| ()),
         SagaTopic::OrderCancelled => saga_contract::OrderCancelled::from_value(&decoded.value).map(|_| ()),
     };
@@ -315,7 +351,9 @@ pub fn avro_to_json(value: &Value) -> serde_json::Value {
         Value::Union(_, inner) => avro_to_json(inner),
         Value::Array(items) => serde_json::Value::Array(items.iter().map(avro_to_json).collect()),
         Value::Map(map) => serde_json::Value::Object(map.iter().map(|(k, v)| (k.clone(), avro_to_json(v))).collect()),
-        Value::Record(fields) => serde_json::Value::Object(fields.iter().map(|(k, v)| (k.clone(), avro_to_json(v))).collect()),
+        Value::Record(fields) => {
+            serde_json::Value::Object(fields.iter().map(|(k, v)| (k.clone(), avro_to_json(v))).collect())
+        }
         other => json!(format!("{other:?}")),
     }
 }

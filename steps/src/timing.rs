@@ -119,6 +119,9 @@ mod tests {
         assert!(intake.within_budget, "p95 of 19×10ms + 1×500ms is 10ms");
         let late: Vec<Sample> = (0..20).map(|_| mk(300.0)).collect();
         assert!(!summarize(&late, &timing)[0].within_budget);
-        assert!(!summarize(&samples, &timing).iter().find(|s| s.stage == "saga").unwrap().within_budget, "no samples is not a pass");
+        assert!(
+            !summarize(&samples, &timing).iter().find(|s| s.stage == "saga").unwrap().within_budget,
+            "no samples is not a pass"
+        );
     }
 }

@@ -43,12 +43,17 @@ pub struct Baseline {
 impl Baseline {
     pub fn load(path: &Path) -> anyhow::Result<Baseline> {
         let text = std::fs::read_to_string(path).with_context(|| format!("reading the baseline {}", path.display()))?;
-        toml::from_str(&text).with_context(|| format!("{} is not a baseline: expected [expected_failures] with REQ-ID = \"reason\" lines", path.display()))
+        toml::from_str(&text).with_context(|| {
+            format!("{} is not a baseline: expected [expected_failures] with REQ-ID = \"reason\" lines", path.display())
+        })
     }
 
     /// The reason a result is expected to fail, if the baseline lists one of its requirements.
     fn reason_for(&self, result: &ScenarioResult) -> Option<(String, String)> {
-        result.requirements().into_iter().find_map(|id| self.expected_failures.get(id).map(|why| (id.to_string(), why.clone())))
+        result
+            .requirements()
+            .into_iter()
+            .find_map(|id| self.expected_failures.get(id).map(|why| (id.to_string(), why.clone())))
     }
 }
 
@@ -112,12 +117,17 @@ pub struct Judgement {
 impl Judgement {
     /// Whether a scenario's failure is one the baseline expects.
     pub fn is_known_failure(&self, result: &ScenarioResult) -> bool {
-        result.status != Status::Passed && self.known_failures.iter().any(|k| k.scenario == label(result) && result.requirements().contains(&k.requirement.as_str()))
+        result.status != Status::Passed
+            && self
+                .known_failures
+                .iter()
+                .any(|k| k.scenario == label(result) && result.requirements().contains(&k.requirement.as_str()))
     }
 
     /// The one line CI and people read last.
     pub fn closing_line(&self) -> String {
-        let mut line = format!("conformance: {} — {} passed, {} failed", self.verdict.banner(), self.passed, self.failed.len());
+        let mut line =
+            format!("conformance: {} — {} passed, {} failed", self.verdict.banner(), self.passed, self.failed.len());
         if !self.known_failures.is_empty() {
             line.push_str(&format!(", {} known failure(s)", self.known_failures.len()));
         }
@@ -143,7 +153,9 @@ pub fn judge(results: &[ScenarioResult], skipped: &[Skipped], baseline: &Baselin
     let mut known_failures = Vec::new();
     for r in results.iter().filter(|r| r.status != Status::Passed) {
         match baseline.reason_for(r) {
-            Some((requirement, reason)) => known_failures.push(KnownFailure { requirement, scenario: label(r), reason }),
+            Some((requirement, reason)) => {
+                known_failures.push(KnownFailure { requirement, scenario: label(r), reason })
+            }
             None => failed.push(label(r)),
         }
     }
@@ -198,7 +210,12 @@ mod tests {
     }
 
     fn skipped(id: &str, level: &str) -> Skipped {
-        Skipped { feature: "F".into(), scenario: format!("scenario {id}"), tags: vec![id.into(), level.into()], reason: "needs kill-product".into() }
+        Skipped {
+            feature: "F".into(),
+            scenario: format!("scenario {id}"),
+            tags: vec![id.into(), level.into()],
+            reason: "needs kill-product".into(),
+        }
     }
 
     fn baseline(entries: &[(&str, &str)]) -> Baseline {
@@ -207,7 +224,12 @@ mod tests {
 
     #[test]
     fn all_passed_and_nothing_skipped_conforms() {
-        let j = judge(&[result("A-1", "must", Status::Passed), result("A-2", "should", Status::Passed)], &[], &Baseline::default(), 0);
+        let j = judge(
+            &[result("A-1", "must", Status::Passed), result("A-2", "should", Status::Passed)],
+            &[],
+            &Baseline::default(),
+            0,
+        );
         assert_eq!(j.verdict, Verdict::Conforms);
         assert_eq!(j.verdict.exit_code(), 0);
     }

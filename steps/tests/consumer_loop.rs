@@ -107,7 +107,12 @@ async fn load_until(ctx: &Ctx, stop: impl Future<Output = ()>) -> (Vec<Sent>, us
 /// Sum of the service's `saga_consumed_total` (0 for a process that just started).
 async fn consumed(http: &reqwest::Client, base: &str) -> Option<f64> {
     let text = http.get(format!("{base}/metrics")).send().await.ok()?.text().await.ok()?;
-    Some(text.lines().filter(|l| l.starts_with("saga_consumed_total{")).filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok()).sum())
+    Some(
+        text.lines()
+            .filter(|l| l.starts_with("saga_consumed_total{"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum(),
+    )
 }
 
 fn service_url(ctx: &Ctx, service: Service) -> String {
@@ -126,21 +131,38 @@ async fn completions(ctx: &Ctx, sent: &[Sent]) -> anyhow::Result<Vec<(i64, f64)>
     let done = ctx
         .sink
         .wait_until(until, |arrivals| {
-            let paid: HashSet<&str> = arrivals.iter().filter_map(|a| a.push.as_ref().ok()).filter(|p| p.kind == "PAYMENT_WAIT").map(|p| p.order_id.as_str()).collect();
+            let paid: HashSet<&str> = arrivals
+                .iter()
+                .filter_map(|a| a.push.as_ref().ok())
+                .filter(|p| p.kind == "PAYMENT_WAIT")
+                .map(|p| p.order_id.as_str())
+                .collect();
             ids.iter().all(|id| paid.contains(id))
         })
         .await;
     let arrivals = ctx.sink.arrivals();
     let mut paid: HashMap<&str, (i64, usize)> = HashMap::new();
-    for push in arrivals.iter().filter_map(|a| a.push.as_ref().ok().map(|p| (p, a.at_ms))).filter(|(p, _)| p.kind == "PAYMENT_WAIT") {
+    for push in arrivals
+        .iter()
+        .filter_map(|a| a.push.as_ref().ok().map(|p| (p, a.at_ms)))
+        .filter(|(p, _)| p.kind == "PAYMENT_WAIT")
+    {
         let entry = paid.entry(push.0.order_id.as_str()).or_insert((push.1, 0));
         entry.1 += 1;
     }
     let missing: Vec<&&str> = ids.iter().filter(|id| !paid.contains_key(**id)).collect();
-    anyhow::ensure!(done, "{} of {} orders had no PAYMENT_WAIT push within {COMPLETE_DEADLINE:?}, e.g. {:?}", missing.len(), ids.len(), missing.first());
+    anyhow::ensure!(
+        done,
+        "{} of {} orders had no PAYMENT_WAIT push within {COMPLETE_DEADLINE:?}, e.g. {:?}",
+        missing.len(),
+        ids.len(),
+        missing.first()
+    );
     let twice = ids.iter().filter(|id| paid[**id].1 > 1).count();
     if twice > 0 {
-        println!("    note: {twice} orders got their PAYMENT_WAIT push more than once (at-least-once push delivery after a crash)");
+        println!(
+            "    note: {twice} orders got their PAYMENT_WAIT push more than once (at-least-once push delivery after a crash)"
+        );
     }
     Ok(sent.iter().map(|s| (s.at_ms, (paid[s.order_id.as_str()].0 - s.at_ms) as f64)).collect())
 }
@@ -185,7 +207,8 @@ async fn recovery(ctx: &Ctx, service: Service) -> anyhow::Result<f64> {
     let first = result.expect("the fault sequence ran")?;
     let e2e = completions(ctx, &sent).await?;
     let mut all: Vec<f64> = e2e.iter().map(|(_, ms)| *ms).collect();
-    let mut in_outage: Vec<f64> = e2e.iter().filter(|(at, _)| *at >= outage.0 - 2000 && *at <= outage.1).map(|(_, ms)| *ms).collect();
+    let mut in_outage: Vec<f64> =
+        e2e.iter().filter(|(at, _)| *at >= outage.0 - 2000 && *at <= outage.1).map(|(_, ms)| *ms).collect();
     let used = before - stock(ctx).await?;
     println!(
         "recovery {service:<8} restart → first record handled {:>5.2}s | {} orders ({refused} refused while down): e2e p50 {:.0} ms p99 {:.0} ms; {} in flight during the outage: p99 {:.0} ms max {:.0} ms",
@@ -197,8 +220,15 @@ async fn recovery(ctx: &Ctx, service: Service) -> anyhow::Result<f64> {
         percentile(&mut in_outage, 0.99),
         percentile(&mut in_outage, 1.0),
     );
-    anyhow::ensure!(used == sent.len() as i64, "the stock fell by {used} for {} orders of one unit each (a reservation lost or applied twice)", sent.len());
-    anyhow::ensure!(first < RECOVERY_BOUND, "{service} took {first:?} after its restart to handle a record (bound {RECOVERY_BOUND:?})");
+    anyhow::ensure!(
+        used == sent.len() as i64,
+        "the stock fell by {used} for {} orders of one unit each (a reservation lost or applied twice)",
+        sent.len()
+    );
+    anyhow::ensure!(
+        first < RECOVERY_BOUND,
+        "{service} took {first:?} after its restart to handle a record (bound {RECOVERY_BOUND:?})"
+    );
     Ok(first.as_secs_f64())
 }
 
@@ -221,8 +251,16 @@ async fn zombie(ctx: &Ctx) -> anyhow::Result<()> {
     let e2e = completions(ctx, &sent).await?;
     let last = e2e.iter().map(|(at, ms)| *at + *ms as i64).max().unwrap_or(resumed);
     let used = before - stock(ctx).await?;
-    println!("zombie   product paused {ZOMBIE_PAUSE:?} (past its session timeout): {} orders all completed, the last {:.2}s after the resume", sent.len(), (last - resumed) as f64 / 1000.0);
-    anyhow::ensure!(used == sent.len() as i64, "the stock fell by {used} for {} orders of one unit each (a reservation lost or applied twice)", sent.len());
+    println!(
+        "zombie   product paused {ZOMBIE_PAUSE:?} (past its session timeout): {} orders all completed, the last {:.2}s after the resume",
+        sent.len(),
+        (last - resumed) as f64 / 1000.0
+    );
+    anyhow::ensure!(
+        used == sent.len() as i64,
+        "the stock fell by {used} for {} orders of one unit each (a reservation lost or applied twice)",
+        sent.len()
+    );
     Ok(())
 }
 
@@ -240,11 +278,24 @@ fn poison_value(kind: usize, valid: &[u8], other: &[u8]) -> (&'static str, Vec<u
 }
 
 async fn poison(ctx: &Ctx, tap: &Tap, topics: &Topics) -> anyhow::Result<f64> {
-    let consumed = [SagaTopic::OrderCreated, SagaTopic::StockReserved, SagaTopic::StockReservationFailed, SagaTopic::OrderConfirmed];
-    let real = |topic: SagaTopic| tap.records().into_iter().find(|r: &TapRecord| r.topic == topics.name(topic) && r.schema_id.is_some()).map(|r| r.raw);
+    let consumed = [
+        SagaTopic::OrderCreated,
+        SagaTopic::StockReserved,
+        SagaTopic::StockReservationFailed,
+        SagaTopic::OrderConfirmed,
+    ];
+    let real = |topic: SagaTopic| {
+        tap.records()
+            .into_iter()
+            .find(|r: &TapRecord| r.topic == topics.name(topic) && r.schema_id.is_some())
+            .map(|r| r.raw)
+    };
     let created = real(SagaTopic::OrderCreated).ok_or_else(|| anyhow::anyhow!("the tap saw no order.created"))?;
     let reserved = real(SagaTopic::StockReserved).ok_or_else(|| anyhow::anyhow!("the tap saw no stock.reserved"))?;
-    let producer: FutureProducer = ClientConfig::new().set("bootstrap.servers", &ctx.stack.endpoints.kafka_bootstrap).set("linger.ms", "5").create()?;
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &ctx.stack.endpoints.kafka_bootstrap)
+        .set("linger.ms", "5")
+        .create()?;
     let mut sends = Vec::with_capacity(POISON_RECORDS);
     for i in 0..POISON_RECORDS {
         let topic = consumed[(i / 6) % consumed.len()];
@@ -258,34 +309,74 @@ async fn poison(ctx: &Ctx, tap: &Tap, topics: &Topics) -> anyhow::Result<f64> {
         sends.push(async move {
             let key = uuid::Uuid::new_v4().to_string();
             let id = i.to_string();
-            let headers = OwnedHeaders::new().insert(Header { key: "poison.id", value: Some(&id) }).insert(Header { key: "poison.kind", value: Some(kind) });
+            let headers = OwnedHeaders::new()
+                .insert(Header { key: "poison.id", value: Some(&id) })
+                .insert(Header { key: "poison.kind", value: Some(kind) });
             let record = FutureRecord::to(&name).key(&key).payload(&value).headers(headers);
-            producer.send(record, Duration::from_secs(30)).await.map(|d| (id, name.clone(), d.partition, d.offset)).map_err(|(e, _)| anyhow::anyhow!("producing poison {i} to {name}: {e}"))
+            producer
+                .send(record, Duration::from_secs(30))
+                .await
+                .map(|d| (id, name.clone(), d.partition, d.offset))
+                .map_err(|(e, _)| anyhow::anyhow!("producing poison {i} to {name}: {e}"))
         });
     }
     let produced: Vec<(String, String, i32, i64)> = join_all(sends).await.into_iter().collect::<anyhow::Result<_>>()?;
     let last_poison = now_millis();
     let order_id = place_order(ctx).await?;
-    ctx.sink.wait_for(&order_id, COMPLETE_DEADLINE, |p| p.iter().any(|p| p.kind == "PAYMENT_WAIT")).await.map_err(|seen| anyhow::anyhow!("order {order_id} behind the poison got no PAYMENT_WAIT within {COMPLETE_DEADLINE:?}; pushes: {seen:?}"))?;
+    ctx.sink.wait_for(&order_id, COMPLETE_DEADLINE, |p| p.iter().any(|p| p.kind == "PAYMENT_WAIT")).await.map_err(
+        |seen| {
+            anyhow::anyhow!(
+                "order {order_id} behind the poison got no PAYMENT_WAIT within {COMPLETE_DEADLINE:?}; pushes: {seen:?}"
+            )
+        },
+    )?;
     let delay = (ctx.sink.arrival_of(&order_id, "PAYMENT_WAIT").unwrap_or_default() - last_poison) as f64 / 1000.0;
 
-    let expected: HashMap<&str, (&str, i32, i64)> = produced.iter().map(|(id, t, p, o)| (id.as_str(), (t.as_str(), *p, *o))).collect();
-    let dead = |log: &[TapRecord]| -> Vec<TapRecord> { log.iter().filter(|r| r.dead_letter && r.headers.iter().any(|(k, _)| k == "poison.id")).cloned().collect() };
-    let letters = tap.wait_until(Duration::from_secs(60), |log| Some(dead(log)).filter(|d| d.len() >= POISON_RECORDS)).await.unwrap_or_else(|()| dead(&tap.records()));
+    let expected: HashMap<&str, (&str, i32, i64)> =
+        produced.iter().map(|(id, t, p, o)| (id.as_str(), (t.as_str(), *p, *o))).collect();
+    let dead = |log: &[TapRecord]| -> Vec<TapRecord> {
+        log.iter().filter(|r| r.dead_letter && r.headers.iter().any(|(k, _)| k == "poison.id")).cloned().collect()
+    };
+    let letters = tap
+        .wait_until(Duration::from_secs(60), |log| Some(dead(log)).filter(|d| d.len() >= POISON_RECORDS))
+        .await
+        .unwrap_or_else(|()| dead(&tap.records()));
     let mut seen = HashSet::new();
     for letter in &letters {
         let header = |name: &str| letter.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
         let id = header("poison.id").unwrap_or_default();
-        let (topic, partition, offset) = expected.get(id).ok_or_else(|| anyhow::anyhow!("dead letter for unknown poison {id}: {}", letter.summary()))?;
+        let (topic, partition, offset) = expected
+            .get(id)
+            .ok_or_else(|| anyhow::anyhow!("dead letter for unknown poison {id}: {}", letter.summary()))?;
         anyhow::ensure!(seen.insert(id.to_string()), "poison {id} was dead-lettered twice");
         anyhow::ensure!(letter.topic == format!("{topic}.dlt"), "poison {id} from {topic} landed in {}", letter.topic);
-        let coordinates = (header("dlt.original.topic"), header("dlt.original.partition"), header("dlt.original.offset"));
-        anyhow::ensure!(coordinates == (Some(topic), Some(partition.to_string().as_str()), Some(offset.to_string().as_str())), "poison {id} ({topic}[{partition}]@{offset}) has dead-letter headers {coordinates:?}");
-        anyhow::ensure!(header("poison.kind").is_some() && header("dlt.error").is_some_and(|e| !e.is_empty()) && header("dlt.service").is_some(), "poison {id} lacks its own or the dead-letter headers: {:?}", letter.headers);
+        let coordinates =
+            (header("dlt.original.topic"), header("dlt.original.partition"), header("dlt.original.offset"));
+        anyhow::ensure!(
+            coordinates == (Some(topic), Some(partition.to_string().as_str()), Some(offset.to_string().as_str())),
+            "poison {id} ({topic}[{partition}]@{offset}) has dead-letter headers {coordinates:?}"
+        );
+        anyhow::ensure!(
+            header("poison.kind").is_some()
+                && header("dlt.error").is_some_and(|e| !e.is_empty())
+                && header("dlt.service").is_some(),
+            "poison {id} lacks its own or the dead-letter headers: {:?}",
+            letter.headers
+        );
     }
-    println!("poison   {POISON_RECORDS} records (6 kinds over 4 topics): the order behind them reached PAYMENT_WAIT {delay:.2}s after the last; {} in .dlt with headers", letters.len());
-    anyhow::ensure!(letters.len() == POISON_RECORDS, "{} of {POISON_RECORDS} poison records reached the dead-letter topics", letters.len());
-    anyhow::ensure!(delay < POISON_BOUND.as_secs_f64(), "the order behind the poison took {delay:.2}s (bound {POISON_BOUND:?})");
+    println!(
+        "poison   {POISON_RECORDS} records (6 kinds over 4 topics): the order behind them reached PAYMENT_WAIT {delay:.2}s after the last; {} in .dlt with headers",
+        letters.len()
+    );
+    anyhow::ensure!(
+        letters.len() == POISON_RECORDS,
+        "{} of {POISON_RECORDS} poison records reached the dead-letter topics",
+        letters.len()
+    );
+    anyhow::ensure!(
+        delay < POISON_BOUND.as_secs_f64(),
+        "the order behind the poison took {delay:.2}s (bound {POISON_BOUND:?})"
+    );
     Ok(delay)
 }
 
@@ -307,8 +398,19 @@ async fn consumer_loop_recovers_in_seconds_and_dead_letters_poison_at_once() {
     let http = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(10)).build().expect("http client");
     let ctx = Ctx { sink, http, product_id: format!("P-consumer-{}", uuid::Uuid::new_v4().simple()), stack };
     let outcome = async {
-        let tap = Tap::start(&ctx.stack.endpoints.kafka_bootstrap, &ctx.stack.endpoints.registry_url, topics.clone(), Pace::Live).await?;
-        let put = ctx.http.put(format!("{}/api/v1/products/{}", ctx.stack.endpoints.product_url, ctx.product_id)).json(&json!({"name": "Keyboard", "price": 15000, "stock": STOCK})).send().await?;
+        let tap = Tap::start(
+            &ctx.stack.endpoints.kafka_bootstrap,
+            &ctx.stack.endpoints.registry_url,
+            topics.clone(),
+            Pace::Live,
+        )
+        .await?;
+        let put = ctx
+            .http
+            .put(format!("{}/api/v1/products/{}", ctx.stack.endpoints.product_url, ctx.product_id))
+            .json(&json!({"name": "Keyboard", "price": 15000, "stock": STOCK}))
+            .send()
+            .await?;
         anyhow::ensure!(put.status().is_success(), "seeding the product: HTTP {}", put.status());
         let warm = place_order(&ctx).await?;
         completions(&ctx, &[Sent { order_id: warm, at_ms: now_millis() }]).await?;

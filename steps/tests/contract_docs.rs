@@ -47,7 +47,10 @@ fn str_at<'a>(node: &'a Value, pointer: &str) -> Option<&'a str> {
 }
 
 fn saga_topic(variant: &str) -> SagaTopic {
-    SagaTopic::ALL.into_iter().find(|t| format!("{t:?}") == variant).unwrap_or_else(|| panic!("no SagaTopic::{variant}"))
+    SagaTopic::ALL
+        .into_iter()
+        .find(|t| format!("{t:?}") == variant)
+        .unwrap_or_else(|| panic!("no SagaTopic::{variant}"))
 }
 
 /// What the services' code says about topics: (service, consumed, produced).
@@ -82,14 +85,18 @@ fn dead_letter_headers() -> BTreeSet<String> {
 fn asyncapi_problems(doc: &Value, contract_dir: &Path) -> Vec<String> {
     let mut problems = Vec::new();
     let topics = Topics::default();
-    let channels: Vec<&Value> = doc.get("channels").and_then(Value::as_object).map(|c| c.values().collect()).unwrap_or_default();
+    let channels: Vec<&Value> =
+        doc.get("channels").and_then(Value::as_object).map(|c| c.values().collect()).unwrap_or_default();
     let channel = |address: &str| channels.iter().copied().find(|c| str_at(c, "/address") == Some(address));
-    let operations: Vec<&Value> = doc.get("operations").and_then(Value::as_object).map(|o| o.values().collect()).unwrap_or_default();
+    let operations: Vec<&Value> =
+        doc.get("operations").and_then(Value::as_object).map(|o| o.values().collect()).unwrap_or_default();
     let operation = |action: &str, address: &str, service: &str| {
         operations.iter().any(|o| {
             str_at(o, "/action") == Some(action)
                 && str_at(resolve(doc, &o["channel"]), "/address") == Some(address)
-                && o.get("tags").and_then(Value::as_array).is_some_and(|tags| tags.iter().any(|t| str_at(t, "/name") == Some(service)))
+                && o.get("tags")
+                    .and_then(Value::as_array)
+                    .is_some_and(|tags| tags.iter().any(|t| str_at(t, "/name") == Some(service)))
         })
     };
     let mut referenced = BTreeSet::new();
@@ -100,10 +107,17 @@ fn asyncapi_problems(doc: &Value, contract_dir: &Path) -> Vec<String> {
             match channel(address) {
                 None => problems.push(format!("no channel with address {address}")),
                 Some(c) => {
-                    if str_at(c, "/bindings/kafka/topic") != Some(address) || c.pointer("/bindings/kafka/partitions").and_then(Value::as_u64) != Some(3) {
-                        problems.push(format!("channel {address}: its kafka binding must name the topic and 3 partitions"));
+                    if str_at(c, "/bindings/kafka/topic") != Some(address)
+                        || c.pointer("/bindings/kafka/partitions").and_then(Value::as_u64) != Some(3)
+                    {
+                        problems
+                            .push(format!("channel {address}: its kafka binding must name the topic and 3 partitions"));
                     }
-                    let messages: Vec<&Value> = c.get("messages").and_then(Value::as_object).map(|m| m.values().map(|m| resolve(doc, m)).collect()).unwrap_or_default();
+                    let messages: Vec<&Value> = c
+                        .get("messages")
+                        .and_then(Value::as_object)
+                        .map(|m| m.values().map(|m| resolve(doc, m)).collect())
+                        .unwrap_or_default();
                     if messages.len() != 1 {
                         problems.push(format!("channel {address}: expected one message, found {}", messages.len()));
                         continue;
@@ -130,15 +144,24 @@ fn asyncapi_problems(doc: &Value, contract_dir: &Path) -> Vec<String> {
         let group = format!("{service}-service");
         for topic in consumes {
             if !operation("receive", topics.name(topic), &group) {
-                problems.push(format!("{group} consumes {} but no receive operation tagged {group} says so", topics.name(topic)));
+                problems.push(format!(
+                    "{group} consumes {} but no receive operation tagged {group} says so",
+                    topics.name(topic)
+                ));
             }
             if !operation("send", &topics.dead_letter(topic), &group) {
-                problems.push(format!("{group} dead-letters {} but no send operation on that channel says so", topics.dead_letter(topic)));
+                problems.push(format!(
+                    "{group} dead-letters {} but no send operation on that channel says so",
+                    topics.dead_letter(topic)
+                ));
             }
         }
         for topic in produces {
             if !operation("send", topics.name(topic), &group) {
-                problems.push(format!("{group} produces {} but no send operation tagged {group} says so", topics.name(topic)));
+                problems.push(format!(
+                    "{group} produces {} but no send operation tagged {group} says so",
+                    topics.name(topic)
+                ));
             }
         }
     }
@@ -150,7 +173,14 @@ fn asyncapi_problems(doc: &Value, contract_dir: &Path) -> Vec<String> {
     problems
 }
 
-fn check_event_message(topic: SagaTopic, name: &str, message: &Value, contract_dir: &Path, referenced: &mut BTreeSet<PathBuf>, problems: &mut Vec<String>) {
+fn check_event_message(
+    topic: SagaTopic,
+    name: &str,
+    message: &Value,
+    contract_dir: &Path,
+    referenced: &mut BTreeSet<PathBuf>,
+    problems: &mut Vec<String>,
+) {
     let full_name = topic.record_full_name();
     if !str_at(message, "/payload/schemaFormat").is_some_and(|f| f.starts_with("application/vnd.apache.avro")) {
         problems.push(format!("{name}: the payload's schemaFormat is not Avro"));
@@ -162,8 +192,13 @@ fn check_event_message(topic: SagaTopic, name: &str, message: &Value, contract_d
         problems.push(format!("{name}: x-schema-subject must be {name}-value (TopicNameStrategy)"));
     }
     let kafka = &message["bindings"]["kafka"];
-    if str_at(kafka, "/schemaIdLocation") != Some("payload") || str_at(kafka, "/schemaIdPayloadEncoding") != Some("confluent") || str_at(kafka, "/schemaLookupStrategy") != Some("TopicNameStrategy") {
-        problems.push(format!("{name}: the kafka message binding must state the Confluent framing (payload, confluent, TopicNameStrategy)"));
+    if str_at(kafka, "/schemaIdLocation") != Some("payload")
+        || str_at(kafka, "/schemaIdPayloadEncoding") != Some("confluent")
+        || str_at(kafka, "/schemaLookupStrategy") != Some("TopicNameStrategy")
+    {
+        problems.push(format!(
+            "{name}: the kafka message binding must state the Confluent framing (payload, confluent, TopicNameStrategy)"
+        ));
     }
     let Some(reference) = str_at(message, "/payload/schema/$ref") else {
         problems.push(format!("{name}: the payload does not reference an .avsc file"));
@@ -175,7 +210,8 @@ fn check_event_message(topic: SagaTopic, name: &str, message: &Value, contract_d
         return;
     };
     let schema: Value = serde_json::from_str(&text).unwrap_or_default();
-    let named = format!("{}.{}", schema["namespace"].as_str().unwrap_or_default(), schema["name"].as_str().unwrap_or_default());
+    let named =
+        format!("{}.{}", schema["namespace"].as_str().unwrap_or_default(), schema["name"].as_str().unwrap_or_default());
     if named != full_name {
         problems.push(format!("{name}: {reference} is {named}, the topic carries {full_name}"));
     }
@@ -219,7 +255,12 @@ fn routes() -> Vec<Route> {
     // `get(handler)` names a handler; `get(|| …)` / `get(move || …)` is a closure.
     let method = Regex::new(r"\b(get|post|put|delete|patch)\((?:(\w+)\)|[^)])").unwrap();
     let mut found = Vec::new();
-    for file in ["services/order/src/api.rs", "services/product/src/api.rs", "services/payment/src/main.rs", "services/kit/src/http.rs"] {
+    for file in [
+        "services/order/src/api.rs",
+        "services/product/src/api.rs",
+        "services/payment/src/main.rs",
+        "services/kit/src/http.rs",
+    ] {
         let text = read(file);
         // Routes built in the file's own unit tests are not served.
         let text = text.split("#[cfg(test)]").next().unwrap_or_default();
@@ -231,7 +272,13 @@ fn routes() -> Vec<Route> {
             let segment = &segment[..closing_paren(segment)];
             for m in method.captures_iter(segment) {
                 let handler = handler_body(text, m.get(2).map_or("", |h| h.as_str()));
-                found.push(Route { file, path: path.clone(), method: m[1].to_string(), codes: status_codes(handler), needs_user_id: handler.contains("user_id(&headers)") });
+                found.push(Route {
+                    file,
+                    path: path.clone(),
+                    method: m[1].to_string(),
+                    codes: status_codes(handler),
+                    needs_user_id: handler.contains("user_id(&headers)"),
+                });
             }
         }
     }
@@ -298,26 +345,60 @@ fn openapi_problems(doc: &Value, routes: &[Route]) -> Vec<String> {
     let served: BTreeSet<(String, String)> = routes.iter().map(|r| (normalise(&r.path), r.method.clone())).collect();
     for route in routes {
         let Some((_, item)) = paths.iter().find(|(p, _)| normalise(p) == normalise(&route.path)) else {
-            problems.push(format!("{} serves {} {} but openapi.yaml has no such path", route.file, route.method.to_uppercase(), route.path));
+            problems.push(format!(
+                "{} serves {} {} but openapi.yaml has no such path",
+                route.file,
+                route.method.to_uppercase(),
+                route.path
+            ));
             continue;
         };
         let Some(operation) = item.get(&route.method) else {
-            problems.push(format!("{} serves {} {} but its path in openapi.yaml has no {} operation", route.file, route.method.to_uppercase(), route.path, route.method));
+            problems.push(format!(
+                "{} serves {} {} but its path in openapi.yaml has no {} operation",
+                route.file,
+                route.method.to_uppercase(),
+                route.path,
+                route.method
+            ));
             continue;
         };
-        let documented: BTreeSet<u16> = operation.get("responses").and_then(Value::as_object).map(|r| r.keys().filter_map(|k| k.parse().ok()).collect()).unwrap_or_default();
+        let documented: BTreeSet<u16> = operation
+            .get("responses")
+            .and_then(Value::as_object)
+            .map(|r| r.keys().filter_map(|k| k.parse().ok()).collect())
+            .unwrap_or_default();
         if documented != route.codes {
-            problems.push(format!("{} {}: the handler answers {:?}, openapi.yaml documents {:?}", route.method.to_uppercase(), route.path, route.codes, documented));
+            problems.push(format!(
+                "{} {}: the handler answers {:?}, openapi.yaml documents {:?}",
+                route.method.to_uppercase(),
+                route.path,
+                route.codes,
+                documented
+            ));
         }
         for code in route.codes.iter().filter(|c| **c >= 400) {
             let response = resolve(doc, &operation["responses"][code.to_string()]);
             if response.pointer("/content/application~1problem+json").is_none() {
-                problems.push(format!("{} {}: the {code} response is not an application/problem+json problem", route.method.to_uppercase(), route.path));
+                problems.push(format!(
+                    "{} {}: the {code} response is not an application/problem+json problem",
+                    route.method.to_uppercase(),
+                    route.path
+                ));
             }
         }
-        let has_user_id = operation.get("parameters").and_then(Value::as_array).is_some_and(|ps| ps.iter().any(|p| str_at(resolve(doc, p), "/name") == Some("X-User-Id")));
+        let has_user_id = operation
+            .get("parameters")
+            .and_then(Value::as_array)
+            .is_some_and(|ps| ps.iter().any(|p| str_at(resolve(doc, p), "/name") == Some("X-User-Id")));
         if has_user_id != route.needs_user_id {
-            problems.push(format!("{} {}: X-User-Id is {} by the handler but {} in openapi.yaml", route.method.to_uppercase(), route.path, if route.needs_user_id { "required" } else { "not read" }, if has_user_id { "declared" } else { "not declared" }));
+            problems.push(format!(
+                "{} {}: X-User-Id is {} by the handler but {} in openapi.yaml",
+                route.method.to_uppercase(),
+                route.path,
+                if route.needs_user_id { "required" } else { "not read" },
+                if has_user_id { "declared" } else { "not declared" }
+            ));
         }
         if route.codes.contains(&201) && operation.pointer("/responses/201/headers/Location").is_none() {
             problems.push(format!("POST {}: the 201 must declare its Location header", route.path));
@@ -326,16 +407,30 @@ fn openapi_problems(doc: &Value, routes: &[Route]) -> Vec<String> {
     for (path, item) in &paths {
         for method in ["get", "post", "put", "delete", "patch"] {
             if item.get(method).is_some() && !served.contains(&(normalise(path), method.to_string())) {
-                problems.push(format!("openapi.yaml documents {} {path}, which no service serves", method.to_uppercase()));
+                problems
+                    .push(format!("openapi.yaml documents {} {path}, which no service serves", method.to_uppercase()));
             }
         }
     }
-    let push = resolve(doc, &doc["webhooks"]["pushNotification"]["post"]["requestBody"]["content"]["application/json"]["schema"]);
-    let sample = serde_json::to_value(PushNotification { user_id: "u".into(), order_id: "o".into(), kind: "PAYMENT_WAIT".into(), message: "m".into(), event_id: "e".into() }).unwrap();
+    let push = resolve(
+        doc,
+        &doc["webhooks"]["pushNotification"]["post"]["requestBody"]["content"]["application/json"]["schema"],
+    );
+    let sample = serde_json::to_value(PushNotification {
+        user_id: "u".into(),
+        order_id: "o".into(),
+        kind: "PAYMENT_WAIT".into(),
+        message: "m".into(),
+        event_id: "e".into(),
+    })
+    .unwrap();
     let fields: BTreeSet<String> = sample.as_object().unwrap().keys().cloned().collect();
-    let documented: BTreeSet<String> = push.get("properties").and_then(Value::as_object).map(|p| p.keys().cloned().collect()).unwrap_or_default();
+    let documented: BTreeSet<String> =
+        push.get("properties").and_then(Value::as_object).map(|p| p.keys().cloned().collect()).unwrap_or_default();
     if fields != documented {
-        problems.push(format!("the pushNotification webhook documents {documented:?}; saga_contract::PushNotification has {fields:?}"));
+        problems.push(format!(
+            "the pushNotification webhook documents {documented:?}; saga_contract::PushNotification has {fields:?}"
+        ));
     }
     problems
 }
@@ -378,10 +473,14 @@ fn a_doctored_asyncapi_document_fails() {
     assert!(asyncapi_problems(&no_dlt, &dir).iter().any(|p| p == "no channel with address order.cancelled.dlt"));
 
     let mut wrong_schema = original.clone();
-    wrong_schema["components"]["messages"]["StockReserved"]["payload"]["schema"]["$ref"] = "../../avro/schemas/order/OrderCreated.avsc".into();
+    wrong_schema["components"]["messages"]["StockReserved"]["payload"]["schema"]["$ref"] =
+        "../../avro/schemas/order/OrderCreated.avsc".into();
     let problems = asyncapi_problems(&wrong_schema, &dir);
     assert!(problems.iter().any(|p| p.contains("stock.reserved: ../../avro/schemas/order/OrderCreated.avsc is com.groom.ecommerce.order.event.avro.OrderCreated")), "{problems:?}");
-    assert!(problems.iter().any(|p| p.contains("StockReserved.avsc is part of the contract but no message references it")), "{problems:?}");
+    assert!(
+        problems.iter().any(|p| p.contains("StockReserved.avsc is part of the contract but no message references it")),
+        "{problems:?}"
+    );
 
     let mut wrong_key = original.clone();
     wrong_key["components"]["schemas"]["OrderIdKey"]["x-key-field"] = "eventId".into();
@@ -389,7 +488,9 @@ fn a_doctored_asyncapi_document_fails() {
 
     let mut no_consumer = original.clone();
     no_consumer["operations"].as_object_mut().unwrap().remove("receiveOrderConfirmed");
-    assert!(asyncapi_problems(&no_consumer, &dir).iter().any(|p| p.starts_with("payment-service consumes order.confirmed")));
+    assert!(
+        asyncapi_problems(&no_consumer, &dir).iter().any(|p| p.starts_with("payment-service consumes order.confirmed"))
+    );
 
     let mut no_header = original;
     no_header["components"]["schemas"]["DeadLetterHeaders"]["properties"].as_object_mut().unwrap().remove("dlt.error");
@@ -403,20 +504,36 @@ fn a_doctored_openapi_document_fails() {
 
     let mut no_path = original.clone();
     no_path["paths"].as_object_mut().unwrap().remove("/api/v1/payments");
-    assert!(openapi_problems(&no_path, &routes).iter().any(|p| p.contains("serves GET /api/v1/payments but openapi.yaml has no such path")));
+    assert!(
+        openapi_problems(&no_path, &routes)
+            .iter()
+            .any(|p| p.contains("serves GET /api/v1/payments but openapi.yaml has no such path"))
+    );
 
     let mut no_413 = original.clone();
     no_413["paths"]["/api/v1/products/{productId}"]["put"]["responses"].as_object_mut().unwrap().remove("413");
     let problems = openapi_problems(&no_413, &routes);
-    assert!(problems.iter().any(|p| p.starts_with("PUT /api/v1/products/{product_id}: the handler answers")), "{problems:?}");
+    assert!(
+        problems.iter().any(|p| p.starts_with("PUT /api/v1/products/{product_id}: the handler answers")),
+        "{problems:?}"
+    );
 
     let mut extra = original.clone();
-    extra["paths"]["/api/v1/orders/{orderId}"]["delete"] = serde_json::json!({"responses": {"204": {"description": "gone"}}});
-    assert!(openapi_problems(&extra, &routes).iter().any(|p| p.contains("documents DELETE /api/v1/orders/{orderId}, which no service serves")));
+    extra["paths"]["/api/v1/orders/{orderId}"]["delete"] =
+        serde_json::json!({"responses": {"204": {"description": "gone"}}});
+    assert!(
+        openapi_problems(&extra, &routes)
+            .iter()
+            .any(|p| p.contains("documents DELETE /api/v1/orders/{orderId}, which no service serves"))
+    );
 
     let mut no_user = original.clone();
     no_user["paths"]["/api/v1/orders"]["post"]["parameters"] = serde_json::json!([]);
-    assert!(openapi_problems(&no_user, &routes).iter().any(|p| p.contains("X-User-Id is required by the handler but not declared")));
+    assert!(
+        openapi_problems(&no_user, &routes)
+            .iter()
+            .any(|p| p.contains("X-User-Id is required by the handler but not declared"))
+    );
 
     let mut push = original;
     push["components"]["schemas"]["PushNotification"]["properties"].as_object_mut().unwrap().remove("eventId");

@@ -15,12 +15,12 @@
 //! Needs the service binaries: `cargo build --release --workspace --bins` first.
 
 use saga_conformance::Service;
-use sqlx::Connection;
 use saga_conformance::poll;
 use saga_conformance::sink::PushSink;
 use saga_conformance::stack::{Stack, StackOptions, cache_dir, default_bin_dir};
 use saga_contract::Topics;
 use serde_json::{Value, json};
+use sqlx::Connection;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -39,14 +39,23 @@ fn venv_python() -> PathBuf {
 /// Fails early, with the fix, when the venv is missing or lacks the client.
 async fn check_venv(python: &Path) {
     const SETUP: &str = "run `./saga setup` (it creates ~/.cache/saga-conformance/py-venv and installs services/registry/tests/confluent_client/requirements.txt)";
-    assert!(python.exists(), "the Python venv for the Confluent client tests is missing ({} not found): {SETUP}", python.display());
+    assert!(
+        python.exists(),
+        "the Python venv for the Confluent client tests is missing ({} not found): {SETUP}",
+        python.display()
+    );
     let probe = tokio::process::Command::new(python)
         .args(["-c", "import confluent_kafka.schema_registry.avro, pytest"])
         .stdin(Stdio::null())
         .output()
         .await
         .unwrap_or_else(|e| panic!("cannot run {}: {e}; {SETUP}", python.display()));
-    assert!(probe.status.success(), "{} cannot import confluent_kafka/pytest ({}): {SETUP}", python.display(), String::from_utf8_lossy(&probe.stderr).trim());
+    assert!(
+        probe.status.success(),
+        "{} cannot import confluent_kafka/pytest ({}): {SETUP}",
+        python.display(),
+        String::from_utf8_lossy(&probe.stderr).trim()
+    );
 }
 
 /// Seeds a product and places an order for 2 of it; returns the order id.
@@ -58,7 +67,12 @@ async fn place_order(stack: &Stack, http: &reqwest::Client) -> anyhow::Result<St
         .json(&json!({"name": "Keyboard", "price": 15000, "stock": 50}))
         .send()
         .await?;
-    anyhow::ensure!(put.status().is_success(), "seeding product {product_id}: HTTP {} {}", put.status(), put.text().await.unwrap_or_default());
+    anyhow::ensure!(
+        put.status().is_success(),
+        "seeding product {product_id}: HTTP {} {}",
+        put.status(),
+        put.text().await.unwrap_or_default()
+    );
 
     let post = http
         .post(format!("{}/api/v1/orders", e.order_url))
@@ -90,7 +104,9 @@ async fn wait_confirmed(stack: &Stack, http: &reqwest::Client, order_id: &str) -
     match status {
         Ok(order) if order["status"] == "ORDER_CONFIRMED" => Ok(()),
         Ok(order) => anyhow::bail!("order {order_id} was cancelled: {order}"),
-        Err(last) => anyhow::bail!("order {order_id} was not ORDER_CONFIRMED within {CONFIRM_DEADLINE:?}; last seen: {last}"),
+        Err(last) => {
+            anyhow::bail!("order {order_id} was not ORDER_CONFIRMED within {CONFIRM_DEADLINE:?}; last seen: {last}")
+        }
     }
 }
 
@@ -120,12 +136,19 @@ async fn run_pytest(python: &Path, stack: &Stack, topics: &Topics, order_id: &st
     if !stderr.trim().is_empty() {
         println!("---- pytest stderr ----\n{stderr}");
     }
-    anyhow::ensure!(output.status.success(), "the Confluent client suite failed ({}); its output is above", output.status);
+    anyhow::ensure!(
+        output.status.success(),
+        "the Confluent client suite failed ({}); its output is above",
+        output.status
+    );
     Ok(())
 }
 
 /// The outbox check (see the header): returns the order id once the saga has completed.
-async fn outbox_survives_a_crash_between_commit_and_publish(stack: &Stack, http: &reqwest::Client) -> anyhow::Result<String> {
+async fn outbox_survives_a_crash_between_commit_and_publish(
+    stack: &Stack,
+    http: &reqwest::Client,
+) -> anyhow::Result<String> {
     stack.freeze_kafka(true).await?;
     let placed = place_order(stack, http).await;
     // Whatever happened, the broker must thaw before anything else.
@@ -134,7 +157,10 @@ async fn outbox_survives_a_crash_between_commit_and_publish(stack: &Stack, http:
     let pending = async {
         let order_id = placed.as_ref().map_err(|e| anyhow::anyhow!("{e:#}"))?;
         let mut db = sqlx::PgConnection::connect(&stack.database_url("order_db")).await?;
-        let (rows,): (i64,) = sqlx::query_as("SELECT count(*) FROM outbox WHERE kind = 'kafka' AND msg_key = $1").bind(order_id).fetch_one(&mut db).await?;
+        let (rows,): (i64,) = sqlx::query_as("SELECT count(*) FROM outbox WHERE kind = 'kafka' AND msg_key = $1")
+            .bind(order_id)
+            .fetch_one(&mut db)
+            .await?;
         Ok::<_, anyhow::Error>(rows)
     }
     .await;
@@ -156,7 +182,10 @@ async fn outbox_survives_a_crash_between_commit_and_publish(stack: &Stack, http:
     })
     .await
     .unwrap_or_else(|last| last);
-    anyhow::ensure!(payments.as_array().map(Vec::len) == Some(1), "expected exactly one payment for {order_id}, got {payments}");
+    anyhow::ensure!(
+        payments.as_array().map(Vec::len) == Some(1),
+        "expected exactly one payment for {order_id}, got {payments}"
+    );
     println!("order {order_id}: order.created was published after the restart; confirmed with one payment");
     Ok(order_id)
 }
@@ -178,7 +207,8 @@ async fn metrics_count_the_saga(stack: &Stack, http: &reqwest::Client) -> anyhow
         let url = format!("{base}/metrics");
         // The push and the payment follow the confirmation asynchronously.
         let value = poll::until(CONFIRM_DEADLINE, Duration::from_millis(100), async || {
-            let text = http.get(&url).send().await.map_err(|e| e.to_string())?.text().await.map_err(|e| e.to_string())?;
+            let text =
+                http.get(&url).send().await.map_err(|e| e.to_string())?.text().await.map_err(|e| e.to_string())?;
             let value = text
                 .lines()
                 .find(|line| line.starts_with(&format!("{name}{{")) && labels.iter().all(|l| line.contains(l)))

@@ -7,7 +7,13 @@ use saga_conformance::config::Config;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    let only: Vec<String> = std::env::var("SAGA_SELFTEST_FAULTS").unwrap_or_default().split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect();
+    let only: Vec<String> = std::env::var("SAGA_SELFTEST_FAULTS")
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect();
     let outcome = async {
         let faults = saga_conformance::selftest::select(&only)?;
         // Tests always judge the reference implementation, wherever a conformance.toml points.

@@ -35,7 +35,9 @@ impl ServiceConfig {
         let required = |name: &str| -> anyhow::Result<String> {
             match std::env::var(name) {
                 Ok(v) if !v.trim().is_empty() => Ok(v),
-                _ => bail!("{service_name}-service: environment variable {name} is not set (see the README's runtime knobs)"),
+                _ => bail!(
+                    "{service_name}-service: environment variable {name} is not set (see the README's runtime knobs)"
+                ),
             }
         };
         let http_port = match std::env::var("HTTP_PORT") {
@@ -96,7 +98,11 @@ mod tests {
     #[test]
     fn instance_id_is_given_or_stable_per_service_and_port() {
         assert_eq!(instance_id(Some("order-a".into()), "order", 8081).as_deref(), Some("order-a"));
-        assert_eq!(instance_id(Some("  ".into()), "order", 8081), None, "an empty INSTANCE_ID opts out of static membership");
+        assert_eq!(
+            instance_id(Some("  ".into()), "order", 8081),
+            None,
+            "an empty INSTANCE_ID opts out of static membership"
+        );
         let default = instance_id(None, "order", 8081).unwrap();
         assert!(default.starts_with("order-") && default.ends_with("-8081"), "{default}");
         assert_eq!(instance_id(None, "order", 8081), Some(default.clone()), "stable across restarts");

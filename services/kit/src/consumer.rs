@@ -15,13 +15,13 @@
 use crate::metrics::Metrics;
 use crate::{ServiceConfig, Shutdown};
 use anyhow::Context as _;
+use rdkafka::Message;
 use rdkafka::client::ClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{Consumer, ConsumerContext, StreamConsumer};
 use rdkafka::message::{Header, Headers, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::statistics::Statistics;
-use rdkafka::Message;
 use saga_contract::{Decoded, EventCodec, FramingError, SagaTopic};
 use sqlx::PgConnection;
 use std::sync::Arc;
@@ -76,7 +76,8 @@ pub trait Handler: Send + Sync + 'static {
 /// redelivery (the handler then commits nothing else and reports [`Outcome::Duplicate`]).
 pub async fn claim_event(tx: &mut PgConnection, event_id: &str, topic: &str) -> sqlx::Result<bool> {
     // Seeded faults (self-test): no dedupe at all, or one kept in memory (forgotten on restart).
-    static CLAIMED_IN_MEMORY: std::sync::Mutex<std::collections::BTreeSet<String>> = std::sync::Mutex::new(std::collections::BTreeSet::new());
+    static CLAIMED_IN_MEMORY: std::sync::Mutex<std::collections::BTreeSet<String>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
     if crate::failpoint::active("kit::no-dedupe") {
         return Ok(true);
     }
@@ -156,7 +157,9 @@ pub async fn run<H: Handler>(setup: ConsumerSetup, handler: H, shutdown: Shutdow
         };
         match consume(worker, &shutdown).await {
             Membership::Shutdown => return Ok(()),
-            Membership::Fatal(reason) => tracing::error!(%reason, "Kafka consumer failed fatally; replacing it with a new one"),
+            Membership::Fatal(reason) => {
+                tracing::error!(%reason, "Kafka consumer failed fatally; replacing it with a new one")
+            }
         }
     }
 }
@@ -303,14 +306,22 @@ impl<H: Handler> Worker<H> {
 /// Handles the record: poison comes back at the first attempt (for the dead letters), a
 /// transient failure is retried with backoff until it succeeds; `None` when shutdown
 /// interrupted the retries.
-async fn handle_with_retries<H: Handler>(handler: &H, codec: &EventCodec, topic: SagaTopic, message: &OwnedMessage, shutdown: &Shutdown) -> Option<Result<Outcome, HandleError>> {
+async fn handle_with_retries<H: Handler>(
+    handler: &H,
+    codec: &EventCodec,
+    topic: SagaTopic,
+    message: &OwnedMessage,
+    shutdown: &Shutdown,
+) -> Option<Result<Outcome, HandleError>> {
     let mut attempt = 0u32;
     loop {
         attempt += 1;
         let error = match handle_once(handler, codec, topic, message).await {
             Err(HandleError::Transient(error)) => error,
             // Seeded fault: poison retried as if it could heal, stalling its partition.
-            Err(HandleError::Poison(reason)) if crate::failpoint::active("kit::poison-retried-forever") => anyhow::anyhow!(reason),
+            Err(HandleError::Poison(reason)) if crate::failpoint::active("kit::poison-retried-forever") => {
+                anyhow::anyhow!(reason)
+            }
             result => return Some(result),
         };
         let pause = retry_pause(attempt);
@@ -328,7 +339,12 @@ fn retry_pause(attempt: u32) -> Duration {
     Duration::from_millis(50u64 << attempt.saturating_sub(1).min(7)).min(MAX_RETRY_PAUSE)
 }
 
-async fn handle_once<H: Handler>(handler: &H, codec: &EventCodec, topic: SagaTopic, message: &OwnedMessage) -> Result<Outcome, HandleError> {
+async fn handle_once<H: Handler>(
+    handler: &H,
+    codec: &EventCodec,
+    topic: SagaTopic,
+    message: &OwnedMessage,
+) -> Result<Outcome, HandleError> {
     let payload = message.payload().ok_or_else(|| HandleError::Poison("record has no value".into()))?;
     let decoded = codec.decode(payload).await?;
     let expected = topic.record_full_name();
@@ -345,7 +361,14 @@ struct DeadLetters {
 impl DeadLetters {
     /// Copies the record to `dlt` (same key and value, original headers kept, context headers
     /// added). Retries until it is written: dropping it would lose data. `false` on shutdown.
-    async fn send(&self, dlt: &str, service: &str, message: &OwnedMessage, error: &HandleError, shutdown: &Shutdown) -> bool {
+    async fn send(
+        &self,
+        dlt: &str,
+        service: &str,
+        message: &OwnedMessage,
+        error: &HandleError,
+        shutdown: &Shutdown,
+    ) -> bool {
         let partition = message.partition().to_string();
         let offset = message.offset().to_string();
         let error_text = error.to_string();
@@ -434,10 +457,16 @@ mod tests {
     #[test]
     fn bad_data_is_poison_and_an_unavailable_database_is_transient() {
         for poison in ["22003", "22P02", "23505", "23503"] {
-            assert!(is_poison(sqlx::Error::Database(Box::new(Sqlstate(poison))).into()), "SQLSTATE {poison} should be poison");
+            assert!(
+                is_poison(sqlx::Error::Database(Box::new(Sqlstate(poison))).into()),
+                "SQLSTATE {poison} should be poison"
+            );
         }
         for transient in ["08006", "57P01", "40001", "40P01", "53300"] {
-            assert!(!is_poison(sqlx::Error::Database(Box::new(Sqlstate(transient))).into()), "SQLSTATE {transient} should be transient");
+            assert!(
+                !is_poison(sqlx::Error::Database(Box::new(Sqlstate(transient))).into()),
+                "SQLSTATE {transient} should be transient"
+            );
         }
         assert!(!is_poison(sqlx::Error::PoolTimedOut.into()));
         assert!(!is_poison(sqlx::Error::Io(std::io::Error::from(std::io::ErrorKind::ConnectionRefused)).into()));
@@ -448,7 +477,8 @@ mod tests {
         assert!(is_poison(FramingError::NotFramed("3 bytes".into()).into()));
         assert!(is_poison(FramingError::UnknownSchema { id: 9, url: "http://registry".into() }.into()));
         assert!(is_poison(FramingError::WrongRecord { expected: "a", found: "b".into() }.into()));
-        let unreachable = schema_registry_converter::error::SRCError::new("http call to schema registry failed", None, true);
+        let unreachable =
+            schema_registry_converter::error::SRCError::new("http call to schema registry failed", None, true);
         assert!(!is_poison(FramingError::Registry { url: "http://registry".into(), source: unreachable }.into()));
     }
 

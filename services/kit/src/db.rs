@@ -12,7 +12,12 @@ pub async fn connect(database_url: &str) -> anyhow::Result<PgPool> {
         .acquire_timeout(Duration::from_secs(10))
         .connect(database_url)
         .await
-        .map_err(|e| anyhow::anyhow!("cannot connect to PostgreSQL ({}): {e}; check DATABASE_URL and that the server runs", redact(database_url)))?;
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "cannot connect to PostgreSQL ({}): {e}; check DATABASE_URL and that the server runs",
+                redact(database_url)
+            )
+        })?;
     prepare_kit_tables(&pool).await?;
     Ok(pool)
 }
@@ -29,7 +34,12 @@ pub async fn connect_relay_pool(database_url: &str) -> anyhow::Result<PgPool> {
         .acquire_timeout(Duration::from_secs(10))
         .connect_with(options)
         .await
-        .map_err(|e| anyhow::anyhow!("cannot connect to PostgreSQL ({}): {e}; check DATABASE_URL and that the server runs", redact(database_url)))
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "cannot connect to PostgreSQL ({}): {e}; check DATABASE_URL and that the server runs",
+                redact(database_url)
+            )
+        })
 }
 
 /// Creates the outbox and the dedupe table. Idempotent, and kept outside the services'

@@ -43,7 +43,11 @@ impl Problem {
     /// client knows to retry, never with internals.
     pub fn unavailable(context: &str, error: impl std::fmt::Display) -> Problem {
         tracing::error!(%error, "{context}");
-        Problem { status: StatusCode::SERVICE_UNAVAILABLE, title: "Temporarily unavailable", detail: format!("{context}; retry later") }
+        Problem {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            title: "Temporarily unavailable",
+            detail: format!("{context}; retry later"),
+        }
     }
 }
 
@@ -84,7 +88,9 @@ fn json_problem(rejection: JsonRejection) -> Problem {
     let detail = rejection.body_text();
     match rejection {
         JsonRejection::JsonDataError(_) => Problem::unprocessable(detail),
-        JsonRejection::MissingJsonContentType(_) => Problem { status, title: "Unsupported media type", detail: "send the body as application/json".into() },
+        JsonRejection::MissingJsonContentType(_) => {
+            Problem { status, title: "Unsupported media type", detail: "send the body as application/json".into() }
+        }
         _ => Problem::bad_request(detail),
     }
 }
@@ -118,7 +124,9 @@ pub async fn serve(router: Router, port: u16, shutdown: crate::Shutdown) -> anyh
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {host}:{port}: {e}; set HTTP_PORT to a free port"))?;
     tracing::info!(address = %listener.local_addr()?, "listening");
-    let router = router.fallback(|| async { Problem::not_found("no such endpoint") }).layer(axum::middleware::from_fn(limit_body));
+    let router = router
+        .fallback(|| async { Problem::not_found("no such endpoint") })
+        .layer(axum::middleware::from_fn(limit_body));
     axum::serve(listener, router).with_graceful_shutdown(crate::wait_for_shutdown(shutdown)).await?;
     Ok(())
 }
@@ -130,8 +138,16 @@ pub async fn serve(router: Router, port: u16, shutdown: crate::Shutdown) -> anyh
 async fn limit_body(request: Request, next: axum::middleware::Next) -> Response {
     use futures::StreamExt;
     let (parts, body) = request.into_parts();
-    let declared = parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
-    let too_large = || Problem { status: StatusCode::PAYLOAD_TOO_LARGE, title: "Payload too large", detail: format!("the body exceeds {MAX_BODY_BYTES} bytes; an order needs far less") }.into_response();
+    let declared =
+        parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
+    let too_large = || {
+        Problem {
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            title: "Payload too large",
+            detail: format!("the body exceeds {MAX_BODY_BYTES} bytes; an order needs far less"),
+        }
+        .into_response()
+    };
     if declared.is_some_and(|n| n > LINGER_MAX_BYTES) {
         return too_large();
     }
@@ -180,7 +196,13 @@ mod tests {
         for size in [MAX_BODY_BYTES + 1, 1024 * 1024, 4 * 1024 * 1024] {
             for _ in 0..10 {
                 let body = serde_json::to_vec(&json!({"x": "y".repeat(size)})).unwrap();
-                let answer = client.post(&url).header("content-type", "application/json").body(body).send().await.unwrap_or_else(|e| panic!("{size} bytes: {e:?}"));
+                let answer = client
+                    .post(&url)
+                    .header("content-type", "application/json")
+                    .body(body)
+                    .send()
+                    .await
+                    .unwrap_or_else(|e| panic!("{size} bytes: {e:?}"));
                 assert_eq!(answer.status(), StatusCode::PAYLOAD_TOO_LARGE);
                 assert_eq!(answer.headers()[header::CONTENT_TYPE], "application/problem+json");
             }

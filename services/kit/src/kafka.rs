@@ -25,14 +25,18 @@ pub fn producer(bootstrap: &str) -> anyhow::Result<FutureProducer> {
 
 /// Creates each topic (and its `.dlt`) with `partitions` partitions if missing.
 pub async fn ensure_topics(bootstrap: &str, names: &[String], partitions: i32) -> anyhow::Result<()> {
-    let admin: AdminClient<DefaultClientContext> =
-        ClientConfig::new().set("bootstrap.servers", bootstrap).create().with_context(|| format!("creating Kafka admin client for {bootstrap}"))?;
-    let new_topics: Vec<NewTopic> = names.iter().map(|n| NewTopic::new(n, partitions, TopicReplication::Fixed(1))).collect();
-    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(20))).request_timeout(Some(Duration::from_secs(30)));
-    let results = admin
-        .create_topics(&new_topics, &options)
-        .await
-        .map_err(|e| anyhow::anyhow!("Kafka at {bootstrap} did not answer topic creation: {e}; is the broker running?"))?;
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .with_context(|| format!("creating Kafka admin client for {bootstrap}"))?;
+    let new_topics: Vec<NewTopic> =
+        names.iter().map(|n| NewTopic::new(n, partitions, TopicReplication::Fixed(1))).collect();
+    let options = AdminOptions::new()
+        .operation_timeout(Some(Duration::from_secs(20)))
+        .request_timeout(Some(Duration::from_secs(30)));
+    let results = admin.create_topics(&new_topics, &options).await.map_err(|e| {
+        anyhow::anyhow!("Kafka at {bootstrap} did not answer topic creation: {e}; is the broker running?")
+    })?;
     for result in results {
         match result {
             Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}

@@ -35,14 +35,19 @@ fn stage_histogram() -> Histogram {
 
 impl Metrics {
     pub fn new(service: &str) -> Metrics {
-        let mut registry = Registry::with_prefix_and_labels("saga", [("service".into(), service.to_string().into())].into_iter());
+        let mut registry =
+            Registry::with_prefix_and_labels("saga", [("service".into(), service.to_string().into())].into_iter());
         let publish = Family::<Labels, Counter>::default();
         let consumed = Family::<Labels, Counter>::default();
         let push = Family::<Labels, Counter>::default();
         let stage = HistogramFamily::new_with_constructor(stage_histogram as fn() -> Histogram);
         let lag = Family::<Labels, Gauge>::default();
         registry.register("publish", "Records published to Kafka by outcome", publish.clone());
-        registry.register("consumed", "Records consumed by outcome (processed, duplicate, dead_letter)", consumed.clone());
+        registry.register(
+            "consumed",
+            "Records consumed by outcome (processed, duplicate, dead_letter)",
+            consumed.clone(),
+        );
         registry.register("push", "Push notifications delivered by outcome", push.clone());
         registry.register("stage_seconds", "Processing time of each saga stage handled here", stage.clone());
         registry.register("consumer_lag", "Consumer lag per topic partition (librdkafka statistics)", lag.clone());
@@ -66,7 +71,10 @@ impl Metrics {
     }
 
     pub fn lag(&self, topic: &str, partition: i32, lag: i64) {
-        self.inner.lag.get_or_create(&vec![("topic", topic.to_string()), ("partition", partition.to_string())]).set(lag);
+        self.inner
+            .lag
+            .get_or_create(&vec![("topic", topic.to_string()), ("partition", partition.to_string())])
+            .set(lag);
     }
 
     /// Prometheus text exposition.

@@ -100,13 +100,14 @@ impl OutboxTx {
             self.queued.push((kind, Row { id, topic: topic.to_string(), msg_key: key.to_string(), payload }));
             return Ok(());
         }
-        let (id,): (i64,) = sqlx::query_as("INSERT INTO outbox (kind, topic, msg_key, payload) VALUES ($1, $2, $3, $4) RETURNING id")
-            .bind(kind.as_str())
-            .bind(topic)
-            .bind(key)
-            .bind(&payload)
-            .fetch_one(&mut *self.tx)
-            .await?;
+        let (id,): (i64,) =
+            sqlx::query_as("INSERT INTO outbox (kind, topic, msg_key, payload) VALUES ($1, $2, $3, $4) RETURNING id")
+                .bind(kind.as_str())
+                .bind(topic)
+                .bind(key)
+                .bind(&payload)
+                .fetch_one(&mut *self.tx)
+                .await?;
         self.queued.push((kind, Row { id, topic: topic.to_string(), msg_key: key.to_string(), payload }));
         Ok(())
     }
@@ -162,14 +163,24 @@ impl RelayHandle {
 /// Starts the Kafka relay and (when a gateway is configured) the push relay. Each first sends
 /// whatever a previous run committed but did not send. `relay_pool` should be a small pool of
 /// its own with `synchronous_commit=off` (see [`crate::db::connect_relay_pool`]).
-pub fn start_relays(relay_pool: PgPool, producer: FutureProducer, push_gateway: Option<String>, metrics: Metrics, shutdown: crate::Shutdown) -> RelayHandle {
+pub fn start_relays(
+    relay_pool: PgPool,
+    producer: FutureProducer,
+    push_gateway: Option<String>,
+    metrics: Metrics,
+    shutdown: crate::Shutdown,
+) -> RelayHandle {
     let (kafka_tx, kafka_rx) = mpsc::unbounded_channel();
     let kafka = KafkaSink { producer, metrics: metrics.clone() };
     tokio::spawn(Relay::new(Kind::Kafka, relay_pool.clone(), kafka).run(kafka_rx, shutdown.clone()));
     let push = match push_gateway {
         Some(url) => {
             let (push_tx, push_rx) = mpsc::unbounded_channel();
-            let sink = PushSink { client: reqwest::Client::builder().timeout(Duration::from_secs(5)).build().expect("http client"), url, metrics };
+            let sink = PushSink {
+                client: reqwest::Client::builder().timeout(Duration::from_secs(5)).build().expect("http client"),
+                url,
+                metrics,
+            };
             tokio::spawn(Relay::new(Kind::Push, relay_pool, sink).run(push_rx, shutdown));
             Some(push_tx)
         }
@@ -225,7 +236,12 @@ impl<S: Sink> Relay<S> {
 
     /// Starts sending `rows` and everything else already handed over; the outcome goes to
     /// [`delete_sent`].
-    fn send_hot(&self, mut rows: Vec<Row>, hot: &mut mpsc::UnboundedReceiver<Vec<Row>>, done: &mpsc::UnboundedSender<(Vec<i64>, Vec<i64>)>) {
+    fn send_hot(
+        &self,
+        mut rows: Vec<Row>,
+        hot: &mut mpsc::UnboundedReceiver<Vec<Row>>,
+        done: &mpsc::UnboundedSender<(Vec<i64>, Vec<i64>)>,
+    ) {
         while let Ok(more) = hot.try_recv() {
             rows.extend(more);
         }
@@ -267,9 +283,18 @@ impl<S: Sink> Relay<S> {
             }
             tx.commit().await?;
             if sent.len() == rows.len() {
-                tracing::info!(kind = self.kind.as_str(), rows = rows.len(), "outbox fallback sent rows the hot path had not");
+                tracing::info!(
+                    kind = self.kind.as_str(),
+                    rows = rows.len(),
+                    "outbox fallback sent rows the hot path had not"
+                );
             } else {
-                tracing::warn!(kind = self.kind.as_str(), taken = rows.len(), sent = sent.len(), "outbox fallback could not send every row; retrying next round");
+                tracing::warn!(
+                    kind = self.kind.as_str(),
+                    taken = rows.len(),
+                    sent = sent.len(),
+                    "outbox fallback could not send every row; retrying next round"
+                );
             }
             if sent.len() < rows.len() || (rows.len() as i64) < BATCH {
                 return Ok(()); // failures wait for the next round; a short batch means no more
@@ -281,7 +306,12 @@ impl<S: Sink> Relay<S> {
 /// Deletes what the hot path sent, many ids per statement, and only then forgets them as in
 /// flight (so the fallback never resends a row that went out). Ids that failed to send are
 /// forgotten at once: the fallback retries them.
-async fn delete_sent(kind: Kind, pool: PgPool, in_flight: Arc<Mutex<HashSet<i64>>>, mut done: mpsc::UnboundedReceiver<(Vec<i64>, Vec<i64>)>) {
+async fn delete_sent(
+    kind: Kind,
+    pool: PgPool,
+    in_flight: Arc<Mutex<HashSet<i64>>>,
+    mut done: mpsc::UnboundedReceiver<(Vec<i64>, Vec<i64>)>,
+) {
     while let Some((mut sent, mut all)) = done.recv().await {
         let gather = tokio::time::sleep(DELETE_GATHER);
         tokio::pin!(gather);
@@ -299,7 +329,11 @@ async fn delete_sent(kind: Kind, pool: PgPool, in_flight: Arc<Mutex<HashSet<i64>
             all.iter().copied().filter(|id| !sent.contains(id)).collect()
         };
         if !failed.is_empty() {
-            tracing::warn!(kind = kind.as_str(), rows = failed.len(), "outbox rows not sent; the fallback scan retries them");
+            tracing::warn!(
+                kind = kind.as_str(),
+                rows = failed.len(),
+                "outbox rows not sent; the fallback scan retries them"
+            );
             in_flight.lock().expect("in-flight set").retain(|id| !failed.contains(id));
         }
         if let Err(error) = sqlx::query("DELETE FROM outbox WHERE id = ANY($1)").bind(&sent).execute(&pool).await {
@@ -325,7 +359,10 @@ impl Sink for KafkaSink {
         let deliveries: Vec<_> = rows
             .iter()
             .map(|row| {
-                let record = FutureRecord::to(&row.topic).key(&row.msg_key).payload(&row.payload).headers(OwnedHeaders::new().insert(Header { key: "content-type", value: Some("application/vnd.confluent.avro") }));
+                let record = FutureRecord::to(&row.topic).key(&row.msg_key).payload(&row.payload).headers(
+                    OwnedHeaders::new()
+                        .insert(Header { key: "content-type", value: Some("application/vnd.confluent.avro") }),
+                );
                 let delivery = self.producer.send_result(record).map_err(|(error, _)| error);
                 (row.id, row.topic.clone(), row.msg_key.clone(), delivery)
             })

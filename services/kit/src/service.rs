@@ -10,8 +10,8 @@ use anyhow::Context as _;
 use axum::Router;
 use rdkafka::producer::FutureProducer;
 use saga_contract::{Event, EventCodec, SagaTopic};
-use sqlx::migrate::Migrator;
 use sqlx::PgPool;
+use sqlx::migrate::Migrator;
 use std::sync::Arc;
 
 /// What a service's handlers and routes share.
@@ -32,12 +32,19 @@ impl Context {
     }
 
     /// Frames `event` and queues it on `topic` (key = orderId) in `tx`.
-    pub async fn enqueue<E: Event>(&self, tx: &mut OutboxTx, topic: SagaTopic, event: E) -> Result<(), consumer::HandleError> {
+    pub async fn enqueue<E: Event>(
+        &self,
+        tx: &mut OutboxTx,
+        topic: SagaTopic,
+        event: E,
+    ) -> Result<(), consumer::HandleError> {
         let name = self.config.topics.name(topic).to_string();
         // Seeded faults (self-test): a key other than the orderId; plain Avro without the
         // Confluent header (a serializer that does not use the registry's framing).
-        let key = if crate::failpoint::active("kit::key-by-event-id") { event.event_id() } else { event.order_id() }.to_string();
-        let mut bytes = self.codec.encode(&name, event).await.map_err(|e| consumer::HandleError::Transient(e.into()))?;
+        let key = if crate::failpoint::active("kit::key-by-event-id") { event.event_id() } else { event.order_id() }
+            .to_string();
+        let mut bytes =
+            self.codec.encode(&name, event).await.map_err(|e| consumer::HandleError::Transient(e.into()))?;
         if crate::failpoint::active("kit::plain-avro") {
             bytes.drain(..5.min(bytes.len()));
         }
@@ -71,15 +78,37 @@ pub async fn start(service_name: &'static str, default_port: u16, migrator: &Mig
     let producer = kafka::producer(&config.kafka_bootstrap_servers)?;
     let metrics = Metrics::new(service_name);
     let relay_pool = crate::db::connect_relay_pool(&config.database_url).await?;
-    let relay = outbox::start_relays(relay_pool, producer.clone(), config.push_gateway_url.clone(), metrics.clone(), shutdown.clone());
-    Ok(Started { context: Context { config, pool, codec, producer, metrics, relay }, shutdown, _faults: faults, _shutdown_tx: shutdown_tx })
+    let relay = outbox::start_relays(
+        relay_pool,
+        producer.clone(),
+        config.push_gateway_url.clone(),
+        metrics.clone(),
+        shutdown.clone(),
+    );
+    Ok(Started {
+        context: Context { config, pool, codec, producer, metrics, relay },
+        shutdown,
+        _faults: faults,
+        _shutdown_tx: shutdown_tx,
+    })
 }
 
 /// Consumes `topics` with `handler` and serves `routes` (plus `/health`, `/metrics`) until a
 /// signal; a failing consumer stops the service rather than leaving it half alive.
-pub async fn run<H: Handler>(started: Started, topics: Vec<SagaTopic>, handler: H, routes: Router) -> anyhow::Result<()> {
+pub async fn run<H: Handler>(
+    started: Started,
+    topics: Vec<SagaTopic>,
+    handler: H,
+    routes: Router,
+) -> anyhow::Result<()> {
     let Started { context, shutdown, _faults, _shutdown_tx } = started;
-    let setup = ConsumerSetup { config: context.config.clone(), topics, codec: context.codec.clone(), producer: context.producer.clone(), metrics: context.metrics.clone() };
+    let setup = ConsumerSetup {
+        config: context.config.clone(),
+        topics,
+        codec: context.codec.clone(),
+        producer: context.producer.clone(),
+        metrics: context.metrics.clone(),
+    };
     let mut consumer_task = tokio::spawn(consumer::run(setup, handler, shutdown.clone()));
     let router = routes.merge(crate::http::operational_routes(context.metrics.clone()));
     let server = crate::http::serve(router, context.config.http_port, shutdown.clone());

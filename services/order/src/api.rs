@@ -22,7 +22,10 @@ const MAX_QUANTITY: i64 = 10_000;
 const MAX_ID_LEN: usize = 128;
 
 pub fn routes(context: Context) -> Router {
-    Router::new().route("/api/v1/orders", post(create_order)).route("/api/v1/orders/{order_id}", get(get_order)).with_state(context)
+    Router::new()
+        .route("/api/v1/orders", post(create_order))
+        .route("/api/v1/orders/{order_id}", get(get_order))
+        .with_state(context)
 }
 
 /// The request body. Unknown fields are refused so a misspelt field is an error, not a
@@ -66,9 +69,11 @@ fn validate(body: CreateOrder) -> Result<ValidOrder, Problem> {
         if !(1..=MAX_QUANTITY).contains(&item.quantity) {
             return Err(Problem::unprocessable(format!("items[{i}].quantity must be between 1 and {MAX_QUANTITY}")));
         }
-        let unit_price = Money::parse(&item.unit_price.to_string())
-            .filter(|p| p.0 > 0)
-            .ok_or_else(|| Problem::unprocessable(format!("items[{i}].unitPrice must be a positive amount with at most two decimals, below 100000000")))?;
+        let unit_price = Money::parse(&item.unit_price.to_string()).filter(|p| p.0 > 0).ok_or_else(|| {
+            Problem::unprocessable(format!(
+                "items[{i}].unitPrice must be a positive amount with at most two decimals, below 100000000"
+            ))
+        })?;
         total = unit_price
             .times(item.quantity)
             .and_then(|line| total.checked_add(line))
@@ -83,7 +88,11 @@ fn validate(body: CreateOrder) -> Result<ValidOrder, Problem> {
     Ok(ValidOrder { store_id: body.store_id, items, total })
 }
 
-async fn create_order(State(context): State<Context>, headers: HeaderMap, ProblemJson(body): ProblemJson<CreateOrder>) -> Result<Response, Problem> {
+async fn create_order(
+    State(context): State<Context>,
+    headers: HeaderMap,
+    ProblemJson(body): ProblemJson<CreateOrder>,
+) -> Result<Response, Problem> {
     let user_id = user_id(&headers)?;
     // Seeded fault `order::slow-intake`: work done in line before answering.
     failpoint::stall("order::slow-intake").await;
@@ -105,7 +114,11 @@ async fn create_order(State(context): State<Context>, headers: HeaderMap, Proble
     // the order with its lines in one statement: the transaction holds a connection for
     // three round trips plus the commit.
     let topic = context.config.topics.name(SagaTopic::OrderCreated);
-    let framed = context.codec.encode(topic, event.clone()).await.map_err(|e| Problem::unavailable("schema registry unreachable", e))?;
+    let framed = context
+        .codec
+        .encode(topic, event.clone())
+        .await
+        .map_err(|e| Problem::unavailable("schema registry unreachable", e))?;
     let mut tx = context.begin().await?;
     sqlx::query(
         "WITH new_order AS (INSERT INTO orders (order_id, user_id, store_id, status, total_amount) VALUES ($1, $2, $3, 'ORDER_CREATED', $4)) \
@@ -128,7 +141,8 @@ async fn create_order(State(context): State<Context>, headers: HeaderMap, Proble
     }
 
     let body = json!({"orderId": order_id.to_string(), "status": "ORDER_CREATED", "message": "주문이 접수되었습니다"});
-    Ok((StatusCode::CREATED, [(header::LOCATION, format!("/api/v1/orders/{order_id}"))], axum::Json(body)).into_response())
+    Ok((StatusCode::CREATED, [(header::LOCATION, format!("/api/v1/orders/{order_id}"))], axum::Json(body))
+        .into_response())
 }
 
 /// Seeded fault `order::intake-waits-for-stock`: the intake holds the answer until the Product
@@ -136,7 +150,12 @@ async fn create_order(State(context): State<Context>, headers: HeaderMap, Proble
 async fn wait_for_stock(context: &Context, order_id: Uuid, patience: std::time::Duration) {
     let started = std::time::Instant::now();
     while started.elapsed() < patience {
-        let status: Option<(String,)> = sqlx::query_as("SELECT status FROM orders WHERE order_id = $1").bind(order_id).fetch_optional(&context.pool).await.ok().flatten();
+        let status: Option<(String,)> = sqlx::query_as("SELECT status FROM orders WHERE order_id = $1")
+            .bind(order_id)
+            .fetch_optional(&context.pool)
+            .await
+            .ok()
+            .flatten();
         if status.is_some_and(|(s,)| s != "ORDER_CREATED") {
             return;
         }
@@ -171,8 +190,15 @@ async fn get_order(State(context): State<Context>, Path(order_id): Path<String>)
         .fetch_optional(&context.pool)
         .await?
         .ok_or_else(not_found)?;
-    let items: Vec<ItemRow> = sqlx::query_as("SELECT product_id, quantity, unit_price FROM order_items WHERE order_id = $1 ORDER BY line_no").bind(id).fetch_all(&context.pool).await?;
-    let items: Vec<_> = items.into_iter().map(|i| json!({"productId": i.product_id, "quantity": i.quantity, "unitPrice": Money(i.unit_price).to_json()})).collect();
+    let items: Vec<ItemRow> =
+        sqlx::query_as("SELECT product_id, quantity, unit_price FROM order_items WHERE order_id = $1 ORDER BY line_no")
+            .bind(id)
+            .fetch_all(&context.pool)
+            .await?;
+    let items: Vec<_> = items
+        .into_iter()
+        .map(|i| json!({"productId": i.product_id, "quantity": i.quantity, "unitPrice": Money(i.unit_price).to_json()}))
+        .collect();
     Ok(axum::Json(json!({
         "orderId": order_id,
         "userId": order.user_id,

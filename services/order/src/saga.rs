@@ -3,9 +3,11 @@
 //! status change, the next event and the push; a record for an order that is no longer
 //! `ORDER_CREATED` changes nothing.
 
-use saga_contract::events::CancelledOrderItem;
 use saga_contract::events::CancellationReason;
-use saga_contract::{Decoded, OrderCancelled, OrderConfirmed, SagaTopic, StockReservationFailed, StockReserved, now_millis};
+use saga_contract::events::CancelledOrderItem;
+use saga_contract::{
+    Decoded, OrderCancelled, OrderConfirmed, SagaTopic, StockReservationFailed, StockReserved, now_millis,
+};
 use saga_service_kit::consumer::{HandleError, Handler, Outcome, claim_event};
 use saga_service_kit::failpoint;
 use saga_service_kit::outbox::{OutboxTx, PushNotification};
@@ -20,7 +22,9 @@ impl Handler for OrderSaga {
     async fn handle(&self, topic: SagaTopic, record: Decoded) -> Result<Outcome, HandleError> {
         match topic {
             SagaTopic::StockReserved => self.confirm(StockReserved::from_value(&record.value).map_err(poison)?).await,
-            SagaTopic::StockReservationFailed => self.cancel(StockReservationFailed::from_value(&record.value).map_err(poison)?).await,
+            SagaTopic::StockReservationFailed => {
+                self.cancel(StockReservationFailed::from_value(&record.value).map_err(poison)?).await
+            }
             other => Err(HandleError::Poison(format!("order-service does not consume {other}"))),
         }
     }
@@ -52,10 +56,7 @@ impl OrderSaga {
         } else {
             "UPDATE orders SET status = 'ORDER_CONFIRMED', updated_at = now() WHERE order_id = $1 AND status = 'ORDER_CREATED' RETURNING user_id, total_amount"
         };
-        let confirmed: Option<(String, i64)> = sqlx::query_as(confirm)
-        .bind(order_id)
-        .fetch_optional(tx.conn())
-        .await?;
+        let confirmed: Option<(String, i64)> = sqlx::query_as(confirm).bind(order_id).fetch_optional(tx.conn()).await?;
         let Some((user_id, total)) = confirmed else {
             return self.no_transition(tx, order_id, "stock.reserved").await;
         };
@@ -85,7 +86,9 @@ impl OrderSaga {
     async fn cancel(&self, event: StockReservationFailed) -> Result<Outcome, HandleError> {
         let order_id = order_uuid(&event.order_id)?;
         let mut tx = self.context.begin().await?;
-        if !claim_event(tx.conn(), &event.event_id, self.context.config.topics.name(SagaTopic::StockReservationFailed)).await? {
+        if !claim_event(tx.conn(), &event.event_id, self.context.config.topics.name(SagaTopic::StockReservationFailed))
+            .await?
+        {
             return Ok(Outcome::Duplicate);
         }
         let cancel = if ignore_status() {
@@ -94,22 +97,26 @@ impl OrderSaga {
             "UPDATE orders SET status = 'ORDER_CANCELLED', cancellation_reason = 'STOCK_UNAVAILABLE', failure_detail = $2, updated_at = now() \
              WHERE order_id = $1 AND status = 'ORDER_CREATED' RETURNING user_id"
         };
-        let cancelled: Option<(String,)> = sqlx::query_as(cancel)
-        .bind(order_id)
-        .bind(&event.failure_reason)
-        .fetch_optional(tx.conn())
-        .await?;
+        let cancelled: Option<(String,)> =
+            sqlx::query_as(cancel).bind(order_id).bind(&event.failure_reason).fetch_optional(tx.conn()).await?;
         let Some((user_id,)) = cancelled else {
             return self.no_transition(tx, order_id, "stock.reservation.failed").await;
         };
-        let items: Vec<(String, i32)> = sqlx::query_as("SELECT product_id, quantity FROM order_items WHERE order_id = $1 ORDER BY line_no").bind(order_id).fetch_all(tx.conn()).await?;
+        let items: Vec<(String, i32)> =
+            sqlx::query_as("SELECT product_id, quantity FROM order_items WHERE order_id = $1 ORDER BY line_no")
+                .bind(order_id)
+                .fetch_all(tx.conn())
+                .await?;
         let now = now_millis();
         let cancellation = OrderCancelled {
             event_id: Uuid::new_v4().to_string(),
             event_timestamp: now,
             order_id: event.order_id.clone(),
             user_id: user_id.clone(),
-            items: items.into_iter().map(|(product_id, quantity)| CancelledOrderItem { product_id, quantity }).collect(),
+            items: items
+                .into_iter()
+                .map(|(product_id, quantity)| CancelledOrderItem { product_id, quantity })
+                .collect(),
             cancellation_reason: CancellationReason::STOCK_UNAVAILABLE,
             cancelled_at: now,
         };
@@ -132,7 +139,10 @@ impl OrderSaga {
     /// change nothing. An unknown order is dead-lettered instead — it means a producer
     /// invented an id, which an operator should see.
     async fn no_transition(&self, tx: OutboxTx, order_id: Uuid, what: &str) -> Result<Outcome, HandleError> {
-        let status: Option<(String,)> = sqlx::query_as("SELECT status FROM orders WHERE order_id = $1").bind(order_id).fetch_optional(&self.context.pool).await?;
+        let status: Option<(String,)> = sqlx::query_as("SELECT status FROM orders WHERE order_id = $1")
+            .bind(order_id)
+            .fetch_optional(&self.context.pool)
+            .await?;
         match status {
             None => Err(HandleError::Poison(format!("{what} for unknown order {order_id}"))),
             Some((status,)) => {

@@ -28,7 +28,9 @@ pub async fn main() -> anyhow::Result<()> {
     if failpoint::active("payment::no-unique-order") {
         // Seeded fault: the schema without its one-payment-per-order constraint, so the eventId
         // dedupe is the only guard.
-        sqlx::query("ALTER TABLE payments DROP CONSTRAINT IF EXISTS payments_order_id_key").execute(&context.pool).await?;
+        sqlx::query("ALTER TABLE payments DROP CONSTRAINT IF EXISTS payments_order_id_key")
+            .execute(&context.pool)
+            .await?;
     }
     let routes = Router::new().route("/api/v1/payments", get(list_payments)).with_state(context.clone());
     saga_service_kit::service::run(started, vec![SagaTopic::OrderConfirmed], Payments { context }, routes).await
@@ -45,7 +47,9 @@ impl Handler for Payments {
         }
         let confirmed = OrderConfirmed::from_value(&record.value).map_err(|e| HandleError::Poison(e.to_string()))?;
         let mut tx = self.context.begin().await?;
-        if !claim_event(tx.conn(), &confirmed.event_id, self.context.config.topics.name(SagaTopic::OrderConfirmed)).await? {
+        if !claim_event(tx.conn(), &confirmed.event_id, self.context.config.topics.name(SagaTopic::OrderConfirmed))
+            .await?
+        {
             return Ok(Outcome::Duplicate);
         }
         let insert = if failpoint::active("payment::no-unique-order") {
@@ -68,7 +72,11 @@ impl Handler for Payments {
                 kind: "PAYMENT_WAIT".into(),
                 message: "결제를 진행해주세요".into(),
                 // Seeded fault `payment::push-own-event-id`: a fresh id, not the event that caused it.
-                event_id: if failpoint::active("payment::push-own-event-id") { Uuid::new_v4().to_string() } else { confirmed.event_id.clone() },
+                event_id: if failpoint::active("payment::push-own-event-id") {
+                    Uuid::new_v4().to_string()
+                } else {
+                    confirmed.event_id.clone()
+                },
             };
             tx.push(&push).await?;
         } else {
@@ -85,10 +93,20 @@ struct PaymentQuery {
     order_id: Option<String>,
 }
 
-async fn list_payments(State(context): State<Context>, Query(query): Query<PaymentQuery>) -> Result<axum::Json<Value>, Problem> {
-    let order_id = query.order_id.filter(|o| !o.is_empty()).ok_or_else(|| Problem::bad_request("query parameter orderId is required"))?;
-    let rows: Vec<(Uuid, String, String, i64, String, chrono::DateTime<chrono::Utc>)> =
-        sqlx::query_as("SELECT payment_id, order_id, user_id, amount, status, created_at FROM payments WHERE order_id = $1").bind(&order_id).fetch_all(&context.pool).await?;
+async fn list_payments(
+    State(context): State<Context>,
+    Query(query): Query<PaymentQuery>,
+) -> Result<axum::Json<Value>, Problem> {
+    let order_id = query
+        .order_id
+        .filter(|o| !o.is_empty())
+        .ok_or_else(|| Problem::bad_request("query parameter orderId is required"))?;
+    let rows: Vec<(Uuid, String, String, i64, String, chrono::DateTime<chrono::Utc>)> = sqlx::query_as(
+        "SELECT payment_id, order_id, user_id, amount, status, created_at FROM payments WHERE order_id = $1",
+    )
+    .bind(&order_id)
+    .fetch_all(&context.pool)
+    .await?;
     let payments: Vec<Value> = rows
         .into_iter()
         .map(|(payment_id, order_id, user_id, amount, status, created_at)| {

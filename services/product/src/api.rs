@@ -21,12 +21,20 @@ struct PutProduct {
     stock: i64,
 }
 
-async fn put_product(State(context): State<Context>, Path(product_id): Path<String>, ProblemJson(body): ProblemJson<PutProduct>) -> Result<axum::Json<Value>, Problem> {
+async fn put_product(
+    State(context): State<Context>,
+    Path(product_id): Path<String>,
+    ProblemJson(body): ProblemJson<PutProduct>,
+) -> Result<axum::Json<Value>, Problem> {
     if product_id.trim().is_empty() || product_id.len() > 128 {
         return Err(Problem::unprocessable("productId must be 1 to 128 characters"));
     }
-    let price = Money::parse(&body.price.to_string()).ok_or_else(|| Problem::unprocessable("price must be an amount ≥ 0 with at most two decimals"))?;
-    let stock = i32::try_from(body.stock).ok().filter(|s| *s >= 0).ok_or_else(|| Problem::unprocessable("stock must be between 0 and 2147483647"))?;
+    let price = Money::parse(&body.price.to_string())
+        .ok_or_else(|| Problem::unprocessable("price must be an amount ≥ 0 with at most two decimals"))?;
+    let stock = i32::try_from(body.stock)
+        .ok()
+        .filter(|s| *s >= 0)
+        .ok_or_else(|| Problem::unprocessable("stock must be between 0 and 2147483647"))?;
     sqlx::query(
         "INSERT INTO products (product_id, name, price, stock) VALUES ($1, $2, $3, $4) \
          ON CONFLICT (product_id) DO UPDATE SET name = EXCLUDED.name, price = EXCLUDED.price, stock = EXCLUDED.stock, updated_at = now()",
@@ -40,8 +48,15 @@ async fn put_product(State(context): State<Context>, Path(product_id): Path<Stri
     Ok(axum::Json(json!({"productId": product_id, "name": body.name, "price": price.to_json(), "stock": stock})))
 }
 
-async fn get_product(State(context): State<Context>, Path(product_id): Path<String>) -> Result<axum::Json<Value>, Problem> {
-    let row: Option<(String, i64, i32)> = sqlx::query_as("SELECT name, price, stock FROM products WHERE product_id = $1").bind(&product_id).fetch_optional(&context.pool).await?;
+async fn get_product(
+    State(context): State<Context>,
+    Path(product_id): Path<String>,
+) -> Result<axum::Json<Value>, Problem> {
+    let row: Option<(String, i64, i32)> =
+        sqlx::query_as("SELECT name, price, stock FROM products WHERE product_id = $1")
+            .bind(&product_id)
+            .fetch_optional(&context.pool)
+            .await?;
     let (name, price, stock) = row.ok_or_else(|| Problem::not_found(format!("no product {product_id}")))?;
     Ok(axum::Json(json!({"productId": product_id, "name": name, "price": Money(price).to_json(), "stock": stock})))
 }

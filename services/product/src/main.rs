@@ -21,5 +21,11 @@ static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 pub async fn main() -> anyhow::Result<()> {
     let started = saga_service_kit::service::start("product", 8082, &MIGRATIONS).await?;
     let context = started.context.clone();
-    saga_service_kit::service::run(started, vec![SagaTopic::OrderCreated], reservation::Reservations { context: context.clone() }, api::routes(context)).await
+    saga_service_kit::service::run(
+        started,
+        vec![SagaTopic::OrderCreated],
+        reservation::Reservations { context: context.clone() },
+        api::routes(context),
+    )
+    .await
 }

@@ -15,7 +15,10 @@ pub struct Reservations {
 impl Handler for Reservations {
     async fn handle(&self, topic: SagaTopic, record: Decoded) -> Result<Outcome, HandleError> {
         match topic {
-            SagaTopic::OrderCreated => self.reserve(OrderCreated::from_value(&record.value).map_err(|e| HandleError::Poison(e.to_string()))?).await,
+            SagaTopic::OrderCreated => {
+                self.reserve(OrderCreated::from_value(&record.value).map_err(|e| HandleError::Poison(e.to_string()))?)
+                    .await
+            }
             other => Err(HandleError::Poison(format!("product-service does not consume {other}"))),
         }
     }
@@ -55,7 +58,10 @@ impl Reservations {
             return Ok(Outcome::Duplicate);
         }
         // A second order.created for the same order (another eventId) must not reserve twice.
-        let already: Option<(String,)> = sqlx::query_as("SELECT order_id FROM reservations WHERE order_id = $1").bind(&order.order_id).fetch_optional(tx.conn()).await?;
+        let already: Option<(String,)> = sqlx::query_as("SELECT order_id FROM reservations WHERE order_id = $1")
+            .bind(&order.order_id)
+            .fetch_optional(tx.conn())
+            .await?;
         if already.is_some() {
             tracing::warn!(order_id = %order.order_id, "order.created for an order already reserved; ignored");
             tx.commit().await?;
@@ -65,7 +71,8 @@ impl Reservations {
         let mut demand: BTreeMap<String, Demand> = BTreeMap::new();
         let mut failures: BTreeMap<String, Failure> = BTreeMap::new();
         for item in &order.items {
-            let entry = demand.entry(item.product_id.clone()).or_insert(Demand { quantity: 0, unit_price: item.unit_price });
+            let entry =
+                demand.entry(item.product_id.clone()).or_insert(Demand { quantity: 0, unit_price: item.unit_price });
             entry.quantity += i64::from(item.quantity);
             if item.quantity <= 0 {
                 failures.insert(item.product_id.clone(), Failure::InvalidQuantity);
@@ -83,11 +90,9 @@ impl Reservations {
         } else {
             "SELECT product_id, price, stock FROM products WHERE product_id = ANY($1) ORDER BY product_id FOR UPDATE"
         };
-        let rows: Vec<(String, i64, i32)> = sqlx::query_as(select)
-            .bind(&ids)
-            .fetch_all(tx.conn())
-            .await?;
-        let catalogue: BTreeMap<String, (Money, i32)> = rows.into_iter().map(|(id, price, stock)| (id, (Money(price), stock))).collect();
+        let rows: Vec<(String, i64, i32)> = sqlx::query_as(select).bind(&ids).fetch_all(tx.conn()).await?;
+        let catalogue: BTreeMap<String, (Money, i32)> =
+            rows.into_iter().map(|(id, price, stock)| (id, (Money(price), stock))).collect();
 
         let mut stock_seen: BTreeMap<String, i32> = BTreeMap::new();
         for (product_id, wanted) in &demand {
@@ -119,12 +124,29 @@ impl Reservations {
                 .fetch_one(tx.conn())
                 .await?;
                 // Seeded fault `product::stock-before-reserve`: reports the stock it read, not what is left.
-                let reported = if failpoint::active("product::stock-before-reserve") { stock_seen[product_id] } else { left };
+                let reported =
+                    if failpoint::active("product::stock-before-reserve") { stock_seen[product_id] } else { left };
                 reserved.push(ReservedItem { product_id: product_id.clone(), quantity, reserved_stock: reported });
             }
-            let items = serde_json::to_value(reserved.iter().map(|r| serde_json::json!({"productId": r.product_id, "quantity": r.quantity})).collect::<Vec<_>>()).unwrap_or_default();
-            sqlx::query("INSERT INTO reservations (order_id, items) VALUES ($1, $2)").bind(&order.order_id).bind(items).execute(tx.conn()).await?;
-            let event = StockReserved { event_id: Uuid::new_v4().to_string(), event_timestamp: now, order_id: order.order_id.clone(), reserved_items: reserved, reserved_at: now };
+            let items = serde_json::to_value(
+                reserved
+                    .iter()
+                    .map(|r| serde_json::json!({"productId": r.product_id, "quantity": r.quantity}))
+                    .collect::<Vec<_>>(),
+            )
+            .unwrap_or_default();
+            sqlx::query("INSERT INTO reservations (order_id, items) VALUES ($1, $2)")
+                .bind(&order.order_id)
+                .bind(items)
+                .execute(tx.conn())
+                .await?;
+            let event = StockReserved {
+                event_id: Uuid::new_v4().to_string(),
+                event_timestamp: now,
+                order_id: order.order_id.clone(),
+                reserved_items: reserved,
+                reserved_at: now,
+            };
             self.context.enqueue(&mut tx, SagaTopic::StockReserved, event).await?;
         } else {
             let failed_items = failures
@@ -140,7 +162,14 @@ impl Reservations {
             codes.dedup();
             let reason = codes.iter().map(|c| c.code()).collect::<Vec<_>>().join(",");
             tracing::info!(order_id = %order.order_id, %reason, "reservation failed");
-            let event = StockReservationFailed { event_id: Uuid::new_v4().to_string(), event_timestamp: now, order_id: order.order_id.clone(), failed_items, failure_reason: reason, failed_at: now };
+            let event = StockReservationFailed {
+                event_id: Uuid::new_v4().to_string(),
+                event_timestamp: now,
+                order_id: order.order_id.clone(),
+                failed_items,
+                failure_reason: reason,
+                failed_at: now,
+            };
             self.context.enqueue(&mut tx, SagaTopic::StockReservationFailed, event).await?;
         }
         tx.commit().await?;

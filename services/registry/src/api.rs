@@ -1,12 +1,12 @@
 //! The REST surface, shaped like Confluent Schema Registry's (paths, bodies, error codes).
 
 use crate::store::{Registered, RegistryError, Store};
+use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::Router;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -35,7 +35,12 @@ impl IntoResponse for RegistryError {
             tracing::error!(error = %e, "registry store error");
         }
         let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        (status, [(header::CONTENT_TYPE, CONTENT_TYPE)], json!({"error_code": code, "message": self.to_string()}).to_string()).into_response()
+        (
+            status,
+            [(header::CONTENT_TYPE, CONTENT_TYPE)],
+            json!({"error_code": code, "message": self.to_string()}).to_string(),
+        )
+            .into_response()
     }
 }
 
@@ -59,10 +64,15 @@ struct SchemaRequest {
 
 /// Parses a request body leniently on content type (clients send several), strictly on shape.
 fn schema_request(body: &Bytes) -> Result<String, RegistryError> {
-    let request: SchemaRequest = serde_json::from_slice(body).map_err(|e| RegistryError::InvalidSchema(format!("request body: {e}")))?;
+    let request: SchemaRequest =
+        serde_json::from_slice(body).map_err(|e| RegistryError::InvalidSchema(format!("request body: {e}")))?;
     match request.schema_type.as_deref() {
         None | Some("AVRO") => {}
-        Some(other) => return Err(RegistryError::InvalidSchema(format!("schemaType {other} is not supported; this registry holds AVRO schemas"))),
+        Some(other) => {
+            return Err(RegistryError::InvalidSchema(format!(
+                "schemaType {other} is not supported; this registry holds AVRO schemas"
+            )));
+        }
     }
     if !request.references.is_empty() {
         return Err(RegistryError::InvalidSchema("schema references are not supported".into()));
@@ -70,14 +80,22 @@ fn schema_request(body: &Bytes) -> Result<String, RegistryError> {
     Ok(request.schema)
 }
 
-async fn register(State(store): State<Store>, Path(subject): Path<String>, body: Bytes) -> Result<Response, RegistryError> {
+async fn register(
+    State(store): State<Store>,
+    Path(subject): Path<String>,
+    body: Bytes,
+) -> Result<Response, RegistryError> {
     let schema = schema_request(&body)?;
     let id = store.register(&subject, &schema).await?;
     let version = store.lookup(&subject, &schema).await?;
     Ok(reply(json!({"id": id, "subject": subject, "version": version.version, "schema": version.schema})))
 }
 
-async fn lookup(State(store): State<Store>, Path(subject): Path<String>, body: Bytes) -> Result<Response, RegistryError> {
+async fn lookup(
+    State(store): State<Store>,
+    Path(subject): Path<String>,
+    body: Bytes,
+) -> Result<Response, RegistryError> {
     let schema = schema_request(&body)?;
     Ok(registered(store.lookup(&subject, &schema).await?))
 }
@@ -88,7 +106,9 @@ async fn schema_by_id(State(store): State<Store>, Path(id): Path<i32>) -> Result
 
 async fn versions_of_id(State(store): State<Store>, Path(id): Path<i32>) -> Result<Response, RegistryError> {
     let pairs = store.versions_of_id(id).await?;
-    Ok(reply(Value::Array(pairs.into_iter().map(|(subject, version)| json!({"subject": subject, "version": version})).collect())))
+    Ok(reply(Value::Array(
+        pairs.into_iter().map(|(subject, version)| json!({"subject": subject, "version": version})).collect(),
+    )))
 }
 
 async fn subjects(State(store): State<Store>) -> Result<Response, RegistryError> {
@@ -99,16 +119,26 @@ async fn versions(State(store): State<Store>, Path(subject): Path<String>) -> Re
     Ok(reply(json!(store.versions(&subject).await?)))
 }
 
-async fn version(State(store): State<Store>, Path((subject, version)): Path<(String, String)>) -> Result<Response, RegistryError> {
+async fn version(
+    State(store): State<Store>,
+    Path((subject, version)): Path<(String, String)>,
+) -> Result<Response, RegistryError> {
     Ok(registered(store.version(&subject, &version).await?))
 }
 
-async fn raw_schema(State(store): State<Store>, Path((subject, version)): Path<(String, String)>) -> Result<Response, RegistryError> {
+async fn raw_schema(
+    State(store): State<Store>,
+    Path((subject, version)): Path<(String, String)>,
+) -> Result<Response, RegistryError> {
     let r = store.version(&subject, &version).await?;
     Ok(([(header::CONTENT_TYPE, CONTENT_TYPE)], r.schema).into_response())
 }
 
-async fn compatibility(State(store): State<Store>, Path((subject, version)): Path<(String, String)>, body: Bytes) -> Result<Response, RegistryError> {
+async fn compatibility(
+    State(store): State<Store>,
+    Path((subject, version)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<Response, RegistryError> {
     let schema = schema_request(&body)?;
     Ok(match store.compatible(&subject, &version, &schema).await? {
         Ok(()) => reply(json!({"is_compatible": true})),
@@ -133,12 +163,17 @@ async fn set_global_config(State(store): State<Store>, body: Bytes) -> Result<Re
     set_config(store, "", body).await
 }
 
-async fn set_subject_config(State(store): State<Store>, Path(subject): Path<String>, body: Bytes) -> Result<Response, RegistryError> {
+async fn set_subject_config(
+    State(store): State<Store>,
+    Path(subject): Path<String>,
+    body: Bytes,
+) -> Result<Response, RegistryError> {
     set_config(store, &subject, body).await
 }
 
 async fn set_config(store: Store, subject: &str, body: Bytes) -> Result<Response, RegistryError> {
-    let request: ConfigRequest = serde_json::from_slice(&body).map_err(|e| RegistryError::InvalidLevel(format!("(request body: {e})")))?;
+    let request: ConfigRequest =
+        serde_json::from_slice(&body).map_err(|e| RegistryError::InvalidLevel(format!("(request body: {e})")))?;
     store.set_level(subject, &request.compatibility).await?;
     Ok(reply(json!({"compatibility": request.compatibility})))
 }

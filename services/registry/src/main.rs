@@ -24,18 +24,22 @@ static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     saga_service_kit::telemetry::init("schema-registry");
-    let database_url = std::env::var("DATABASE_URL").context("schema-registry: environment variable DATABASE_URL is not set")?;
+    let database_url =
+        std::env::var("DATABASE_URL").context("schema-registry: environment variable DATABASE_URL is not set")?;
     let port: u16 = match std::env::var("HTTP_PORT") {
         Ok(p) => p.parse().with_context(|| format!("HTTP_PORT={p} is not a port number"))?,
         Err(_) => 8085,
     };
-    let pool = sqlx::postgres::PgPoolOptions::new()
-        .max_connections(8)
-        .connect(&database_url)
-        .await
-        .with_context(|| format!("cannot connect to PostgreSQL at {}; check DATABASE_URL", saga_service_kit::db::redact(&database_url)))?;
+    let pool =
+        sqlx::postgres::PgPoolOptions::new().max_connections(8).connect(&database_url).await.with_context(|| {
+            format!(
+                "cannot connect to PostgreSQL at {}; check DATABASE_URL",
+                saga_service_kit::db::redact(&database_url)
+            )
+        })?;
     MIGRATIONS.run(&pool).await.context("running registry migrations")?;
     let (_tx, shutdown) = saga_service_kit::shutdown_on_signals();
-    let router = api::routes(store::Store::new(pool)).route("/health", axum::routing::get(|| async { axum::Json(serde_json::json!({"status": "UP"})) }));
+    let router = api::routes(store::Store::new(pool))
+        .route("/health", axum::routing::get(|| async { axum::Json(serde_json::json!({"status": "UP"})) }));
     saga_service_kit::http::serve(router, port, shutdown).await
 }

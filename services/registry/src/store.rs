@@ -15,9 +15,13 @@ pub enum RegistryError {
     SchemaNotFound(String),
     #[error("Invalid schema: {0}")]
     InvalidSchema(String),
-    #[error("Invalid compatibility level {0}: use one of NONE, BACKWARD, BACKWARD_TRANSITIVE, FORWARD, FORWARD_TRANSITIVE, FULL, FULL_TRANSITIVE")]
+    #[error(
+        "Invalid compatibility level {0}: use one of NONE, BACKWARD, BACKWARD_TRANSITIVE, FORWARD, FORWARD_TRANSITIVE, FULL, FULL_TRANSITIVE"
+    )]
     InvalidLevel(String),
-    #[error("Schema being registered is incompatible with an earlier schema for subject \"{subject}\" ({level}): {reason}")]
+    #[error(
+        "Schema being registered is incompatible with an earlier schema for subject \"{subject}\" ({level}): {reason}"
+    )]
     Incompatible { subject: String, level: String, reason: String },
     #[error("Error in the backend data store: {0}")]
     Store(#[from] sqlx::Error),
@@ -37,7 +41,8 @@ impl RegistryError {
     }
 }
 
-pub const LEVELS: [&str; 7] = ["NONE", "BACKWARD", "BACKWARD_TRANSITIVE", "FORWARD", "FORWARD_TRANSITIVE", "FULL", "FULL_TRANSITIVE"];
+pub const LEVELS: [&str; 7] =
+    ["NONE", "BACKWARD", "BACKWARD_TRANSITIVE", "FORWARD", "FORWARD_TRANSITIVE", "FULL", "FULL_TRANSITIVE"];
 const DEFAULT_LEVEL: &str = "BACKWARD";
 
 /// A subject's version as the API shows it.
@@ -55,7 +60,8 @@ pub struct Store {
 
 /// Parses and normalises a schema: the key under which identical schemas share an id.
 fn normalize(schema: &str) -> Result<(Schema, String), RegistryError> {
-    let json: serde_json::Value = serde_json::from_str(schema).map_err(|e| RegistryError::InvalidSchema(e.to_string()))?;
+    let json: serde_json::Value =
+        serde_json::from_str(schema).map_err(|e| RegistryError::InvalidSchema(e.to_string()))?;
     let parsed = Schema::parse(&json).map_err(|e| RegistryError::InvalidSchema(e.to_string()))?;
     // serde_json's map keeps keys sorted, so this is a stable textual key.
     Ok((parsed, json.to_string()))
@@ -63,10 +69,22 @@ fn normalize(schema: &str) -> Result<(Schema, String), RegistryError> {
 
 /// Whether `candidate` may follow `existing` (oldest first) under `level`.
 pub fn check(level: &str, candidate: &Schema, existing: &[Schema]) -> Result<(), String> {
-    let against: &[Schema] = if level.ends_with("_TRANSITIVE") { existing } else { existing.last().map(std::slice::from_ref).unwrap_or(&[]) };
+    let against: &[Schema] = if level.ends_with("_TRANSITIVE") {
+        existing
+    } else {
+        existing.last().map(std::slice::from_ref).unwrap_or(&[])
+    };
     for old in against {
-        let backward = || SchemaCompatibility::can_read(old, candidate).map(|_| ()).map_err(|e| format!("the new schema cannot read data written with an earlier one: {e}"));
-        let forward = || SchemaCompatibility::can_read(candidate, old).map(|_| ()).map_err(|e| format!("an earlier schema cannot read data written with the new one: {e}"));
+        let backward = || {
+            SchemaCompatibility::can_read(old, candidate)
+                .map(|_| ())
+                .map_err(|e| format!("the new schema cannot read data written with an earlier one: {e}"))
+        };
+        let forward = || {
+            SchemaCompatibility::can_read(candidate, old)
+                .map(|_| ())
+                .map_err(|e| format!("an earlier schema cannot read data written with the new one: {e}"))
+        };
         match level.trim_end_matches("_TRANSITIVE") {
             "BACKWARD" => backward()?,
             "FORWARD" => forward()?,
@@ -107,7 +125,11 @@ impl Store {
             .await?;
         let history: Vec<Schema> = history.iter().filter_map(|(s,)| Schema::parse_str(s).ok()).collect();
         let level = self.level_in(&mut tx, subject).await?;
-        check(&level, &parsed, &history).map_err(|reason| RegistryError::Incompatible { subject: subject.to_string(), level: level.clone(), reason })?;
+        check(&level, &parsed, &history).map_err(|reason| RegistryError::Incompatible {
+            subject: subject.to_string(),
+            level: level.clone(),
+            reason,
+        })?;
         let (id,): (i32,) = sqlx::query_as(
             "INSERT INTO schemas (normalized, schema) VALUES ($1, $2) ON CONFLICT (normalized) DO UPDATE SET normalized = EXCLUDED.normalized RETURNING id",
         )
@@ -136,12 +158,14 @@ impl Store {
         .bind(&normalized)
         .fetch_optional(&self.pool)
         .await?;
-        let (version, id, schema) = row.ok_or_else(|| RegistryError::SchemaNotFound(format!("under subject {subject}")))?;
+        let (version, id, schema) =
+            row.ok_or_else(|| RegistryError::SchemaNotFound(format!("under subject {subject}")))?;
         Ok(Registered { subject: subject.to_string(), version, id, schema })
     }
 
     pub async fn schema_by_id(&self, id: i32) -> Result<String, RegistryError> {
-        let row: Option<(String,)> = sqlx::query_as("SELECT schema FROM schemas WHERE id = $1").bind(id).fetch_optional(&self.pool).await?;
+        let row: Option<(String,)> =
+            sqlx::query_as("SELECT schema FROM schemas WHERE id = $1").bind(id).fetch_optional(&self.pool).await?;
         row.map(|(s,)| s).ok_or_else(|| RegistryError::SchemaNotFound(id.to_string()))
     }
 
@@ -151,12 +175,19 @@ impl Store {
     }
 
     pub async fn subjects(&self) -> Result<Vec<String>, RegistryError> {
-        let rows: Vec<(String,)> = sqlx::query_as("SELECT DISTINCT subject FROM subject_versions WHERE NOT deleted ORDER BY subject").fetch_all(&self.pool).await?;
+        let rows: Vec<(String,)> =
+            sqlx::query_as("SELECT DISTINCT subject FROM subject_versions WHERE NOT deleted ORDER BY subject")
+                .fetch_all(&self.pool)
+                .await?;
         Ok(rows.into_iter().map(|(s,)| s).collect())
     }
 
     pub async fn versions(&self, subject: &str) -> Result<Vec<i32>, RegistryError> {
-        let rows: Vec<(i32,)> = sqlx::query_as("SELECT version FROM subject_versions WHERE subject = $1 AND NOT deleted ORDER BY version").bind(subject).fetch_all(&self.pool).await?;
+        let rows: Vec<(i32,)> =
+            sqlx::query_as("SELECT version FROM subject_versions WHERE subject = $1 AND NOT deleted ORDER BY version")
+                .bind(subject)
+                .fetch_all(&self.pool)
+                .await?;
         if rows.is_empty() {
             return Err(RegistryError::SubjectNotFound(subject.to_string()));
         }
@@ -168,7 +199,11 @@ impl Store {
         let versions = self.versions(subject).await?;
         let wanted = match version {
             "latest" | "-1" => *versions.last().expect("versions() is never empty"),
-            v => v.parse().ok().filter(|v| versions.contains(v)).ok_or_else(|| RegistryError::VersionNotFound(v.to_string()))?,
+            v => v
+                .parse()
+                .ok()
+                .filter(|v| versions.contains(v))
+                .ok_or_else(|| RegistryError::VersionNotFound(v.to_string()))?,
         };
         let (id, schema): (i32, String) = sqlx::query_as("SELECT s.id, s.schema FROM subject_versions v JOIN schemas s ON s.id = v.schema_id WHERE v.subject = $1 AND v.version = $2")
             .bind(subject)
@@ -179,7 +214,12 @@ impl Store {
     }
 
     /// Whether `schema` could be registered next under `subject`; `Err` carries the reason.
-    pub async fn compatible(&self, subject: &str, version: &str, schema: &str) -> Result<Result<(), String>, RegistryError> {
+    pub async fn compatible(
+        &self,
+        subject: &str,
+        version: &str,
+        schema: &str,
+    ) -> Result<Result<(), String>, RegistryError> {
         let (parsed, _) = normalize(schema)?;
         let level = self.level(subject).await?;
         let against = if level.ends_with("_TRANSITIVE") && matches!(version, "latest" | "-1") {
@@ -202,7 +242,11 @@ impl Store {
     }
 
     async fn level_in(&self, conn: &mut sqlx::PgConnection, subject: &str) -> Result<String, RegistryError> {
-        let row: Option<(String,)> = sqlx::query_as("SELECT level FROM compatibility WHERE subject IN ($1, '') ORDER BY subject DESC LIMIT 1").bind(subject).fetch_optional(conn).await?;
+        let row: Option<(String,)> =
+            sqlx::query_as("SELECT level FROM compatibility WHERE subject IN ($1, '') ORDER BY subject DESC LIMIT 1")
+                .bind(subject)
+                .fetch_optional(conn)
+                .await?;
         Ok(row.map(|(l,)| l).unwrap_or_else(|| DEFAULT_LEVEL.to_string()))
     }
 

@@ -61,9 +61,14 @@ impl Kafka {
             .await
             .context("running java (is a JRE 17+ installed? ./saga setup installs one)")?;
         if !format.status.success() {
-            bail!("formatting Kafka storage failed: {}{}", String::from_utf8_lossy(&format.stdout), String::from_utf8_lossy(&format.stderr));
+            bail!(
+                "formatting Kafka storage failed: {}{}",
+                String::from_utf8_lossy(&format.stdout),
+                String::from_utf8_lossy(&format.stderr)
+            );
         }
-        let launch = BrokerLaunch { classpath, properties, logs_dir: work.join("kafka-logs"), log_file: logs.join("kafka.log") };
+        let launch =
+            BrokerLaunch { classpath, properties, logs_dir: work.join("kafka-logs"), log_file: logs.join("kafka.log") };
         let proc = launch.spawn().await?;
         Ok(Kafka { port, proc, launch })
     }
@@ -74,7 +79,8 @@ impl Kafka {
 /// measured at 100 orders/s over 25 s, the full tiered JIT spent more CPU compiling — broker
 /// 0.78 cores against 0.60 — and doubled the saga's latency).
 fn jvm_performance_options() -> String {
-    std::env::var("KAFKA_JVM_PERFORMANCE_OPTS").unwrap_or_else(|_| "-XX:+UseSerialGC -XX:TieredStopAtLevel=1".to_string())
+    std::env::var("KAFKA_JVM_PERFORMANCE_OPTS")
+        .unwrap_or_else(|_| "-XX:+UseSerialGC -XX:TieredStopAtLevel=1".to_string())
 }
 
 /// `docker/kafka/server.properties.example` (the one place the broker settings live) with its
@@ -82,7 +88,10 @@ fn jvm_performance_options() -> String {
 fn server_properties(port: u16, controller_port: u16, data: &Path) -> anyhow::Result<String> {
     let template = repo_file("docker/kafka/server.properties.example");
     let text = std::fs::read_to_string(&template).with_context(|| format!("reading {}", template.display()))?;
-    Ok(text.replace("@BROKER_PORT@", &port.to_string()).replace("@CONTROLLER_PORT@", &controller_port.to_string()).replace("@DATA_DIR@", &data.display().to_string()))
+    Ok(text
+        .replace("@BROKER_PORT@", &port.to_string())
+        .replace("@CONTROLLER_PORT@", &controller_port.to_string())
+        .replace("@DATA_DIR@", &data.display().to_string()))
 }
 
 /// A file of this repository (the CLI and tests run from a clone).
@@ -94,7 +103,12 @@ pub fn repo_file(relative: &str) -> PathBuf {
 /// Makes sure the broker jars are in `libs` (fetching them with Maven the first time).
 pub async fn ensure_jars(libs: &Path) -> anyhow::Result<()> {
     let script = repo_file("docker/kafka/fetch-jars.sh");
-    let status = Command::new("bash").arg(&script).arg(libs).status().await.with_context(|| format!("running {}", script.display()))?;
+    let status = Command::new("bash")
+        .arg(&script)
+        .arg(libs)
+        .status()
+        .await
+        .with_context(|| format!("running {}", script.display()))?;
     if !status.success() {
         bail!("{} could not provide the Kafka jars in {} (see its output above)", script.display(), libs.display());
     }
@@ -105,13 +119,20 @@ pub async fn ensure_jars(libs: &Path) -> anyhow::Result<()> {
 /// partition — after a restart, the moment clients can produce and fetch again.
 pub async fn wait_until_serving(bootstrap: &str, topic: &str, deadline: Duration) -> anyhow::Result<()> {
     use rdkafka::consumer::{BaseConsumer, Consumer};
-    let consumer: BaseConsumer = rdkafka::ClientConfig::new().set("bootstrap.servers", bootstrap).create().context("creating a Kafka metadata client")?;
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .context("creating a Kafka metadata client")?;
     let consumer = std::sync::Arc::new(consumer);
     // fetch_metadata itself waits up to 2 s per attempt; the 200 ms paces refused connections.
     crate::poll::until(deadline, Duration::from_millis(200), async || {
         let (probe, name) = (consumer.clone(), topic.to_string());
         let serving = tokio::task::spawn_blocking(move || {
-            probe.fetch_metadata(Some(&name), Duration::from_secs(2)).map(|m| m.topics().first().is_some_and(|t| !t.partitions().is_empty() && t.partitions().iter().all(|p| p.leader() >= 0 && p.error().is_none())))
+            probe.fetch_metadata(Some(&name), Duration::from_secs(2)).map(|m| {
+                m.topics().first().is_some_and(|t| {
+                    !t.partitions().is_empty() && t.partitions().iter().all(|p| p.leader() >= 0 && p.error().is_none())
+                })
+            })
         })
         .await;
         match serving {
@@ -120,5 +141,7 @@ pub async fn wait_until_serving(bootstrap: &str, topic: &str, deadline: Duration
         }
     })
     .await
-    .map_err(|last| anyhow::anyhow!("the Kafka broker at {bootstrap} does not serve {topic} after {deadline:?}: {last}"))
+    .map_err(|last| {
+        anyhow::anyhow!("the Kafka broker at {bootstrap} does not serve {topic} after {deadline:?}: {last}")
+    })
 }

@@ -82,16 +82,25 @@ impl Stack {
         for service in Service::ALL {
             let bin = options.bin_dir.join(options.variant.binary(service));
             if !bin.exists() && !options.variant.bin_suffix.is_empty() {
-                bail!("{} not found: build it with `cargo build --release --workspace --features order-service/failpoints,product-service/failpoints,payment-service/failpoints --bin order-service-failpoints --bin product-service-failpoints --bin payment-service-failpoints` (./saga setup does this)", bin.display());
+                bail!(
+                    "{} not found: build it with `cargo build --release --workspace --features order-service/failpoints,product-service/failpoints,payment-service/failpoints --bin order-service-failpoints --bin product-service-failpoints --bin payment-service-failpoints` (./saga setup does this)",
+                    bin.display()
+                );
             }
             if !bin.exists() {
-                bail!("{} not found: build the services first with `cargo build --release --workspace --bins` (./saga does this), or set SAGA_BIN_DIR", bin.display());
+                bail!(
+                    "{} not found: build the services first with `cargo build --release --workspace --bins` (./saga does this), or set SAGA_BIN_DIR",
+                    bin.display()
+                );
             }
         }
         kafka::ensure_jars(&options.kafka_libs).await?;
         let work = tempfile::Builder::new().prefix("saga-stack-").tempdir()?;
         progress(began, "starting PostgreSQL and Kafka");
-        let (pg, kafka) = tokio::join!(postgres::Postgres::start(work.path(), &options.log_dir), kafka::Kafka::start(&options.kafka_libs, work.path(), &options.log_dir));
+        let (pg, kafka) = tokio::join!(
+            postgres::Postgres::start(work.path(), &options.log_dir),
+            kafka::Kafka::start(&options.kafka_libs, work.path(), &options.log_dir)
+        );
         let (pg, kafka) = (pg.context("PostgreSQL")?, kafka.context("Kafka")?);
         progress(began, &format!("PostgreSQL on 127.0.0.1:{}, Kafka on {}", pg.port, kafka.bootstrap()));
 
@@ -99,7 +108,8 @@ impl Stack {
         let registry_url = format!("http://127.0.0.1:{registry_port}");
         let mut registry_cmd = Command::new(options.bin_dir.join("schema-registry"));
         registry_cmd.env("DATABASE_URL", pg.url("registry_db")).env("HTTP_PORT", registry_port.to_string());
-        let mut registry = Proc::spawn("schema-registry", registry_cmd, &options.log_dir.join("schema-registry.log"), None)?;
+        let mut registry =
+            Proc::spawn("schema-registry", registry_cmd, &options.log_dir.join("schema-registry.log"), None)?;
         wait_http_ok(&mut registry, &format!("{registry_url}/health"), Duration::from_secs(30)).await?;
 
         let mut launch = HashMap::new();
@@ -160,7 +170,8 @@ impl Stack {
         let (bin, env, port) = &self.launch[&service];
         let mut command = Command::new(bin);
         command.envs(env.iter().map(|(k, v)| (k, v)));
-        let mut proc = Proc::spawn(service.binary(), command, &self.log_dir.join(format!("{}.log", service.binary())), None)?;
+        let mut proc =
+            Proc::spawn(service.binary(), command, &self.log_dir.join(format!("{}.log", service.binary())), None)?;
         wait_http_ok(&mut proc, &format!("http://127.0.0.1:{port}/health"), Duration::from_secs(60)).await?;
         self.services.lock().await.insert(service, proc);
         Ok(())
@@ -169,7 +180,11 @@ impl Stack {
     /// Stops one service: gracefully (SIGTERM) or as a crash (SIGKILL).
     pub async fn stop_service(&self, service: Service, crash: bool) -> anyhow::Result<()> {
         let proc = self.services.lock().await.remove(&service).with_context(|| format!("{service} is not running"))?;
-        if crash { proc.kill().await } else { proc.stop(Duration::from_secs(10)).await }
+        if crash {
+            proc.kill().await
+        } else {
+            proc.stop(Duration::from_secs(10)).await
+        }
         Ok(())
     }
 
@@ -177,7 +192,11 @@ impl Stack {
     /// closing connections, the way a hung broker or a network partition looks to clients.
     pub async fn freeze_kafka(&self, frozen: bool) -> anyhow::Result<()> {
         let infrastructure = self.infrastructure.lock().await;
-        let kafka = infrastructure.iter().find(|p| p.name == "kafka").and_then(Proc::id).context("the Kafka broker is not running")?;
+        let kafka = infrastructure
+            .iter()
+            .find(|p| p.name == "kafka")
+            .and_then(Proc::id)
+            .context("the Kafka broker is not running")?;
         freeze(kafka, frozen).await
     }
 
@@ -306,7 +325,7 @@ pub fn default_bin_dir() -> PathBuf {
 
 /// The cache directory shared by runs and CI: `SAGA_CACHE_DIR`, else `~/.cache/saga-conformance`.
 pub fn cache_dir() -> PathBuf {
-    std::env::var("SAGA_CACHE_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| "/tmp".into())).join(".cache/saga-conformance"))
+    std::env::var("SAGA_CACHE_DIR").map(PathBuf::from).unwrap_or_else(|_| {
+        PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| "/tmp".into())).join(".cache/saga-conformance")
+    })
 }

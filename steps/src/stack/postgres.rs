@@ -36,11 +36,21 @@ impl PgLaunch {
         server
             .arg("-D")
             .arg(&self.data)
-            .args(["-p", &self.port.to_string(), "-c", "listen_addresses=127.0.0.1", "-c", "max_connections=300", "-c", "shared_buffers=128MB"])
+            .args([
+                "-p",
+                &self.port.to_string(),
+                "-c",
+                "listen_addresses=127.0.0.1",
+                "-c",
+                "max_connections=300",
+                "-c",
+                "shared_buffers=128MB",
+            ])
             .arg("-c")
             .arg(format!("unix_socket_directories={}", self.sockets.display()));
         as_owner(&mut server, self.owner);
-        let mut proc = Proc::spawn("postgresql", server, &self.log, Some("database system is ready to accept connections"))?;
+        let mut proc =
+            Proc::spawn("postgresql", server, &self.log, Some("database system is ready to accept connections"))?;
         proc.wait_ready(Duration::from_secs(60)).await?;
         Ok(proc)
     }
@@ -65,7 +75,15 @@ impl Postgres {
             chown(&sockets, Some(uid), Some(gid))?;
         }
         let mut initdb = Command::new(bin.join("initdb"));
-        initdb.arg("-D").arg(&data).args(["-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync", "--no-instructions"]);
+        initdb.arg("-D").arg(&data).args([
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--no-sync",
+            "--no-instructions",
+        ]);
         as_owner(&mut initdb, owner);
         let out = initdb.output().await.with_context(|| format!("running {}/initdb", bin.display()))?;
         if !out.status.success() {
@@ -75,10 +93,14 @@ impl Postgres {
         let launch = PgLaunch { bin, data, sockets, port, owner, log: logs.join("postgresql.log") };
         let proc = launch.spawn().await?;
         let pg = Postgres { port, proc, launch };
-        let mut admin = sqlx::PgConnection::connect(&pg.url("postgres")).await.context("connecting to the new PostgreSQL")?;
+        let mut admin =
+            sqlx::PgConnection::connect(&pg.url("postgres")).await.context("connecting to the new PostgreSQL")?;
         for db in DATABASES {
             // `db` comes from the DATABASES constant above, never from input.
-            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db}"))).execute(&mut admin).await.with_context(|| format!("creating database {db}"))?;
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db}")))
+                .execute(&mut admin)
+                .await
+                .with_context(|| format!("creating database {db}"))?;
         }
         Ok(pg)
     }
@@ -119,7 +141,9 @@ fn run_as() -> anyhow::Result<Option<(u32, u32)>> {
             return Ok(Some((fields[2].parse()?, fields[3].parse()?)));
         }
     }
-    bail!("running as root but there is no `postgres` user to run PostgreSQL as: install the postgresql package (./saga setup does this)")
+    bail!(
+        "running as root but there is no `postgres` user to run PostgreSQL as: install the postgresql package (./saga setup does this)"
+    )
 }
 
 fn as_owner(command: &mut Command, owner: Option<(u32, u32)>) {

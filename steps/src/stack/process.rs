@@ -19,12 +19,23 @@ pub struct Proc {
 
 impl Proc {
     /// Spawns `command`, teeing stdout and stderr into `log` and watching for `ready_line`.
-    pub fn spawn(name: &str, mut command: Command, log: &Path, ready_line: Option<&'static str>) -> anyhow::Result<Proc> {
+    pub fn spawn(
+        name: &str,
+        mut command: Command,
+        log: &Path,
+        ready_line: Option<&'static str>,
+    ) -> anyhow::Result<Proc> {
         command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
         let mut child = command.spawn().with_context(|| format!("starting {name} ({command:?})"))?;
         let (ready_tx, ready) = watch::channel(ready_line.is_none());
         let (lines_tx, mut lines_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
-        for stream in [child.stdout.take().map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>), child.stderr.take().map(|s| Box::new(s) as _)].into_iter().flatten() {
+        for stream in [
+            child.stdout.take().map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
+            child.stderr.take().map(|s| Box::new(s) as _),
+        ]
+        .into_iter()
+        .flatten()
+        {
             let tx = lines_tx.clone();
             tokio::spawn(async move {
                 let mut lines = BufReader::new(stream).lines();
@@ -65,11 +76,22 @@ impl Proc {
                 return Ok(());
             }
             if let Some(status) = self.child.try_wait()? {
-                bail!("{} exited with {status} before it was ready; its log: {}\n{}", self.name, self.log.display(), tail(&self.log, 25));
+                bail!(
+                    "{} exited with {status} before it was ready; its log: {}\n{}",
+                    self.name,
+                    self.log.display(),
+                    tail(&self.log, 25)
+                );
             }
             let left = deadline.saturating_sub(started.elapsed());
             if left.is_zero() {
-                bail!("{} was not ready after {:?}; its log: {}\n{}", self.name, deadline, self.log.display(), tail(&self.log, 25));
+                bail!(
+                    "{} was not ready after {:?}; its log: {}\n{}",
+                    self.name,
+                    deadline,
+                    self.log.display(),
+                    tail(&self.log, 25)
+                );
             }
             // Wake on the readiness line, or re-check the exit status every 100 ms.
             let _ = tokio::time::timeout(left.min(Duration::from_millis(100)), ready.changed()).await;
@@ -123,12 +145,19 @@ pub async fn wait_http_ok_url(url: &str, deadline: Duration) -> anyhow::Result<(
 
 /// Polls `url` until it answers 2xx, the process exits, or `deadline` passes.
 pub async fn wait_http_ok(proc: &mut Proc, url: &str, deadline: Duration) -> anyhow::Result<()> {
-    let result = poll_http_ok(url, deadline, || if proc.exited() { bail!("{} exited before answering {url}", proc.name) } else { Ok(()) }).await;
+    let result = poll_http_ok(url, deadline, || {
+        if proc.exited() { bail!("{} exited before answering {url}", proc.name) } else { Ok(()) }
+    })
+    .await;
     result.map_err(|e| anyhow::anyhow!("{e}; its log: {}\n{}", proc.log.display(), tail(&proc.log, 25)))
 }
 
 /// The poll loop both share; `alive` fails early when waiting is pointless.
-async fn poll_http_ok(url: &str, deadline: Duration, mut alive: impl FnMut() -> anyhow::Result<()>) -> anyhow::Result<()> {
+async fn poll_http_ok(
+    url: &str,
+    deadline: Duration,
+    mut alive: impl FnMut() -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
     let client = reqwest::Client::new();
     let started = Instant::now();
     loop {

@@ -39,7 +39,9 @@ impl SagaWorld {
         match fault {
             Fault::Stopped(service) | Fault::Killed(service) => backend.start_service(service).await,
             Fault::Paused(service) => backend.pause_service(service, false).await,
-            Fault::BrokerStopped | Fault::BrokerKilled => backend.start_broker(self.env.topics.name(SagaTopic::OrderCreated)).await,
+            Fault::BrokerStopped | Fault::BrokerKilled => {
+                backend.start_broker(self.env.topics.name(SagaTopic::OrderCreated)).await
+            }
             Fault::DatabaseKilled => backend.start_database().await,
         }
     }
@@ -63,11 +65,18 @@ impl SagaWorld {
 
     /// Lifts whichever of `candidates` is in place (e.g. a service stopped or killed).
     async fn lift(&mut self, candidates: &[Fault], what: &str) {
-        let fault = *self.faults.iter().rev().find(|f| candidates.contains(f)).unwrap_or_else(|| panic!("{what}: none of {candidates:?} is in place"));
+        let fault = *self
+            .faults
+            .iter()
+            .rev()
+            .find(|f| candidates.contains(f))
+            .unwrap_or_else(|| panic!("{what}: none of {candidates:?} is in place"));
         let outcome = self.undo(fault).await;
         self.faults.retain(|f| *f != fault);
         outcome.unwrap_or_else(|e| panic!("{what}: {e:#}"));
-        if let Some((_, span)) = self.fault_spans.iter_mut().rev().find(|(f, span)| *f == fault && span.lifted_ms.is_none()) {
+        if let Some((_, span)) =
+            self.fault_spans.iter_mut().rev().find(|(f, span)| *f == fault && span.lifted_ms.is_none())
+        {
             span.lifted_ms = Some(now_millis());
         }
     }

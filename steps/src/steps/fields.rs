@@ -18,7 +18,8 @@ async fn get_json(world: &SagaWorld, url: &str) -> Value {
     let status = response.status();
     let text = response.text().await.unwrap_or_else(|e| panic!("reading the answer of GET {url}: {e}"));
     assert!(status.is_success(), "GET {url} answered {status}: {text}");
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("GET {url} answered {status} with a body that is not JSON ({e}): {text}"))
+    serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("GET {url} answered {status} with a body that is not JSON ({e}): {text}"))
 }
 
 fn amount_of(value: &Value, what: &str) -> Money {
@@ -31,8 +32,10 @@ fn lines_of(items: &Value, priced: bool, what: &str) -> Vec<(String, i64, Option
     let mut lines: Vec<_> = items
         .iter()
         .map(|i| {
-            let product = i["productId"].as_str().unwrap_or_else(|| panic!("{what}: a line without productId: {i}")).to_string();
-            let quantity = i["quantity"].as_i64().unwrap_or_else(|| panic!("{what}: a line without an integer quantity: {i}"));
+            let product =
+                i["productId"].as_str().unwrap_or_else(|| panic!("{what}: a line without productId: {i}")).to_string();
+            let quantity =
+                i["quantity"].as_i64().unwrap_or_else(|| panic!("{what}: a line without an integer quantity: {i}"));
             (product, quantity, priced.then(|| amount_of(&i["unitPrice"], &format!("{what}: unitPrice"))))
         })
         .collect();
@@ -59,16 +62,23 @@ impl SagaWorld {
 async fn location_points_at_order(world: &mut SagaWorld) {
     let id = world.order_id();
     let answer = world.answer.as_ref().expect("no answer");
-    let location = answer.location.as_deref().unwrap_or_else(|| panic!("the 201 for order {id} has no Location header"));
+    let location =
+        answer.location.as_deref().unwrap_or_else(|| panic!("the 201 for order {id} has no Location header"));
     // A relative reference resolves against the request's URL (RFC 9110 §10.2.2).
-    let request = reqwest::Url::parse(&format!("{}/api/v1/orders", world.env.endpoints.order_url)).expect("the order URL is a URL");
+    let request = reqwest::Url::parse(&format!("{}/api/v1/orders", world.env.endpoints.order_url))
+        .expect("the order URL is a URL");
     let url = request.join(location).unwrap_or_else(|e| panic!("Location {location:?} is not a URI reference: {e}"));
-    assert!(url.path().ends_with(&format!("/api/v1/orders/{id}")), "Location {location:?} ({url}) is not the order's resource /api/v1/orders/{id}");
+    assert!(
+        url.path().ends_with(&format!("/api/v1/orders/{id}")),
+        "Location {location:?} ({url}) is not the order's resource /api/v1/orders/{id}"
+    );
     let order = get_json(world, url.as_str()).await;
     assert_eq!(order["orderId"], json!(id), "GET {url} (the Location) answered another resource: {order}");
 }
 
-#[then(regex = r#"^the order reads back for user "([^"]+)" at store "([^"]+)" with the ordered lines and total ([\d.]+)$"#)]
+#[then(
+    regex = r#"^the order reads back for user "([^"]+)" at store "([^"]+)" with the ordered lines and total ([\d.]+)$"#
+)]
 async fn reads_back_as_requested(world: &mut SagaWorld, user: String, store: String, total: String) {
     let id = world.order_id();
     let url = world.order_url(&id);
@@ -101,10 +111,16 @@ async fn payment_matches_order(world: &mut SagaWorld, user: String, total: Strin
     assert_eq!(amount, money(&total), "payment {payment}");
     let order_url = world.order_url(&id);
     let order = get_json(world, &order_url).await;
-    assert_eq!(amount, amount_of(&order["totalAmount"], "the order's totalAmount"), "the payment's amount is not the order's total: payment {payment}, order {order}");
+    assert_eq!(
+        amount,
+        amount_of(&order["totalAmount"], "the order's totalAmount"),
+        "the payment's amount is not the order's total: payment {payment}, order {order}"
+    );
 }
 
-#[then(regex = r#"^the "order.cancelled" event is keyed by the order and carries user "([^"]+)" and the ordered lines$"#)]
+#[then(
+    regex = r#"^the "order.cancelled" event is keyed by the order and carries user "([^"]+)" and the ordered lines$"#
+)]
 async fn cancelled_carries_lines(world: &mut SagaWorld, user: String) {
     let id = world.order_id();
     let r = world.order_record("order.cancelled").await;
@@ -112,7 +128,12 @@ async fn cancelled_carries_lines(world: &mut SagaWorld, user: String) {
     let value = r.value.clone().unwrap_or_default();
     assert_eq!(value["userId"], json!(world.user(&user)), "{}", r.summary());
     let requested: Vec<_> = lines_of(&Value::Array(world.request_items.clone()), false, "the request");
-    assert_eq!(lines_of(&value["items"], false, "order.cancelled"), requested, "order.cancelled does not carry the order's lines: {}", r.summary());
+    assert_eq!(
+        lines_of(&value["items"], false, "order.cancelled"),
+        requested,
+        "order.cancelled does not carry the order's lines: {}",
+        r.summary()
+    );
 }
 
 #[then(regex = r#"^the "([A-Z_]+)" push carries the eventId of the order's "([a-z.]+)" event$"#)]
@@ -126,6 +147,13 @@ async fn push_names_its_cause(world: &mut SagaWorld, kind: String, topic: String
         Err(_) => panic!("no {kind} push for order {id}{}", world.evidence(&id)),
     };
     for p in pushes {
-        assert_eq!(p.event_id, event_id, "the {kind} push must carry the eventId of the {topic} that caused it ({}), it carries {:?}{}", cause.summary(), p.event_id, world.evidence(&id));
+        assert_eq!(
+            p.event_id,
+            event_id,
+            "the {kind} push must carry the eventId of the {topic} that caused it ({}), it carries {:?}{}",
+            cause.summary(),
+            p.event_id,
+            world.evidence(&id)
+        );
     }
 }

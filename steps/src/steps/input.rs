@@ -30,9 +30,18 @@ async fn posts_oversized(world: &mut SagaWorld, user: String, mib: usize) {
 async fn problem(world: &mut SagaWorld, status: u16) {
     let answer = world.answer.as_ref().expect("no answer");
     assert_eq!(answer.status, status, "answer: {} {}", answer.status, answer.body);
-    assert!(answer.content_type.starts_with("application/problem+json"), "content type {:?}, body {}", answer.content_type, answer.body);
+    assert!(
+        answer.content_type.starts_with("application/problem+json"),
+        "content type {:?}, body {}",
+        answer.content_type,
+        answer.body
+    );
     assert_eq!(answer.body["status"], json!(status), "problem body: {}", answer.body);
-    assert!(answer.body["title"].as_str().is_some_and(|t| !t.is_empty()), "problem body without title: {}", answer.body);
+    assert!(
+        answer.body["title"].as_str().is_some_and(|t| !t.is_empty()),
+        "problem body without title: {}",
+        answer.body
+    );
 }
 
 #[then(regex = r#"^nothing is published on "order.created" for user "([^"]+)"$"#)]
@@ -42,7 +51,11 @@ async fn nothing_for_user(world: &mut SagaWorld, user: String) {
     let found = world
         .env
         .tap
-        .wait_until(world.env.config.quiet_period(), |log| log.iter().find(|r| r.topic == name && r.value.as_ref().is_some_and(|v| v["userId"] == json!(user))).cloned())
+        .wait_until(world.env.config.quiet_period(), |log| {
+            log.iter()
+                .find(|r| r.topic == name && r.value.as_ref().is_some_and(|v| v["userId"] == json!(user)))
+                .cloned()
+        })
         .await;
     if let Ok(record) = found {
         panic!("a refused request was published: {}", record.summary());
@@ -65,17 +78,37 @@ async fn publish_poison(world: &mut SagaWorld, topic: String) {
 
 fn partitions(world: &SagaWorld, topic: &str) -> i32 {
     use rdkafka::producer::Producer;
-    let metadata = world.env.producer.client().fetch_metadata(Some(topic), Duration::from_secs(10)).unwrap_or_else(|e| panic!("metadata of {topic}: {e}"));
-    metadata.topics().first().map(|t| t.partitions().len() as i32).filter(|n| *n > 0).unwrap_or_else(|| panic!("{topic} has no partitions"))
+    let metadata = world
+        .env
+        .producer
+        .client()
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .unwrap_or_else(|e| panic!("metadata of {topic}: {e}"));
+    metadata
+        .topics()
+        .first()
+        .map(|t| t.partitions().len() as i32)
+        .filter(|n| *n > 0)
+        .unwrap_or_else(|| panic!("{topic} has no partitions"))
 }
 
-#[then(regex = r#"^the poison record appears on the dead-letter topic of "([a-z.]+)" with its original topic, partition and offset$"#)]
+#[then(
+    regex = r#"^the poison record appears on the dead-letter topic of "([a-z.]+)" with its original topic, partition and offset$"#
+)]
 async fn poison_dead_lettered(world: &mut SagaWorld, topic: String) {
     let saga_topic = world.topic(&topic);
     let (name, dlt) = (world.env.topics.name(saga_topic).to_string(), world.env.topics.dead_letter(saga_topic));
     for (key, partition, offset) in world.poison.clone() {
-        let found = world.env.tap.wait_until(world.deadline(), |log| log.iter().find(|r| r.topic == dlt && r.key.as_deref() == Some(&key)).cloned()).await;
-        let record = found.unwrap_or_else(|_| panic!("poison {key} ({name}[{partition}]@{offset}) did not reach {dlt} within {:?}", world.deadline()));
+        let found = world
+            .env
+            .tap
+            .wait_until(world.deadline(), |log| {
+                log.iter().find(|r| r.topic == dlt && r.key.as_deref() == Some(&key)).cloned()
+            })
+            .await;
+        let record = found.unwrap_or_else(|_| {
+            panic!("poison {key} ({name}[{partition}]@{offset}) did not reach {dlt} within {:?}", world.deadline())
+        });
         let header = |k: &str| record.headers.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
         assert_eq!(header("dlt.original.topic").as_deref(), Some(name.as_str()), "{}", record.summary());
         assert_eq!(header("dlt.original.partition"), Some(partition.to_string()), "{}", record.summary());

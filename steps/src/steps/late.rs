@@ -8,7 +8,10 @@ use super::SagaWorld;
 use cucumber::{then, when};
 use rdkafka::producer::{FutureRecord, Producer as _};
 use saga_contract::events::{FailedItem, ReservedItem};
-use saga_contract::{Decoded, Event, OrderCancelled, OrderConfirmed, OrderCreated, SagaTopic, StockReservationFailed, StockReserved, now_millis};
+use saga_contract::{
+    Decoded, Event, OrderCancelled, OrderConfirmed, OrderCreated, SagaTopic, StockReservationFailed, StockReserved,
+    now_millis,
+};
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -31,13 +34,23 @@ impl SagaWorld {
     fn partition_count(&self, topic: SagaTopic) -> i32 {
         let name = self.env.topics.name(topic);
         let client = self.env.producer.client();
-        let metadata = tokio::task::block_in_place(|| client.fetch_metadata(Some(name), Duration::from_secs(10))).unwrap_or_else(|e| panic!("reading the metadata of {name}: {e}"));
-        metadata.topics().first().map(|t| t.partitions().len() as i32).filter(|n| *n > 0).unwrap_or_else(|| panic!("{name} has no partitions"))
+        let metadata = tokio::task::block_in_place(|| client.fetch_metadata(Some(name), Duration::from_secs(10)))
+            .unwrap_or_else(|e| panic!("reading the metadata of {name}: {e}"));
+        metadata
+            .topics()
+            .first()
+            .map(|t| t.partitions().len() as i32)
+            .filter(|n| *n > 0)
+            .unwrap_or_else(|| panic!("{name} has no partitions"))
     }
 
     async fn frame<E: Event>(&self, topic: SagaTopic, event: E) -> Vec<u8> {
         let name = self.env.topics.name(topic);
-        self.env.codec.encode(name, event).await.unwrap_or_else(|e| panic!("framing a {name} record through the registry failed: {e}"))
+        self.env
+            .codec
+            .encode(name, event)
+            .await
+            .unwrap_or_else(|e| panic!("framing a {name} record through the registry failed: {e}"))
     }
 }
 
@@ -46,7 +59,9 @@ impl SagaWorld {
 async fn reissued(world: &SagaWorld, topic: SagaTopic, decoded: &Decoded) -> Vec<u8> {
     let fresh = Uuid::new_v4().to_string();
     let now = now_millis();
-    let shape = |e: saga_contract::ContractError| -> ! { panic!("the recorded {} does not match the contract: {e}", topic.default_name()) };
+    let shape = |e: saga_contract::ContractError| -> ! {
+        panic!("the recorded {} does not match the contract: {e}", topic.default_name())
+    };
     match topic {
         SagaTopic::OrderCreated => {
             let mut e = OrderCreated::from_value(&decoded.value).unwrap_or_else(|e| shape(e));
@@ -80,7 +95,12 @@ async fn reissued(world: &SagaWorld, topic: SagaTopic, decoded: &Decoded) -> Vec
 async fn published_again_new_id(world: &mut SagaWorld, topic: String) {
     let saga_topic = world.topic(&topic);
     let original = world.record(&topic).await;
-    let decoded = world.env.codec.decode(&original.raw).await.unwrap_or_else(|e| panic!("decoding {} again failed: {e}", original.summary()));
+    let decoded = world
+        .env
+        .codec
+        .decode(&original.raw)
+        .await
+        .unwrap_or_else(|e| panic!("decoding {} again failed: {e}", original.summary()));
     let value = reissued(world, saga_topic, &decoded).await;
     let key = world.order_id();
     world.inject(saga_topic, &key, value, Some(original.partition)).await;
@@ -91,14 +111,23 @@ async fn published_again_new_id(world: &mut SagaWorld, topic: String) {
 #[when(regex = r#"^a "stock.reserved" event for the order is published with a new eventId$"#)]
 async fn late_stock_reserved(world: &mut SagaWorld) {
     let created = world.record("order.created").await;
-    let decoded = world.env.codec.decode(&created.raw).await.unwrap_or_else(|e| panic!("decoding {} failed: {e}", created.summary()));
+    let decoded = world
+        .env
+        .codec
+        .decode(&created.raw)
+        .await
+        .unwrap_or_else(|e| panic!("decoding {} failed: {e}", created.summary()));
     let order = OrderCreated::from_value(&decoded.value).unwrap_or_else(|e| panic!("{}: {e}", created.summary()));
     let now = now_millis();
     let event = StockReserved {
         event_id: Uuid::new_v4().to_string(),
         event_timestamp: now,
         order_id: order.order_id.clone(),
-        reserved_items: order.items.iter().map(|i| ReservedItem { product_id: i.product_id.clone(), quantity: i.quantity, reserved_stock: 0 }).collect(),
+        reserved_items: order
+            .items
+            .iter()
+            .map(|i| ReservedItem { product_id: i.product_id.clone(), quantity: i.quantity, reserved_stock: 0 })
+            .collect(),
         reserved_at: now,
     };
     let value = world.frame(SagaTopic::StockReserved, event).await;
@@ -107,7 +136,9 @@ async fn late_stock_reserved(world: &mut SagaWorld) {
 
 /// Events for an order no service has heard of, one on every partition, so whichever
 /// partition a later order lands on has a stray record in front of it.
-#[when(regex = r#"^a "(stock.reserved|stock.reservation.failed)" event for an unknown order is published on every partition$"#)]
+#[when(
+    regex = r#"^a "(stock.reserved|stock.reservation.failed)" event for an unknown order is published on every partition$"#
+)]
 async fn stray_events(world: &mut SagaWorld, topic: String) {
     let saga_topic = world.topic(&topic);
     let now = now_millis();
@@ -118,11 +149,30 @@ async fn stray_events(world: &mut SagaWorld, topic: String) {
         let value = match saga_topic {
             SagaTopic::StockReserved => {
                 let items = vec![ReservedItem { product_id: product_id.clone(), quantity: 1, reserved_stock: 0 }];
-                world.frame(saga_topic, StockReserved { event_id, event_timestamp: now, order_id: unknown.clone(), reserved_items: items, reserved_at: now }).await
+                world
+                    .frame(
+                        saga_topic,
+                        StockReserved {
+                            event_id,
+                            event_timestamp: now,
+                            order_id: unknown.clone(),
+                            reserved_items: items,
+                            reserved_at: now,
+                        },
+                    )
+                    .await
             }
             _ => {
-                let items = vec![FailedItem { product_id: product_id.clone(), requested_quantity: 1, available_stock: 0 }];
-                let event = StockReservationFailed { event_id, event_timestamp: now, order_id: unknown.clone(), failed_items: items, failure_reason: "INSUFFICIENT_STOCK".into(), failed_at: now };
+                let items =
+                    vec![FailedItem { product_id: product_id.clone(), requested_quantity: 1, available_stock: 0 }];
+                let event = StockReservationFailed {
+                    event_id,
+                    event_timestamp: now,
+                    order_id: unknown.clone(),
+                    failed_items: items,
+                    failure_reason: "INSUFFICIENT_STOCK".into(),
+                    failed_at: now,
+                };
                 world.frame(saga_topic, event).await
             }
         };
@@ -137,13 +187,35 @@ async fn stray_events(world: &mut SagaWorld, topic: String) {
 #[then("nothing is published or pushed for the unknown orders")]
 async fn nothing_for_strays(world: &mut SagaWorld) {
     let prefix = format!("unknown-order-{}-", world.tag);
-    let ours = [world.env.topics.name(SagaTopic::StockReserved).to_string(), world.env.topics.name(SagaTopic::StockReservationFailed).to_string()];
+    let ours = [
+        world.env.topics.name(SagaTopic::StockReserved).to_string(),
+        world.env.topics.name(SagaTopic::StockReservationFailed).to_string(),
+    ];
     world
         .stays("nothing for the unknown orders", async |world| {
             let names = |id: &Option<String>| id.as_deref().is_some_and(|id| id.starts_with(&prefix));
-            let effects: Vec<String> = world.env.tap.records().iter().filter(|r| !r.dead_letter && !ours.contains(&r.topic) && (names(&r.order_id) || names(&r.key))).map(|r| r.summary()).collect();
-            let pushes: Vec<String> = world.env.sink.arrivals().iter().filter_map(|a| a.push.as_ref().ok()).filter(|p| p.order_id.starts_with(&prefix)).map(|p| format!("{p:?}")).collect();
-            if effects.is_empty() && pushes.is_empty() { Ok(()) } else { Err(format!("records {effects:?}, pushes {pushes:?}")) }
+            let effects: Vec<String> = world
+                .env
+                .tap
+                .records()
+                .iter()
+                .filter(|r| !r.dead_letter && !ours.contains(&r.topic) && (names(&r.order_id) || names(&r.key)))
+                .map(|r| r.summary())
+                .collect();
+            let pushes: Vec<String> = world
+                .env
+                .sink
+                .arrivals()
+                .iter()
+                .filter_map(|a| a.push.as_ref().ok())
+                .filter(|p| p.order_id.starts_with(&prefix))
+                .map(|p| format!("{p:?}"))
+                .collect();
+            if effects.is_empty() && pushes.is_empty() {
+                Ok(())
+            } else {
+                Err(format!("records {effects:?}, pushes {pushes:?}"))
+            }
         })
         .await;
 }

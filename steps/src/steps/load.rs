@@ -94,7 +94,11 @@ impl Load {
         let deadline = Duration::from_secs_f64(left as f64 / self.rate * 2.0 + 5.0);
         let mut sent = self.journal.sent.subscribe();
         let reached = tokio::time::timeout(deadline, sent.wait_for(|n| *n >= target)).await;
-        assert!(matches!(reached, Ok(Ok(_))), "the load sent {} of {target} orders within {deadline:?} (it stops by itself after {MAX_RUN:?})", self.sent());
+        assert!(
+            matches!(reached, Ok(Ok(_))),
+            "the load sent {} of {target} orders within {deadline:?} (it stops by itself after {MAX_RUN:?})",
+            self.sent()
+        );
     }
 
     /// One line on what the load did, for every failure message.
@@ -126,7 +130,10 @@ impl Load {
                 continue;
             }
             let lines = value["items"].as_array().into_iter().flatten();
-            let quantity = lines.filter(|l| l["productId"] == json!(self.template.product_id)).filter_map(|l| l["quantity"].as_i64()).sum();
+            let quantity = lines
+                .filter(|l| l["productId"] == json!(self.template.product_id))
+                .filter_map(|l| l["quantity"].as_i64())
+                .sum();
             orders.insert(id.clone(), (quantity, None));
         }
         orders.into_iter().map(|(id, (quantity, accepted))| (id, quantity, accepted)).collect()
@@ -135,11 +142,16 @@ impl Load {
 
 impl SagaWorld {
     fn load(&mut self) -> &mut Load {
-        self.load.as_mut().expect("no load runs in this scenario: start one with `Given orders flow at N per second for product \"P1\"`")
+        self.load.as_mut().expect(
+            "no load runs in this scenario: start one with `Given orders flow at N per second for product \"P1\"`",
+        )
     }
 
     fn settled(&self) -> &[Settled] {
-        self.load.as_ref().and_then(|l| l.settled.as_deref()).expect("the load's orders were not read back: `Then every order the load placed settles …` comes first")
+        self.load
+            .as_ref()
+            .and_then(|l| l.settled.as_deref())
+            .expect("the load's orders were not read back: `Then every order the load placed settles …` comes first")
     }
 
     /// Fails the step with the violations, the load's summary and the evidence of a few orders.
@@ -159,14 +171,27 @@ impl SagaWorld {
         }
         out.push_str(&format!("; faults: {:?}", self.fault_spans));
         let known: BTreeSet<&str> = self.settled_ids();
-        for id in violations.iter().map(|v| v.order_id.as_str()).filter(|id| known.contains(id)).collect::<BTreeSet<_>>().into_iter().take(3) {
+        for id in violations
+            .iter()
+            .map(|v| v.order_id.as_str())
+            .filter(|id| known.contains(id))
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .take(3)
+        {
             out.push_str(&self.evidence(id));
         }
         panic!("{out}");
     }
 
     fn settled_ids(&self) -> BTreeSet<&str> {
-        self.load.as_ref().and_then(|l| l.settled.as_deref()).unwrap_or_default().iter().map(|o| o.order_id.as_str()).collect()
+        self.load
+            .as_ref()
+            .and_then(|l| l.settled.as_deref())
+            .unwrap_or_default()
+            .iter()
+            .map(|o| o.order_id.as_str())
+            .collect()
     }
 }
 
@@ -174,7 +199,8 @@ impl SagaWorld {
 async fn place(http: &reqwest::Client, t: &Template, seq: usize, quantity: i64) -> Attempt {
     let body = json!({"storeId": t.store, "items": [{"productId": t.product_id, "quantity": quantity, "unitPrice": t.unit_price}]});
     let sent_ms = now_millis();
-    let answer = match http.post(&t.url).header("X-User-Id", &t.user).json(&body).timeout(REQUEST_TIMEOUT).send().await {
+    let answer = match http.post(&t.url).header("X-User-Id", &t.user).json(&body).timeout(REQUEST_TIMEOUT).send().await
+    {
         Err(e) => Answer::Unavailable(format!("no answer: {}", chain(&e))),
         Ok(response) => {
             let status = response.status().as_u16();
@@ -189,10 +215,13 @@ async fn place(http: &reqwest::Client, t: &Template, seq: usize, quantity: i64) 
 
 fn classify(status: u16, body: &str) -> Answer {
     match status {
-        201 => match serde_json::from_str::<Value>(body).ok().and_then(|b| b.get("orderId")?.as_str().map(str::to_string)) {
-            Some(id) if !id.is_empty() => Answer::Accepted(id),
-            _ => Answer::Failed(format!("201 without an orderId: {body}")),
-        },
+        201 => {
+            match serde_json::from_str::<Value>(body).ok().and_then(|b| b.get("orderId")?.as_str().map(str::to_string))
+            {
+                Some(id) if !id.is_empty() => Answer::Accepted(id),
+                _ => Answer::Failed(format!("201 without an orderId: {body}")),
+            }
+        }
         503 => Answer::Unavailable(format!("503 {body}")),
         _ => Answer::Failed(format!("{status} {body}")),
     }
@@ -219,7 +248,13 @@ async fn place_next(http: reqwest::Client, template: Arc<Template>, journal: Arc
 
 /// The load's task: one order per tick until stopped (or [`MAX_RUN`]), then waits for the
 /// answers still out.
-async fn run(http: reqwest::Client, template: Arc<Template>, journal: Arc<Journal>, rate: f64, mut stop: watch::Receiver<bool>) {
+async fn run(
+    http: reqwest::Client,
+    template: Arc<Template>,
+    journal: Arc<Journal>,
+    rate: f64,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
     // Open loop: ticks a busy machine delayed are caught up, not skipped.
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
@@ -239,7 +274,8 @@ async fn run(http: reqwest::Client, template: Arc<Template>, journal: Arc<Journa
 /// GETs `url`: `Some(body)` for 200, `None` for 404, an error for anything else — a read
 /// that fails is never taken for an empty answer.
 async fn get_json(env: &SuiteEnv, url: &str) -> Result<Option<Value>, String> {
-    let response = env.http.get(url).timeout(REQUEST_TIMEOUT).send().await.map_err(|e| format!("GET {url}: {}", chain(&e)))?;
+    let response =
+        env.http.get(url).timeout(REQUEST_TIMEOUT).send().await.map_err(|e| format!("GET {url}: {}", chain(&e)))?;
     let status = response.status();
     if status == reqwest::StatusCode::NOT_FOUND {
         return Ok(None);
@@ -248,7 +284,9 @@ async fn get_json(env: &SuiteEnv, url: &str) -> Result<Option<Value>, String> {
     if !status.is_success() {
         return Err(format!("GET {url} answered {status}: {text}"));
     }
-    serde_json::from_str(&text).map(Some).map_err(|e| format!("GET {url} answered {status} with a body that is not JSON ({e}): {text}"))
+    serde_json::from_str(&text)
+        .map(Some)
+        .map_err(|e| format!("GET {url} answered {status} with a body that is not JSON ({e}): {text}"))
 }
 
 async fn read_stock(env: &SuiteEnv, product_id: &str) -> Result<i64, String> {
@@ -261,7 +299,9 @@ async fn read_stock(env: &SuiteEnv, product_id: &str) -> Result<i64, String> {
 async fn read_state(env: &SuiteEnv, order_id: &str, all_payments: bool) -> Result<(String, Vec<Value>), String> {
     let url = format!("{}/api/v1/orders/{order_id}", env.endpoints.order_url);
     let status = match get_json(env, &url).await? {
-        Some(order) => order["status"].as_str().map(str::to_string).ok_or_else(|| format!("GET {url}: no status in {order}"))?,
+        Some(order) => {
+            order["status"].as_str().map(str::to_string).ok_or_else(|| format!("GET {url}: no status in {order}"))?
+        }
         None => "HTTP 404".to_string(),
     };
     if !all_payments && status != CONFIRMED {
@@ -281,7 +321,10 @@ async fn read_states(env: &SuiteEnv, ids: Vec<String>, all_payments: bool) -> Ve
         (id, state)
     });
     let reads: Vec<_> = reads.buffer_unordered(READS_AT_ONCE).collect().await;
-    reads.into_iter().map(|(id, state)| (id.clone(), state.unwrap_or_else(|e| panic!("reading order {id} back failed: {e}")))).collect()
+    reads
+        .into_iter()
+        .map(|(id, state)| (id.clone(), state.unwrap_or_else(|e| panic!("reading order {id} back failed: {e}"))))
+        .collect()
 }
 
 fn terminal((status, payments): &(String, Vec<Value>)) -> bool {
@@ -293,7 +336,9 @@ async fn load_starts(world: &mut SagaWorld, rate: u32, alias: String) {
     assert!(world.load.is_none(), "a load already runs in this scenario");
     assert!(rate > 0, "a load needs a rate above 0");
     let product = world.product(&alias);
-    let initial_stock = read_stock(&world.env, &product.id).await.unwrap_or_else(|e| panic!("reading the stock of {alias} before the load: {e}"));
+    let initial_stock = read_stock(&world.env, &product.id)
+        .await
+        .unwrap_or_else(|e| panic!("reading the stock of {alias} before the load: {e}"));
     let template = Arc::new(Template {
         url: format!("{}/api/v1/orders", world.env.endpoints.order_url),
         user: world.user("load"),
@@ -304,7 +349,15 @@ async fn load_starts(world: &mut SagaWorld, rate: u32, alias: String) {
     let journal = Arc::new(Journal { attempts: Mutex::default(), sent: watch::Sender::new(0) });
     let (stop, stopped) = watch::channel(false);
     let ticker = tokio::spawn(run(world.env.http.clone(), template.clone(), journal.clone(), f64::from(rate), stopped));
-    world.load = Some(Load { template, journal, rate: f64::from(rate), initial_stock, stop, ticker: Some(ticker), settled: None });
+    world.load = Some(Load {
+        template,
+        journal,
+        rate: f64::from(rate),
+        initial_stock,
+        stop,
+        ticker: Some(ticker),
+        settled: None,
+    });
 }
 
 #[when(regex = r"^the load has placed (\d+) orders$")]
@@ -376,8 +429,17 @@ async fn load_settles(world: &mut SagaWorld) {
                 CANCELLED => Some(CANCELLED),
                 _ => None,
             };
-            let terminal_ms = last_stage.and_then(|kind| mine.iter().filter(|(_, p)| p.kind == kind).map(|(at, _)| *at).min());
-            Settled { order_id, quantity, accepted_ms, status, payments, pushes: mine.into_iter().map(|(_, p)| p).collect(), terminal_ms }
+            let terminal_ms =
+                last_stage.and_then(|kind| mine.iter().filter(|(_, p)| p.kind == kind).map(|(at, _)| *at).min());
+            Settled {
+                order_id,
+                quantity,
+                accepted_ms,
+                status,
+                payments,
+                pushes: mine.into_iter().map(|(_, p)| p).collect(),
+                terminal_ms,
+            }
         })
         .collect();
     let violations = crash::unsettled(&settled);
@@ -390,7 +452,10 @@ async fn load_in_flight(world: &mut SagaWorld, at_least: usize) {
     let (fault, span) = world.fault_spans.last().copied().expect("no fault was put in place in this scenario");
     let count = crash::in_flight(world.settled(), &span);
     let summary = world.load.as_ref().map(Load::summary).unwrap_or_default();
-    assert!(count >= at_least, "only {count} accepted orders were open while {fault:?} was in place ({span:?}), not {at_least}: the fault did not hit the implementation mid-flight; {summary}");
+    assert!(
+        count >= at_least,
+        "only {count} accepted orders were open while {fault:?} was in place ({span:?}), not {at_least}: the fault did not hit the implementation mid-flight; {summary}"
+    );
 }
 
 #[then("the load was answered 201, or 503 or not at all only while the fault was in place")]

@@ -59,7 +59,10 @@ pub fn install(env: Arc<SuiteEnv>) -> Arc<SuiteEnv> {
 }
 
 fn env() -> Arc<SuiteEnv> {
-    ENV.read().expect("suite environment lock poisoned").clone().expect("the suite environment is installed before scenarios run")
+    ENV.read()
+        .expect("suite environment lock poisoned")
+        .clone()
+        .expect("the suite environment is installed before scenarios run")
 }
 
 /// An HTTP answer kept for later steps.
@@ -109,7 +112,11 @@ pub struct SagaWorld {
 
 impl std::fmt::Debug for SagaWorld {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SagaWorld").field("tag", &self.tag).field("order", &self.order).field("batch", &self.batch.len()).finish()
+        f.debug_struct("SagaWorld")
+            .field("tag", &self.tag)
+            .field("order", &self.order)
+            .field("batch", &self.batch.len())
+            .finish()
     }
 }
 
@@ -137,7 +144,10 @@ impl SagaWorld {
     }
 
     fn product(&self, alias: &str) -> Product {
-        self.products.get(alias).cloned().unwrap_or_else(|| panic!("product {alias} is not in this scenario's catalogue"))
+        self.products
+            .get(alias)
+            .cloned()
+            .unwrap_or_else(|| panic!("product {alias} is not in this scenario's catalogue"))
     }
 
     fn order_id(&self) -> String {
@@ -154,7 +164,10 @@ impl SagaWorld {
     }
 
     fn topic(&self, seed_name: &str) -> SagaTopic {
-        SagaTopic::ALL.into_iter().find(|t| t.default_name() == seed_name).unwrap_or_else(|| panic!("{seed_name} is not a saga topic"))
+        SagaTopic::ALL
+            .into_iter()
+            .find(|t| t.default_name() == seed_name)
+            .unwrap_or_else(|| panic!("{seed_name} is not a saga topic"))
     }
 
     /// The order's records and pushes, for a failure message.

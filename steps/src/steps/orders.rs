@@ -7,7 +7,8 @@ use serde_json::{Value, json};
 use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
-static LINE: LazyLock<Regex> = LazyLock::new(|| Regex::new(r#"^(\d+) of (unknown product )?"([^"]+)"(?: at ([\d.]+))?$"#).unwrap());
+static LINE: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r#"^(\d+) of (unknown product )?"([^"]+)"(?: at ([\d.]+))?$"#).unwrap());
 
 /// "2 of "P1" and 1 of "P2" at 9.99 and 1 of unknown product "X" at 1.00" → order lines.
 fn lines(world: &SagaWorld, text: &str) -> Vec<Value> {
@@ -21,7 +22,11 @@ fn lines(world: &SagaWorld, text: &str) -> Vec<Value> {
                 let p = world.product(&c[3]);
                 (p.id, Some(p.price))
             };
-            let price = c.get(4).map(|m| money(m.as_str())).or(catalogue_price).unwrap_or_else(|| panic!("no price for {part:?}"));
+            let price = c
+                .get(4)
+                .map(|m| money(m.as_str()))
+                .or(catalogue_price)
+                .unwrap_or_else(|| panic!("no price for {part:?}"));
             json!({"productId": id, "quantity": quantity, "unitPrice": price.to_json()})
         })
         .collect()
@@ -37,7 +42,8 @@ pub(super) async fn post_order(world: &SagaWorld, user: Option<&str>, body: reqw
     let started = Instant::now();
     let response = request.send().await.unwrap_or_else(|e| panic!("POST {url} failed: {e}"));
     let status = response.status().as_u16();
-    let content_type = response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+    let content_type =
+        response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
     let location = response.headers().get("location").and_then(|v| v.to_str().ok()).map(str::to_string);
     let text = response.text().await.unwrap_or_default();
     let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
@@ -50,7 +56,12 @@ pub(super) async fn place(world: &SagaWorld, user: &str, store: &str, items: Vec
     let body = json!({"storeId": store, "items": items}).to_string();
     let answer = post_order(world, Some(user), body.into()).await;
     assert_eq!(answer.status, 201, "order intake answered {} {}", answer.status, answer.body);
-    let id = answer.body.get("orderId").and_then(Value::as_str).unwrap_or_else(|| panic!("201 without orderId: {}", answer.body)).to_string();
+    let id = answer
+        .body
+        .get("orderId")
+        .and_then(Value::as_str)
+        .unwrap_or_else(|| panic!("201 without orderId: {}", answer.body))
+        .to_string();
     (id, answer)
 }
 
@@ -93,7 +104,11 @@ async fn accepted_in_budget(world: &mut SagaWorld) {
     let budget = crate::timing::budget(&world.env.config.timing, "intake");
     // One request is one sample; allow the budget ×5 for a single cold request — the timing
     // feature checks the percentile over many.
-    assert!(answer.elapsed_ms <= budget * 5.0, "intake took {:.1} ms, budget {budget} ms (×5 for a single sample)", answer.elapsed_ms);
+    assert!(
+        answer.elapsed_ms <= budget * 5.0,
+        "intake took {:.1} ms, budget {budget} ms (×5 for a single sample)",
+        answer.elapsed_ms
+    );
 }
 
 /// GET the order; `None` unless 200.
@@ -111,14 +126,23 @@ async fn reads_back(world: &mut SagaWorld) {
     let id = world.order_id();
     let order = read_order(world, &id).await.unwrap_or_else(|| panic!("GET order {id} did not answer 200"));
     let status = order["status"].as_str().unwrap_or_default();
-    assert!(["ORDER_CREATED", "ORDER_CONFIRMED", "ORDER_CANCELLED"].contains(&status), "order {id} reads back as {order}");
+    assert!(
+        ["ORDER_CREATED", "ORDER_CONFIRMED", "ORDER_CANCELLED"].contains(&status),
+        "order {id} reads back as {order}"
+    );
     assert_eq!(order["orderId"], json!(id));
 }
 
 /// Waits until the order's status is `expected`; the last status seen is in the message.
-pub(super) async fn wait_status(world: &SagaWorld, order_id: &str, expected: &str, deadline: Duration) -> Result<(), String> {
+pub(super) async fn wait_status(
+    world: &SagaWorld,
+    order_id: &str,
+    expected: &str,
+    deadline: Duration,
+) -> Result<(), String> {
     crate::poll::until(deadline, Duration::from_millis(25), async || {
-        let status = read_order(world, order_id).await.map(|order| order["status"].as_str().unwrap_or_default().to_string());
+        let status =
+            read_order(world, order_id).await.map(|order| order["status"].as_str().unwrap_or_default().to_string());
         match status {
             Some(status) if status == expected => Ok(()),
             Some(status) => Err(status),
@@ -150,7 +174,10 @@ async fn split_outcome(world: &mut SagaWorld, n1: usize, s1: String, n2: usize, 
     let settled = crate::poll::until(world.deadline(), Duration::from_millis(100), async || {
         let mut counts = std::collections::BTreeMap::<String, usize>::new();
         for id in &world.batch {
-            let status = read_order(world, id).await.and_then(|o| o["status"].as_str().map(str::to_string)).unwrap_or_else(|| "<unreadable>".into());
+            let status = read_order(world, id)
+                .await
+                .and_then(|o| o["status"].as_str().map(str::to_string))
+                .unwrap_or_else(|| "<unreadable>".into());
             *counts.entry(status).or_default() += 1;
         }
         let done = counts.get(&s1).copied().unwrap_or(0) + counts.get(&s2).copied().unwrap_or(0) == world.batch.len();

@@ -31,7 +31,10 @@ impl SagaWorld {
     /// Distinct events of `topic` for the order: a record sent again with the same eventId is
     /// at-least-once delivery, not a second event.
     fn events_on(&self, topic: &str, order_id: &str) -> BTreeSet<String> {
-        self.records_on(topic, order_id).into_iter().map(|r| r.event_id.unwrap_or_else(|| format!("<no eventId>@{}", r.offset))).collect()
+        self.records_on(topic, order_id)
+            .into_iter()
+            .map(|r| r.event_id.unwrap_or_else(|| format!("<no eventId>@{}", r.offset)))
+            .collect()
     }
 
     /// The order's payments. An HTTP error is a failure of the step, never "no payments".
@@ -75,7 +78,11 @@ impl SagaWorld {
 
     /// Holds `still_true` over the quiet period (something must *not* happen meanwhile),
     /// starting once the implementation consumed what this scenario injected.
-    pub(super) async fn stays(&mut self, what: &str, mut still_true: impl AsyncFnMut(&SagaWorld) -> Result<(), String>) {
+    pub(super) async fn stays(
+        &mut self,
+        what: &str,
+        mut still_true: impl AsyncFnMut(&SagaWorld) -> Result<(), String>,
+    ) {
         self.settle().await;
         let world = &*self;
         let until = tokio::time::Instant::now() + world.env.config.quiet_period();
@@ -103,10 +110,17 @@ fn assert_amount(actual: &Value, expected: &str, context: &str) {
 #[then(regex = r#"^"([a-z.]+)" is published for the order$"#)]
 async fn published(world: &mut SagaWorld, topic: String) {
     let record = world.record(&topic).await;
-    assert_eq!(record.key.as_deref(), Some(world.order_id().as_str()), "{} is not keyed by the orderId", record.summary());
+    assert_eq!(
+        record.key.as_deref(),
+        Some(world.order_id().as_str()),
+        "{} is not keyed by the orderId",
+        record.summary()
+    );
 }
 
-#[then(regex = r#"^the "order.created" event carries user "([^"]+)", store "([^"]+)", the ordered lines and total ([\d.]+)$"#)]
+#[then(
+    regex = r#"^the "order.created" event carries user "([^"]+)", store "([^"]+)", the ordered lines and total ([\d.]+)$"#
+)]
 async fn created_carries(world: &mut SagaWorld, user: String, store: String, total: String) {
     let r = world.record("order.created").await;
     assert_eq!(field(&r, "userId"), &json!(world.user(&user)), "{}", r.summary());
@@ -124,7 +138,10 @@ async fn reserved_items(world: &mut SagaWorld, spec: String) {
     for part in spec.split(" and ") {
         let c = re.captures(part.trim()).unwrap_or_else(|| panic!("cannot read {part:?}"));
         let id = world.product(&c[2]).id;
-        let found = items.iter().find(|i| i["productId"] == json!(id)).unwrap_or_else(|| panic!("{id} not in reservedItems: {}", r.summary()));
+        let found = items
+            .iter()
+            .find(|i| i["productId"] == json!(id))
+            .unwrap_or_else(|| panic!("{id} not in reservedItems: {}", r.summary()));
         assert_eq!(found["quantity"], json!(c[1].parse::<i64>().unwrap()), "{}", r.summary());
         assert_eq!(found["reservedStock"], json!(c[3].parse::<i64>().unwrap()), "{}", r.summary());
     }
@@ -148,10 +165,17 @@ async fn failure_lists(world: &mut SagaWorld, alias: String, requested: i64, ava
     let r = world.record("stock.reservation.failed").await;
     let id = world.products.get(&alias).map(|p| p.id.clone()).unwrap_or_else(|| format!("{alias}-{}", world.tag));
     let items = field(&r, "failedItems").as_array().cloned().unwrap_or_default();
-    let item = items.iter().find(|i| i["productId"] == json!(id)).unwrap_or_else(|| panic!("{id} not among failedItems: {}", r.summary()));
+    let item = items
+        .iter()
+        .find(|i| i["productId"] == json!(id))
+        .unwrap_or_else(|| panic!("{id} not among failedItems: {}", r.summary()));
     assert_eq!(item["requestedQuantity"], json!(requested), "{}", r.summary());
     assert_eq!(item["availableStock"], json!(available), "{}", r.summary());
-    assert!(field(&r, "failureReason").as_str().is_some_and(|s| !s.is_empty()), "failureReason is empty: {}", r.summary());
+    assert!(
+        field(&r, "failureReason").as_str().is_some_and(|s| !s.is_empty()),
+        "failureReason is empty: {}",
+        r.summary()
+    );
 }
 
 #[then(regex = r#"^user "([^"]+)" receives the push "([^"]+)" of type "([^"]+)" for the order$"#)]
@@ -189,7 +213,9 @@ async fn payment_exists(world: &mut SagaWorld, status: String, total: String) {
     })
     .await
     .unwrap_or_else(|none| none);
-    let payment = payments.first().unwrap_or_else(|| panic!("no payment for order {id} after {:?}{}", world.deadline(), world.evidence(&id)));
+    let payment = payments
+        .first()
+        .unwrap_or_else(|| panic!("no payment for order {id} after {:?}{}", world.deadline(), world.evidence(&id)));
     assert_eq!(payment["status"], json!(status), "{payment}");
     assert_amount(&payment["amount"], &total, &payment.to_string());
 }
@@ -255,7 +281,8 @@ async fn one_payment_one_push_each(world: &mut SagaWorld) {
             let payments = world.payments(&id).await.len();
             let pushes = world.env.sink.for_order(&id);
             // Pushes are counted by the event that caused them: a retried push keeps its eventId.
-            let events: BTreeSet<(&str, &str)> = pushes.iter().map(|p| (p.kind.as_str(), p.event_id.as_str())).collect();
+            let events: BTreeSet<(&str, &str)> =
+                pushes.iter().map(|p| (p.kind.as_str(), p.event_id.as_str())).collect();
             let kinds: Vec<&str> = events.iter().map(|(kind, _)| *kind).collect();
             if payments == 1 && kinds == ["ORDER_CONFIRMED", "PAYMENT_WAIT"] {
                 Ok(())
@@ -274,7 +301,11 @@ async fn redeliver(world: &mut SagaWorld, topic: String) {
         headers = headers.insert(Header { key: k, value: Some(v) });
     }
     let key = original.key.clone().unwrap_or_default();
-    let record = FutureRecord::to(&original.topic).key(&key).payload(&original.raw).partition(original.partition).headers(headers);
+    let record = FutureRecord::to(&original.topic)
+        .key(&key)
+        .payload(&original.raw)
+        .partition(original.partition)
+        .headers(headers);
     match world.env.producer.send(record, Duration::from_secs(10)).await {
         Ok(delivery) => world.injected.push((world.topic(&topic), delivery.partition, delivery.offset)),
         Err((e, _)) => panic!("re-publishing {} failed: {e}", original.summary()),
@@ -305,17 +336,30 @@ async fn none_published(world: &mut SagaWorld, topic: String) {
 }
 
 /// Waits until the tap has `topics` for every order of the batch, then runs `check`.
-async fn check_batch(world: &SagaWorld, topics: &[&str], check: impl Fn(&[TapRecord], &BTreeSet<String>) -> Vec<checkers::Violation>) {
+async fn check_batch(
+    world: &SagaWorld,
+    topics: &[&str],
+    check: impl Fn(&[TapRecord], &BTreeSet<String>) -> Vec<checkers::Violation>,
+) {
     let orders: BTreeSet<String> = world.batch.iter().cloned().collect();
     let names: Vec<String> = topics.iter().map(|t| world.env.topics.name(world.topic(t)).to_string()).collect();
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
-    let complete = world.env.tap.wait_until(world.deadline(), |log| checkers::lost_events(log, &orders, &names).is_empty().then_some(())).await;
+    let complete = world
+        .env
+        .tap
+        .wait_until(world.deadline(), |log| checkers::lost_events(log, &orders, &names).is_empty().then_some(()))
+        .await;
     let log = world.env.tap.records();
     let mut violations = checkers::lost_events(&log, &orders, &names);
     if complete.is_ok() {
         violations.extend(check(&log, &orders));
     }
-    assert!(violations.is_empty(), "{} violation(s):\n{}", violations.len(), violations.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"));
+    assert!(
+        violations.is_empty(),
+        "{} violation(s):\n{}",
+        violations.len(),
+        violations.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")
+    );
 }
 
 const SAGA: [&str; 3] = ["order.created", "stock.reserved", "order.confirmed"];
@@ -327,7 +371,8 @@ async fn batch_keys(world: &mut SagaWorld) {
 
 #[then(regex = r#"^for every order "([a-z.]+)" precedes "([a-z.]+)" precedes "([a-z.]+)"$"#)]
 async fn batch_causal(world: &mut SagaWorld, a: String, b: String, c: String) {
-    let chain: Vec<(SagaTopic, String)> = [a, b, c].into_iter().map(|t| (world.topic(&t), world.env.topics.name(world.topic(&t)).to_string())).collect();
+    let chain: Vec<(SagaTopic, String)> =
+        [a, b, c].into_iter().map(|t| (world.topic(&t), world.env.topics.name(world.topic(&t)).to_string())).collect();
     let chain: Vec<(SagaTopic, &str)> = chain.iter().map(|(t, n)| (*t, n.as_str())).collect();
     check_batch(world, &SAGA, |log, orders| checkers::causal_order(log, orders, &chain)).await;
 }
@@ -350,7 +395,14 @@ async fn batch_lost_duplicated(world: &mut SagaWorld, topics: String) {
 async fn batch_spread(world: &mut SagaWorld, topic: String, at_least: usize) {
     let orders: BTreeSet<&String> = world.batch.iter().collect();
     let name = world.env.topics.name(world.topic(&topic)).to_string();
-    let partitions: BTreeSet<i32> = world.env.tap.records().iter().filter(|r| r.topic == name && r.order_id.as_ref().is_some_and(|o| orders.contains(o))).map(|r| r.partition).collect();
+    let partitions: BTreeSet<i32> = world
+        .env
+        .tap
+        .records()
+        .iter()
+        .filter(|r| r.topic == name && r.order_id.as_ref().is_some_and(|o| orders.contains(o)))
+        .map(|r| r.partition)
+        .collect();
     assert!(partitions.len() >= at_least, "{} orders used partitions {partitions:?} of {name}", orders.len());
 }
 
@@ -358,7 +410,8 @@ async fn batch_spread(world: &mut SagaWorld, topic: String, at_least: usize) {
 async fn no_push_for_batch(world: &mut SagaWorld, kind: String) {
     world
         .stays(&format!("no {kind} push"), async |world| {
-            let early: Vec<&String> = world.batch.iter().filter(|id| world.env.sink.for_order(id).iter().any(|p| p.kind == kind)).collect();
+            let early: Vec<&String> =
+                world.batch.iter().filter(|id| world.env.sink.for_order(id).iter().any(|p| p.kind == kind)).collect();
             if early.is_empty() { Ok(()) } else { Err(format!("{} order(s) already got it: {early:?}", early.len())) }
         })
         .await;
@@ -377,7 +430,10 @@ async fn batch_one_payment_one_push(world: &mut SagaWorld, status: String, kind:
                 let payments = world.payments(id).await;
                 let pushes = distinct_pushes(&world.env.sink.for_order(id), &kind, None);
                 if payments.len() != 1 || payments[0]["status"] != json!(status) || pushes != 1 {
-                    return Err(format!("order {id}: payments {payments:?}, {pushes} {kind} push(es){}", world.evidence(id)));
+                    return Err(format!(
+                        "order {id}: payments {payments:?}, {pushes} {kind} push(es){}",
+                        world.evidence(id)
+                    ));
                 }
             }
             Ok(())
@@ -388,5 +444,10 @@ async fn batch_one_payment_one_push(world: &mut SagaWorld, status: String, kind:
 /// Pushes of `kind` (to `user`, if given) counted by the eventId that caused them: a gateway
 /// retry keeps its eventId and is not a second notification.
 fn distinct_pushes(pushes: &[Push], kind: &str, user: Option<&str>) -> usize {
-    pushes.iter().filter(|p| p.kind == kind && user.is_none_or(|u| p.user_id == u)).map(|p| p.event_id.as_str()).collect::<BTreeSet<_>>().len()
+    pushes
+        .iter()
+        .filter(|p| p.kind == kind && user.is_none_or(|u| p.user_id == u))
+        .map(|p| p.event_id.as_str())
+        .collect::<BTreeSet<_>>()
+        .len()
 }

@@ -19,15 +19,30 @@ async fn timed_orders(world: &mut SagaWorld, quantity: i64, alias: String) {
         let started_at_ms = saga_contract::now_millis();
         let (order_id, answer) = place(world, &user, &store, items).await;
         // The saga is over when the payment push arrives.
-        if world.env.sink.wait_for(&order_id, world.deadline(), |p| p.iter().any(|p| p.kind == "PAYMENT_WAIT")).await.is_err() {
-            panic!("order {order_id} did not reach PAYMENT_WAIT within {:?}{}", world.deadline(), world.evidence(&order_id));
+        if world
+            .env
+            .sink
+            .wait_for(&order_id, world.deadline(), |p| p.iter().any(|p| p.kind == "PAYMENT_WAIT"))
+            .await
+            .is_err()
+        {
+            panic!(
+                "order {order_id} did not reach PAYMENT_WAIT within {:?}{}",
+                world.deadline(),
+                world.evidence(&order_id)
+            );
         }
         if n < warmup {
             continue;
         }
         let mut ts = std::collections::BTreeMap::new();
         for topic in [SagaTopic::OrderCreated, SagaTopic::StockReserved, SagaTopic::OrderConfirmed] {
-            let record = world.env.tap.wait_for(topic, &order_id, world.deadline()).await.unwrap_or_else(|_| panic!("no {topic} for {order_id}{}", world.evidence(&order_id)));
+            let record = world
+                .env
+                .tap
+                .wait_for(topic, &order_id, world.deadline())
+                .await
+                .unwrap_or_else(|_| panic!("no {topic} for {order_id}{}", world.evidence(&order_id)));
             ts.insert(topic, record.timestamp_ms as f64);
         }
         let payment_at = world.env.sink.arrival_of(&order_id, "PAYMENT_WAIT").expect("the push arrived") as f64;
@@ -52,7 +67,17 @@ async fn within_budget(world: &mut SagaWorld) {
     let summary = summarize(&world.samples, timing);
     let table: Vec<String> = summary
         .iter()
-        .map(|s| format!("{:<13} p50 {:>8.1} ms  p{} {:>8.1} ms  budget {:>7.0} ms  {}", s.stage, s.p50, s.checked_percentile, s.checked_value, s.budget_ms, if s.within_budget { "ok" } else { "OVER" }))
+        .map(|s| {
+            format!(
+                "{:<13} p50 {:>8.1} ms  p{} {:>8.1} ms  budget {:>7.0} ms  {}",
+                s.stage,
+                s.p50,
+                s.checked_percentile,
+                s.checked_value,
+                s.budget_ms,
+                if s.within_budget { "ok" } else { "OVER" }
+            )
+        })
         .collect();
     eprintln!("  [timing] {} samples\n  {}", world.samples.len(), table.join("\n  "));
     assert!(world.samples.len() >= timing.samples, "only {} samples", world.samples.len());

@@ -24,8 +24,11 @@ async fn framed(world: &mut SagaWorld) {
     for r in &records {
         assert!(r.raw.len() > 5 && r.raw[0] == 0, "{} is not Confluent-framed (magic byte 0 + 4-byte id)", r.summary());
         let schema_id = u32::from_be_bytes([r.raw[1], r.raw[2], r.raw[3], r.raw[4]]);
-        let found = registry_get(world, &format!("/schemas/ids/{schema_id}")).await.unwrap_or_else(|e| panic!("{}: {e}", r.summary()));
-        let schema = Schema::parse_str(found["schema"].as_str().unwrap_or_default()).unwrap_or_else(|e| panic!("schema {schema_id} does not parse: {e}"));
+        let found = registry_get(world, &format!("/schemas/ids/{schema_id}"))
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e}", r.summary()));
+        let schema = Schema::parse_str(found["schema"].as_str().unwrap_or_default())
+            .unwrap_or_else(|e| panic!("schema {schema_id} does not parse: {e}"));
         let full_name = schema.name().map(|n| n.fullname(None));
         assert_eq!(full_name.as_deref(), r.saga_topic.map(SagaTopic::record_full_name), "{}", r.summary());
     }
@@ -39,14 +42,21 @@ async fn matches_contract(world: &mut SagaWorld) {
     assert!(violations.is_empty(), "{violations:?}");
 }
 
-#[then(regex = r#"^for each saga topic the registry subject "<topic>-value" holds a schema compatible with the contract$"#)]
+#[then(
+    regex = r#"^for each saga topic the registry subject "<topic>-value" holds a schema compatible with the contract$"#
+)]
 async fn subjects_compatible(world: &mut SagaWorld) {
     for topic in SagaTopic::ALL {
         let subject = format!("{}-value", world.env.topics.name(topic));
-        let latest = registry_get(world, &format!("/subjects/{subject}/versions/latest")).await.unwrap_or_else(|e| panic!("subject {subject}: {e}"));
-        let registered = Schema::parse_str(latest["schema"].as_str().unwrap_or_default()).unwrap_or_else(|e| panic!("{subject}: {e}"));
+        let latest = registry_get(world, &format!("/subjects/{subject}/versions/latest"))
+            .await
+            .unwrap_or_else(|e| panic!("subject {subject}: {e}"));
+        let registered = Schema::parse_str(latest["schema"].as_str().unwrap_or_default())
+            .unwrap_or_else(|e| panic!("{subject}: {e}"));
         let contract = Schema::parse_str(topic.schema_json()).expect("contract schema");
-        SchemaCompatibility::can_read(&registered, &contract).unwrap_or_else(|e| panic!("{subject}: the contract cannot read what the registered schema writes: {e}"));
-        SchemaCompatibility::can_read(&contract, &registered).unwrap_or_else(|e| panic!("{subject}: the registered schema cannot read what the contract writes: {e}"));
+        SchemaCompatibility::can_read(&registered, &contract)
+            .unwrap_or_else(|e| panic!("{subject}: the contract cannot read what the registered schema writes: {e}"));
+        SchemaCompatibility::can_read(&contract, &registered)
+            .unwrap_or_else(|e| panic!("{subject}: the registered schema cannot read what the contract writes: {e}"));
     }
 }
