@@ -264,7 +264,7 @@ fn routes() -> Vec<Route> {
         let text = read(file);
         // Routes built in the file's own unit tests are not served.
         let text = text.split("#[cfg(test)]").next().unwrap_or_default();
-        let starts: Vec<_> = route.captures_iter(&text).map(|c| (c.get(0).unwrap().end(), c[1].to_string())).collect();
+        let starts: Vec<_> = route.captures_iter(text).map(|c| (c.get(0).unwrap().end(), c[1].to_string())).collect();
         for (i, (start, path)) in starts.iter().enumerate() {
             let end = starts.get(i + 1).map(|s| s.0).unwrap_or(text.len());
             let segment = &text[*start..end];

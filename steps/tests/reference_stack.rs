@@ -5,12 +5,11 @@
 //!    outbox), the Order Service is killed before it could publish, the broker thaws, the service
 //!    restarts — and the event is published and the saga completes, exactly once.
 //! 2. **Registry vs a real Confluent client**: one order is taken to ORDER_CONFIRMED, then the
-//!    pytest suite in
-//! `services/registry/tests/confluent_client` with confluent-kafka's SchemaRegistryClient,
-//! AvroSerializer/AvroDeserializer and Consumer, from the venv that `./saga setup` makes in
-//! `~/.cache/saga-conformance/py-venv`. The suite registers and evolves schemas, round-trips a
-//! record, and decodes the `order.created` / `stock.reserved` / `order.confirmed` records our
-//! services produced for that order.
+//!    pytest suite in `services/registry/tests/confluent_client` with confluent-kafka's
+//!    SchemaRegistryClient, AvroSerializer/AvroDeserializer and Consumer, from the venv that
+//!    `./saga setup` makes in `~/.cache/saga-conformance/py-venv`. The suite registers and evolves
+//!    schemas, round-trips a record, and decodes the `order.created` / `stock.reserved` /
+//!    `order.confirmed` records our services produced for that order.
 //!
 //! Needs the service binaries: `cargo build --release --workspace --bins` first.
 

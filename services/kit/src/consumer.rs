@@ -237,10 +237,10 @@ async fn consume<H: Handler>(worker: Worker<H>, shutdown: &Shutdown) -> Membersh
     drop(queues);
     while workers.join_next().await.is_some() {}
     drop(worker);
-    if matches!(ended, Membership::Shutdown) {
-        if let Err(error) = consumer.commit_consumer_state(rdkafka::consumer::CommitMode::Sync) {
-            tracing::warn!(%error, "final offset commit failed; records since the last commit will be redelivered (and deduplicated)");
-        }
+    if matches!(ended, Membership::Shutdown)
+        && let Err(error) = consumer.commit_consumer_state(rdkafka::consumer::CommitMode::Sync)
+    {
+        tracing::warn!(%error, "final offset commit failed; records since the last commit will be redelivered (and deduplicated)");
     }
     // The last handle goes here. A dynamic member leaves the group on close; a static one stays
     // (librdkafka never sends LeaveGroup for it): its restart rejoins under the same instance id

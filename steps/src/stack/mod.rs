@@ -20,6 +20,9 @@ use std::time::{Duration, Instant};
 use tokio::process::Command;
 use tokio::sync::Mutex;
 
+/// How a service is (re)started: its binary, its environment and its HTTP port.
+type ServiceLaunch = (PathBuf, Vec<(String, String)>, u16);
+
 /// Where to find things and what to tell the services.
 #[derive(Debug, Clone)]
 pub struct StackOptions {
@@ -69,7 +72,7 @@ pub struct Stack {
     /// Infrastructure, stopped last (in reverse start order) by [`Stack::shutdown`].
     infrastructure: Mutex<Vec<Proc>>,
     services: Mutex<HashMap<Service, Proc>>,
-    launch: HashMap<Service, (PathBuf, Vec<(String, String)>, u16)>,
+    launch: HashMap<Service, ServiceLaunch>,
     kafka_launch: kafka::BrokerLaunch,
     /// Boxed: kept only for the database-crash fault, it need not widen every `Backend`.
     pg_launch: Box<postgres::PgLaunch>,
