@@ -12,8 +12,9 @@
 #                                         inputs are unchanged; --rebuild forces; sizes at the end
 #   docker/images.sh list                 the images and their sizes
 #
-# Images: saga-kafka:<kafka version of docker/kafka/pom.xml>, saga-postgres:15, saga-order-service,
-# saga-product-service, saga-payment-service, saga-schema-registry (tag latest).
+# Images: saga-kafka:<kafka version of docker/kafka/pom.xml>, saga-postgres:15,
+# saga-apicurio-registry:<apicurio version of docker/apicurio/pom.xml>, saga-order-service,
+# saga-product-service, saga-payment-service (tag latest).
 # Service images package host-built release binaries from ${CARGO_TARGET_DIR:-~/.cache/saga-conformance/target}/release
 # (built with `cargo build --release --workspace --bins` when missing; --cargo-build forces that).
 # Each image carries a label saga.inputs = hash of its build context + base image id; `build`
@@ -26,6 +27,8 @@
 #   SAGA_DEBIAN_MIRROR    Debian mirror for the base image (default: the one apt uses here)
 #   SAGA_BASE_IMAGE       base image for all Dockerfiles (default: debian:bookworm-slim if present,
 #                         else saga-base:bookworm)
+#   SAGA_JAVA_HOME        a Java 21+ to jlink the registry image's runtime from (default: the newest
+#                         Java 21+ among JAVA_HOME and /usr/lib/jvm/*)
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -36,6 +39,7 @@ target_dir="${CARGO_TARGET_DIR:-$cache/target}"
 official_base=debian:bookworm-slim
 local_base=saga-base:bookworm
 kafka_version="$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$here/kafka/pom.xml" | head -n1)"
+apicurio_version="$(sed -n 's:.*<apicurio.version>\(.*\)</apicurio.version>.*:\1:p' "$here/apicurio/pom.xml" | head -n1)"
 
 die() { echo "images.sh: ERROR: $*" >&2; exit 1; }
 log() { echo "images.sh: $*" >&2; }
@@ -47,9 +51,9 @@ declare -A services=(
   [saga-order-service]="order-service:8081"
   [saga-product-service]="product-service:8082"
   [saga-payment-service]="payment-service:8083"
-  [saga-schema-registry]="schema-registry:8085"
 )
-all_images=("saga-kafka:$kafka_version" "saga-postgres:15" saga-schema-registry saga-order-service saga-product-service saga-payment-service)
+all_images=("saga-kafka:$kafka_version" "saga-postgres:15" "saga-apicurio-registry:$apicurio_version"
+            saga-order-service saga-product-service saga-payment-service)
 
 mkdir -p "$cache" "$logdir"
 
@@ -256,13 +260,58 @@ new_ctx() { mktemp -d "$ctx_root/ctx.XXXXXX"; }
 
 build_kafka() {
   local name="saga-kafka:$kafka_version" libs="$cache/kafka-libs" ctx
-  "$here/kafka/fetch-jars.sh" "$libs"
+  "$here/fetch-maven.sh" kafka "$libs"
   ctx="$(new_ctx)"
-  cp "$here/kafka/Dockerfile" "$here/kafka/entrypoint.sh" "$here/kafka/log4j2.yaml" \
+  cp "$here/kafka/Dockerfile" "$here/kafka/entrypoint.sh" "$here/kafka/tools.sh" "$here/kafka/log4j2.yaml" \
      "$here/kafka/server.properties.example" "$ctx/"
   cp "$here/base/healthcheck.sh" "$ctx/"
   mkdir "$ctx/libs"
   cp "$libs"/*.jar "$ctx/libs/"
+  build_one "$name" "$ctx"
+}
+
+# The newest Java home of at least 21 (its release file's JAVA_VERSION): SAGA_JAVA_HOME, JAVA_HOME,
+# /usr/lib/jvm/* — the same search as the processes backend's (steps/src/stack/registry.rs).
+find_java21() {
+  local home major best="" best_major=0
+  for home in "${SAGA_JAVA_HOME:-}" "${JAVA_HOME:-}" /usr/lib/jvm/*; do
+    [[ -n "$home" && -x "$home/bin/java" && -f "$home/release" ]] || continue
+    major="$(sed -n 's/^JAVA_VERSION="\([0-9]*\).*/\1/p' "$home/release")"
+    [[ "$major" == 1 ]] && major=8
+    if [[ -n "$major" ]] && (( major >= 21 && major > best_major )); then best="$home"; best_major="$major"; fi
+  done
+  [[ -n "$best" ]] || die "no Java 21 or newer found (SAGA_JAVA_HOME, JAVA_HOME, /usr/lib/jvm/*): the registry image needs one to link its runtime from; install one (e.g. Temurin 21+) and set SAGA_JAVA_HOME"
+  echo "$best"
+}
+
+# A small Java runtime for the registry image, linked once per Java build into the cache.
+registry_jre() {
+  local java_home release key jre="$cache/apicurio-jre"
+  java_home="$(find_java21)"
+  release="$(sha256sum "$java_home/release" | cut -c1-16)"
+  key="$java_home $release"
+  if [[ "$(cat "$jre/.linked-from" 2>/dev/null)" != "$key" ]]; then
+    log "build: linking a Java runtime for the registry from $java_home (jlink)"
+    rm -rf "$jre"
+    "$java_home/bin/jlink" --output "$jre" --strip-debug --no-man-pages --no-header-files --compress=zip-6 \
+      --add-modules java.se,jdk.unsupported,jdk.zipfs,jdk.management,jdk.naming.dns,jdk.crypto.cryptoki,jdk.localedata,jdk.jfr,jdk.net,jdk.security.auth \
+      >&2 || die "jlink from $java_home failed"
+    echo "$key" >"$jre/.linked-from"
+  fi
+  echo "$jre"
+}
+
+build_registry() {
+  local name="saga-apicurio-registry:$apicurio_version" dist="$cache/apicurio" jre ctx
+  "$here/fetch-maven.sh" apicurio "$dist"
+  jre="$(registry_jre)"
+  ctx="$(new_ctx)"
+  cp "$here/apicurio/Dockerfile" "$here/base/healthcheck.sh" "$ctx/"
+  cp -a "$jre" "$ctx/jre"
+  rm -f "$ctx/jre/.linked-from"
+  mkdir "$ctx/app"
+  cp -a "$dist"/. "$ctx/app/"
+  rm -f "$ctx/app/.fetch-complete"
   build_one "$name" "$ctx"
 }
 
@@ -272,7 +321,7 @@ build_postgres() {
 
 ensure_binaries() {
   local missing=() bin
-  for bin in order-service product-service payment-service schema-registry; do
+  for bin in order-service product-service payment-service; do
     [[ -x "$target_dir/release/$bin" ]] || missing+=("$bin")
   done
   if [[ ${#missing[@]} -eq 0 && "$cargo_build" != 1 ]]; then return 0; fi
@@ -313,7 +362,8 @@ cmd_build() {
     case "$name" in
       saga-kafka|saga-kafka:*) build_kafka ;;
       saga-postgres|saga-postgres:*) build_postgres ;;
-      saga-order-service|saga-product-service|saga-payment-service|saga-schema-registry)
+      saga-apicurio-registry|saga-apicurio-registry:*) build_registry ;;
+      saga-order-service|saga-product-service|saga-payment-service)
         ensure_binaries; build_service "$name" ;;
       *) die "unknown image '$name' (known: ${all_images[*]})" ;;
     esac

@@ -50,12 +50,17 @@ pub struct Config {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ContainerImages {
-    /// Must behave like `apache/kafka` plus `BROKER_EXTERNAL_PORT`/`BROKER_HOSTNAME` (see
-    /// `docker/kafka/entrypoint.sh`).
+    /// Run through testcontainers-modules' `kafka::apache::Kafka`: must behave like the
+    /// official `apache/kafka` image (ours does, see `docker/kafka/entrypoint.sh`).
     pub kafka: String,
-    /// PostgreSQL with databases order_db, product_db, payment_db, registry_db and trust auth.
+    /// Run through testcontainers-modules' `postgres::Postgres`: must behave like the official
+    /// `postgres` image and create databases order_db, product_db, payment_db, registry_db.
     pub postgres: String,
+    /// The schema registry image, e.g. `apicurio/apicurio-registry:3.3.3` or
+    /// `confluentinc/cp-schema-registry:7.9.0` (then set `registry_api = "confluent"`).
     pub registry: String,
+    /// How to configure and address `registry`.
+    pub registry_api: RegistryApi,
     pub order: String,
     pub product: String,
     pub payment: String,
@@ -66,12 +71,26 @@ impl Default for ContainerImages {
         ContainerImages {
             kafka: "saga-kafka:4.1.2".into(),
             postgres: "saga-postgres:15".into(),
-            registry: "saga-schema-registry:latest".into(),
+            registry: "saga-apicurio-registry:3.3.3".into(),
+            registry_api: RegistryApi::Apicurio,
             order: "saga-order-service:latest".into(),
             product: "saga-product-service:latest".into(),
             payment: "saga-payment-service:latest".into(),
         }
     }
+}
+
+/// The kind of schema registry an image holds: how the containers backend configures it and
+/// which base URL the services get.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RegistryApi {
+    /// Apicurio Registry 3 (ours or `apicurio/apicurio-registry`): stored in the stack's
+    /// PostgreSQL, addressed through its Confluent-compatible API `/apis/ccompat/v7`.
+    #[default]
+    Apicurio,
+    /// Confluent's `cp-schema-registry`: stored in the stack's Kafka, addressed at its root.
+    Confluent,
 }
 
 impl ContainerImages {

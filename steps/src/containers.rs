@@ -1,37 +1,92 @@
 //! The `containers` backend: the implementation as Docker containers driven by testcontainers.
 //!
-//! PostgreSQL and Kafka run on a network of their own with ports published on 127.0.0.1 (the
-//! engine is started with `--ip=127.0.0.1`, see `docker/images.sh`). The registry and the three
-//! services run with host networking and bind 127.0.0.1, so they reach the infrastructure
-//! through those published ports and the suite's push sink on 127.0.0.1 — no traffic leaves the
-//! loopback or the containers' own network. Image names come from `[containers]` in the config,
-//! so another team's images run the same features; missing images of ours are built with
-//! `docker/images.sh build`. Every container is removed at the end (and on Ctrl-C, through
-//! testcontainers' watchdog).
+//! PostgreSQL and Kafka come from testcontainers-modules (`postgres::Postgres`,
+//! `kafka::apache::Kafka`) with the images named in `[containers]` (ours by default, built
+//! locally), on a network of their own with ports published on 127.0.0.1 (the engine is started
+//! with `--ip=127.0.0.1`, see `docker/images.sh`). The registry and the three services run with
+//! host networking and bind 127.0.0.1, so they reach the infrastructure through those published
+//! ports and the suite's push sink on 127.0.0.1 — no traffic leaves the loopback or the
+//! containers' own network. Another team's images run the same features by changing the names;
+//! missing images of ours are built with `docker/images.sh build`. Every container is removed at
+//! the end (and on Ctrl-C, through testcontainers' watchdog).
 
 use crate::Service;
-use crate::config::ContainerImages;
+use crate::config::{ContainerImages, RegistryApi};
 use crate::stack::process::{free_port, wait_http_ok_url};
-use crate::stack::{Endpoints, repo_file};
+use crate::stack::{CCOMPAT_PATH, Endpoints, apicurio_env, repo_file};
 use anyhow::{Context, bail};
 use saga_contract::Topics;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-use testcontainers::core::{IntoContainerPort, WaitFor};
+use testcontainers::core::IntoContainerPort;
 use testcontainers::runners::AsyncRunner;
 use testcontainers::{ContainerAsync, GenericImage, ImageExt};
+use testcontainers_modules::kafka::apache::{KAFKA_PORT, Kafka};
+use testcontainers_modules::postgres::Postgres;
 use tokio::sync::Mutex;
 
 type Container = ContainerAsync<GenericImage>;
+
+/// A container of the stack's infrastructure: each comes from its own module type.
+enum Infra {
+    Postgres(ContainerAsync<Postgres>),
+    Kafka(ContainerAsync<Kafka>),
+    Registry(Container),
+}
+
+/// Calls the same `ContainerAsync` method whatever the module type.
+macro_rules! on_infra {
+    ($infra:expr, $c:ident => $call:expr) => {
+        match $infra {
+            Infra::Postgres($c) => $call,
+            Infra::Kafka($c) => $call,
+            Infra::Registry($c) => $call,
+        }
+    };
+}
+
+impl Infra {
+    fn name(&self) -> &'static str {
+        match self {
+            Infra::Postgres(_) => "postgresql",
+            Infra::Kafka(_) => "kafka",
+            Infra::Registry(_) => "schema-registry",
+        }
+    }
+
+    fn id(&self) -> &str {
+        on_infra!(self, c => c.id())
+    }
+
+    async fn start(&self) -> anyhow::Result<()> {
+        on_infra!(self, c => c.start().await).with_context(|| format!("starting the {} container", self.name()))
+    }
+
+    async fn stop(&self) -> anyhow::Result<()> {
+        on_infra!(self, c => c.stop().await).with_context(|| format!("stopping the {} container", self.name()))
+    }
+
+    async fn output(&self) -> Vec<u8> {
+        let mut log = on_infra!(self, c => c.stdout_to_vec().await).unwrap_or_default();
+        log.extend(on_infra!(self, c => c.stderr_to_vec().await).unwrap_or_default());
+        log
+    }
+
+    async fn remove(self) -> Result<(), testcontainers::TestcontainersError> {
+        on_infra!(self, c => c.rm().await)
+    }
+}
 
 pub struct Containers {
     pub endpoints: Endpoints,
     log_dir: PathBuf,
     network: String,
-    infrastructure: Mutex<Vec<(String, Container)>>,
+    infrastructure: Mutex<Vec<Infra>>,
     services: Mutex<HashMap<Service, Container>>,
     ports: HashMap<Service, u16>,
+    /// PostgreSQL's published port: fixed, so it stays the same across a restart.
+    postgres_port: u16,
 }
 
 /// `name:tag` → (`name`, `tag`), tag `latest` when absent.
@@ -110,43 +165,42 @@ impl Containers {
         let network = format!("saga-{run}");
         let (pg_port, kafka_port) = (free_port()?, free_port()?);
         progress(&format!("starting {} and {} on network {network}", images.postgres, images.kafka));
-        let postgres = generic(&images.postgres)
-            .with_wait_for(WaitFor::message_on_stderr("database system is ready to accept connections"))
+        let (pg_name, pg_tag) = split_image(&images.postgres);
+        // Trust auth: the services' URLs carry no password (the official image demands one).
+        let postgres = Postgres::default()
+            .with_host_auth()
+            .with_name(pg_name)
+            .with_tag(pg_tag)
             .with_network(&network)
             .with_container_name(format!("saga-{run}-postgres"))
             .with_label("saga.run", &run)
             .with_mapped_port(pg_port, 5432.tcp())
             .with_startup_timeout(Duration::from_secs(180))
             .start();
-        let kafka_name = format!("saga-{run}-kafka");
-        let kafka = generic(&images.kafka)
-            .with_wait_for(WaitFor::message_on_stdout("Kafka Server started"))
+        let (kafka_name, kafka_tag) = split_image(&images.kafka);
+        let mut kafka = Kafka::default()
+            .with_jvm_image()
+            .with_name(kafka_name)
+            .with_tag(kafka_tag)
             .with_network(&network)
-            .with_container_name(&kafka_name)
+            .with_container_name(format!("saga-{run}-kafka"))
             .with_label("saga.run", &run)
-            .with_env_var("BROKER_HOSTNAME", &kafka_name)
-            .with_env_var("BROKER_EXTERNAL_PORT", kafka_port.to_string())
-            .with_mapped_port(kafka_port, 19092.tcp())
-            .with_startup_timeout(Duration::from_secs(180))
-            .start();
-        let (postgres, kafka) = tokio::join!(postgres, kafka);
-        let postgres = postgres.context("starting the PostgreSQL container")?;
-        let kafka = kafka.context("starting the Kafka container")?;
+            // A fixed host port: the module advertises the port it finds mapped at the first
+            // start, and a restarted broker (the broker-restart faults) must keep it.
+            .with_mapped_port(kafka_port, KAFKA_PORT)
+            .with_startup_timeout(Duration::from_secs(180));
+        for (key, value) in broker_tuning()? {
+            kafka = kafka.with_env_var(key, value);
+        }
+        let (postgres, kafka) = tokio::join!(postgres, kafka.start());
+        let postgres = postgres.context("starting the PostgreSQL container (testcontainers-modules postgres)")?;
+        let kafka = kafka.context("starting the Kafka container (testcontainers-modules kafka::apache)")?;
         progress(&format!("PostgreSQL on 127.0.0.1:{pg_port}, Kafka on 127.0.0.1:{kafka_port}"));
 
         let db = |name: &str| format!("postgres://postgres@127.0.0.1:{pg_port}/{name}");
-        let registry_port = free_port()?;
-        let registry_url = format!("http://127.0.0.1:{registry_port}");
-        let registry = host_container(
-            &images.registry,
-            &run,
-            "schema-registry",
-            &[("DATABASE_URL".into(), db("registry_db")), ("HTTP_PORT".into(), registry_port.to_string())],
-        )
-        .await?;
-        wait_http_ok_url(&format!("{registry_url}/health"), Duration::from_secs(60))
-            .await
-            .context("the registry container")?;
+        progress(&format!("starting {} ({:?} API)", images.registry, images.registry_api));
+        let (registry, registry_url) = start_registry(images, &run, pg_port, kafka_port).await?;
+        progress(&format!("registry at {registry_url}"));
 
         let mut ports = HashMap::new();
         for service in Service::ALL {
@@ -176,13 +230,10 @@ impl Containers {
             endpoints,
             log_dir: log_dir.to_path_buf(),
             network,
-            infrastructure: Mutex::new(vec![
-                ("postgresql".into(), postgres),
-                ("kafka".into(), kafka),
-                ("schema-registry".into(), registry),
-            ]),
+            infrastructure: Mutex::new(vec![Infra::Postgres(postgres), Infra::Kafka(kafka), Infra::Registry(registry)]),
             services: Mutex::new(services),
             ports,
+            postgres_port: pg_port,
         };
         for service in Service::ALL {
             containers.wait_healthy(service).await?;
@@ -231,18 +282,12 @@ impl Containers {
 
     /// `docker stop` of the broker; its data and published port stay for [`Containers::start_kafka`].
     pub async fn stop_kafka(&self) -> anyhow::Result<()> {
-        let infrastructure = self.infrastructure.lock().await;
-        let (_, kafka) = infrastructure.iter().find(|(name, _)| name == "kafka").context("no Kafka container")?;
-        kafka.stop().await.context("stopping the Kafka container")
+        self.with_infra("kafka", async |kafka| kafka.stop().await).await
     }
 
     /// `docker start` of the broker, then waits until it serves the saga's topics again.
     pub async fn start_kafka(&self, probe_topic: &str) -> anyhow::Result<()> {
-        {
-            let infrastructure = self.infrastructure.lock().await;
-            let (_, kafka) = infrastructure.iter().find(|(name, _)| name == "kafka").context("no Kafka container")?;
-            kafka.start().await.context("starting the Kafka container")?;
-        }
+        self.with_infra("kafka", async |kafka| kafka.start().await).await?;
         crate::stack::wait_until_serving(&self.endpoints.kafka_bootstrap, probe_topic, Duration::from_secs(120)).await
     }
 
@@ -250,64 +295,73 @@ impl Containers {
     /// for [`Containers::start_service`].
     pub async fn kill_service(&self, service: Service) -> anyhow::Result<()> {
         let services = self.services.lock().await;
-        docker_kill(services.get(&service).with_context(|| format!("no {service} container"))?, &service.to_string())
-            .await
+        let container = services.get(&service).with_context(|| format!("no {service} container"))?;
+        docker_kill(container.id(), &service.to_string()).await
     }
 
     /// `docker kill` of the broker; [`Containers::start_kafka`] brings it back on its data.
     pub async fn kill_kafka(&self) -> anyhow::Result<()> {
-        self.kill_infrastructure("kafka").await
+        self.with_infra("kafka", async |kafka| docker_kill(kafka.id(), "kafka").await).await
     }
 
     /// `docker kill` of the PostgreSQL container (every database of the stack goes with it).
     pub async fn kill_postgres(&self) -> anyhow::Result<()> {
-        self.kill_infrastructure("postgresql").await
-    }
-
-    async fn kill_infrastructure(&self, name: &str) -> anyhow::Result<()> {
-        let infrastructure = self.infrastructure.lock().await;
-        let (_, container) =
-            infrastructure.iter().find(|(n, _)| n == name).with_context(|| format!("no {name} container"))?;
-        docker_kill(container, name).await
+        self.with_infra("postgresql", async |pg| docker_kill(pg.id(), "postgresql").await).await
     }
 
     /// `docker start` of the PostgreSQL container, then waits until it has recovered and
-    /// accepts connections on its published port.
+    /// accepts connections on its published port (fixed, so it is the same as before).
     pub async fn start_postgres(&self) -> anyhow::Result<()> {
-        let port = {
-            let infrastructure = self.infrastructure.lock().await;
-            let (_, postgres) =
-                infrastructure.iter().find(|(name, _)| name == "postgresql").context("no PostgreSQL container")?;
-            postgres.start().await.context("starting the PostgreSQL container")?;
-            postgres.get_host_port_ipv4(5432.tcp()).await.context("the PostgreSQL container's published port")?
-        };
-        crate::stack::wait_accepting(&format!("postgres://postgres@127.0.0.1:{port}/postgres"), Duration::from_secs(60))
-            .await
+        self.with_infra("postgresql", async |pg| pg.start().await).await?;
+        let url = format!("postgres://postgres@127.0.0.1:{}/postgres", self.postgres_port);
+        crate::stack::wait_accepting(&url, Duration::from_secs(60)).await
+    }
+
+    /// Runs `action` on the infrastructure container called `name`.
+    async fn with_infra(
+        &self,
+        name: &str,
+        action: impl AsyncFnOnce(&Infra) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
+        let infrastructure = self.infrastructure.lock().await;
+        let infra = infrastructure.iter().find(|i| i.name() == name).with_context(|| format!("no {name} container"))?;
+        action(infra).await
     }
 
     /// Saves each container's output into the log directory, then removes every container and
     /// the network.
     pub async fn shutdown(&self) {
-        let services: Vec<(String, Container)> =
-            self.services.lock().await.drain().map(|(s, c)| (s.binary().to_string(), c)).collect();
-        let infrastructure: Vec<(String, Container)> = self.infrastructure.lock().await.drain(..).rev().collect();
-        for (name, container) in services.into_iter().chain(infrastructure) {
+        for (service, container) in self.services.lock().await.drain() {
             let mut log = container.stdout_to_vec().await.unwrap_or_default();
             log.extend(container.stderr_to_vec().await.unwrap_or_default());
-            let _ = std::fs::write(self.log_dir.join(format!("{name}.log")), log);
-            if let Err(e) = container.rm().await {
-                eprintln!("[containers] removing {name}: {e}");
-            }
+            self.save_log_and_remove(service.binary(), log, container.rm()).await;
+        }
+        let infrastructure: Vec<Infra> = self.infrastructure.lock().await.drain(..).rev().collect();
+        for infra in infrastructure {
+            let (name, log) = (infra.name(), infra.output().await);
+            self.save_log_and_remove(name, log, infra.remove()).await;
         }
         let _ = docker_ok(&["network", "rm", &self.network]).await;
         eprintln!("[containers] removed");
     }
+
+    async fn save_log_and_remove(
+        &self,
+        name: &str,
+        log: Vec<u8>,
+        remove: impl Future<Output = Result<(), testcontainers::TestcontainersError>>,
+    ) {
+        let _ = std::fs::write(self.log_dir.join(format!("{name}.log")), log);
+        if let Err(e) = remove.await {
+            eprintln!("[containers] removing {name}: {e}");
+        }
+    }
 }
 
 /// `docker kill` (SIGKILL to every process of the container at once).
-async fn docker_kill(container: &Container, what: &str) -> anyhow::Result<()> {
+async fn docker_kill(id: &str, what: &str) -> anyhow::Result<()> {
     let output = tokio::process::Command::new("docker")
-        .args(["kill", "--signal", "KILL", container.id()])
+        .args(["kill", "--signal", "KILL", id])
         .output()
         .await
         .context("running docker kill")?;
@@ -315,6 +369,98 @@ async fn docker_kill(container: &Container, what: &str) -> anyhow::Result<()> {
         bail!("docker kill of the {what} container failed: {}", String::from_utf8_lossy(&output.stderr).trim());
     }
     Ok(())
+}
+
+/// The broker settings of `docker/kafka/server.properties.example` (the one place they live) as
+/// the `KAFKA_*` variables of the official image's convention: the module sets only the
+/// listeners and the quorum, and once any `KAFKA_*` variable is set the image's default
+/// properties are not read at all — so without these the broker would run with Kafka's defaults
+/// (a 3 s initial rebalance delay, 50 offsets partitions, topics auto-created, …).
+fn broker_tuning() -> anyhow::Result<Vec<(String, String)>> {
+    let template = repo_file("docker/kafka/server.properties.example");
+    let text = std::fs::read_to_string(&template).with_context(|| format!("reading {}", template.display()))?;
+    let mut env = properties_as_env(&text);
+    env.push(("KAFKA_NODE_ID".into(), "1".into()));
+    env.push(("KAFKA_LOG_DIRS".into(), "/var/lib/kafka/data".into()));
+    Ok(env)
+}
+
+/// `key=value` lines → `KAFKA_KEY` variables (`.`→`_`, `_`→`__`, `-`→`___`, upper case), leaving
+/// out comments and what depends on the network or is set by the module (listeners, quorum,
+/// roles, node id, data directory).
+fn properties_as_env(properties: &str) -> Vec<(String, String)> {
+    const SET_ELSEWHERE: [&str; 9] = [
+        "process.roles",
+        "node.id",
+        "controller.quorum.voters",
+        "listeners",
+        "advertised.listeners",
+        "controller.listener.names",
+        "inter.broker.listener.name",
+        "listener.security.protocol.map",
+        "log.dirs",
+    ];
+    properties
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .filter_map(|line| line.split_once('='))
+        .filter(|(key, _)| !SET_ELSEWHERE.contains(&key.trim()))
+        .map(|(key, value)| {
+            let name: String = key
+                .trim()
+                .chars()
+                .map(|c| match c {
+                    '.' => "_".to_string(),
+                    '_' => "__".to_string(),
+                    '-' => "___".to_string(),
+                    c => c.to_ascii_uppercase().to_string(),
+                })
+                .collect();
+            (format!("KAFKA_{name}"), value.trim().to_string())
+        })
+        .collect()
+}
+
+/// Starts the registry image on the host network against the stack's PostgreSQL (Apicurio) or
+/// Kafka (Confluent's, which stores schemas in a topic), and waits until it serves. Returns the
+/// container and the base URL clients are given.
+async fn start_registry(
+    images: &ContainerImages,
+    run: &str,
+    pg_port: u16,
+    kafka_port: u16,
+) -> anyhow::Result<(Container, String)> {
+    let port = free_port()?;
+    let (env, url, ready) = match images.registry_api {
+        RegistryApi::Apicurio => {
+            let management_port = free_port()?;
+            let jdbc = format!("jdbc:postgresql://127.0.0.1:{pg_port}/registry_db");
+            let mut env = apicurio_env(&jdbc, "postgres", "postgres");
+            env.extend([
+                ("QUARKUS_HTTP_HOST".into(), "127.0.0.1".into()),
+                ("QUARKUS_HTTP_PORT".into(), port.to_string()),
+                ("QUARKUS_MANAGEMENT_HOST".into(), "127.0.0.1".into()),
+                ("QUARKUS_MANAGEMENT_PORT".into(), management_port.to_string()),
+            ]);
+            let url = format!("http://127.0.0.1:{port}{CCOMPAT_PATH}");
+            (env, url, format!("http://127.0.0.1:{management_port}/health/ready"))
+        }
+        RegistryApi::Confluent => {
+            let env = vec![
+                ("SCHEMA_REGISTRY_HOST_NAME".into(), "127.0.0.1".into()),
+                ("SCHEMA_REGISTRY_LISTENERS".into(), format!("http://127.0.0.1:{port}")),
+                ("SCHEMA_REGISTRY_KAFKASTORE_BOOTSTRAP_SERVERS".into(), format!("PLAINTEXT://127.0.0.1:{kafka_port}")),
+            ];
+            let url = format!("http://127.0.0.1:{port}");
+            (env, url.clone(), format!("{url}/subjects"))
+        }
+    };
+    let registry = host_container(&images.registry, run, "schema-registry", &env).await?;
+    wait_http_ok_url(&ready, Duration::from_secs(120))
+        .await
+        .with_context(|| format!("the registry container ({})", images.registry))?;
+    Ok((registry, url))
 }
 
 /// A container on the host network (binding 127.0.0.1 only: `HTTP_BIND_ALL=0`).
@@ -328,4 +474,24 @@ async fn host_container(image: &str, run: &str, name: &str, env: &[(String, Stri
         request = request.with_env_var(k, v);
     }
     request.start().await.with_context(|| format!("starting {name} from image {image}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::properties_as_env;
+
+    #[test]
+    fn broker_properties_become_the_official_images_variables() {
+        let env = properties_as_env(
+            "# a comment\nnode.id=1\nlisteners=PLAINTEXT://x:1\ngroup.initial.rebalance.delay.ms=0\n\nauto.create.topics.enable=false\nsome_key-name.x = 5\n",
+        );
+        assert_eq!(
+            env,
+            vec![
+                ("KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS".to_string(), "0".to_string()),
+                ("KAFKA_AUTO_CREATE_TOPICS_ENABLE".to_string(), "false".to_string()),
+                ("KAFKA_SOME__KEY___NAME_X".to_string(), "5".to_string()),
+            ]
+        );
+    }
 }

@@ -5,7 +5,7 @@
 //!    outbox), the Order Service is killed before it could publish, the broker thaws, the service
 //!    restarts — and the event is published and the saga completes, exactly once.
 //! 2. **Registry vs a real Confluent client**: one order is taken to ORDER_CONFIRMED, then the
-//!    pytest suite in `services/registry/tests/confluent_client` with confluent-kafka's
+//!    pytest suite in `steps/tests/confluent_client` with confluent-kafka's
 //!    SchemaRegistryClient, AvroSerializer/AvroDeserializer and Consumer, from the venv that
 //!    `./saga setup` makes in `~/.cache/saga-conformance/py-venv`. The suite registers and evolves
 //!    schemas, round-trips a record, and decodes the `order.created` / `stock.reserved` /
@@ -37,7 +37,7 @@ fn venv_python() -> PathBuf {
 
 /// Fails early, with the fix, when the venv is missing or lacks the client.
 async fn check_venv(python: &Path) {
-    const SETUP: &str = "run `./saga setup` (it creates ~/.cache/saga-conformance/py-venv and installs services/registry/tests/confluent_client/requirements.txt)";
+    const SETUP: &str = "run `./saga setup` (it creates ~/.cache/saga-conformance/py-venv and installs steps/tests/confluent_client/requirements.txt)";
     assert!(
         python.exists(),
         "the Python venv for the Confluent client tests is missing ({} not found): {SETUP}",
@@ -114,7 +114,7 @@ async fn run_pytest(python: &Path, stack: &Stack, topics: &Topics, order_id: &st
     let e = &stack.endpoints;
     let mut command = tokio::process::Command::new(python);
     command
-        .args(["-m", "pytest", "-q", "-p", "no:cacheprovider", "services/registry/tests/confluent_client"])
+        .args(["-m", "pytest", "-q", "-p", "no:cacheprovider", "steps/tests/confluent_client"])
         .current_dir(repo_root())
         .env("SCHEMA_REGISTRY_URL", &e.registry_url)
         .env("KAFKA_BOOTSTRAP_SERVERS", &e.kafka_bootstrap)

@@ -1,5 +1,5 @@
 //! A single-node Apache Kafka broker (KRaft, combined broker + controller) run from the jars
-//! that `docker/kafka/fetch-jars.sh` resolves from Maven Central into the cache directory.
+//! that `docker/fetch-maven.sh kafka` resolves from Maven Central into the cache directory.
 
 use super::process::{Proc, free_port};
 use anyhow::{Context, bail};
@@ -100,17 +100,20 @@ pub fn repo_file(relative: &str) -> PathBuf {
     steps.parent().unwrap_or(steps).join(relative)
 }
 
-/// Makes sure the broker jars are in `libs` (fetching them with Maven the first time).
-pub async fn ensure_jars(libs: &Path) -> anyhow::Result<()> {
-    let script = repo_file("docker/kafka/fetch-jars.sh");
+/// Makes sure a Java part of the stack is in `dest`, resolving it from Maven Central the first
+/// time: `part` is `kafka` (the broker's jars) or `apicurio` (the registry's distribution), see
+/// `docker/fetch-maven.sh`.
+pub async fn fetch_from_maven(part: &str, dest: &Path) -> anyhow::Result<()> {
+    let script = repo_file("docker/fetch-maven.sh");
     let status = Command::new("bash")
         .arg(&script)
-        .arg(libs)
+        .arg(part)
+        .arg(dest)
         .status()
         .await
         .with_context(|| format!("running {}", script.display()))?;
     if !status.success() {
-        bail!("{} could not provide the Kafka jars in {} (see its output above)", script.display(), libs.display());
+        bail!("{} could not provide {part} in {} (see its output above)", script.display(), dest.display());
     }
     Ok(())
 }

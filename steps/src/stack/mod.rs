@@ -1,14 +1,17 @@
 //! The `processes` backend: the whole reference stack as local child processes on free
-//! loopback ports — PostgreSQL (Debian package), Apache Kafka (Maven Central jars), the schema
-//! registry and the three services — started in dependency order, each waited for on a real
-//! readiness signal, all stopped when the [`Stack`] is shut down or dropped.
+//! loopback ports — PostgreSQL (Debian package), Apache Kafka (Maven Central jars), Apicurio
+//! Registry (Maven Central distribution) and the three services — started in dependency order,
+//! each waited for on a real readiness signal, all stopped when the [`Stack`] is shut down or
+//! dropped.
 
 mod kafka;
 mod postgres;
 pub mod process;
+mod registry;
 
 pub use kafka::{repo_file, wait_until_serving};
 pub use postgres::wait_accepting;
+pub use registry::{CCOMPAT_PATH, apicurio_env};
 
 use crate::Service;
 use anyhow::{Context, bail};
@@ -97,7 +100,9 @@ impl Stack {
                 );
             }
         }
-        kafka::ensure_jars(&options.kafka_libs).await?;
+        kafka::fetch_from_maven("kafka", &options.kafka_libs).await?;
+        let apicurio = cache_dir().join("apicurio");
+        kafka::fetch_from_maven("apicurio", &apicurio).await?;
         let work = tempfile::Builder::new().prefix("saga-stack-").tempdir()?;
         progress(began, "starting PostgreSQL and Kafka");
         let (pg, kafka) = tokio::join!(
@@ -107,13 +112,10 @@ impl Stack {
         let (pg, kafka) = (pg.context("PostgreSQL")?, kafka.context("Kafka")?);
         progress(began, &format!("PostgreSQL on 127.0.0.1:{}, Kafka on {}", pg.port, kafka.bootstrap()));
 
-        let registry_port = free_port()?;
-        let registry_url = format!("http://127.0.0.1:{registry_port}");
-        let mut registry_cmd = Command::new(options.bin_dir.join("schema-registry"));
-        registry_cmd.env("DATABASE_URL", pg.url("registry_db")).env("HTTP_PORT", registry_port.to_string());
-        let mut registry =
-            Proc::spawn("schema-registry", registry_cmd, &options.log_dir.join("schema-registry.log"), None)?;
-        wait_http_ok(&mut registry, &format!("{registry_url}/health"), Duration::from_secs(30)).await?;
+        progress(began, "starting Apicurio Registry");
+        let registry = registry::Registry::start(&apicurio, &pg.jdbc_url("registry_db"), &options.log_dir).await?;
+        let registry_url = registry.url.clone();
+        progress(began, &format!("registry at {registry_url}"));
 
         let mut launch = HashMap::new();
         let mut ports = HashMap::new();
@@ -144,7 +146,7 @@ impl Stack {
             postgres_base_url: pg.url(""),
             log_dir: options.log_dir.clone(),
             _work: work,
-            infrastructure: Mutex::new(vec![pg.proc, kafka.proc, registry]),
+            infrastructure: Mutex::new(vec![pg.proc, kafka.proc, registry.proc]),
             services: Mutex::new(HashMap::new()),
             launch,
             kafka_launch: kafka.launch,

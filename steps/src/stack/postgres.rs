@@ -64,6 +64,11 @@ impl Postgres {
         format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
     }
 
+    /// The same database for a JDBC client (the registry).
+    pub fn jdbc_url(&self, database: &str) -> String {
+        format!("jdbc:postgresql://127.0.0.1:{}/{database}", self.port)
+    }
+
     pub async fn start(work: &Path, logs: &Path) -> anyhow::Result<Postgres> {
         let bin = find_bin_dir()?;
         let data = work.join("pgdata");

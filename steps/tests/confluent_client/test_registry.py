@@ -1,17 +1,18 @@
-"""Our schema registry (services/registry) against Confluent's own Python client.
+"""The reference stack's schema registry (Apicurio Registry, through its Confluent-compatible
+API) against Confluent's own Python client.
 
-Nothing here is ours but the registry under test: the schema registry client, the Avro
+Nothing here is ours but the configuration under test: the schema registry client, the Avro
 serializer/deserializer (Confluent wire format: magic byte 0, 4-byte big-endian schema id,
 Avro binary) and the Kafka consumer are confluent-kafka's. If these pass, any Confluent client
-can share the registry with the saga's services.
+can share the registry with the saga's services, and decode what they produced.
 
-Environment (set by steps/tests/registry_confluent_client.rs, which starts the stack):
-  SCHEMA_REGISTRY_URL      the registry, e.g. http://127.0.0.1:PORT
+Environment (set by steps/tests/reference_stack.rs, which starts the stack):
+  SCHEMA_REGISTRY_URL      the registry, e.g. http://127.0.0.1:PORT/apis/ccompat/v7
   KAFKA_BOOTSTRAP_SERVERS  the stack's Kafka
   SAGA_ORDER_ID            an order the services have taken to ORDER_CONFIRMED
   TOPIC_ORDER_CREATED, TOPIC_STOCK_RESERVED, TOPIC_ORDER_CONFIRMED  (optional topic names)
 
-Run: python -m pytest -q services/registry/tests/confluent_client
+Run: python -m pytest -q steps/tests/confluent_client
 """
 
 import decimal
@@ -40,7 +41,7 @@ def env(name):
     value = os.environ.get(name)
     if not value:
         pytest.fail(f"environment variable {name} is not set; run these tests through "
-                    "`cargo test --release -p saga-conformance --test registry_confluent_client`, "
+                    "`cargo test --release -p saga-conformance --test reference_stack`, "
                     "which starts the stack and sets it")
     return value
 
