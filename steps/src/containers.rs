@@ -192,15 +192,29 @@ impl Containers {
         for (key, value) in broker_tuning()? {
             kafka = kafka.with_env_var(key, value);
         }
-        let (postgres, kafka) = tokio::join!(postgres, kafka.start());
-        let postgres = postgres.context("starting the PostgreSQL container (testcontainers-modules postgres)")?;
+        // Apicurio needs only PostgreSQL, so it starts while the broker is still coming up;
+        // Confluent's registry stores its schemas in Kafka and waits for the broker.
+        let registry_alongside_kafka = images.registry_api == RegistryApi::Apicurio;
+        let pg_then_registry = async {
+            let postgres = postgres.await.context("starting the PostgreSQL container (testcontainers-modules postgres)")?;
+            progress(&format!("PostgreSQL on 127.0.0.1:{pg_port}"));
+            let registry = if registry_alongside_kafka {
+                Some(start_registry(images, &run, pg_port, kafka_port, &progress).await?)
+            } else {
+                None
+            };
+            anyhow::Ok((postgres, registry))
+        };
+        let (pg_and_registry, kafka) = tokio::join!(pg_then_registry, kafka.start());
         let kafka = kafka.context("starting the Kafka container (testcontainers-modules kafka::apache)")?;
-        progress(&format!("PostgreSQL on 127.0.0.1:{pg_port}, Kafka on 127.0.0.1:{kafka_port}"));
+        let (postgres, registry) = pg_and_registry?;
+        progress(&format!("Kafka on 127.0.0.1:{kafka_port}"));
+        let (registry, registry_url) = match registry {
+            Some(started) => started,
+            None => start_registry(images, &run, pg_port, kafka_port, &progress).await?,
+        };
 
         let db = |name: &str| format!("postgres://postgres@127.0.0.1:{pg_port}/{name}");
-        progress(&format!("starting {} ({:?} API)", images.registry, images.registry_api));
-        let (registry, registry_url) = start_registry(images, &run, pg_port, kafka_port).await?;
-        progress(&format!("registry at {registry_url}"));
 
         let mut ports = HashMap::new();
         for service in Service::ALL {
@@ -430,7 +444,9 @@ async fn start_registry(
     run: &str,
     pg_port: u16,
     kafka_port: u16,
+    progress: &impl Fn(&str),
 ) -> anyhow::Result<(Container, String)> {
+    progress(&format!("starting {} ({:?} API)", images.registry, images.registry_api));
     let port = free_port()?;
     let (env, url, ready) = match images.registry_api {
         RegistryApi::Apicurio => {
@@ -460,6 +476,7 @@ async fn start_registry(
     wait_http_ok_url(&ready, Duration::from_secs(120))
         .await
         .with_context(|| format!("the registry container ({})", images.registry))?;
+    progress(&format!("registry at {url}"));
     Ok((registry, url))
 }
 

@@ -104,18 +104,23 @@ impl Stack {
         let apicurio = cache_dir().join("apicurio");
         kafka::fetch_from_maven("apicurio", &apicurio).await?;
         let work = tempfile::Builder::new().prefix("saga-stack-").tempdir()?;
-        progress(began, "starting PostgreSQL and Kafka");
-        let (pg, kafka) = tokio::join!(
-            postgres::Postgres::start(work.path(), &options.log_dir),
-            kafka::Kafka::start(&options.kafka_libs, work.path(), &options.log_dir)
-        );
-        let (pg, kafka) = (pg.context("PostgreSQL")?, kafka.context("Kafka")?);
-        progress(began, &format!("PostgreSQL on 127.0.0.1:{}, Kafka on {}", pg.port, kafka.bootstrap()));
-
-        progress(began, "starting Apicurio Registry");
-        let registry = registry::Registry::start(&apicurio, &pg.jdbc_url("registry_db"), &options.log_dir).await?;
+        progress(began, "starting PostgreSQL, then Apicurio Registry; Kafka alongside");
+        // The registry needs only PostgreSQL: it starts while the broker is still coming up.
+        let pg_then_registry = async {
+            let pg = postgres::Postgres::start(work.path(), &options.log_dir).await.context("PostgreSQL")?;
+            progress(began, &format!("PostgreSQL on 127.0.0.1:{}", pg.port));
+            let registry = registry::Registry::start(&apicurio, &pg.jdbc_url("registry_db"), &options.log_dir).await?;
+            progress(began, &format!("registry at {}", registry.url));
+            anyhow::Ok((pg, registry))
+        };
+        let kafka = async {
+            let kafka = kafka::Kafka::start(&options.kafka_libs, work.path(), &options.log_dir).await.context("Kafka")?;
+            progress(began, &format!("Kafka on {}", kafka.bootstrap()));
+            anyhow::Ok(kafka)
+        };
+        let (pg_and_registry, kafka) = tokio::join!(pg_then_registry, kafka);
+        let ((pg, registry), kafka) = (pg_and_registry?, kafka?);
         let registry_url = registry.url.clone();
-        progress(began, &format!("registry at {registry_url}"));
 
         let mut launch = HashMap::new();
         let mut ports = HashMap::new();
