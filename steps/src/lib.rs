@@ -14,6 +14,7 @@
 //! - [`fields`]: field meanings over the whole run (eventIds, timestamps, push causes, lines);
 //! - [`sink`]: the push gateway stand-in (wiremock) the implementation is pointed at;
 //! - [`steps`]: the cucumber World and step definitions; [`report`]: the HTML report;
+//!   [`svg`]: escaping and the SVG pieces the report and the bench share;
 //!   [`junit`]: `junit.xml`; [`verdict`]: levels, the baseline, the verdict and exit codes;
 //! - [`selftest`]: the suite run against seeded faults in the reference (the kill matrix).
 //!
@@ -35,6 +36,7 @@ pub mod selftest;
 pub mod sink;
 pub mod stack;
 pub mod steps;
+pub mod svg;
 pub mod tap;
 pub mod timing;
 pub mod verdict;
