@@ -16,7 +16,9 @@
 //! - [`steps`]: the cucumber World and step definitions; [`report`]: the HTML report;
 //!   [`svg`]: escaping and the SVG pieces the report and the bench share;
 //!   [`junit`]: `junit.xml`; [`verdict`]: levels, the baseline, the verdict and exit codes;
-//! - [`selftest`]: the suite run against seeded faults in the reference (the kill matrix).
+//! - [`selftest`]: the suite run against seeded faults in the reference (the kill matrix);
+//! - [`bench`]: `saga-conformance bench`, open-loop load and its measurements against the
+//!   reference or an external implementation.
 //!
 //! Run it: `saga-conformance run` (see the README), or `cargo test -p saga-conformance`.
 
