@@ -10,6 +10,7 @@ use std::path::Path;
 /// One order, as a CSV row (the header comes from the field names).
 #[derive(Serialize)]
 struct Row<'a> {
+    #[serde(serialize_with = "shortest")]
     step_rate: f64,
     seq: usize,
     measured: bool,
@@ -62,6 +63,11 @@ impl<'a> Row<'a> {
             error: o.sent.error.as_deref().unwrap_or(""),
         }
     }
+}
+
+/// The value in as few digits as it needs (`20`, `22.5`), as the table names a step.
+fn shortest<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(v)
 }
 
 /// The value with `N` decimals, written as text so the file shows no float noise.
