@@ -3,7 +3,8 @@
 //! `<skipped message="why">`, failures the baseline expects as `<skipped message="expected
 //! failure: …">` with the failure in `<system-out>`, and every other failure as `<failure>`.
 
-use crate::report::{ScenarioResult, Skipped, Status, esc};
+use crate::report::{ScenarioResult, Skipped, Status};
+use crate::svg::esc;
 use crate::verdict::Judgement;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;

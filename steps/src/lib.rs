@@ -14,8 +14,11 @@
 //! - [`fields`]: field meanings over the whole run (eventIds, timestamps, push causes, lines);
 //! - [`sink`]: the push gateway stand-in (wiremock) the implementation is pointed at;
 //! - [`steps`]: the cucumber World and step definitions; [`report`]: the HTML report;
+//!   [`svg`]: escaping and the SVG pieces the report and the bench share;
 //!   [`junit`]: `junit.xml`; [`verdict`]: levels, the baseline, the verdict and exit codes;
-//! - [`selftest`]: the suite run against seeded faults in the reference (the kill matrix).
+//! - [`selftest`]: the suite run against seeded faults in the reference (the kill matrix);
+//! - [`bench`]: `saga-conformance bench`, open-loop load and its measurements against the
+//!   reference or an external implementation.
 //!
 //! Run it: `saga-conformance run` (see the README), or `cargo test -p saga-conformance`.
 
@@ -35,6 +38,7 @@ pub mod selftest;
 pub mod sink;
 pub mod stack;
 pub mod steps;
+pub mod svg;
 pub mod tap;
 pub mod timing;
 pub mod verdict;

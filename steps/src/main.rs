@@ -4,7 +4,7 @@
 //! saga-conformance run   [--config FILE] [--backend processes|containers|external] [--tags EXPR] [--report-dir DIR] [--baseline FILE]
 //! saga-conformance stack [--push-port PORT]
 //! saga-conformance selftest [--fault NAME]… [--report-dir DIR]
-//! saga-conformance bench [--rate R] [--duration S] [--warmup S] [--json FILE] [--find-max] [--report-dir DIR]
+//! saga-conformance bench [--config FILE] [--rate R] [--duration S] [--warmup S] [--json FILE] [--find-max] [--report-dir DIR]
 //! ```
 
 use clap::{Parser, Subcommand};
@@ -49,9 +49,10 @@ enum Command {
         #[arg(long)]
         push_port: Option<u16>,
     },
-    /// Benchmark the saga on the processes backend: open-loop orders at a fixed rate (or
-    /// --find-max), latency percentiles vs. a measured Kafka/PostgreSQL floor, loss,
-    /// duplicates, RSS; writes bench.json and an SVG chart (see `bench.rs`).
+    /// Benchmark the saga — the reference stack, or an external implementation with
+    /// `--config` — open-loop orders at a fixed rate (or --find-max): latency percentiles vs. a
+    /// measured floor, loss, duplicates, CPU and RSS where the processes are known; writes
+    /// bench.json, orders.csv and an SVG chart (see `bench/mod.rs`).
     Bench(saga_conformance::bench::BenchArgs),
     /// The suite tests itself: run the families each seeded fault can touch against the
     /// reference's `*-failpoints` build and require each fault to be caught (kill matrix in

@@ -4,6 +4,7 @@
 //! the step that failed with its evidence.
 
 use crate::config::Config;
+use crate::svg::{self, esc};
 use crate::timing::{Sample, StageSummary, summarize};
 use crate::verdict::{Judgement, Level, Verdict};
 use anyhow::Context;
@@ -182,11 +183,6 @@ pub fn append_skipped(path: &Path, skipped: &[Skipped]) -> anyhow::Result<()> {
     }
     std::fs::write(path, serde_json::to_string_pretty(&features)?)
         .with_context(|| format!("writing {}", path.display()))
-}
-
-/// HTML/XML escaping of text and attribute values.
-pub fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
 /// Writes `index.html` and `timing.json` into the report directory.
@@ -386,9 +382,7 @@ fn chart(stages: &[StageSummary]) -> String {
     let (lo, hi) = (0.1f64.log10(), stages.iter().map(|s| s.budget_ms.max(s.p99)).fold(1.0, f64::max).log10() + 0.2);
     let x = |ms: f64| left + (ms.max(0.1).log10() - lo) / (hi - lo) * (width - left - 20.0);
     let height = row * stages.len() as f64 + 40.0;
-    let mut svg = format!(
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-size="12" font-family="system-ui,sans-serif">"#
-    );
+    let mut svg = svg::open(width, height);
     let mut tick: f64 = 0.1;
     while tick.log10() <= hi {
         let _ = write!(
@@ -397,7 +391,7 @@ fn chart(stages: &[StageSummary]) -> String {
             x(tick),
             height - 25.0,
             height - 10.0,
-            if tick < 1.0 { format!("{tick}") } else { format!("{tick:.0}") } + " ms"
+            svg::tick_label(tick) + " ms"
         );
         tick *= 10.0;
     }

@@ -11,6 +11,7 @@ use crate::Service;
 use crate::config::{BackendKind, Config};
 use crate::report::Status;
 use crate::stack::ServiceVariant;
+use crate::svg::esc;
 use serde::Serialize;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -360,7 +361,6 @@ pub fn matrix(result: &SelfTest) -> String {
 }
 
 fn html(result: &SelfTest) -> String {
-    let esc = |s: &str| s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
     let mut h = String::new();
     let (cls, word) = if result.ok() { ("ok", "ALL CAUGHT") } else { ("bad", "NOT ALL CAUGHT") };
     let _ = write!(

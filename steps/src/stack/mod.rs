@@ -66,6 +66,17 @@ pub struct Endpoints {
     pub registry_url: String,
 }
 
+impl Endpoints {
+    /// The base URL of `service`'s HTTP API.
+    pub fn service_url(&self, service: Service) -> &str {
+        match service {
+            Service::Order => &self.order_url,
+            Service::Product => &self.product_url,
+            Service::Payment => &self.payment_url,
+        }
+    }
+}
+
 pub struct Stack {
     pub endpoints: Endpoints,
     /// `postgres://…/` of the stack's PostgreSQL, without a database name.
@@ -170,9 +181,13 @@ impl Stack {
         format!("{}{database}", self.postgres_base_url)
     }
 
-    /// `(process name, pid)` of every running service, e.g. to sample memory.
-    pub async fn service_pids(&self) -> Vec<(String, u32)> {
-        self.services.lock().await.values().filter_map(|p| p.id().map(|id| (p.name.clone(), id))).collect()
+    /// `(process name, pid)` of every running process of the stack — `postgresql` (the
+    /// postmaster), `kafka`, `schema-registry` and the services by binary name — e.g. to
+    /// sample CPU and memory.
+    pub async fn pids(&self) -> Vec<(String, u32)> {
+        let infrastructure = self.infrastructure.lock().await;
+        let services = self.services.lock().await;
+        infrastructure.iter().chain(services.values()).filter_map(|p| p.id().map(|id| (p.name.clone(), id))).collect()
     }
 
     /// Starts (or restarts) one service on its port and waits for `/health`.
