@@ -180,6 +180,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<bool> {
         push_gateway_url: sink.url(),
         topics: config.topic_map(),
         variant: Default::default(),
+        scale: config.scale()?,
     };
     let stack = Stack::start(options).await?;
     let result = bench_on(&args, &stack, sink, config.topic_map(), began, load_before).await;
