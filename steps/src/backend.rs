@@ -19,8 +19,24 @@ use std::time::Duration;
 #[derive(Debug, Clone, Default)]
 pub struct Capabilities {
     /// Capability names: `stop-<svc>`, `pause-<svc>`, `kill-<svc>`, `broker-stop`,
-    /// `broker-kill`, `db-kill`, `dead-letters` (`<svc>` is order, product or payment).
+    /// `broker-kill`, `db-kill`, `dead-letters` (`<svc>` is order, product or payment); with
+    /// several instances `kill-instance-<svc>`, `pause-instance-<svc>`, `add-instance-<svc>`,
+    /// with a cluster of 3 or more Kafka nodes `broker-cluster` (see [`Capabilities::with_scale`]).
     available: std::collections::BTreeSet<String>,
+}
+
+/// The capabilities only a scaled-out stack has, and what it takes to get them.
+fn scale_capabilities() -> Vec<(String, &'static str)> {
+    let instances = "needs 2 or more instances of each service: set instances = 2 in conformance.toml (or SAGA_INSTANCES=2) on the processes backend";
+    let mut all: Vec<(String, &'static str)> = Service::ALL
+        .into_iter()
+        .flat_map(|s| ["kill", "pause", "add"].map(|verb| (format!("{verb}-instance-{}", short_name(s)), instances)))
+        .collect();
+    all.push((
+        "broker-cluster".into(),
+        "needs a Kafka cluster of 3 nodes: set kafka_brokers = 3 in conformance.toml (or SAGA_KAFKA_BROKERS=3) on the processes backend",
+    ));
+    all
 }
 
 /// Every capability name, with the external commands that provide it.
@@ -60,6 +76,17 @@ impl Capabilities {
         Capabilities { available }
     }
 
+    /// Adds what a stack of `instances` per service on `brokers` Kafka nodes can do.
+    pub fn with_scale(mut self, scale: crate::stack::Scale) -> Capabilities {
+        for (name, _) in scale_capabilities() {
+            let enough = if name == "broker-cluster" { scale.brokers >= 3 } else { scale.instances >= 2 };
+            if enough {
+                self.available.insert(name);
+            }
+        }
+        self
+    }
+
     pub fn has(&self, capability: &str) -> bool {
         self.available.contains(capability)
     }
@@ -73,6 +100,9 @@ impl Capabilities {
             return Some(
                 "the implementation declares no dead-letter topics ([external] dead_letter_topics = false)".into(),
             );
+        }
+        if let Some((_, why)) = scale_capabilities().into_iter().find(|(name, _)| name == capability) {
+            return Some(format!("{capability}: {why}"));
         }
         Some(match capability_commands().into_iter().find(|(name, _)| name == capability) {
             Some((_, commands)) => {
@@ -100,6 +130,7 @@ impl Backend {
                     push_gateway_url: push_gateway_url.to_string(),
                     topics: config.topic_map(),
                     variant: config.service_variant.clone(),
+                    scale: config.scale()?,
                 };
                 Ok(Backend::Processes(Stack::start(options).await?))
             }
@@ -145,7 +176,8 @@ impl Backend {
 
     pub fn capabilities(&self) -> Capabilities {
         match self {
-            Backend::Processes(_) | Backend::Containers(_) => Capabilities::all(),
+            Backend::Processes(stack) => Capabilities::all().with_scale(stack.scale),
+            Backend::Containers(_) => Capabilities::all(),
             Backend::External { commands, dead_letters, .. } => Capabilities::from_commands(commands, *dead_letters),
         }
     }
@@ -171,7 +203,7 @@ impl Backend {
 
     pub async fn stop_broker(&self) -> anyhow::Result<()> {
         match self {
-            Backend::Processes(stack) => stack.stop_kafka().await,
+            Backend::Processes(stack) => stack.stop_kafka().await.map(|_| ()),
             Backend::Containers(containers) => containers.stop_kafka().await,
             Backend::External { commands, .. } => run_command(commands, "stop_kafka").await,
         }
@@ -214,7 +246,7 @@ impl Backend {
     /// brings it back on its data.
     pub async fn kill_broker(&self) -> anyhow::Result<()> {
         match self {
-            Backend::Processes(stack) => stack.kill_kafka().await,
+            Backend::Processes(stack) => stack.kill_kafka().await.map(|_| ()),
             Backend::Containers(containers) => containers.kill_kafka().await,
             Backend::External { commands, .. } => run_command(commands, "kill_kafka").await,
         }
@@ -263,6 +295,15 @@ impl Backend {
                     .await
                     .context("after the start command")
             }
+        }
+    }
+
+    /// The processes stack, for what only it can do (one instance of several, a Kafka cluster);
+    /// the scenarios needing it carry the scale capabilities, which no other backend has.
+    pub fn scaled_stack(&self, what: &str) -> anyhow::Result<&Stack> {
+        match self {
+            Backend::Processes(stack) => Ok(stack),
+            _ => bail!("{what}: only the processes backend runs several instances or a Kafka cluster"),
         }
     }
 
@@ -328,5 +369,18 @@ mod tests {
             assert!(caps.has(capability), "{capability}");
         }
         assert!(caps.missing("teleport").is_some_and(|why| why.contains("typo")));
+    }
+
+    #[test]
+    fn scale_capabilities_need_instances_and_a_cluster() {
+        let single = Capabilities::all().with_scale(crate::stack::Scale::default());
+        assert!(!single.has("kill-instance-product"), "one instance cannot lose one of several");
+        assert!(single.missing("kill-instance-product").is_some_and(|why| why.contains("instances = 2")));
+        assert!(single.missing("broker-cluster").is_some_and(|why| why.contains("kafka_brokers = 3")));
+        let instances_only = Capabilities::all().with_scale(crate::stack::Scale { instances: 2, brokers: 1 });
+        assert!(instances_only.has("add-instance-product") && !instances_only.has("broker-cluster"));
+        let scaled = Capabilities::all().with_scale(crate::stack::Scale { instances: 2, brokers: 3 });
+        assert!(scaled.has("pause-instance-order") && scaled.has("broker-cluster"));
+        assert!(!Capabilities::from_commands(&Default::default(), true).has("broker-cluster"));
     }
 }

@@ -31,6 +31,13 @@ pub struct Config {
     pub baseline: Option<PathBuf>,
     /// Scenarios run at the same time (each has its own ids, so they do not interfere).
     pub concurrency: usize,
+    /// Processes of each service the processes backend starts, all in the service's consumer
+    /// group (`SAGA_INSTANCES`). The suite's HTTP requests go to the first; the `@SCALE`
+    /// scenarios need 2 or more.
+    pub instances: usize,
+    /// Kafka nodes the processes backend starts (`SAGA_KAFKA_BROKERS`): 1, or a KRaft cluster of
+    /// 3 or more with replication factor 3 and `min.insync.replicas` 2. `@SCALE` needs 3.
+    pub kafka_brokers: usize,
     /// Topic name overrides, keyed like the env vars without `TOPIC_` (e.g. `order_created`).
     pub topics: HashMap<String, String>,
     pub timing: Timing,
@@ -186,6 +193,8 @@ impl Default for Config {
             report_dir: PathBuf::from("reports/latest"),
             baseline: None,
             concurrency: 8,
+            instances: 1,
+            kafka_brokers: 1,
             topics: HashMap::new(),
             timing: Timing::default(),
             deadlines: Deadlines::default(),
@@ -266,6 +275,14 @@ impl Config {
         if let Ok(dir) = std::env::var("SAGA_REPORT_DIR") {
             config.report_dir = dir.into();
         }
+        for (var, field) in
+            [("SAGA_INSTANCES", &mut config.instances), ("SAGA_KAFKA_BROKERS", &mut config.kafka_brokers)]
+        {
+            if let Ok(n) = std::env::var(var) {
+                *field = n.parse().with_context(|| format!("{var}={n} is not a whole number"))?;
+            }
+        }
+        config.scale()?;
         if let Ok(scale) = std::env::var("SAGA_TIMING_SCALE") {
             config.timing.scale =
                 scale.parse().with_context(|| format!("SAGA_TIMING_SCALE={scale} is not a number"))?;
@@ -301,6 +318,21 @@ impl Config {
                 None => anyhow::bail!("[external.consumer_groups] {key}: use order, product or payment"),
             })
             .collect()
+    }
+
+    /// The processes backend's scale (`instances`, `kafka_brokers`), checked.
+    pub fn scale(&self) -> anyhow::Result<crate::stack::Scale> {
+        anyhow::ensure!(
+            (1..=8).contains(&self.instances),
+            "instances = {}: run 1 to 8 processes of each service",
+            self.instances
+        );
+        anyhow::ensure!(
+            self.kafka_brokers == 1 || (3..=5).contains(&self.kafka_brokers),
+            "kafka_brokers = {}: use 1 (a single node) or 3 to 5 (a cluster with replication factor 3 and min.insync.replicas 2)",
+            self.kafka_brokers
+        );
+        Ok(crate::stack::Scale { instances: self.instances, brokers: self.kafka_brokers })
     }
 
     pub fn outcome_deadline(&self) -> Duration {

@@ -196,7 +196,8 @@ impl Containers {
         // Confluent's registry stores its schemas in Kafka and waits for the broker.
         let registry_alongside_kafka = images.registry_api == RegistryApi::Apicurio;
         let pg_then_registry = async {
-            let postgres = postgres.await.context("starting the PostgreSQL container (testcontainers-modules postgres)")?;
+            let postgres =
+                postgres.await.context("starting the PostgreSQL container (testcontainers-modules postgres)")?;
             progress(&format!("PostgreSQL on 127.0.0.1:{pg_port}"));
             let registry = if registry_alongside_kafka {
                 Some(start_registry(images, &run, pg_port, kafka_port, &progress).await?)

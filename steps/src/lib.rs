@@ -10,6 +10,7 @@
 //! - [`tap`]: a Kafka consumer that records every saga record, decoded and validated;
 //! - [`checkers`]: Jepsen-style checks over the tap's log (keys, order, duplicates);
 //! - [`groups`]: the implementation's consumer groups' committed offsets (when was a record consumed);
+//! - [`membership`]: which member of a consumer group owns which partition (the scale scenarios);
 //! - [`checkers_crash`]: checks of what a steady load's orders ended as after a crash;
 //! - [`fields`]: field meanings over the whole run (eventIds, timestamps, push causes, lines);
 //! - [`sink`]: the push gateway stand-in (wiremock) the implementation is pointed at;
@@ -31,6 +32,7 @@ pub mod containers;
 pub mod fields;
 pub mod groups;
 pub mod junit;
+pub mod membership;
 pub mod poll;
 pub mod report;
 pub mod runner;

@@ -141,13 +141,15 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 (Some(sink), _) => sink.url(),
                 (None, port) => format!("http://127.0.0.1:{}/push", port.unwrap_or_default()),
             };
+            let config = Config::load(None)?;
             let options = StackOptions {
                 bin_dir: default_bin_dir(),
                 kafka_libs: cache_dir().join("kafka-libs"),
                 log_dir: PathBuf::from("reports/stack/logs"),
                 push_gateway_url: push_url.clone(),
-                topics: Config::load(None)?.topic_map(),
+                topics: config.topic_map(),
                 variant: Default::default(),
+                scale: config.scale()?,
             };
             let stack = Stack::start(options).await?;
             let e = &stack.endpoints;

@@ -392,6 +392,7 @@ async fn consumer_loop_recovers_in_seconds_and_dead_letters_poison_at_once() {
         push_gateway_url: sink.url(),
         topics: topics.clone(),
         variant: Default::default(),
+        scale: Default::default(),
     };
     println!("service binaries from {}", options.bin_dir.display());
     let stack = Stack::start(options).await.expect("starting the stack");

@@ -239,6 +239,7 @@ async fn reference_stack_outbox_and_confluent_client() {
         push_gateway_url: sink.url(),
         topics: topics.clone(),
         variant: Default::default(),
+        scale: Default::default(),
     };
     let stack = Stack::start(options).await.expect("starting the stack");
     let outcome = async {

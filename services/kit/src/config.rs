@@ -21,6 +21,9 @@ pub struct ServiceConfig {
     pub topics: Topics,
     /// Partitions for topics this service creates when they are missing.
     pub topic_partitions: i32,
+    /// Replication factor for topics this service creates; -1 (the default) takes the
+    /// cluster's `default.replication.factor`, so a 3-node cluster gets 3 without telling us.
+    pub topic_replication: i32,
     /// The consumer's `group.instance.id` (static membership): a restarted instance with the
     /// same id takes its partitions back at once instead of waiting for the broker to time the
     /// old member out. `None` (`INSTANCE_ID=` empty) joins as a dynamic member.
@@ -48,6 +51,12 @@ impl ServiceConfig {
             Ok(p) => p.parse().with_context(|| format!("TOPIC_PARTITIONS={p} is not a number"))?,
             Err(_) => 3,
         };
+        let topic_replication = match std::env::var("TOPIC_REPLICATION_FACTOR") {
+            Ok(r) => r.parse().ok().filter(|r| *r == -1 || *r >= 1).with_context(|| {
+                format!("TOPIC_REPLICATION_FACTOR={r} is not a replication factor (1 or more, or -1 for the broker's default)")
+            })?,
+            Err(_) => -1,
+        };
         let session_timeout_ms = match std::env::var("KAFKA_SESSION_TIMEOUT_MS") {
             Ok(ms) => ms.parse().ok().filter(|ms| (6000..=300_000).contains(ms)).with_context(|| {
                 format!("KAFKA_SESSION_TIMEOUT_MS={ms} is not a number of milliseconds between 6000 and 300000 (the broker's default group.min/max.session.timeout.ms)")
@@ -63,6 +72,7 @@ impl ServiceConfig {
             http_port,
             topics: Topics::from_env(),
             topic_partitions,
+            topic_replication,
             instance_id: instance_id(std::env::var("INSTANCE_ID").ok(), service_name, http_port),
             session_timeout_ms,
         })

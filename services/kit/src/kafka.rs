@@ -23,14 +23,15 @@ pub fn producer(bootstrap: &str) -> anyhow::Result<FutureProducer> {
         .with_context(|| format!("creating Kafka producer for {bootstrap}"))
 }
 
-/// Creates each topic (and its `.dlt`) with `partitions` partitions if missing.
-pub async fn ensure_topics(bootstrap: &str, names: &[String], partitions: i32) -> anyhow::Result<()> {
+/// Creates each topic with `partitions` partitions and `replication` replicas (-1: the broker's
+/// `default.replication.factor`) if missing.
+pub async fn ensure_topics(bootstrap: &str, names: &[String], partitions: i32, replication: i32) -> anyhow::Result<()> {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .create()
         .with_context(|| format!("creating Kafka admin client for {bootstrap}"))?;
     let new_topics: Vec<NewTopic> =
-        names.iter().map(|n| NewTopic::new(n, partitions, TopicReplication::Fixed(1))).collect();
+        names.iter().map(|n| NewTopic::new(n, partitions, TopicReplication::Fixed(replication))).collect();
     let options = AdminOptions::new()
         .operation_timeout(Some(Duration::from_secs(20)))
         .request_timeout(Some(Duration::from_secs(30)));

@@ -74,7 +74,13 @@ pub async fn start(service_name: &'static str, default_port: u16, migrator: &Mig
         topic_names.push(config.topics.name(topic).to_string());
         topic_names.push(config.topics.dead_letter(topic));
     }
-    kafka::ensure_topics(&config.kafka_bootstrap_servers, &topic_names, config.topic_partitions).await?;
+    kafka::ensure_topics(
+        &config.kafka_bootstrap_servers,
+        &topic_names,
+        config.topic_partitions,
+        config.topic_replication,
+    )
+    .await?;
     let producer = kafka::producer(&config.kafka_bootstrap_servers)?;
     let metrics = Metrics::new(service_name);
     let relay_pool = crate::db::connect_relay_pool(&config.database_url).await?;

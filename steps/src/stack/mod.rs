@@ -2,29 +2,41 @@
 //! loopback ports — PostgreSQL (Debian package), Apache Kafka (Maven Central jars), Apicurio
 //! Registry (Maven Central distribution) and the three services — started in dependency order,
 //! each waited for on a real readiness signal, all stopped when the [`Stack`] is shut down or
-//! dropped.
+//! dropped. [`Scale`] makes it several instances of each service on a Kafka cluster.
 
+pub mod instances;
 mod kafka;
 mod postgres;
 pub mod process;
 mod registry;
 
-pub use kafka::{repo_file, wait_until_serving};
+pub use kafka::{PartitionState, partitions, repo_file, wait_until_serving};
 pub use postgres::wait_accepting;
 pub use registry::{CCOMPAT_PATH, apicurio_env};
 
 use crate::Service;
 use anyhow::{Context, bail};
+use instances::Instances;
 use process::{Proc, free_port, wait_http_ok};
-use saga_contract::Topics;
-use std::collections::HashMap;
+use saga_contract::{SagaTopic, Topics};
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use tokio::process::Command;
 use tokio::sync::Mutex;
 
-/// How a service is (re)started: its binary, its environment and its HTTP port.
-type ServiceLaunch = (PathBuf, Vec<(String, String)>, u16);
+/// How big the stack is: processes per service and Kafka nodes (`instances`, `kafka_brokers`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Scale {
+    pub instances: usize,
+    pub brokers: usize,
+}
+
+impl Default for Scale {
+    fn default() -> Self {
+        Scale { instances: 1, brokers: 1 }
+    }
+}
 
 /// Where to find things and what to tell the services.
 #[derive(Debug, Clone)]
@@ -39,6 +51,8 @@ pub struct StackOptions {
     pub topics: Topics,
     /// Which build of the services to run, and extra environment for them.
     pub variant: ServiceVariant,
+    /// Instances per service and Kafka nodes.
+    pub scale: Scale,
 }
 
 /// Another build of the reference services, e.g. the self-test's: binaries named
@@ -83,11 +97,14 @@ pub struct Stack {
     postgres_base_url: String,
     pub log_dir: PathBuf,
     _work: tempfile::TempDir,
-    /// Infrastructure, stopped last (in reverse start order) by [`Stack::shutdown`].
+    pub scale: Scale,
+    /// PostgreSQL and the registry, stopped last (in reverse start order) by [`Stack::shutdown`].
     infrastructure: Mutex<Vec<Proc>>,
-    services: Mutex<HashMap<Service, Proc>>,
-    launch: HashMap<Service, ServiceLaunch>,
-    kafka_launch: kafka::BrokerLaunch,
+    /// Boxed, like `pg_launch`: a `Backend` variant should not be much wider than the others.
+    pub instances: Box<Instances>,
+    kafka: Box<kafka::Cluster>,
+    /// The Kafka node frozen by [`Stack::freeze_kafka`], to thaw.
+    frozen_kafka: Mutex<Option<i32>>,
     /// Boxed: kept only for the database-crash fault, it need not widen every `Backend`.
     pg_launch: Box<postgres::PgLaunch>,
 }
@@ -115,7 +132,12 @@ impl Stack {
         let apicurio = cache_dir().join("apicurio");
         kafka::fetch_from_maven("apicurio", &apicurio).await?;
         let work = tempfile::Builder::new().prefix("saga-stack-").tempdir()?;
-        progress(began, "starting PostgreSQL, then Apicurio Registry; Kafka alongside");
+        let scale = options.scale;
+        progress(
+            began,
+            &format!("starting PostgreSQL, then Apicurio Registry; Kafka ({} node(s)) alongside", scale.brokers),
+        );
+        let saga_topics: Vec<String> = SagaTopic::ALL.iter().map(|t| options.topics.name(*t).to_string()).collect();
         // The registry needs only PostgreSQL: it starts while the broker is still coming up.
         let pg_then_registry = async {
             let pg = postgres::Postgres::start(work.path(), &options.log_dir).await.context("PostgreSQL")?;
@@ -125,7 +147,10 @@ impl Stack {
             anyhow::Ok((pg, registry))
         };
         let kafka = async {
-            let kafka = kafka::Kafka::start(&options.kafka_libs, work.path(), &options.log_dir).await.context("Kafka")?;
+            let kafka =
+                kafka::Cluster::start(&options.kafka_libs, work.path(), &options.log_dir, scale.brokers, saga_topics)
+                    .await
+                    .context("Kafka")?;
             progress(began, &format!("Kafka on {}", kafka.bootstrap()));
             anyhow::Ok(kafka)
         };
@@ -133,27 +158,25 @@ impl Stack {
         let ((pg, registry), kafka) = (pg_and_registry?, kafka?);
         let registry_url = registry.url.clone();
 
-        let mut launch = HashMap::new();
-        let mut ports = HashMap::new();
+        let mut templates = BTreeMap::new();
         for service in Service::ALL {
-            let port = free_port()?;
             let mut env: Vec<(String, String)> = vec![
                 ("KAFKA_BOOTSTRAP_SERVERS".into(), kafka.bootstrap()),
                 ("SCHEMA_REGISTRY_URL".into(), registry_url.clone()),
                 ("DATABASE_URL".into(), pg.url(service.database())),
                 ("PUSH_GATEWAY_URL".into(), options.push_gateway_url.clone()),
-                ("HTTP_PORT".into(), port.to_string()),
             ];
             env.extend(options.topics.env_pairs().into_iter().map(|(k, v)| (k.to_string(), v)));
             env.extend(options.variant.env.get(&service).cloned().unwrap_or_default());
-            launch.insert(service, (options.bin_dir.join(options.variant.binary(service)), env, port));
-            ports.insert(service, port);
+            let bin = options.bin_dir.join(options.variant.binary(service));
+            templates.insert(service, instances::Template { bin, env });
         }
-        let url = |s: Service| format!("http://127.0.0.1:{}", ports[&s]);
+        let instances = Instances::plan(templates, scale.instances, options.log_dir.clone())?;
+        // The suite's HTTP requests go to instance 1 of each service (README, "Scaling").
         let endpoints = Endpoints {
-            order_url: url(Service::Order),
-            product_url: url(Service::Product),
-            payment_url: url(Service::Payment),
+            order_url: instances.url((Service::Order, 1))?,
+            product_url: instances.url((Service::Product, 1))?,
+            payment_url: instances.url((Service::Payment, 1))?,
             kafka_bootstrap: kafka.bootstrap(),
             registry_url,
         };
@@ -162,18 +185,47 @@ impl Stack {
             postgres_base_url: pg.url(""),
             log_dir: options.log_dir.clone(),
             _work: work,
-            infrastructure: Mutex::new(vec![pg.proc, kafka.proc, registry.proc]),
-            services: Mutex::new(HashMap::new()),
-            launch,
-            kafka_launch: kafka.launch,
+            scale,
+            infrastructure: Mutex::new(vec![pg.proc, registry.proc]),
+            instances: Box::new(instances),
+            kafka: Box::new(kafka),
+            frozen_kafka: Mutex::default(),
             pg_launch: Box::new(pg.launch),
         };
         let starts = Service::ALL.map(|s| stack.start_service(s));
         for result in futures::future::join_all(starts).await {
-            result?;
+            if let Err(e) = result {
+                stack.shutdown().await;
+                return Err(e);
+            }
         }
-        progress(began, "services up");
+        if scale.brokers > 1
+            && let Err(e) = stack.check_replication().await
+        {
+            stack.shutdown().await;
+            return Err(e);
+        }
+        progress(began, &format!("services up ({} instance(s) of each)", scale.instances));
         Ok(stack)
+    }
+
+    /// Every partition of the saga topics has as many replicas as the cluster promises (the
+    /// services create them with the broker's default replication factor).
+    async fn check_replication(&self) -> anyhow::Result<()> {
+        let want = self.scale.brokers.min(3);
+        let topics = self.kafka.saga_topics();
+        let partitions = kafka::partitions(&self.endpoints.kafka_bootstrap, topics).await?;
+        let short: Vec<String> = partitions
+            .iter()
+            .filter(|(_, p)| p.replicas != want)
+            .map(|((t, n), p)| format!("{t}[{n}]: {}", p.replicas))
+            .collect();
+        anyhow::ensure!(
+            short.is_empty() && partitions.len() >= topics.len(),
+            "saga topic partitions with a replica count other than {want}: {short:?} ({} partitions seen): a service created its topics with an explicit replication factor; leave TOPIC_REPLICATION_FACTOR unset so the cluster's default applies",
+            partitions.len()
+        );
+        Ok(())
     }
 
     /// URL of one of the stack's databases (`order_db`, …), e.g. for benchmarks.
@@ -182,81 +234,83 @@ impl Stack {
     }
 
     /// `(process name, pid)` of every running process of the stack — `postgresql` (the
-    /// postmaster), `kafka`, `schema-registry` and the services by binary name — e.g. to
+    /// postmaster), `schema-registry`, every Kafka node and every service instance — e.g. to
     /// sample CPU and memory.
     pub async fn pids(&self) -> Vec<(String, u32)> {
         let infrastructure = self.infrastructure.lock().await;
-        let services = self.services.lock().await;
-        infrastructure.iter().chain(services.values()).filter_map(|p| p.id().map(|id| (p.name.clone(), id))).collect()
+        let mut pids: Vec<(String, u32)> =
+            infrastructure.iter().filter_map(|p| p.id().map(|id| (p.name.clone(), id))).collect();
+        pids.extend(self.kafka.pids().await);
+        pids.extend(self.instances.all_pids().await);
+        pids
     }
 
-    /// Starts (or restarts) one service on its port and waits for `/health`.
+    /// Starts (or restarts) every stopped instance of one service and waits for their `/health`.
     pub async fn start_service(&self, service: Service) -> anyhow::Result<()> {
-        let (bin, env, port) = &self.launch[&service];
-        let mut command = Command::new(bin);
-        command.envs(env.iter().map(|(k, v)| (k, v)));
-        let mut proc =
-            Proc::spawn(service.binary(), command, &self.log_dir.join(format!("{}.log", service.binary())), None)?;
-        wait_http_ok(&mut proc, &format!("http://127.0.0.1:{port}/health"), Duration::from_secs(60)).await?;
-        self.services.lock().await.insert(service, proc);
+        self.instances.start_service(service).await
+    }
+
+    /// Stops every instance of one service: gracefully (SIGTERM) or as a crash (SIGKILL).
+    pub async fn stop_service(&self, service: Service, crash: bool) -> anyhow::Result<()> {
+        self.instances.stop_service(service, crash).await
+    }
+
+    /// Freezes (SIGSTOP) or thaws (SIGCONT) a Kafka node ([`kafka::Cluster::target`] picks which):
+    /// it stops answering without closing connections, the way a hung broker or a network
+    /// partition looks to clients.
+    pub async fn freeze_kafka(&self, frozen: bool) -> anyhow::Result<()> {
+        let mut slot = self.frozen_kafka.lock().await;
+        let node = match (frozen, *slot) {
+            (true, _) => self.kafka.target().await?,
+            (false, Some(node)) => node,
+            (false, None) => anyhow::bail!("no Kafka node is frozen"),
+        };
+        freeze(self.kafka.pid(node).await?, frozen).await?;
+        *slot = frozen.then_some(node);
         Ok(())
     }
 
-    /// Stops one service: gracefully (SIGTERM) or as a crash (SIGKILL).
-    pub async fn stop_service(&self, service: Service, crash: bool) -> anyhow::Result<()> {
-        let proc = self.services.lock().await.remove(&service).with_context(|| format!("{service} is not running"))?;
-        if crash {
-            proc.kill().await
-        } else {
-            proc.stop(Duration::from_secs(10)).await
+    /// Pauses (SIGSTOP) or resumes (SIGCONT) every instance of one service, like `docker pause`.
+    pub async fn pause_service(&self, service: Service, paused: bool) -> anyhow::Result<()> {
+        for pid in self.instances.pids(service, None).await? {
+            freeze(pid, paused).await?;
         }
         Ok(())
     }
 
-    /// Freezes (SIGSTOP) or thaws (SIGCONT) the Kafka broker: it stops answering without
-    /// closing connections, the way a hung broker or a network partition looks to clients.
-    pub async fn freeze_kafka(&self, frozen: bool) -> anyhow::Result<()> {
-        let infrastructure = self.infrastructure.lock().await;
-        let kafka = infrastructure
-            .iter()
-            .find(|p| p.name == "kafka")
-            .and_then(Proc::id)
-            .context("the Kafka broker is not running")?;
-        freeze(kafka, frozen).await
+    /// Waits until every saga partition has a leader among the running Kafka nodes (see
+    /// [`kafka::Cluster::wait_leaders`]).
+    pub async fn wait_kafka_leaders(&self, deadline: Duration) -> anyhow::Result<Duration> {
+        self.kafka.wait_leaders(deadline).await
     }
 
-    /// Pauses (SIGSTOP) or resumes (SIGCONT) one service, like `docker pause`.
-    pub async fn pause_service(&self, service: Service, paused: bool) -> anyhow::Result<()> {
-        let services = self.services.lock().await;
-        let pid = services.get(&service).and_then(Proc::id).with_context(|| format!("{service} is not running"))?;
-        freeze(pid, paused).await
-    }
-
-    /// Stops the broker gracefully; its port and data stay for [`Stack::start_kafka`].
-    pub async fn stop_kafka(&self) -> anyhow::Result<()> {
-        let mut infrastructure = self.infrastructure.lock().await;
-        let at = infrastructure.iter().position(|p| p.name == "kafka").context("the Kafka broker is not running")?;
-        infrastructure.remove(at).stop(Duration::from_secs(30)).await;
+    /// Pauses or resumes one instance of a service.
+    pub async fn pause_instance(&self, instance: instances::InstanceId, paused: bool) -> anyhow::Result<()> {
+        for pid in self.instances.pids(instance.0, Some(instance.1)).await? {
+            freeze(pid, paused).await?;
+        }
         Ok(())
     }
 
-    /// Starts the broker again on its port and data, after [`Stack::stop_kafka`].
+    /// Stops a Kafka node gracefully — the only one, or in a cluster the one leading the most
+    /// saga partitions; its port and data stay for [`Stack::start_kafka`]. Returns its id.
+    pub async fn stop_kafka(&self) -> anyhow::Result<i32> {
+        let node = self.kafka.target().await?;
+        self.kafka.take_down(node, false).await?;
+        Ok(node)
+    }
+
+    /// Starts the node [`Stack::stop_kafka`] or [`Stack::kill_kafka`] took down, on its port and data.
     pub async fn start_kafka(&self) -> anyhow::Result<()> {
-        let proc = self.kafka_launch.spawn().await?;
-        let mut infrastructure = self.infrastructure.lock().await;
-        // Back in its start-order slot, after PostgreSQL, so shutdown still stops it before.
-        let at = infrastructure.len().min(1);
-        infrastructure.insert(at, proc);
-        Ok(())
+        self.kafka.restart().await.map(|_| ())
     }
 
-    /// Kills the broker (SIGKILL: no controlled shutdown); its port and data stay for
-    /// [`Stack::start_kafka`], which recovers its logs on start.
-    pub async fn kill_kafka(&self) -> anyhow::Result<()> {
-        let mut infrastructure = self.infrastructure.lock().await;
-        let at = infrastructure.iter().position(|p| p.name == "kafka").context("the Kafka broker is not running")?;
-        infrastructure.remove(at).kill().await;
-        Ok(())
+    /// Kills a Kafka node (SIGKILL: no controlled shutdown), chosen as [`Stack::stop_kafka`]
+    /// chooses; [`Stack::start_kafka`] recovers its logs on start. Returns its id.
+    pub async fn kill_kafka(&self) -> anyhow::Result<i32> {
+        let node = self.kafka.target().await?;
+        self.kafka.take_down(node, true).await?;
+        Ok(node)
     }
 
     /// Kills the PostgreSQL server as a crash of its machine or container would: the
@@ -292,11 +346,15 @@ impl Stack {
         postgres::wait_accepting(&self.database_url("postgres"), Duration::from_secs(30)).await
     }
 
-    /// Stops everything, services first, waiting for each to exit.
+    /// Stops everything, services first, then the registry, Kafka and PostgreSQL, waiting for
+    /// each to exit.
     pub async fn shutdown(&self) {
-        let services: Vec<Proc> = self.services.lock().await.drain().map(|(_, p)| p).collect();
-        futures::future::join_all(services.into_iter().map(|p| p.stop(Duration::from_secs(10)))).await;
+        self.instances.shutdown().await;
         let mut infrastructure = self.infrastructure.lock().await;
+        while let Some(proc) = infrastructure.pop_if(|p| p.name != "postgresql") {
+            proc.stop(Duration::from_secs(20)).await;
+        }
+        self.kafka.shutdown().await;
         while let Some(proc) = infrastructure.pop() {
             proc.stop(Duration::from_secs(20)).await;
         }

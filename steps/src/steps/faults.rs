@@ -22,6 +22,12 @@ pub(super) enum Fault {
     BrokerKilled,
     /// The PostgreSQL server killed (every service's database, in our stacks).
     DatabaseKilled,
+    /// One instance of several killed (SIGKILL); undone by starting it again.
+    InstanceKilled(Service, usize),
+    /// One instance of several paused (SIGSTOP); undone by resuming it.
+    InstancePaused(Service, usize),
+    /// An instance added to the running ones; undone by stopping and forgetting it.
+    InstanceAdded(Service, usize),
 }
 
 impl SagaWorld {
@@ -43,11 +49,18 @@ impl SagaWorld {
                 backend.start_broker(self.env.topics.name(SagaTopic::OrderCreated)).await
             }
             Fault::DatabaseKilled => backend.start_database().await,
+            Fault::InstanceKilled(service, n) => {
+                backend.scaled_stack("restarting")?.instances.start((service, n)).await
+            }
+            Fault::InstancePaused(service, n) => {
+                backend.scaled_stack("resuming")?.pause_instance((service, n), false).await
+            }
+            Fault::InstanceAdded(service, n) => backend.scaled_stack("removing")?.instances.remove((service, n)).await,
         }
     }
 
     /// Puts `fault` in place through the backend and notes when.
-    async fn put(&mut self, fault: Fault, what: &str) {
+    pub(super) async fn put(&mut self, fault: Fault, what: &str) {
         let began_ms = now_millis();
         let backend = &self.env.backend;
         let outcome = match fault {
@@ -57,20 +70,47 @@ impl SagaWorld {
             Fault::Killed(service) => backend.kill_service(service).await,
             Fault::BrokerKilled => backend.kill_broker().await,
             Fault::DatabaseKilled => backend.kill_database().await,
+            Fault::InstanceKilled(service, n) => match backend.scaled_stack(what) {
+                Ok(stack) => stack.instances.stop((service, n), true).await,
+                Err(e) => Err(e),
+            },
+            Fault::InstancePaused(service, n) => match backend.scaled_stack(what) {
+                Ok(stack) => stack.pause_instance((service, n), true).await,
+                Err(e) => Err(e),
+            },
+            Fault::InstanceAdded(..) => Err(anyhow::anyhow!("an instance is added by its step, then recorded")),
         };
         outcome.unwrap_or_else(|e| panic!("{what}: {e:#}"));
+        self.record_fault(fault, began_ms);
+    }
+
+    /// Notes `fault` as in place since `began_ms` (to undo after the scenario, and for the checkers).
+    pub(super) fn record_fault(&mut self, fault: Fault, began_ms: i64) {
         self.faults.push(fault);
         self.fault_spans.push((fault, FaultSpan { began_ms, in_place_ms: now_millis(), lifted_ms: None }));
     }
 
+    /// Marks the last fault's effect as over without undoing it — the implementation absorbed it
+    /// (the survivors took a dead instance's partitions over, new leaders were elected): from now
+    /// on intake must answer as if nothing happened. The fault itself is undone after the scenario.
+    pub(super) fn absorbed(&mut self, what: &str) {
+        let (_, span) = self.fault_spans.last_mut().unwrap_or_else(|| panic!("{what}: no fault was put in place"));
+        span.lifted_ms.get_or_insert(now_millis());
+    }
+
     /// Lifts whichever of `candidates` is in place (e.g. a service stopped or killed).
     async fn lift(&mut self, candidates: &[Fault], what: &str) {
+        self.lift_where(|f| candidates.contains(f), what).await
+    }
+
+    /// Lifts the newest fault in place that `matches`.
+    pub(super) async fn lift_where(&mut self, matches: impl Fn(&Fault) -> bool, what: &str) {
         let fault = *self
             .faults
             .iter()
             .rev()
-            .find(|f| candidates.contains(f))
-            .unwrap_or_else(|| panic!("{what}: none of {candidates:?} is in place"));
+            .find(|f| matches(f))
+            .unwrap_or_else(|| panic!("{what}: no such fault is in place ({:?})", self.faults));
         let outcome = self.undo(fault).await;
         self.faults.retain(|f| *f != fault);
         outcome.unwrap_or_else(|e| panic!("{what}: {e:#}"));
@@ -145,7 +185,8 @@ async fn service_zombie(world: &mut SagaWorld, name: String) {
     tokio::time::sleep(world.env.config.zombie_pause()).await;
 }
 
-#[when("the Kafka broker is killed")]
+/// On a cluster the backend picks the node leading the most saga partitions (either wording).
+#[when(regex = r"^the Kafka broker(?: leading the saga topics' partitions)? is killed$")]
 async fn broker_killed(world: &mut SagaWorld) {
     world.put(Fault::BrokerKilled, "killing the Kafka broker").await;
 }

@@ -11,6 +11,7 @@ mod late;
 mod load;
 mod orders;
 mod saga;
+mod scale;
 mod timing;
 mod wire;
 

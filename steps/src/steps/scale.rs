@@ -1,0 +1,106 @@
+//! Steps of the scale scenarios (`features/scale.feature`): faults on one instance of several
+//! (killed, paused, one added) and on the Kafka node leading the saga partitions, and the
+//! conditions that show the implementation absorbed them — the consumer group spread its
+//! partitions over the live instances, the cluster elected leaders on the live nodes. The load,
+//! the other faults and every check are the crash scenarios' own (`load.rs`, `faults.rs`,
+//! `checkers_crash.rs`).
+
+use super::SagaWorld;
+use super::faults::Fault;
+use crate::Service;
+use crate::groups::consumer_of;
+use crate::membership::{self, Partition};
+use cucumber::when;
+use saga_contract::{SagaTopic, now_millis};
+use std::collections::BTreeSet;
+
+fn service(name: &str) -> Service {
+    Service::parse(name).expect("a service name")
+}
+
+impl SagaWorld {
+    fn stack(&self, what: &str) -> &crate::stack::Stack {
+        self.env.backend.scaled_stack(what).unwrap_or_else(|e| panic!("{e:#}"))
+    }
+
+    /// The instances of `service` that run and are not paused by this scenario.
+    async fn live_instances(&self, service: Service) -> usize {
+        let running = self.stack("counting instances").instances.running(service).await;
+        let paused = |n: &usize| self.faults.contains(&Fault::InstancePaused(service, *n));
+        running.iter().filter(|n| !paused(n)).count()
+    }
+}
+
+/// Kills (SIGKILL) or pauses (SIGSTOP) one instance other than the one the suite talks to.
+#[when(regex = r"^a (Order|Product|Payment) Service instance is (killed|paused)$")]
+async fn instance_fault(world: &mut SagaWorld, name: String, how: String) {
+    let service = service(&name);
+    let what = format!("{} an instance of the {service}", if how == "killed" { "killing" } else { "pausing" });
+    let n = world.stack(&what).instances.victim(service).await.unwrap_or_else(|e| panic!("{what}: {e:#}"));
+    let fault = if how == "killed" { Fault::InstanceKilled(service, n) } else { Fault::InstancePaused(service, n) };
+    world.put(fault, &format!("{what} (instance {n})")).await;
+}
+
+#[when(regex = r"^the paused (Order|Product|Payment) Service instance is resumed$")]
+async fn instance_resumed(world: &mut SagaWorld, name: String) {
+    let service = service(&name);
+    let what = format!("resuming the paused instance of the {service}");
+    world.lift_where(|f| matches!(f, Fault::InstancePaused(s, _) if *s == service), &what).await;
+}
+
+/// A new instance joins the consumer group while the load runs: a rebalance. It stays until the
+/// scenario ends.
+#[when(regex = r"^a (Order|Product|Payment) Service instance is added$")]
+async fn instance_added(world: &mut SagaWorld, name: String) {
+    let service = service(&name);
+    let what = format!("adding an instance of the {service}");
+    let began_ms = now_millis();
+    let n = world.stack(&what).instances.add(service).await.unwrap_or_else(|e| panic!("{what}: {e:#}"));
+    eprintln!("[scale] instance {n} of the {service} serves");
+    world.record_fault(Fault::InstanceAdded(service, n), began_ms);
+}
+
+/// The group handed the partitions of the service's topics to its live instances (a dead or hung
+/// member's went to the others, a new member got its share). With static membership a killed or
+/// hung member keeps its partitions until its session times out, so this takes about that long.
+#[when(regex = r"^the (Order|Product|Payment) Service's partitions are spread over its live instances$")]
+async fn partitions_spread(world: &mut SagaWorld, name: String) {
+    let service = service(&name);
+    let env = world.env.clone();
+    let group = env.groups.group_of(service).unwrap_or_else(|| panic!("the {service}'s consumer group is not known"));
+    let topics: Vec<String> = SagaTopic::ALL
+        .into_iter()
+        .filter(|t| consumer_of(*t) == Some(service))
+        .map(|t| env.topics.name(t).to_string())
+        .collect();
+    let partitions = crate::stack::partitions(&env.endpoints.kafka_bootstrap, &topics)
+        .await
+        .unwrap_or_else(|e| panic!("reading the partitions of {topics:?}: {e:#}"));
+    let all: BTreeSet<Partition> = partitions.into_keys().collect();
+    let live = world.live_instances(service).await;
+    let deadline = world.deadline();
+    match membership::wait_spread(&env.endpoints.kafka_bootstrap, group, &all, live, deadline).await {
+        Ok(took) => {
+            eprintln!("[scale] {group}: {} partition(s) spread over {live} live instance(s) after {took:?}", all.len())
+        }
+        Err(last) => panic!(
+            "the {service}'s group {group} did not spread its {} partitions over its {live} live instance(s) within {deadline:?}: {last} (a killed or paused member is dropped once its session times out — KAFKA_SESSION_TIMEOUT_MS)",
+            all.len()
+        ),
+    }
+    // Before any fault this is the scenario's precondition (every instance has work to lose).
+    if !world.fault_spans.is_empty() {
+        world.absorbed(&format!("waiting for {group} to rebalance"));
+    }
+}
+
+/// The cluster took over from the node that went down: every saga partition has a leader among
+/// the running nodes again, with enough replicas in sync to accept `acks=all` writes.
+#[when("the saga topics' partitions have leaders on the running brokers")]
+async fn leaders_elected(world: &mut SagaWorld) {
+    let deadline = world.deadline();
+    let took =
+        world.stack("waiting for new leaders").wait_kafka_leaders(deadline).await.unwrap_or_else(|e| panic!("{e:#}"));
+    eprintln!("[scale] saga partitions led by the running Kafka nodes after {took:?}");
+    world.absorbed("waiting for new partition leaders");
+}
