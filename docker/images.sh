@@ -270,24 +270,10 @@ build_kafka() {
   build_one "$name" "$ctx"
 }
 
-# The newest Java home of at least 21 (its release file's JAVA_VERSION): SAGA_JAVA_HOME, JAVA_HOME,
-# /usr/lib/jvm/* — the same search as the processes backend's (steps/src/stack/registry.rs).
-find_java21() {
-  local home major best="" best_major=0
-  for home in "${SAGA_JAVA_HOME:-}" "${JAVA_HOME:-}" /usr/lib/jvm/*; do
-    [[ -n "$home" && -x "$home/bin/java" && -f "$home/release" ]] || continue
-    major="$(sed -n 's/^JAVA_VERSION="\([0-9]*\).*/\1/p' "$home/release")"
-    [[ "$major" == 1 ]] && major=8
-    if [[ -n "$major" ]] && (( major >= 21 && major > best_major )); then best="$home"; best_major="$major"; fi
-  done
-  [[ -n "$best" ]] || die "no Java 21 or newer found (SAGA_JAVA_HOME, JAVA_HOME, /usr/lib/jvm/*): the registry image needs one to link its runtime from; install one (e.g. Temurin 21+) and set SAGA_JAVA_HOME"
-  echo "$best"
-}
-
 # A small Java runtime for the registry image, linked once per Java build into the cache.
 registry_jre() {
   local java_home release key jre="$cache/apicurio-jre"
-  java_home="$(find_java21)"
+  java_home="$("$here/find-java21.sh")" || exit 1
   release="$(sha256sum "$java_home/release" | cut -c1-16)"
   key="$java_home $release"
   if [[ "$(cat "$jre/.linked-from" 2>/dev/null)" != "$key" ]]; then
