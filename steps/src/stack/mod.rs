@@ -17,7 +17,7 @@ pub use registry::{CCOMPAT_PATH, apicurio_env};
 use crate::Service;
 use anyhow::{Context, bail};
 use instances::Instances;
-use process::{Proc, free_port, wait_http_ok};
+use process::Proc;
 use saga_contract::{SagaTopic, Topics};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
