@@ -73,7 +73,7 @@ pub fn apicurio_env(jdbc_url: &str, user: &str, password: &str) -> Vec<(String, 
 /// of: `SAGA_JAVA_HOME`, `JAVA_HOME`, `/usr/lib/jvm/*`.
 pub fn find_java(min: u32) -> anyhow::Result<PathBuf> {
     let mut candidates: Vec<PathBuf> =
-        ["SAGA_JAVA_HOME", "JAVA_HOME"].iter().filter_map(|v| std::env::var_os(v)).map(PathBuf::from).collect();
+        ["SAGA_JAVA_HOME", "JAVA_HOME"].iter().filter_map(std::env::var_os).map(PathBuf::from).collect();
     if let Ok(entries) = std::fs::read_dir("/usr/lib/jvm") {
         candidates.extend(entries.flatten().map(|e| e.path()));
     }
