@@ -1,6 +1,5 @@
 //! A single-node Apache Kafka broker (KRaft, combined broker + controller) run from the jars
 //! that `docker/fetch-maven.sh kafka` resolves from Maven Central into the cache directory.
-
 //! Or (`kafka_brokers = 3` in `conformance.toml`) a cluster of 3 or more such nodes sharing one
 //! controller quorum, with replication factor 3 and `min.insync.replicas` 2.
 
