@@ -3,7 +3,7 @@
 # SAGA_JAVA_HOME, JAVA_HOME and /usr/lib/jvm/*, or fails saying how to get one. Apicurio Registry 3
 # is built for Java 21; the Kafka broker and Maven run on Debian's 17. Machines of this project's
 # kind ship a Temurin JDK beside Debian's; Debian bookworm itself packages only 17.
-# The processes backend searches the same places (steps/src/stack/registry.rs).
+# The processes backend searches the same places (steps/src/backend/processes/registry.rs).
 set -euo pipefail
 
 best="" best_major=0

@@ -11,8 +11,9 @@ Feature: Scaling out: several instances of each service on a three-node Kafka cl
   faults and the checks are those of the crash scenarios (`crash.feature`).
 
   These scenarios need a scaled-out stack — `instances = 2` (or more) and `kafka_brokers = 3` on
-  the processes backend — and are skipped, with that reason, on a smaller one: scaling out is a
-  deployment an implementation may offer (`@should`), and when it runs it must hold. The suite's
+  the processes or containers backend, or declared with the commands of an external one — and
+  are skipped, with that reason, on a smaller one: scaling out is a deployment an
+  implementation may offer (`@should`), and when it runs it must hold. The suite's
   HTTP requests go to instance 1 of each service; a fault on "an instance" hits another one.
   A fault counts as absorbed (intake must answer normally again) once the group has spread the
   partitions over the live instances, or the cluster has elected leaders on the running nodes.

@@ -31,12 +31,13 @@ pub struct Config {
     pub baseline: Option<PathBuf>,
     /// Scenarios run at the same time (each has its own ids, so they do not interfere).
     pub concurrency: usize,
-    /// Processes of each service the processes backend starts, all in the service's consumer
-    /// group (`SAGA_INSTANCES`). The suite's HTTP requests go to the first; the `@SCALE`
-    /// scenarios need 2 or more.
+    /// Instances of each service (`SAGA_INSTANCES`): processes or containers the backend starts,
+    /// all in the service's consumer group — or, external, how many the implementation runs. The
+    /// suite's HTTP requests go to the first; the `@SCALE` scenarios need 2 or more.
     pub instances: usize,
-    /// Kafka nodes the processes backend starts (`SAGA_KAFKA_BROKERS`): 1, or a KRaft cluster of
-    /// 3 or more with replication factor 3 and `min.insync.replicas` 2. `@SCALE` needs 3.
+    /// Kafka nodes (`SAGA_KAFKA_BROKERS`): 1, or a KRaft cluster of 3 or more with replication
+    /// factor 3 and `min.insync.replicas` 2 that the processes or containers backend starts — or,
+    /// external, how many the implementation's cluster has. `@SCALE` needs 3.
     pub kafka_brokers: usize,
     /// Topic name overrides, keyed like the env vars without `TOPIC_` (e.g. `order_created`).
     pub topics: HashMap<String, String>,
@@ -49,7 +50,7 @@ pub struct Config {
     /// The processes backend's build of the services (set by `saga-conformance selftest`,
     /// never read from a file).
     #[serde(skip)]
-    pub service_variant: crate::stack::ServiceVariant,
+    pub service_variant: crate::backend::processes::ServiceVariant,
 }
 
 /// Images for the `containers` backend. Another implementation runs by changing these names;
@@ -189,7 +190,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             backend: BackendKind::Processes,
-            features: crate::stack::repo_file("features"),
+            features: crate::backend::paths::repo_file("features"),
             report_dir: PathBuf::from("reports/latest"),
             baseline: None,
             concurrency: 8,
@@ -255,38 +256,57 @@ impl Default for External {
     }
 }
 
+/// What a run takes from its command line or environment over the config file: the `SAGA_*`
+/// variables, declared here so `saga-conformance run --help` lists them, and read the same way
+/// when the suite runs as `cargo test` ([`Overrides::from_env`]).
+#[derive(Debug, Default, Clone, clap::Parser)]
+pub struct Overrides {
+    /// Where the implementation runs.
+    #[arg(long, value_enum, env = "SAGA_BACKEND")]
+    pub backend: Option<BackendKind>,
+    /// Where the reports go (default reports/latest).
+    #[arg(long, env = "SAGA_REPORT_DIR")]
+    pub report_dir: Option<PathBuf>,
+    /// Instances of each service (README, "Scaling"; default 1).
+    #[arg(long, env = "SAGA_INSTANCES")]
+    pub instances: Option<usize>,
+    /// Kafka nodes: 1, or 3 to 5 for a replicated cluster (default 1).
+    #[arg(long, env = "SAGA_KAFKA_BROKERS")]
+    pub kafka_brokers: Option<usize>,
+    /// Multiplies every timing budget of `[timing]` (a slower machine).
+    #[arg(long, env = "SAGA_TIMING_SCALE")]
+    pub timing_scale: Option<f64>,
+}
+
+impl Overrides {
+    /// The `SAGA_*` variables alone (no command line), e.g. under `cargo test`.
+    pub fn from_env() -> anyhow::Result<Overrides> {
+        use clap::Parser;
+        Overrides::try_parse_from(["saga-conformance"]).map_err(|e| anyhow::anyhow!("a SAGA_* variable: {e}"))
+    }
+}
+
 impl Config {
     /// Reads `path` (or `conformance.toml` in the working directory if it exists), then applies
-    /// `SAGA_*` environment overrides.
+    /// the `SAGA_*` environment variables.
     pub fn load(path: Option<&Path>) -> anyhow::Result<Config> {
+        Self::load_with(path, &Overrides::from_env()?)
+    }
+
+    /// Reads `path` as [`Config::load`] does, then applies `overrides`.
+    pub fn load_with(path: Option<&Path>, overrides: &Overrides) -> anyhow::Result<Config> {
         let mut config = match path {
             Some(p) => Self::from_file(p)?,
             None if Path::new("conformance.toml").exists() => Self::from_file(Path::new("conformance.toml"))?,
             None => Config::default(),
         };
-        if let Ok(b) = std::env::var("SAGA_BACKEND") {
-            config.backend = match b.as_str() {
-                "processes" => BackendKind::Processes,
-                "containers" => BackendKind::Containers,
-                "external" => BackendKind::External,
-                other => anyhow::bail!("SAGA_BACKEND={other}: use processes, containers or external"),
-            };
-        }
-        if let Ok(dir) = std::env::var("SAGA_REPORT_DIR") {
-            config.report_dir = dir.into();
-        }
-        for (var, field) in
-            [("SAGA_INSTANCES", &mut config.instances), ("SAGA_KAFKA_BROKERS", &mut config.kafka_brokers)]
-        {
-            if let Ok(n) = std::env::var(var) {
-                *field = n.parse().with_context(|| format!("{var}={n} is not a whole number"))?;
-            }
-        }
+        let o = overrides.clone();
+        config.backend = o.backend.unwrap_or(config.backend);
+        config.report_dir = o.report_dir.unwrap_or(config.report_dir);
+        config.instances = o.instances.unwrap_or(config.instances);
+        config.kafka_brokers = o.kafka_brokers.unwrap_or(config.kafka_brokers);
+        config.timing.scale = o.timing_scale.unwrap_or(config.timing.scale);
         config.scale()?;
-        if let Ok(scale) = std::env::var("SAGA_TIMING_SCALE") {
-            config.timing.scale =
-                scale.parse().with_context(|| format!("SAGA_TIMING_SCALE={scale} is not a number"))?;
-        }
         Ok(config)
     }
 
@@ -320,8 +340,8 @@ impl Config {
             .collect()
     }
 
-    /// The processes backend's scale (`instances`, `kafka_brokers`), checked.
-    pub fn scale(&self) -> anyhow::Result<crate::stack::Scale> {
+    /// The stack's scale (`instances`, `kafka_brokers`), checked.
+    pub fn scale(&self) -> anyhow::Result<crate::backend::Scale> {
         anyhow::ensure!(
             (1..=8).contains(&self.instances),
             "instances = {}: run 1 to 8 processes of each service",
@@ -332,7 +352,7 @@ impl Config {
             "kafka_brokers = {}: use 1 (a single node) or 3 to 5 (a cluster with replication factor 3 and min.insync.replicas 2)",
             self.kafka_brokers
         );
-        Ok(crate::stack::Scale { instances: self.instances, brokers: self.kafka_brokers })
+        Ok(crate::backend::Scale { instances: self.instances, brokers: self.kafka_brokers })
     }
 
     pub fn outcome_deadline(&self) -> Duration {

@@ -4,9 +4,9 @@
 //! services black-box — over HTTP, Kafka and push notifications — and checks it against the
 //! documented requirements in `features/`:
 //!
-//! - [`stack`]: the `processes` backend (the reference stack as local processes);
-//! - [`backend`]: picking and driving a backend (`processes`, `containers`, `external`);
-//! - [`containers`]: the `containers` backend (testcontainers);
+//! - [`backend`]: where the implementation runs and how faults are put on it — `processes` (the
+//!   reference stack as local processes), `containers` (testcontainers), `external` (URLs and
+//!   commands), one folder each;
 //! - [`tap`]: a Kafka consumer that records every saga record, decoded and validated;
 //! - [`checkers`]: Jepsen-style checks over the tap's log (keys, order, duplicates);
 //! - [`groups`]: the implementation's consumer groups' committed offsets (when was a record consumed);
@@ -28,7 +28,6 @@ pub mod bench;
 pub mod checkers;
 pub mod checkers_crash;
 pub mod config;
-pub mod containers;
 pub mod fields;
 pub mod groups;
 pub mod junit;
@@ -38,7 +37,6 @@ pub mod report;
 pub mod runner;
 pub mod selftest;
 pub mod sink;
-pub mod stack;
 pub mod steps;
 pub mod svg;
 pub mod tap;

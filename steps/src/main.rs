@@ -8,9 +8,9 @@
 //! ```
 
 use clap::{Parser, Subcommand};
-use saga_conformance::config::{BackendKind, Config};
+use saga_conformance::backend::processes::{Stack, StackOptions};
+use saga_conformance::config::{Config, Overrides};
 use saga_conformance::sink::PushSink;
-use saga_conformance::stack::{Stack, StackOptions, cache_dir, default_bin_dir};
 use std::path::PathBuf;
 
 #[derive(Parser)]
@@ -29,13 +29,11 @@ enum Command {
         /// conformance.toml (default: ./conformance.toml if present, else built-in defaults).
         #[arg(long)]
         config: Option<PathBuf>,
-        #[arg(long, value_enum)]
-        backend: Option<BackendKind>,
+        #[command(flatten)]
+        overrides: Overrides,
         /// Cucumber tag expression, e.g. "@FLOW or @FAIL", "not @TIME".
         #[arg(long)]
         tags: Option<String>,
-        #[arg(long)]
-        report_dir: Option<PathBuf>,
         /// Expected failures (`known.toml`: `[expected_failures]` with `REQ-ID = "reason"`):
         /// reported, but they do not fail the run.
         #[arg(long)]
@@ -76,6 +74,7 @@ async fn main() -> std::process::ExitCode {
                 .unwrap_or_else(|_| "warn,rdkafka=off,librdkafka=off".into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     match run(Cli::parse()).await {
         Ok(code) => code,
@@ -88,14 +87,8 @@ async fn main() -> std::process::ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
     match cli.command {
-        Command::Run { config, backend, tags, report_dir, baseline } => {
-            let mut config = Config::load(config.as_deref())?;
-            if let Some(b) = backend {
-                config.backend = b;
-            }
-            if let Some(dir) = report_dir {
-                config.report_dir = dir;
-            }
+        Command::Run { config, overrides, tags, baseline } => {
+            let mut config = Config::load_with(config.as_deref(), &overrides)?;
             if baseline.is_some() {
                 config.baseline = baseline;
             }
@@ -142,15 +135,9 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 (None, port) => format!("http://127.0.0.1:{}/push", port.unwrap_or_default()),
             };
             let config = Config::load(None)?;
-            let options = StackOptions {
-                bin_dir: default_bin_dir(),
-                kafka_libs: cache_dir().join("kafka-libs"),
-                log_dir: PathBuf::from("reports/stack/logs"),
-                push_gateway_url: push_url.clone(),
-                topics: config.topic_map(),
-                variant: Default::default(),
-                scale: config.scale()?,
-            };
+            let mut options =
+                StackOptions::reference(PathBuf::from("reports/stack/logs"), &push_url, config.topic_map());
+            options.scale = config.scale()?;
             let stack = Stack::start(options).await?;
             let e = &stack.endpoints;
             println!("reference stack is up (Ctrl-C stops it)");

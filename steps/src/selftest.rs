@@ -8,9 +8,9 @@
 //! requirements) is printed and written to `selftest.json` and `index.html`.
 
 use crate::Service;
+use crate::backend::processes::ServiceVariant;
 use crate::config::{BackendKind, Config};
 use crate::report::Status;
-use crate::stack::ServiceVariant;
 use crate::svg::esc;
 use serde::Serialize;
 use std::fmt::Write as _;

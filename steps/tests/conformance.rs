@@ -29,7 +29,7 @@ async fn main() -> std::process::ExitCode {
         };
         // Tests always judge the reference implementation, wherever a conformance.toml points.
         config.backend = backend;
-        config.report_dir = saga_conformance::stack::repo_file(&format!("reports/cargo-test/{name}"));
+        config.report_dir = saga_conformance::backend::paths::repo_file(&format!("reports/cargo-test/{name}"));
         println!("conformance: running the suite on the {name} backend (report: {})", config.report_dir.display());
         match saga_conformance::runner::run(config, std::env::var("SAGA_TAGS").ok()).await {
             Ok(summary) => {

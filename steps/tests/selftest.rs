@@ -18,7 +18,7 @@ async fn main() -> std::process::ExitCode {
         let faults = saga_conformance::selftest::select(&only)?;
         // Tests always judge the reference implementation, wherever a conformance.toml points.
         let config = Config::load(None)?;
-        let report_dir = saga_conformance::stack::repo_file("reports/cargo-test/selftest");
+        let report_dir = saga_conformance::backend::paths::repo_file("reports/cargo-test/selftest");
         println!("selftest: {} faults (report: {})", faults.len(), report_dir.display());
         saga_conformance::selftest::run(config, &faults, &report_dir).await
     }

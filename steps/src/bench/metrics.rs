@@ -3,7 +3,7 @@
 //! implementation without these metrics simply has no handler times in the report.
 
 use crate::Service;
-use crate::stack::Endpoints;
+use crate::backend::Endpoints;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;

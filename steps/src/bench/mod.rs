@@ -26,7 +26,7 @@
 //!    tap's record timestamps ([`trace`]) reservation, confirmation; payment = push arrival −
 //!    `order.confirmed`; end-to-end = push arrival − send. Percentiles are nearest-rank.
 //! 6. **Resources**: CPU and max RSS per process ([`procfs`]; the reference's processes from
-//!    [`crate::stack::Stack::pids`], an external implementation's are unknown: "not measured (external)"),
+//!    [`crate::backend::processes::Stack::pids`], an external implementation's are unknown: "not measured (external)"),
 //!    machine CPU busy %, the services' handler times from `/metrics` ([`metrics`]), and
 //!    PostgreSQL's commits and WAL fsyncs per second ([`pgstats`], reference only). Before the
 //!    load, `--idle-seconds` of CPU on the idle target.

@@ -1,6 +1,6 @@
 //! What the bench reads from `/proc`, through the `procfs` crate: CPU time and resident memory
 //! of the implementation's processes (when the bench knows them: the reference stack's, from
-//! [`crate::stack::Stack::pids`]) and of the bench itself, the machine's busy time, and the
+//! [`crate::backend::processes::Stack::pids`]) and of the bench itself, the machine's busy time, and the
 //! machine's cores, memory, CPU model and load average.
 
 use ::procfs::process::{Process, all_processes};

@@ -49,13 +49,9 @@ impl SagaWorld {
                 backend.start_broker(self.env.topics.name(SagaTopic::OrderCreated)).await
             }
             Fault::DatabaseKilled => backend.start_database().await,
-            Fault::InstanceKilled(service, n) => {
-                backend.scaled_stack("restarting")?.instances.start((service, n)).await
-            }
-            Fault::InstancePaused(service, n) => {
-                backend.scaled_stack("resuming")?.pause_instance((service, n), false).await
-            }
-            Fault::InstanceAdded(service, n) => backend.scaled_stack("removing")?.instances.remove((service, n)).await,
+            Fault::InstanceKilled(service, n) => backend.start_instance((service, n)).await,
+            Fault::InstancePaused(service, n) => backend.pause_instance((service, n), false).await,
+            Fault::InstanceAdded(service, n) => backend.remove_instance((service, n)).await,
         }
     }
 
@@ -70,14 +66,8 @@ impl SagaWorld {
             Fault::Killed(service) => backend.kill_service(service).await,
             Fault::BrokerKilled => backend.kill_broker().await,
             Fault::DatabaseKilled => backend.kill_database().await,
-            Fault::InstanceKilled(service, n) => match backend.scaled_stack(what) {
-                Ok(stack) => stack.instances.stop((service, n), true).await,
-                Err(e) => Err(e),
-            },
-            Fault::InstancePaused(service, n) => match backend.scaled_stack(what) {
-                Ok(stack) => stack.pause_instance((service, n), true).await,
-                Err(e) => Err(e),
-            },
+            Fault::InstanceKilled(service, n) => backend.kill_instance((service, n)).await,
+            Fault::InstancePaused(service, n) => backend.pause_instance((service, n), true).await,
             Fault::InstanceAdded(..) => Err(anyhow::anyhow!("an instance is added by its step, then recorded")),
         };
         outcome.unwrap_or_else(|e| panic!("{what}: {e:#}"));

@@ -15,10 +15,10 @@ mod scale;
 mod timing;
 mod wire;
 
+use crate::backend::Endpoints;
 use crate::backend::{Backend, Capabilities};
 use crate::config::Config;
 use crate::sink::PushSink;
-use crate::stack::Endpoints;
 use crate::tap::Tap;
 use crate::timing::Recorder;
 use rdkafka::producer::FutureProducer;

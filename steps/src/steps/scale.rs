@@ -19,13 +19,9 @@ fn service(name: &str) -> Service {
 }
 
 impl SagaWorld {
-    fn stack(&self, what: &str) -> &crate::stack::Stack {
-        self.env.backend.scaled_stack(what).unwrap_or_else(|e| panic!("{e:#}"))
-    }
-
     /// The instances of `service` that run and are not paused by this scenario.
     async fn live_instances(&self, service: Service) -> usize {
-        let running = self.stack("counting instances").instances.running(service).await;
+        let running = self.env.backend.running_instances(service).await;
         let paused = |n: &usize| self.faults.contains(&Fault::InstancePaused(service, *n));
         running.iter().filter(|n| !paused(n)).count()
     }
@@ -36,7 +32,7 @@ impl SagaWorld {
 async fn instance_fault(world: &mut SagaWorld, name: String, how: String) {
     let service = service(&name);
     let what = format!("{} an instance of the {service}", if how == "killed" { "killing" } else { "pausing" });
-    let n = world.stack(&what).instances.victim(service).await.unwrap_or_else(|e| panic!("{what}: {e:#}"));
+    let n = world.env.backend.victim_instance(service).await.unwrap_or_else(|e| panic!("{what}: {e:#}"));
     let fault = if how == "killed" { Fault::InstanceKilled(service, n) } else { Fault::InstancePaused(service, n) };
     world.put(fault, &format!("{what} (instance {n})")).await;
 }
@@ -55,7 +51,7 @@ async fn instance_added(world: &mut SagaWorld, name: String) {
     let service = service(&name);
     let what = format!("adding an instance of the {service}");
     let began_ms = now_millis();
-    let n = world.stack(&what).instances.add(service).await.unwrap_or_else(|e| panic!("{what}: {e:#}"));
+    let n = world.env.backend.add_instance(service).await.unwrap_or_else(|e| panic!("{what}: {e:#}"));
     eprintln!("[scale] instance {n} of the {service} serves");
     world.record_fault(Fault::InstanceAdded(service, n), began_ms);
 }
@@ -73,7 +69,7 @@ async fn partitions_spread(world: &mut SagaWorld, name: String) {
         .filter(|t| consumer_of(*t) == Some(service))
         .map(|t| env.topics.name(t).to_string())
         .collect();
-    let partitions = crate::stack::partitions(&env.endpoints.kafka_bootstrap, &topics)
+    let partitions = crate::backend::kafka_meta::partitions(&env.endpoints.kafka_bootstrap, &topics)
         .await
         .unwrap_or_else(|e| panic!("reading the partitions of {topics:?}: {e:#}"));
     let all: BTreeSet<Partition> = partitions.into_keys().collect();
@@ -99,8 +95,7 @@ async fn partitions_spread(world: &mut SagaWorld, name: String) {
 #[when("the saga topics' partitions have leaders on the running brokers")]
 async fn leaders_elected(world: &mut SagaWorld) {
     let deadline = world.deadline();
-    let took =
-        world.stack("waiting for new leaders").wait_kafka_leaders(deadline).await.unwrap_or_else(|e| panic!("{e:#}"));
+    let took = world.env.backend.wait_kafka_leaders(deadline).await.unwrap_or_else(|e| panic!("{e:#}"));
     eprintln!("[scale] saga partitions led by the running Kafka nodes after {took:?}");
     world.absorbed("waiting for new partition leaders");
 }

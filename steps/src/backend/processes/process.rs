@@ -2,6 +2,7 @@
 //! line), killed when dropped, stopped gracefully with SIGTERM on request.
 
 use anyhow::{Context, bail};
+use rustix::process::{Pid, Signal};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -110,7 +111,7 @@ impl Proc {
     /// SIGTERM, then SIGKILL if it is still alive after `grace`.
     pub async fn stop(mut self, grace: Duration) {
         if let Some(pid) = self.child.id() {
-            let _ = Command::new("kill").arg("-TERM").arg(pid.to_string()).status().await;
+            let _ = signal(pid, Signal::TERM);
             if tokio::time::timeout(grace, self.child.wait()).await.is_ok() {
                 return;
             }
@@ -122,6 +123,12 @@ impl Proc {
     pub async fn kill(mut self) {
         let _ = self.child.kill().await;
     }
+}
+
+/// Sends `signal` to `pid`.
+pub fn signal(pid: u32, signal: Signal) -> anyhow::Result<()> {
+    let target = i32::try_from(pid).ok().and_then(Pid::from_raw).with_context(|| format!("no such pid {pid}"))?;
+    rustix::process::kill_process(target, signal).with_context(|| format!("sending {signal:?} to pid {pid}"))
 }
 
 /// The last `n` lines of a log, for error messages.

@@ -6,6 +6,7 @@
 
 use super::process::{Proc, free_port, wait_http_ok};
 use crate::Service;
+use crate::backend::{InstanceId, Scale, instance_env, instance_name};
 use anyhow::Context;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -13,17 +14,13 @@ use std::time::Duration;
 use tokio::process::Command;
 use tokio::sync::Mutex;
 
-/// One instance: service and number (1-based).
-pub type InstanceId = (Service, usize);
-
 /// How an instance is (re)started: its binary, its environment and its HTTP port.
 #[derive(Debug, Clone)]
 struct Launch {
     bin: PathBuf,
     env: Vec<(String, String)>,
     port: u16,
-    /// Process and log name: `product-service` when the stack runs one instance of each, else
-    /// `product-service-2`.
+    /// Process and log name ([`instance_name`]).
     name: String,
 }
 
@@ -69,16 +66,8 @@ impl Instances {
     fn plan_one(&self, service: Service, number: usize) -> anyhow::Result<()> {
         let template = self.templates.get(&service).with_context(|| format!("no launch template for the {service}"))?;
         let port = free_port()?;
-        let name = if self.configured == 1 && number == 1 {
-            service.binary().to_string()
-        } else {
-            format!("{}-{number}", service.binary())
-        };
-        let mut env = vec![
-            ("HTTP_PORT".to_string(), port.to_string()),
-            // Stable across restarts of this instance, distinct from its siblings.
-            ("INSTANCE_ID".to_string(), format!("{}-{number}", service.binary())),
-        ];
+        let name = instance_name((service, number), Scale { instances: self.configured, brokers: 1 });
+        let mut env = instance_env((service, number), port);
         // The template's own (e.g. a variant's) settings come last and win.
         env.extend(template.env.iter().cloned());
         let launch = Launch { bin: template.bin.clone(), env, port, name };
@@ -174,15 +163,6 @@ impl Instances {
     /// The running instances of `service`.
     pub async fn running(&self, service: Service) -> Vec<usize> {
         self.running.lock().await.keys().filter(|(s, _)| *s == service).map(|(_, n)| *n).collect()
-    }
-
-    /// The instance a fault on "a <svc> instance" hits: the highest-numbered running one other
-    /// than instance 1, which the suite's HTTP requests go to.
-    pub async fn victim(&self, service: Service) -> anyhow::Result<usize> {
-        let running = self.running(service).await;
-        running.into_iter().filter(|n| *n != 1).max().with_context(|| {
-            format!("the {service} runs no instance besides instance 1: start the stack with instances = 2 or more")
-        })
     }
 
     /// Plans and starts one more instance of `service` (it joins the consumer group: a

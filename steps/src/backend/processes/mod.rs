@@ -10,33 +10,21 @@ mod postgres;
 pub mod process;
 mod registry;
 
-pub use kafka::{PartitionState, partitions, repo_file, wait_until_serving};
 pub use postgres::wait_accepting;
 pub use registry::{CCOMPAT_PATH, apicurio_env};
 
+use super::paths::{cache_dir, default_bin_dir};
+use super::{Endpoints, InstanceId, Scale, ServiceWiring};
 use crate::Service;
 use anyhow::{Context, bail};
 use instances::Instances;
 use process::Proc;
+use rustix::process::Signal;
 use saga_contract::{SagaTopic, Topics};
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
-use tokio::process::Command;
 use tokio::sync::Mutex;
-
-/// How big the stack is: processes per service and Kafka nodes (`instances`, `kafka_brokers`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Scale {
-    pub instances: usize,
-    pub brokers: usize,
-}
-
-impl Default for Scale {
-    fn default() -> Self {
-        Scale { instances: 1, brokers: 1 }
-    }
-}
 
 /// Where to find things and what to tell the services.
 #[derive(Debug, Clone)]
@@ -64,30 +52,25 @@ pub struct ServiceVariant {
     pub env: HashMap<Service, Vec<(String, String)>>,
 }
 
-impl ServiceVariant {
-    fn binary(&self, service: Service) -> String {
-        format!("{}{}", service.binary(), self.bin_suffix)
+impl StackOptions {
+    /// The reference services' normal build, one instance of each on one Kafka node, the
+    /// binaries and Kafka jars where `./saga setup` puts them; set `variant` and `scale` for more.
+    pub fn reference(log_dir: PathBuf, push_gateway_url: &str, topics: Topics) -> StackOptions {
+        StackOptions {
+            bin_dir: default_bin_dir(),
+            kafka_libs: cache_dir().join("kafka-libs"),
+            log_dir,
+            push_gateway_url: push_gateway_url.to_string(),
+            topics,
+            variant: ServiceVariant::default(),
+            scale: Scale::default(),
+        }
     }
 }
 
-/// URLs of a running implementation — the same shape for every backend.
-#[derive(Debug, Clone)]
-pub struct Endpoints {
-    pub order_url: String,
-    pub product_url: String,
-    pub payment_url: String,
-    pub kafka_bootstrap: String,
-    pub registry_url: String,
-}
-
-impl Endpoints {
-    /// The base URL of `service`'s HTTP API.
-    pub fn service_url(&self, service: Service) -> &str {
-        match service {
-            Service::Order => &self.order_url,
-            Service::Product => &self.product_url,
-            Service::Payment => &self.payment_url,
-        }
+impl ServiceVariant {
+    fn binary(&self, service: Service) -> String {
+        format!("{}{}", service.binary(), self.bin_suffix)
     }
 }
 
@@ -100,13 +83,12 @@ pub struct Stack {
     pub scale: Scale,
     /// PostgreSQL and the registry, stopped last (in reverse start order) by [`Stack::shutdown`].
     infrastructure: Mutex<Vec<Proc>>,
-    /// Boxed, like `pg_launch`: a `Backend` variant should not be much wider than the others.
-    pub instances: Box<Instances>,
-    kafka: Box<kafka::Cluster>,
+    pub instances: Instances,
+    kafka: kafka::Cluster,
     /// The Kafka node frozen by [`Stack::freeze_kafka`], to thaw.
     frozen_kafka: Mutex<Option<i32>>,
-    /// Boxed: kept only for the database-crash fault, it need not widen every `Backend`.
-    pg_launch: Box<postgres::PgLaunch>,
+    /// How PostgreSQL was started, to start it again after the database-crash fault.
+    pg_launch: postgres::PgLaunch,
 }
 
 impl Stack {
@@ -158,15 +140,16 @@ impl Stack {
         let ((pg, registry), kafka) = (pg_and_registry?, kafka?);
         let registry_url = registry.url.clone();
 
+        let wiring = ServiceWiring {
+            kafka_bootstrap: kafka.bootstrap(),
+            registry_url: registry_url.clone(),
+            postgres_base_url: pg.url(""),
+            push_gateway_url: options.push_gateway_url.clone(),
+            topics: options.topics.clone(),
+        };
         let mut templates = BTreeMap::new();
         for service in Service::ALL {
-            let mut env: Vec<(String, String)> = vec![
-                ("KAFKA_BOOTSTRAP_SERVERS".into(), kafka.bootstrap()),
-                ("SCHEMA_REGISTRY_URL".into(), registry_url.clone()),
-                ("DATABASE_URL".into(), pg.url(service.database())),
-                ("PUSH_GATEWAY_URL".into(), options.push_gateway_url.clone()),
-            ];
-            env.extend(options.topics.env_pairs().into_iter().map(|(k, v)| (k.to_string(), v)));
+            let mut env = wiring.env(service);
             env.extend(options.variant.env.get(&service).cloned().unwrap_or_default());
             let bin = options.bin_dir.join(options.variant.binary(service));
             templates.insert(service, instances::Template { bin, env });
@@ -187,10 +170,10 @@ impl Stack {
             _work: work,
             scale,
             infrastructure: Mutex::new(vec![pg.proc, registry.proc]),
-            instances: Box::new(instances),
-            kafka: Box::new(kafka),
+            instances,
+            kafka,
             frozen_kafka: Mutex::default(),
-            pg_launch: Box::new(pg.launch),
+            pg_launch: pg.launch,
         };
         let starts = Service::ALL.map(|s| stack.start_service(s));
         for result in futures::future::join_all(starts).await {
@@ -214,7 +197,7 @@ impl Stack {
     async fn check_replication(&self) -> anyhow::Result<()> {
         let want = self.scale.brokers.min(3);
         let topics = self.kafka.saga_topics();
-        let partitions = kafka::partitions(&self.endpoints.kafka_bootstrap, topics).await?;
+        let partitions = super::kafka_meta::partitions(&self.endpoints.kafka_bootstrap, topics).await?;
         let short: Vec<String> = partitions
             .iter()
             .filter(|(_, p)| p.replicas != want)
@@ -265,7 +248,7 @@ impl Stack {
             (false, Some(node)) => node,
             (false, None) => anyhow::bail!("no Kafka node is frozen"),
         };
-        freeze(self.kafka.pid(node).await?, frozen).await?;
+        freeze(self.kafka.pid(node).await?, frozen)?;
         *slot = frozen.then_some(node);
         Ok(())
     }
@@ -273,7 +256,7 @@ impl Stack {
     /// Pauses (SIGSTOP) or resumes (SIGCONT) every instance of one service, like `docker pause`.
     pub async fn pause_service(&self, service: Service, paused: bool) -> anyhow::Result<()> {
         for pid in self.instances.pids(service, None).await? {
-            freeze(pid, paused).await?;
+            freeze(pid, paused)?;
         }
         Ok(())
     }
@@ -285,9 +268,9 @@ impl Stack {
     }
 
     /// Pauses or resumes one instance of a service.
-    pub async fn pause_instance(&self, instance: instances::InstanceId, paused: bool) -> anyhow::Result<()> {
+    pub async fn pause_instance(&self, instance: InstanceId, paused: bool) -> anyhow::Result<()> {
         for pid in self.instances.pids(instance.0, Some(instance.1)).await? {
-            freeze(pid, paused).await?;
+            freeze(pid, paused)?;
         }
         Ok(())
     }
@@ -321,11 +304,13 @@ impl Stack {
         let mut infrastructure = self.infrastructure.lock().await;
         let at = infrastructure.iter().position(|p| p.name == "postgresql").context("PostgreSQL is not running")?;
         let postmaster = infrastructure[at].id().context("PostgreSQL has exited")?;
-        freeze(postmaster, true).await?;
+        freeze(postmaster, true)?;
         let children = children_of(postmaster);
         if !children.is_empty() {
-            // A backend may exit on its own meanwhile: kill's status is not a verdict, the wait below is.
-            let _ = Command::new("kill").arg("-KILL").args(children.iter().map(u32::to_string)).status().await;
+            for child in &children {
+                // A backend may exit on its own meanwhile: the signal's outcome is not a verdict, the wait below is.
+                let _ = process::signal(*child, Signal::KILL);
+            }
         }
         infrastructure.remove(at).kill().await;
         // Orphaned backends still attached to the shared memory would stop a new postmaster.
@@ -362,53 +347,26 @@ impl Stack {
 }
 
 /// SIGSTOP (`frozen`) or SIGCONT to `pid`.
-async fn freeze(pid: u32, frozen: bool) -> anyhow::Result<()> {
-    let signal = if frozen { "-STOP" } else { "-CONT" };
-    let status = Command::new("kill").arg(signal).arg(pid.to_string()).status().await?;
-    anyhow::ensure!(status.success(), "kill {signal} {pid} failed");
-    Ok(())
+fn freeze(pid: u32, frozen: bool) -> anyhow::Result<()> {
+    process::signal(pid, if frozen { Signal::STOP } else { Signal::CONT })
 }
 
-/// The processes whose parent is `pid` (from `/proc/<pid>/stat`).
+/// The processes whose parent is `pid`.
 fn children_of(pid: u32) -> Vec<u32> {
-    let Ok(dir) = std::fs::read_dir("/proc") else { return Vec::new() };
-    dir.flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|child| stat_fields(*child).is_some_and(|(_, parent)| parent == pid))
+    let Ok(all) = procfs::process::all_processes() else { return Vec::new() };
+    all.flatten()
+        .filter_map(|p| p.stat().ok())
+        .filter(|stat| u32::try_from(stat.ppid).is_ok_and(|parent| parent == pid))
+        .filter_map(|stat| u32::try_from(stat.pid).ok())
         .collect()
 }
 
 /// Whether `pid` exists and is not a zombie (a zombie holds no memory and no ports).
 fn running(pid: u32) -> bool {
-    stat_fields(pid).is_some_and(|(state, _)| state != 'Z' && state != 'X')
-}
-
-/// `(state, parent pid)` of a process; the fields after the parenthesised command name.
-fn stat_fields(pid: u32) -> Option<(char, u32)> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let mut rest = stat.get(stat.rfind(')')? + 1..)?.split_whitespace();
-    let state = rest.next()?.chars().next()?;
-    Some((state, rest.next()?.parse().ok()?))
+    let stat = i32::try_from(pid).ok().and_then(|pid| procfs::process::Process::new(pid).ok()?.stat().ok());
+    stat.is_some_and(|stat| stat.state != 'Z' && stat.state != 'X')
 }
 
 fn progress(began: Instant, what: &str) {
     eprintln!("[stack {:>5.1}s] {what}", began.elapsed().as_secs_f64());
-}
-
-/// Where the service binaries are: `SAGA_BIN_DIR`, else next to the running executable
-/// (`target/<profile>/`, also when running from `target/<profile>/deps/`).
-pub fn default_bin_dir() -> PathBuf {
-    if let Ok(dir) = std::env::var("SAGA_BIN_DIR") {
-        return PathBuf::from(dir);
-    }
-    let exe = std::env::current_exe().unwrap_or_default();
-    let dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
-    if dir.ends_with("deps") { dir.parent().map(Path::to_path_buf).unwrap_or(dir) } else { dir }
-}
-
-/// The cache directory shared by runs and CI: `SAGA_CACHE_DIR`, else `~/.cache/saga-conformance`.
-pub fn cache_dir() -> PathBuf {
-    std::env::var("SAGA_CACHE_DIR").map(PathBuf::from).unwrap_or_else(|_| {
-        PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| "/tmp".into())).join(".cache/saga-conformance")
-    })
 }
