@@ -124,13 +124,13 @@ impl Backend {
         match config.backend {
             BackendKind::Processes => {
                 let options = StackOptions {
-                    bin_dir: crate::stack::default_bin_dir(),
-                    kafka_libs: crate::stack::cache_dir().join("kafka-libs"),
-                    log_dir: config.report_dir.join("logs"),
-                    push_gateway_url: push_gateway_url.to_string(),
-                    topics: config.topic_map(),
                     variant: config.service_variant.clone(),
                     scale: config.scale()?,
+                    ..StackOptions::new(
+                        config.report_dir.join("logs"),
+                        push_gateway_url.to_string(),
+                        config.topic_map(),
+                    )
                 };
                 Ok(Backend::Processes(Stack::start(options).await?))
             }

@@ -26,7 +26,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use saga_conformance::Service;
 use saga_conformance::poll;
 use saga_conformance::sink::PushSink;
-use saga_conformance::stack::{Stack, StackOptions, cache_dir, default_bin_dir};
+use saga_conformance::stack::{Stack, StackOptions};
 use saga_conformance::tap::{Pace, Tap, TapRecord};
 use saga_contract::{SagaTopic, Topics, now_millis};
 use serde_json::{Value, json};
@@ -385,15 +385,11 @@ async fn consumer_loop_recovers_in_seconds_and_dead_letters_poison_at_once() {
     let began = Instant::now();
     let sink = PushSink::start(None).await.expect("starting the push sink");
     let topics = Topics::default();
-    let options = StackOptions {
-        bin_dir: default_bin_dir(),
-        kafka_libs: cache_dir().join("kafka-libs"),
-        log_dir: Path::new(env!("CARGO_MANIFEST_DIR")).join("../reports/consumer-loop/logs"),
-        push_gateway_url: sink.url(),
-        topics: topics.clone(),
-        variant: Default::default(),
-        scale: Default::default(),
-    };
+    let options = StackOptions::new(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../reports/consumer-loop/logs"),
+        sink.url(),
+        topics.clone(),
+    );
     println!("service binaries from {}", options.bin_dir.display());
     let stack = Stack::start(options).await.expect("starting the stack");
     let http = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(10)).build().expect("http client");

@@ -16,7 +16,7 @@
 use saga_conformance::Service;
 use saga_conformance::poll;
 use saga_conformance::sink::PushSink;
-use saga_conformance::stack::{Stack, StackOptions, cache_dir, default_bin_dir};
+use saga_conformance::stack::{Stack, StackOptions, cache_dir};
 use saga_contract::Topics;
 use serde_json::{Value, json};
 use sqlx::Connection;
@@ -232,15 +232,7 @@ async fn reference_stack_outbox_and_confluent_client() {
 
     let sink = PushSink::start(None).await.expect("starting the push sink");
     let topics = Topics::default();
-    let options = StackOptions {
-        bin_dir: default_bin_dir(),
-        kafka_libs: cache_dir().join("kafka-libs"),
-        log_dir: repo_root().join("reports/reference-stack/logs"),
-        push_gateway_url: sink.url(),
-        topics: topics.clone(),
-        variant: Default::default(),
-        scale: Default::default(),
-    };
+    let options = StackOptions::new(repo_root().join("reports/reference-stack/logs"), sink.url(), topics.clone());
     let stack = Stack::start(options).await.expect("starting the stack");
     let outcome = async {
         let http = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(10)).build()?;

@@ -55,6 +55,22 @@ pub struct StackOptions {
     pub scale: Scale,
 }
 
+impl StackOptions {
+    /// The normal build of the services from [`default_bin_dir`], the Kafka jars in the cache,
+    /// one instance of each on one Kafka node.
+    pub fn new(log_dir: PathBuf, push_gateway_url: String, topics: Topics) -> StackOptions {
+        StackOptions {
+            bin_dir: default_bin_dir(),
+            kafka_libs: cache_dir().join("kafka-libs"),
+            log_dir,
+            push_gateway_url,
+            topics,
+            variant: ServiceVariant::default(),
+            scale: Scale::default(),
+        }
+    }
+}
+
 /// Another build of the reference services, e.g. the self-test's: binaries named
 /// `<service><bin_suffix>` (`order-service-failpoints`) with extra environment per service
 /// (its `FAILPOINTS`). The default is the normal build with nothing added.
