@@ -6,15 +6,18 @@
 //! 2. **Payment Service down**: orders confirmed while it is stopped go past their deadline (the
 //!    last step is its consumption, which leaves no record) without a violation; once it is back
 //!    they complete.
-//! 3. **Injected violations**, each produced directly on Kafka: a record keyed by something else
-//!    than its orderId (a redelivery with another key), a second `stock.reserved` with a new
-//!    eventId, and a saga left without its last step (an `order.created` for a product nobody
-//!    sells: the reservation fails and the Order Service, which never took the order, ends
-//!    nothing) → each counted exactly once under ORDER-1 (`key`, `duplicate`, `lost`), nothing
-//!    else counted, and the stalled saga past its deadline.
+//! 3. **Injected violations** under a steady load ([`LOAD_PER_S`] orders/s), each produced
+//!    directly on Kafka: a record keyed by something else than its orderId (a redelivery with
+//!    another key), a second `stock.reserved` with a new eventId, and a saga left without its
+//!    last step (an `order.created` for a product nobody sells: the reservation fails and the
+//!    Order Service, which never took the order, ends nothing) → once the load's sagas have
+//!    completed, each counted exactly once under ORDER-1 (`key`, `duplicate`, `lost`), nothing
+//!    else counted, and only the stalled saga past its deadline.
 //!
 //! Needs the service binaries: `cargo build --release --workspace --bins` first.
 
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
 use rdkafka::config::ClientConfig;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use saga_conformance::Service;
@@ -37,6 +40,7 @@ const PHASE_DEADLINE: Duration = Duration::from_secs(60);
 const CONFIRMED_ORDERS: usize = 20;
 const CANCELLED_ORDERS: usize = 3;
 const PAYMENT_DOWN_ORDERS: usize = 3;
+const LOAD_PER_S: u64 = 20;
 
 struct Ctx {
     stack: Stack,
@@ -126,7 +130,7 @@ async fn reserved_of(ctx: &Ctx, order: &str) -> anyhow::Result<TapRecord> {
 }
 
 async fn clean_traffic(ctx: &Ctx) -> anyhow::Result<()> {
-    put_product(ctx, "P-monitor", 1_000).await?;
+    put_product(ctx, "P-monitor", 100_000).await?;
     put_product(ctx, "P-monitor-none", 0).await?;
     place_orders(ctx, "P-monitor", CONFIRMED_ORDERS).await?;
     place_orders(ctx, "P-monitor-none", CANCELLED_ORDERS).await?;
@@ -171,7 +175,7 @@ async fn payment_down(ctx: &Ctx) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn injected(ctx: &Ctx) -> anyhow::Result<()> {
+async fn injected(ctx: &Ctx) -> anyhow::Result<String> {
     // Fresh orders: the monitor keeps a completed saga for one deadline only.
     let confirmed = place_orders(ctx, "P-monitor", 2).await?;
     // A redelivery of one order's stock.reserved under another key.
@@ -199,31 +203,69 @@ async fn injected(ctx: &Ctx) -> anyhow::Result<()> {
     let value = ctx.codec.encode(ctx.topics.name(SagaTopic::OrderCreated), stalled).await?;
     produce(ctx, SagaTopic::OrderCreated, &order_id, &value).await?;
 
-    let expected = [violation("ORDER-1", "key"), violation("ORDER-1", "duplicate"), violation("ORDER-1", "lost")];
-    let text =
-        wait_metrics(ctx, "the three injected violations", |t| expected.iter().all(|s| series(t, s) >= 1.0)).await?;
+    wait_metrics(ctx, "the three injected violations", |t| expected().iter().all(|s| series(t, s) >= 1.0)).await?;
+    Ok(order_id)
+}
+
+fn expected() -> [String; 3] {
+    [violation("ORDER-1", "key"), violation("ORDER-1", "duplicate"), violation("ORDER-1", "lost")]
+}
+
+/// Orders at [`LOAD_PER_S`], each sent without waiting for the previous one, until `phase`
+/// ends; returns its result and how many orders were accepted.
+async fn under_load<T>(ctx: &Ctx, phase: impl Future<Output = anyhow::Result<T>>) -> (anyhow::Result<T>, usize) {
+    let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / LOAD_PER_S));
+    let mut pending = FuturesUnordered::new();
+    let mut accepted = 0;
+    tokio::pin!(phase);
+    let result = loop {
+        tokio::select! {
+            result = &mut phase => break result,
+            Some(placed) = pending.next() => accepted += usize::from(Result::is_ok(&placed)),
+            _ = tick.tick() => pending.push(place_orders(ctx, "P-monitor", 1)),
+        }
+    };
+    while let Some(placed) = pending.next().await {
+        accepted += usize::from(placed.is_ok());
+    }
+    (result, accepted)
+}
+
+/// After the load: its sagas complete, the injected violations stay counted once, nothing else
+/// is counted, and only the stalled saga is past its deadline.
+async fn settled(ctx: &Ctx, sagas_before: f64, load: usize, stalled: &str) -> anyhow::Result<()> {
+    // The two orders the injections used and the load's.
+    let complete = sagas_before + 2.0 + load as f64;
+    wait_metrics(ctx, "the load's sagas complete", |t| {
+        series(t, r#"saga_monitor_stage_seconds_count{stage="saga"}"#) >= complete
+            && series(t, "saga_monitor_sagas_in_flight") == 1.0
+    })
+    .await?;
     // A further deadline: a violation judged again, or a second finding, would show by then.
-    let settled = Instant::now() + SAGA_DEADLINE;
+    let quiet_until = Instant::now() + SAGA_DEADLINE;
     let text = poll::until(PHASE_DEADLINE, Duration::from_millis(200), async || match metrics(ctx).await {
-        Ok(t) if Instant::now() >= settled => Ok(t),
-        _ => Err(()),
+        Ok(t) if Instant::now() >= quiet_until => Ok(t),
+        Ok(_) => Err("waiting".to_string()),
+        Err(e) => Err(format!("{e:#}")),
     })
     .await
-    .unwrap_or(text);
+    .map_err(|e| anyhow::anyhow!("reading /metrics: {e}"))?;
     for (name, value) in violations(&text) {
-        let want = if expected.contains(&name) { 1.0 } else { 0.0 };
+        let want = if expected().contains(&name) { 1.0 } else { 0.0 };
         anyhow::ensure!(value == want, "{name} = {value}, expected {want}:\n{text}");
     }
     anyhow::ensure!(
         series(&text, "saga_monitor_sagas_past_deadline") == 1.0,
-        "expected the stalled saga past its deadline:\n{text}"
+        "expected only the stalled saga past its deadline:\n{text}"
     );
     let page = ctx.http.get(format!("http://{}/", ctx.monitor.addr)).send().await?.text().await?;
     anyhow::ensure!(
-        page.contains("not-the-order-id") && page.contains(&order_id),
+        page.contains("not-the-order-id") && page.contains(stalled),
         "the page does not list the wrong key and the stalled order"
     );
-    println!("injected: key, duplicate and lost each counted once under ORDER-1; the stalled saga past its deadline");
+    println!(
+        "injected under load ({load} orders at {LOAD_PER_S}/s): key, duplicate and lost each counted once under ORDER-1, nothing else; only the stalled saga past its deadline"
+    );
     Ok(())
 }
 
@@ -254,7 +296,9 @@ async fn monitor_counts_nothing_on_clean_traffic_and_each_injected_violation_onc
         let result = async {
             clean_traffic(&ctx).await?;
             payment_down(&ctx).await?;
-            injected(&ctx).await
+            let before = series(&metrics(&ctx).await?, r#"saga_monitor_stage_seconds_count{stage="saga"}"#);
+            let (stalled, load) = under_load(&ctx, injected(&ctx)).await;
+            settled(&ctx, before, load, &stalled?).await
         }
         .await;
         ctx.monitor.stop();

@@ -141,7 +141,12 @@ impl Monitor {
         let group_names: Vec<String> = groups.values().cloned().collect();
         let shared = Arc::new(Shared {
             metrics: Metrics::default(),
-            state: Mutex::new(State { sagas, recent: VecDeque::new(), totals: BTreeMap::new() }),
+            state: Mutex::new(State {
+                sagas,
+                recent: VecDeque::new(),
+                // Every pair from the start, as on /metrics: a clean system shows its zeros.
+                totals: rules::CHECKERS.iter().map(|(checker, requirement)| ((*requirement, *checker), 0)).collect(),
+            }),
             watching: format!(
                 "{} from {} · registry {} · groups {:?} · deadline {deadline_ms} ms",
                 external.kafka_bootstrap, settings.start, external.registry_url, group_names
