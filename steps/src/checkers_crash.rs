@@ -416,25 +416,7 @@ mod tests {
 
     #[test]
     fn both_outcomes_on_kafka_are_caught() {
-        let record = |topic: SagaTopic, order: &str| TapRecord {
-            seq: 0,
-            topic: topic.default_name().into(),
-            saga_topic: Some(topic),
-            dead_letter: false,
-            partition: 0,
-            offset: 0,
-            key: Some(order.into()),
-            timestamp_ms: 0,
-            seen_at_ms: 0,
-            headers: vec![],
-            schema_id: Some(1),
-            record_name: None,
-            value: None,
-            event_id: Some("e".into()),
-            order_id: Some(order.into()),
-            contract_error: None,
-            raw: vec![],
-        };
+        let record = |topic: SagaTopic, order: &str| TapRecord::of(topic, json!({"orderId": order, "eventId": "e"}));
         let orders: BTreeSet<String> = ["o1".to_string(), "o2".to_string()].into();
         let mut log = vec![
             record(SagaTopic::OrderCreated, "o1"),

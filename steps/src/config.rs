@@ -47,6 +47,8 @@ pub struct Config {
     pub fields: Fields,
     pub external: External,
     pub containers: ContainerImages,
+    /// `saga-conformance monitor` (it reads the system from `[external]`).
+    pub monitor: Monitor,
     /// The processes backend's build of the services (set by `saga-conformance selftest`,
     /// never read from a file).
     #[serde(skip)]
@@ -203,6 +205,7 @@ impl Default for Config {
             fields: Fields::default(),
             external: External::default(),
             containers: ContainerImages::default(),
+            monitor: Monitor::default(),
             service_variant: Default::default(),
         }
     }
@@ -237,6 +240,37 @@ impl Default for Faults {
         // The reference's session timeout (services/kit/src/config.rs) plus room for the
         // coordinator to notice and rebalance.
         Faults { zombie_pause_seconds: 13 }
+    }
+}
+
+/// The live monitor (`steps/src/monitor/`): where it serves, how long a saga may take, where
+/// it starts reading.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Monitor {
+    /// Address of `/metrics` and the violations page; loopback unless you mean to expose it.
+    pub listen: String,
+    /// How long a saga may take from its `order.created` reaching the monitor to its last step;
+    /// past it the saga counts as past its deadline and its missing records as lost.
+    pub saga_deadline_ms: u64,
+    /// `end` (only what is produced from now on) or a time to start from: RFC 3339
+    /// (`2026-12-02T07:00:00Z`) or epoch milliseconds.
+    pub start: String,
+    /// How many recent violations the page lists.
+    pub recent_violations: usize,
+    /// How often the services' groups' committed offsets are read (lag, payment consumption).
+    pub lag_poll_ms: u64,
+}
+
+impl Default for Monitor {
+    fn default() -> Self {
+        Monitor {
+            listen: "127.0.0.1:9464".into(),
+            saga_deadline_ms: 30_000,
+            start: "end".into(),
+            recent_violations: 100,
+            lag_poll_ms: 500,
+        }
     }
 }
 

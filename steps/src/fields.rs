@@ -349,25 +349,7 @@ mod tests {
     }
 
     fn record(topic: SagaTopic, value: Value) -> TapRecord {
-        TapRecord {
-            seq: 0,
-            topic: topic.default_name().into(),
-            saga_topic: Some(topic),
-            dead_letter: false,
-            partition: 0,
-            offset: 0,
-            key: value["orderId"].as_str().map(str::to_string),
-            timestamp_ms: T0,
-            seen_at_ms: T0,
-            headers: vec![],
-            schema_id: Some(1),
-            record_name: None,
-            event_id: value["eventId"].as_str().map(str::to_string),
-            order_id: value["orderId"].as_str().map(str::to_string),
-            value: Some(value),
-            contract_error: None,
-            raw: vec![],
-        }
+        TapRecord::of(topic, value)
     }
 
     /// One confirmed and one cancelled order, each with its pushes, all as the contract says.

@@ -40,6 +40,10 @@ impl ConsumerGroups {
         Service::ALL.into_iter().map(|s| (s, s.binary().to_string())).collect()
     }
 
+    pub fn bootstrap(&self) -> &str {
+        &self.bootstrap
+    }
+
     pub fn group_of(&self, service: Service) -> Option<&str> {
         self.names.get(&service).map(String::as_str)
     }
@@ -63,16 +67,42 @@ impl ConsumerGroups {
         Ok(Some(reader))
     }
 
-    /// The group's committed offset (the next offset it will read) on `topic[partition]`.
-    async fn committed(&self, reader: Arc<BaseConsumer>, topic: &str, partition: i32) -> anyhow::Result<Option<i64>> {
+    /// The group's committed offsets (the next offset it will read) on `partitions`; `None`
+    /// for a partition it never committed on.
+    async fn committed_on(
+        reader: Arc<BaseConsumer>,
+        partitions: &[(String, i32)],
+    ) -> anyhow::Result<Vec<((String, i32), Option<i64>)>> {
         let mut list = TopicPartitionList::new();
-        list.add_partition(topic, partition);
+        for (topic, partition) in partitions {
+            list.add_partition(topic, *partition);
+        }
         let committed =
             tokio::task::spawn_blocking(move || reader.committed_offsets(list, Duration::from_secs(5))).await??;
-        Ok(committed.find_partition(topic, partition).and_then(|p| match p.offset() {
-            Offset::Offset(o) => Some(o),
-            _ => None,
-        }))
+        Ok(partitions
+            .iter()
+            .map(|(topic, partition)| {
+                let offset = committed.find_partition(topic, *partition).and_then(|p| match p.offset() {
+                    Offset::Offset(o) => Some(o),
+                    _ => None,
+                });
+                ((topic.clone(), *partition), offset)
+            })
+            .collect())
+    }
+
+    /// `service`'s group's committed offsets on `partitions` (`Ok(None)`: the group is not known).
+    pub async fn committed(
+        &self,
+        service: Service,
+        partitions: &[(String, i32)],
+    ) -> anyhow::Result<Option<Vec<((String, i32), Option<i64>)>>> {
+        let Some(reader) = self.reader(service)? else { return Ok(None) };
+        let group = &self.names[&service];
+        Self::committed_on(reader, partitions)
+            .await
+            .map(Some)
+            .with_context(|| format!("reading the committed offsets of group {group}"))
     }
 
     /// Waits until `service`'s group has committed past `offset` on `topic[partition]`.
@@ -92,9 +122,9 @@ impl ConsumerGroups {
         };
         let group = self.names[&service].clone();
         let last = crate::poll::until(deadline, Duration::from_millis(100), async || {
-            match self.committed(reader.clone(), topic, partition).await {
-                Ok(Some(committed)) if committed > offset => Ok(()),
-                Ok(seen) => Err(format!("committed offset {seen:?}")),
+            match Self::committed_on(reader.clone(), &[(topic.to_string(), partition)]).await {
+                Ok(seen) if seen[0].1.is_some_and(|committed| committed > offset) => Ok(()),
+                Ok(seen) => Err(format!("committed offset {:?}", seen[0].1)),
                 Err(e) => Err(format!("{e:#}")),
             }
         })

@@ -19,7 +19,9 @@
 //!   [`junit`]: `junit.xml`; [`verdict`]: levels, the baseline, the verdict and exit codes;
 //! - [`selftest`]: the suite run against seeded faults in the reference (the kill matrix);
 //! - [`bench`]: `saga-conformance bench`, open-loop load and its measurements against the
-//!   reference or an external implementation.
+//!   reference or an external implementation;
+//! - [`monitor`]: `saga-conformance monitor`, the checkers applied to a live system's topics,
+//!   served as Prometheus metrics and a page of recent violations.
 //!
 //! Run it: `saga-conformance run` (see the README), or `cargo test -p saga-conformance`.
 
@@ -32,6 +34,7 @@ pub mod fields;
 pub mod groups;
 pub mod junit;
 pub mod membership;
+pub mod monitor;
 pub mod poll;
 pub mod report;
 pub mod runner;

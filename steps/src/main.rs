@@ -5,11 +5,13 @@
 //! saga-conformance stack [--push-port PORT]
 //! saga-conformance selftest [--fault NAME]… [--report-dir DIR]
 //! saga-conformance bench [--config FILE] [--rate R] [--duration S] [--warmup S] [--json FILE] [--find-max] [--report-dir DIR]
+//! saga-conformance monitor [--config FILE] [--listen ADDR] [--start end|TIME]
 //! ```
 
 use clap::{Parser, Subcommand};
 use saga_conformance::backend::processes::{Stack, StackOptions};
 use saga_conformance::config::{Config, Overrides};
+use saga_conformance::groups::ConsumerGroups;
 use saga_conformance::sink::PushSink;
 use std::path::PathBuf;
 
@@ -52,6 +54,10 @@ enum Command {
     /// measured floor, loss, duplicates, CPU and RSS where the processes are known; writes
     /// bench.json, orders.csv and an SVG chart (see `bench/mod.rs`).
     Bench(saga_conformance::bench::BenchArgs),
+    /// Watch a live system, observe-only: the suite's checkers on its saga topics as records
+    /// arrive, Prometheus `/metrics` (violations by requirement, sagas in flight and past their
+    /// deadline, stage latencies, the services' consumer lag) and a page of recent violations.
+    Monitor(saga_conformance::monitor::MonitorArgs),
     /// The suite tests itself: run the families each seeded fault can touch against the
     /// reference's `*-failpoints` build and require each fault to be caught (kill matrix in
     /// REPORT_DIR/index.html and selftest.json); exits 1 if one is not, or the baseline fails.
@@ -123,6 +129,10 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         } else {
             std::process::ExitCode::FAILURE
         }),
+        Command::Monitor(args) => {
+            saga_conformance::monitor::run(args).await?;
+            Ok(std::process::ExitCode::SUCCESS)
+        }
         Command::Stack { push_port } => {
             // With --push-port the services push to that port, where a suite run with
             // `--backend external` will listen; otherwise the stack brings its own sink.
@@ -185,7 +195,18 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
 fn external_config(stack: &Stack, push_port: u16) -> String {
     let e = &stack.endpoints;
     format!(
-        "# Written by `saga-conformance stack --push-port {push_port}`.\nbackend = \"external\"\nreport_dir = \"reports/external\"\n\n[external]\norder_url = \"{}\"\nproduct_url = \"{}\"\npayment_url = \"{}\"\nkafka_bootstrap = \"{}\"\nregistry_url = \"{}\"\npush_sink_port = {push_port}\ndead_letter_topics = true\n",
-        e.order_url, e.product_url, e.payment_url, e.kafka_bootstrap, e.registry_url
+        "# Written by `saga-conformance stack --push-port {push_port}`.\nbackend = \"external\"\nreport_dir = \"reports/external\"\n\n[external]\norder_url = \"{}\"\nproduct_url = \"{}\"\npayment_url = \"{}\"\nkafka_bootstrap = \"{}\"\nregistry_url = \"{}\"\npush_sink_port = {push_port}\ndead_letter_topics = true\n\n[external.consumer_groups]\n{}",
+        e.order_url,
+        e.product_url,
+        e.payment_url,
+        e.kafka_bootstrap,
+        e.registry_url,
+        ConsumerGroups::reference_names()
+            .into_iter()
+            .collect::<std::collections::BTreeMap<_, _>>()
+            .into_iter()
+            .map(|(service, group)| format!("{} = \"{group}\"\n", service.binary().trim_end_matches("-service")))
+            .collect::<Vec<_>>()
+            .concat()
     )
 }

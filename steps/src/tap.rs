@@ -66,7 +66,34 @@ impl TapRecord {
     }
 }
 
-/// How eagerly the tap fetches (see [`Tap::start`]).
+#[cfg(test)]
+impl TapRecord {
+    /// A decoded record of `topic` holding `value`, keyed and identified by its `orderId` and
+    /// `eventId` and timed by its `eventTimestamp`: what the checkers' tests build logs from.
+    pub(crate) fn of(topic: SagaTopic, value: serde_json::Value) -> TapRecord {
+        TapRecord {
+            seq: 0,
+            topic: topic.default_name().into(),
+            saga_topic: Some(topic),
+            dead_letter: false,
+            partition: 0,
+            offset: 0,
+            key: value["orderId"].as_str().map(str::to_string),
+            timestamp_ms: value["eventTimestamp"].as_i64().unwrap_or_default(),
+            seen_at_ms: value["eventTimestamp"].as_i64().unwrap_or_default(),
+            headers: vec![],
+            schema_id: Some(1),
+            record_name: None,
+            event_id: value["eventId"].as_str().map(str::to_string),
+            order_id: value["orderId"].as_str().map(str::to_string),
+            value: Some(value),
+            contract_error: None,
+            raw: vec![],
+        }
+    }
+}
+
+/// How eagerly the tap fetches (see [`assigned_consumer`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Pace {
     Live,
@@ -88,75 +115,23 @@ pub struct Tap {
 
 impl Tap {
     /// Assigns every partition of the saga topics and their dead-letter topics at their
-    /// current end and starts recording.
-    ///
-    /// `Pace::Live` sees each record as soon as the broker has it (the suite's waits wake on
-    /// it). `Pace::Batched` lets the broker hold a fetch up to 200 ms to fill it: for the bench,
-    /// which reads record timestamps, not arrival times, so its observer costs the measured
-    /// machine a few fetches a second instead of one per record.
+    /// current end and starts recording (`pace`: see [`assigned_consumer`]).
     pub async fn start(bootstrap: &str, registry_url: &str, topics: Topics, pace: Pace) -> anyhow::Result<Tap> {
-        let (fetch_wait_ms, fetch_min_bytes) = match pace {
-            Pace::Live => ("100", "1"),
-            Pace::Batched => ("200", "1048576"),
-        };
-        let consumer: StreamConsumer = ClientConfig::new()
-            .set("bootstrap.servers", bootstrap)
-            .set("group.id", format!("saga-conformance-tap-{}", uuid::Uuid::new_v4()))
-            .set("enable.auto.commit", "false")
-            .set("fetch.wait.max.ms", fetch_wait_ms)
-            .set("fetch.min.bytes", fetch_min_bytes)
-            .set("isolation.level", "read_uncommitted")
-            .create()
-            .with_context(|| format!("creating the tap's Kafka consumer for {bootstrap}"))?;
-        let mut names = Vec::new();
-        for t in SagaTopic::ALL {
-            names.push(topics.name(t).to_string());
-            names.push(topics.dead_letter(t));
-        }
-        let assignment = tokio::task::spawn_blocking({
-            let consumer_config = (bootstrap.to_string(), names.clone());
-            move || end_offsets(&consumer_config.0, &consumer_config.1)
-        })
-        .await??;
-        consumer.assign(&assignment).context("assigning the tap's partitions")?;
+        let consumer = assigned_consumer(bootstrap, &topic_names(&topics), StartAt::End, pace, "tap").await?;
         let codec = EventCodec::new(registry_url)?;
         let (changed, _) = watch::channel(0);
-        let (closed, mut close) = watch::channel(false);
+        let (closed, close) = watch::channel(false);
         let inner = Arc::new(Inner { log: RwLock::new(Vec::new()), changed, closed });
         let tap = Tap { inner: inner.clone(), topics: topics.clone() };
-        tokio::spawn(async move {
-            // While the broker is down (a fault scenario) librdkafka reports every reconnect
-            // attempt; the first error of an outage is enough.
-            let mut failing = false;
-            loop {
-                let received = tokio::select! {
-                    m = consumer.recv() => m,
-                    _ = close.changed() => return,
-                };
-                let message = match received {
-                    Ok(m) => m,
-                    Err(e) => {
-                        if !failing {
-                            tracing::warn!(error = %e, "tap consumer error (more until it recovers are not shown)");
-                            failing = true;
-                        }
-                        continue;
-                    }
-                };
-                if std::mem::take(&mut failing) {
-                    tracing::info!("tap consumer receiving again");
-                }
-                let record = decode(&codec, &topics, &message).await;
-                let len = {
-                    let mut log = inner.log.write().expect("tap log poisoned");
-                    let mut record = record;
-                    record.seq = log.len();
-                    log.push(record);
-                    log.len()
-                };
-                inner.changed.send_replace(len);
-            }
-        });
+        tokio::spawn(receive(consumer, codec, topics, "tap", close, move |mut record| {
+            let len = {
+                let mut log = inner.log.write().expect("tap log poisoned");
+                record.seq = log.len();
+                log.push(record);
+                log.len()
+            };
+            inner.changed.send_replace(len);
+        }));
         Ok(tap)
     }
 
@@ -226,6 +201,107 @@ impl Tap {
             Err(()) => Err(self.for_order(order_id)),
         }
     }
+}
+
+/// Receives, decodes and hands each record to `deliver` until `close` turns true.
+pub async fn receive(
+    consumer: StreamConsumer,
+    codec: EventCodec,
+    topics: Topics,
+    role: &'static str,
+    mut close: watch::Receiver<bool>,
+    mut deliver: impl FnMut(TapRecord),
+) {
+    // While the broker is down (a fault scenario) librdkafka reports every reconnect attempt;
+    // the first error of an outage is enough.
+    let mut failing = false;
+    loop {
+        let received = tokio::select! {
+            m = consumer.recv() => m,
+            _ = close.changed() => return,
+        };
+        let message = match received {
+            Ok(m) => m,
+            Err(e) => {
+                if !failing {
+                    tracing::warn!(error = %e, "{role} consumer error (more until it recovers are not shown)");
+                    failing = true;
+                }
+                continue;
+            }
+        };
+        if std::mem::take(&mut failing) {
+            tracing::info!("{role} consumer receiving again");
+        }
+        deliver(decode(&codec, &topics, &message).await);
+    }
+}
+
+/// Where a reader of the saga topics starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartAt {
+    /// Each partition's end when the reader starts: only what is produced from then on.
+    End,
+    /// The first record at or after this time (epoch ms); a partition with none starts at its end.
+    TimeMs(i64),
+}
+
+/// The saga topics and their dead-letter topics.
+fn topic_names(topics: &Topics) -> Vec<String> {
+    SagaTopic::ALL.into_iter().flat_map(|t| [topics.name(t).to_string(), topics.dead_letter(t)]).collect()
+}
+
+/// A consumer assigned every partition of `names` at `start`. Its group id is its own
+/// (`saga-conformance-<role>-<uuid>`) and it never commits: it joins no one's group and moves
+/// no one's offsets.
+///
+/// `Pace::Live` sees each record as soon as the broker has it (the suite's waits wake on
+/// it). `Pace::Batched` lets the broker hold a fetch up to 200 ms to fill it: for the bench,
+/// which reads record timestamps, not arrival times, so its observer costs the measured
+/// machine a few fetches a second instead of one per record.
+pub async fn assigned_consumer(
+    bootstrap: &str,
+    names: &[String],
+    start: StartAt,
+    pace: Pace,
+    role: &str,
+) -> anyhow::Result<StreamConsumer> {
+    let (fetch_wait_ms, fetch_min_bytes) = match pace {
+        Pace::Live => ("100", "1"),
+        Pace::Batched => ("200", "1048576"),
+    };
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", format!("saga-conformance-{role}-{}", uuid::Uuid::new_v4()))
+        .set("enable.auto.commit", "false")
+        .set("fetch.wait.max.ms", fetch_wait_ms)
+        .set("fetch.min.bytes", fetch_min_bytes)
+        .set("isolation.level", "read_uncommitted")
+        .create()
+        .with_context(|| format!("creating the {role}'s Kafka consumer for {bootstrap}"))?;
+    let assignment = tokio::task::spawn_blocking({
+        let (bootstrap, names) = (bootstrap.to_string(), names.to_vec());
+        move || start_offsets(&bootstrap, &names, start)
+    })
+    .await??;
+    consumer.assign(&assignment).with_context(|| format!("assigning the {role}'s partitions"))?;
+    Ok(consumer)
+}
+
+/// Every partition of `names` at `start`.
+fn start_offsets(bootstrap: &str, names: &[String], start: StartAt) -> anyhow::Result<TopicPartitionList> {
+    let list = end_offsets(bootstrap, names)?;
+    let StartAt::TimeMs(ms) = start else { return Ok(list) };
+    let probe: rdkafka::consumer::BaseConsumer = ClientConfig::new().set("bootstrap.servers", bootstrap).create()?;
+    let mut at = TopicPartitionList::new();
+    for p in list.elements() {
+        at.add_partition_offset(p.topic(), p.partition(), Offset::Offset(ms))?;
+    }
+    // A partition with no record at or after `ms` comes back as `Offset::End`, which assigns as
+    // its end: what is produced from now on.
+    probe
+        .offsets_for_times(at, Duration::from_secs(10))
+        .with_context(|| format!("looking up the offsets at {ms} ms (epoch) on {bootstrap}"))
 }
 
 /// Every partition of `names` at its high watermark.
