@@ -67,30 +67,49 @@ impl From<FramingError> for HandleError {
     }
 }
 
-/// A service's reaction to the saga topics it subscribes to.
-pub trait Handler: Send + Sync + 'static {
-    fn handle(&self, topic: SagaTopic, record: Decoded) -> impl Future<Output = Result<Outcome, HandleError>> + Send;
+/// A record handed to a [`Handler`]: its topic and its value, already checked to be that
+/// topic's record.
+pub struct Incoming {
+    pub topic: SagaTopic,
+    pub record: Decoded,
 }
 
-/// Claims `event_id` inside the handler's transaction: `true` the first time, `false` for a
-/// redelivery (the handler then commits nothing else and reports [`Outcome::Duplicate`]).
-pub async fn claim_event(tx: &mut PgConnection, event_id: &str, topic: &str) -> sqlx::Result<bool> {
+/// A service's reaction to the saga topics it subscribes to.
+pub trait Handler: Send + Sync + 'static {
+    /// Handles records of one partition, in offset order, in one transaction: all of them (one
+    /// outcome per record, in the batch's order) or none (an error). A poisoned batch is split
+    /// by the loop so the poison goes to the dead letters alone; a transient failure is retried.
+    fn handle(&self, batch: &[Incoming]) -> impl Future<Output = Result<Vec<Outcome>, HandleError>> + Send;
+}
+
+/// Claims the batch's `(eventId, topic)`s in one statement inside the handler's transaction:
+/// `true` for an eventId seen for the first time, `false` for a redelivery (already in the
+/// table, or earlier in the same batch) — the handler then changes nothing for that record
+/// and reports [`Outcome::Duplicate`].
+pub async fn claim_events(tx: &mut PgConnection, claims: &[(&str, &str)]) -> sqlx::Result<Vec<bool>> {
     // Seeded faults (self-test): no dedupe at all, or one kept in memory (forgotten on restart).
     static CLAIMED_IN_MEMORY: std::sync::Mutex<std::collections::BTreeSet<String>> =
         std::sync::Mutex::new(std::collections::BTreeSet::new());
     if crate::failpoint::active("kit::no-dedupe") {
-        return Ok(true);
+        return Ok(vec![true; claims.len()]);
     }
     if crate::failpoint::active("kit::dedupe-in-memory") {
-        return Ok(CLAIMED_IN_MEMORY.lock().expect("claims").insert(event_id.to_string()));
+        let mut claimed = CLAIMED_IN_MEMORY.lock().expect("claims");
+        return Ok(claims.iter().map(|(event_id, _)| claimed.insert(event_id.to_string())).collect());
     }
-    let inserted = sqlx::query("INSERT INTO processed_events (event_id, topic) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-        .bind(event_id)
-        .bind(topic)
-        .execute(tx)
-        .await?
-        .rows_affected();
-    Ok(inserted == 1)
+    let mut first = std::collections::HashSet::with_capacity(claims.len());
+    let unique: Vec<(&str, &str)> = claims.iter().copied().filter(|(event_id, _)| first.insert(*event_id)).collect();
+    let inserted: Vec<(String,)> = sqlx::query_as(
+        "INSERT INTO processed_events (event_id, topic) SELECT * FROM unnest($1::text[], $2::text[]) \
+         ON CONFLICT DO NOTHING RETURNING event_id",
+    )
+    .bind(unique.iter().map(|(event_id, _)| *event_id).collect::<Vec<_>>())
+    .bind(unique.iter().map(|(_, topic)| *topic).collect::<Vec<_>>())
+    .fetch_all(tx)
+    .await?;
+    let mut fresh: std::collections::HashSet<String> = inserted.into_iter().map(|(id,)| id).collect();
+    // `remove`: only the first record carrying an eventId is fresh.
+    Ok(claims.iter().map(|(event_id, _)| fresh.remove(*event_id)).collect())
 }
 
 /// The longest pause between two attempts at a record whose handler failed transiently.
@@ -351,7 +370,11 @@ async fn handle_once<H: Handler>(
     if decoded.record_name.as_deref() != Some(expected) {
         return Err(HandleError::Poison(format!("expected {expected}, got {:?}", decoded.record_name)));
     }
-    handler.handle(topic, decoded).await
+    let outcomes = handler.handle(&[Incoming { topic, record: decoded }]).await?;
+    outcomes
+        .into_iter()
+        .next()
+        .ok_or_else(|| HandleError::Transient(anyhow::anyhow!("the handler gave no outcome for the record")))
 }
 
 struct DeadLetters {
