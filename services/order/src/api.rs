@@ -78,7 +78,7 @@ async fn create_order(
     .bind(event.items.iter().map(|i| i.unit_price.0).collect::<Vec<_>>())
     .execute(tx.conn())
     .await?;
-    tx.event(topic, &event.order_id, framed).await?;
+    tx.event(topic, &event.order_id, framed);
     tx.commit().await?;
     if let Some(patience) = failpoint::delay("order::intake-waits-for-stock") {
         wait_for_stock(&context, order_id, patience).await;

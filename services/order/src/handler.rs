@@ -217,7 +217,7 @@ impl Handler for OrderSaga {
                 }
             };
             if let Some(push) = push {
-                tx.push(&push).await?;
+                tx.push(&push);
             }
         }
         tx.commit().await?;

@@ -68,7 +68,7 @@ impl Handler for Payments {
             if created.contains(payment_id) {
                 // Seeded fault `payment::push-own-event-id`: a fresh id, not the event that caused it.
                 let own_id = failpoint::active("payment::push-own-event-id").then(|| Uuid::new_v4().to_string());
-                tx.push(&domain::payment_wait_push(confirmed, own_id)).await?;
+                tx.push(&domain::payment_wait_push(confirmed, own_id));
             } else if claimed.contains(&confirmed.event_id) {
                 tracing::warn!(order_id = %confirmed.order_id, "order.confirmed for an order that already has a payment; ignored");
             }
