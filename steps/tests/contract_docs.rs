@@ -258,7 +258,7 @@ fn routes() -> Vec<Route> {
     for file in [
         "services/order/src/api.rs",
         "services/product/src/api.rs",
-        "services/payment/src/main.rs",
+        "services/payment/src/api.rs",
         "services/kit/src/http.rs",
     ] {
         let text = read(file);

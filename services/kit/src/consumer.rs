@@ -1,11 +1,14 @@
-//! The idempotent consumer loop (after rust-rdkafka's at-least-once example): a record's offset
-//! is stored only once its handler's transaction has committed, so a crash redelivers it; the
-//! handler claims the record's `eventId` in that same transaction, so a redelivery changes
-//! nothing. A record that is itself wrong (undecodable, unknown schema, not the contract's
-//! shape) is copied to `<topic>.dlt` at once, with headers saying where it came from and why —
-//! the partition keeps moving; a failure of something the handler depends on (database,
-//! registry) is retried with backoff until it heals, holding the partition so its order is
-//! kept. Partitions are worked on concurrently, each in offset order (see [`run`]).
+//! The idempotent consumer loop (after rust-rdkafka's at-least-once example), batched: a
+//! partition worker takes what its partition has ready (up to [`MAX_BATCH`], never waiting for
+//! more) and hands it to the handler, which claims every `eventId` and applies the effects in
+//! one transaction; the offsets are stored only once it has committed, so a crash redelivers
+//! the batch and the claims make the redelivery change nothing. A record that is itself wrong
+//! (undecodable, unknown schema, not the contract's shape) poisons its batch: the batch is
+//! split and retried until the record is alone, and it is copied to `<topic>.dlt` with headers
+//! saying where it came from and why — its neighbours are handled and the partition keeps
+//! moving. A failure of something the handler depends on (database, registry) is retried with
+//! backoff until it heals, holding the partition so its order is kept. Partitions are worked on
+//! concurrently, each in offset order (see [`run`]).
 //!
 //! Group membership is static (`group.instance.id`, see [`ServiceConfig::instance_id`]): a
 //! restarted instance takes its partitions back as soon as it joins, instead of waiting for
@@ -15,6 +18,7 @@
 use crate::metrics::Metrics;
 use crate::{ServiceConfig, Shutdown};
 use anyhow::Context as _;
+use futures::future::BoxFuture;
 use rdkafka::Message;
 use rdkafka::client::ClientContext;
 use rdkafka::config::ClientConfig;
@@ -67,30 +71,49 @@ impl From<FramingError> for HandleError {
     }
 }
 
-/// A service's reaction to the saga topics it subscribes to.
-pub trait Handler: Send + Sync + 'static {
-    fn handle(&self, topic: SagaTopic, record: Decoded) -> impl Future<Output = Result<Outcome, HandleError>> + Send;
+/// A record handed to a [`Handler`]: its topic and its value, already checked to be that
+/// topic's record.
+pub struct Incoming {
+    pub topic: SagaTopic,
+    pub record: Decoded,
 }
 
-/// Claims `event_id` inside the handler's transaction: `true` the first time, `false` for a
-/// redelivery (the handler then commits nothing else and reports [`Outcome::Duplicate`]).
-pub async fn claim_event(tx: &mut PgConnection, event_id: &str, topic: &str) -> sqlx::Result<bool> {
+/// A service's reaction to the saga topics it subscribes to.
+pub trait Handler: Send + Sync + 'static {
+    /// Handles records of one partition, in offset order, in one transaction: all of them (one
+    /// outcome per record, in the batch's order) or none (an error). A poisoned batch is split
+    /// by the loop so the poison goes to the dead letters alone; a transient failure is retried.
+    fn handle(&self, batch: &[Incoming]) -> impl Future<Output = Result<Vec<Outcome>, HandleError>> + Send;
+}
+
+/// Claims the batch's `(eventId, topic)`s in one statement inside the handler's transaction:
+/// `true` for an eventId seen for the first time, `false` for a redelivery (already in the
+/// table, or earlier in the same batch) — the handler then changes nothing for that record
+/// and reports [`Outcome::Duplicate`].
+pub async fn claim_events(tx: &mut PgConnection, claims: &[(&str, &str)]) -> sqlx::Result<Vec<bool>> {
     // Seeded faults (self-test): no dedupe at all, or one kept in memory (forgotten on restart).
     static CLAIMED_IN_MEMORY: std::sync::Mutex<std::collections::BTreeSet<String>> =
         std::sync::Mutex::new(std::collections::BTreeSet::new());
     if crate::failpoint::active("kit::no-dedupe") {
-        return Ok(true);
+        return Ok(vec![true; claims.len()]);
     }
     if crate::failpoint::active("kit::dedupe-in-memory") {
-        return Ok(CLAIMED_IN_MEMORY.lock().expect("claims").insert(event_id.to_string()));
+        let mut claimed = CLAIMED_IN_MEMORY.lock().expect("claims");
+        return Ok(claims.iter().map(|(event_id, _)| claimed.insert(event_id.to_string())).collect());
     }
-    let inserted = sqlx::query("INSERT INTO processed_events (event_id, topic) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-        .bind(event_id)
-        .bind(topic)
-        .execute(tx)
-        .await?
-        .rows_affected();
-    Ok(inserted == 1)
+    let mut first = std::collections::HashSet::with_capacity(claims.len());
+    let unique: Vec<(&str, &str)> = claims.iter().copied().filter(|(event_id, _)| first.insert(*event_id)).collect();
+    let inserted: Vec<(String,)> = sqlx::query_as(
+        "INSERT INTO processed_events (event_id, topic) SELECT * FROM unnest($1::text[], $2::text[]) \
+         ON CONFLICT DO NOTHING RETURNING event_id",
+    )
+    .bind(unique.iter().map(|(event_id, _)| *event_id).collect::<Vec<_>>())
+    .bind(unique.iter().map(|(_, topic)| *topic).collect::<Vec<_>>())
+    .fetch_all(tx)
+    .await?;
+    let mut fresh: std::collections::HashSet<String> = inserted.into_iter().map(|(id,)| id).collect();
+    // `remove`: only the first record carrying an eventId is fresh.
+    Ok(claims.iter().map(|(event_id, _)| fresh.remove(*event_id)).collect())
 }
 
 /// The longest pause between two attempts at a record whose handler failed transiently.
@@ -123,13 +146,16 @@ pub struct ConsumerSetup {
     pub metrics: Metrics,
 }
 
+/// Most records handled in one transaction: what a worker has ready, up to this many.
+const MAX_BATCH: usize = 128;
 /// Records waiting per partition worker; a full queue stops the fetch loop (backpressure).
-const WORKER_QUEUE: usize = 32;
+/// Twice a batch, so the next batch gathers while one is in its transaction.
+const WORKER_QUEUE: usize = 2 * MAX_BATCH;
 
 /// Runs until `shutdown`, then commits the stored offsets and leaves the group.
 ///
 /// Partitions are handled concurrently: partition `p` of every subscribed topic goes to
-/// worker `p % workers`, which handles its records one at a time in offset order. All saga
+/// worker `p % workers`, which handles its records in batches, in offset order. All saga
 /// topics have the same partition count and key (orderId), so an order's records meet in
 /// one worker and keep their causal order, while other orders' records overlap their
 /// database round trips and commits.
@@ -263,60 +289,94 @@ struct Worker<H> {
 
 impl<H: Handler> Worker<H> {
     async fn work(self: Arc<Self>, mut records: tokio::sync::mpsc::Receiver<OwnedMessage>) {
-        while let Some(message) = records.recv().await {
-            if *self.shutdown.borrow() || !self.process(&message).await {
-                return; // the record's offset is not stored: it is redelivered next time
+        let mut batch = Vec::with_capacity(MAX_BATCH);
+        while let Some(first) = records.recv().await {
+            batch.push(first);
+            // What is ready now, never waiting for more: a lone record goes at once.
+            while batch.len() < MAX_BATCH
+                && let Ok(more) = records.try_recv()
+            {
+                batch.push(more);
             }
+            if *self.shutdown.borrow() || !self.process(&batch).await {
+                return; // the batch's offsets are not stored: it is redelivered next time
+            }
+            batch.clear();
         }
     }
 
-    /// Handles one record and stores its offset; `false` when shutdown interrupted it.
-    async fn process(&self, message: &OwnedMessage) -> bool {
-        let Some(topic) = self.config.topics.topic_of(message.topic()) else { return true };
+    /// Handles a batch and stores its offsets; `false` when shutdown interrupted it.
+    async fn process(&self, batch: &[OwnedMessage]) -> bool {
         let started = Instant::now();
         if let Some(pause) = crate::failpoint::delay("kit::offset-before-effect") {
-            // Seeded fault: the offset is committed before the handler's transaction (as with
-            // auto-commit on poll); a crash in this window loses the record.
-            let _ = self.consumer.store_offset(message.topic(), message.partition(), message.offset());
+            // Seeded fault: the offsets are committed before the handler's transaction (as with
+            // auto-commit on poll); a crash in this window loses the records.
+            for message in batch {
+                let _ = self.consumer.store_offset(message.topic(), message.partition(), message.offset());
+            }
             let _ = self.consumer.commit_consumer_state(rdkafka::consumer::CommitMode::Async);
             tokio::time::sleep(pause).await;
         }
-        let label = match handle_with_retries(&*self.handler, &self.codec, topic, message, &self.shutdown).await {
-            Some(Ok(Outcome::Processed)) => "processed",
-            Some(Ok(Outcome::Duplicate)) => "duplicate",
-            Some(Err(error)) => {
-                let dlt = self.config.topics.dead_letter(topic);
-                if !self.dead_letters.send(&dlt, self.config.service_name, message, &error, &self.shutdown).await {
-                    return false;
-                }
-                "dead_letter"
+        let Some(labels) = self.handle_split(batch).await else { return false };
+        let seconds = started.elapsed().as_secs_f64();
+        for (message, label) in batch.iter().zip(labels) {
+            self.metrics.consumed(message.topic(), label);
+            self.metrics.stage(message.topic(), seconds);
+            if let Err(error) = self.consumer.store_offset(message.topic(), message.partition(), message.offset()) {
+                // After a rebalance took the partition away: its new owner redelivers the record.
+                tracing::warn!(%error, topic = message.topic(), partition = message.partition(), "storing offset failed");
             }
-            None => return false,
-        };
-        self.metrics.consumed(message.topic(), label);
-        self.metrics.stage(message.topic(), started.elapsed().as_secs_f64());
-        if let Err(error) = self.consumer.store_offset(message.topic(), message.partition(), message.offset()) {
-            // After a rebalance took the partition away: its new owner redelivers the record.
-            tracing::warn!(%error, topic = message.topic(), partition = message.partition(), "storing offset failed");
         }
         true
     }
+
+    /// Handles `batch` in one transaction; when a record poisons it, the halves in turn, in
+    /// order, until the poison is alone and goes to the dead letters. One metrics label per
+    /// record; `None` when shutdown interrupted it.
+    fn handle_split<'a>(&'a self, batch: &'a [OwnedMessage]) -> BoxFuture<'a, Option<Vec<&'static str>>> {
+        Box::pin(async move {
+            match handle_with_retries(&*self.handler, &self.codec, &self.config, batch, &self.shutdown).await? {
+                Ok(outcomes) => Some(
+                    outcomes
+                        .into_iter()
+                        .map(|o| match o {
+                            Outcome::Processed => "processed",
+                            Outcome::Duplicate => "duplicate",
+                        })
+                        .collect(),
+                ),
+                Err(error) if batch.len() == 1 => {
+                    let message = &batch[0];
+                    let dlt = format!("{}.dlt", message.topic());
+                    let sent =
+                        self.dead_letters.send(&dlt, self.config.service_name, message, &error, &self.shutdown).await;
+                    sent.then(|| vec!["dead_letter"])
+                }
+                Err(_) => {
+                    let (first, second) = batch.split_at(batch.len() / 2);
+                    let mut labels = self.handle_split(first).await?;
+                    labels.extend(self.handle_split(second).await?);
+                    Some(labels)
+                }
+            }
+        })
+    }
 }
 
-/// Handles the record: poison comes back at the first attempt (for the dead letters), a
-/// transient failure is retried with backoff until it succeeds; `None` when shutdown
-/// interrupted the retries.
+/// Handles the batch: poison comes back at the first attempt (to be split, and alone
+/// dead-lettered), a transient failure is retried with backoff until it succeeds; `None` when
+/// shutdown interrupted the retries.
 async fn handle_with_retries<H: Handler>(
     handler: &H,
     codec: &EventCodec,
-    topic: SagaTopic,
-    message: &OwnedMessage,
+    config: &ServiceConfig,
+    batch: &[OwnedMessage],
     shutdown: &Shutdown,
-) -> Option<Result<Outcome, HandleError>> {
+) -> Option<Result<Vec<Outcome>, HandleError>> {
     let mut attempt = 0u32;
     loop {
         attempt += 1;
-        let error = match handle_once(handler, codec, topic, message).await {
+        let error = match handle_once(handler, codec, config, batch).await {
             Err(HandleError::Transient(error)) => error,
             // Seeded fault: poison retried as if it could heal, stalling its partition.
             Err(HandleError::Poison(reason)) if crate::failpoint::active("kit::poison-retried-forever") => {
@@ -325,7 +385,8 @@ async fn handle_with_retries<H: Handler>(
             result => return Some(result),
         };
         let pause = retry_pause(attempt);
-        tracing::warn!(topic = message.topic(), partition = message.partition(), offset = message.offset(), attempt, error = %format!("{error:#}"), retry_in_ms = pause.as_millis(), "record failed on something it depends on; retrying (the partition waits)");
+        let (first, last) = (&batch[0], &batch[batch.len() - 1]);
+        tracing::warn!(topic = first.topic(), partition = first.partition(), offsets = %format!("{}..={}", first.offset(), last.offset()), records = batch.len(), attempt, error = %format!("{error:#}"), retry_in_ms = pause.as_millis(), "batch failed on something it depends on; retrying (the partition waits)");
         let mut stop = shutdown.clone();
         tokio::select! {
             _ = tokio::time::sleep(pause) => {},
@@ -339,19 +400,37 @@ fn retry_pause(attempt: u32) -> Duration {
     Duration::from_millis(50u64 << attempt.saturating_sub(1).min(7)).min(MAX_RETRY_PAUSE)
 }
 
+/// Decodes every record of the batch (any undecodable one poisons it) and hands them to the
+/// handler in one call.
 async fn handle_once<H: Handler>(
     handler: &H,
     codec: &EventCodec,
-    topic: SagaTopic,
-    message: &OwnedMessage,
-) -> Result<Outcome, HandleError> {
-    let payload = message.payload().ok_or_else(|| HandleError::Poison("record has no value".into()))?;
-    let decoded = codec.decode(payload).await?;
-    let expected = topic.record_full_name();
-    if decoded.record_name.as_deref() != Some(expected) {
-        return Err(HandleError::Poison(format!("expected {expected}, got {:?}", decoded.record_name)));
+    config: &ServiceConfig,
+    batch: &[OwnedMessage],
+) -> Result<Vec<Outcome>, HandleError> {
+    let mut incoming = Vec::with_capacity(batch.len());
+    for message in batch {
+        let topic = config.topics.topic_of(message.topic()).ok_or_else(|| {
+            HandleError::Poison(format!("{} is not a saga topic {} consumes", message.topic(), config.service_name))
+        })?;
+        let payload = message.payload().ok_or_else(|| HandleError::Poison("record has no value".into()))?;
+        let record = codec.decode(payload).await?;
+        let expected = topic.record_full_name();
+        if record.record_name.as_deref() != Some(expected) {
+            return Err(HandleError::Poison(format!("expected {expected}, got {:?}", record.record_name)));
+        }
+        incoming.push(Incoming { topic, record });
     }
-    handler.handle(topic, decoded).await
+    let outcomes = handler.handle(&incoming).await?;
+    if outcomes.len() != batch.len() {
+        // A handler bug, not the records' fault: retried (and logged) until fixed.
+        return Err(HandleError::Transient(anyhow::anyhow!(
+            "the handler gave {} outcomes for a batch of {} records",
+            outcomes.len(),
+            batch.len()
+        )));
+    }
+    Ok(outcomes)
 }
 
 struct DeadLetters {

@@ -1,5 +1,5 @@
 //! The transactional outbox. A handler writes its state change and the outbox rows in one
-//! [`OutboxTx`]; when that commits, the rows go straight from memory to the relay, which
+//! [`OutboxTx`] (all of a batch's rows in one statement, at commit); when that commits, the rows go straight from memory to the relay, which
 //! publishes (Kafka) or delivers (push) at once and deletes what went out. A crash between
 //! commit and publish leaves the rows in the table, and the relay's fallback scan sends them
 //! when the service is back (or, with several instances, from another one) — nothing is lost.
@@ -67,8 +67,9 @@ struct Row {
     payload: Vec<u8>,
 }
 
-/// A transaction whose queued events and pushes are handed to the relay once it commits.
-/// Use [`OutboxTx::conn`] for the handler's own statements.
+/// A transaction whose queued events and pushes are written to the outbox in one statement
+/// when it commits, and then handed to the relay. Use [`OutboxTx::conn`] for the handler's own
+/// statements.
 pub struct OutboxTx {
     tx: Transaction<'static, Postgres>,
     queued: Vec<(Kind, Row)>,
@@ -81,39 +82,61 @@ impl OutboxTx {
     }
 
     /// Queues a framed Kafka record.
-    pub async fn event(&mut self, topic: &str, key: &str, payload: Vec<u8>) -> sqlx::Result<()> {
-        self.queue(Kind::Kafka, topic, key, payload).await
+    pub fn event(&mut self, topic: &str, key: &str, payload: Vec<u8>) {
+        self.queue(Kind::Kafka, topic, key, payload);
     }
 
     /// Queues a push notification.
-    pub async fn push(&mut self, push: &PushNotification) -> sqlx::Result<()> {
+    pub fn push(&mut self, push: &PushNotification) {
         let payload = serde_json::to_vec(push).expect("a notification serialises");
-        self.queue(Kind::Push, "push", &push.order_id, payload).await
+        self.queue(Kind::Push, "push", &push.order_id, payload);
     }
 
-    async fn queue(&mut self, kind: Kind, topic: &str, key: &str, payload: Vec<u8>) -> sqlx::Result<()> {
-        if failpoint::active(kind.memory_only_fault()) {
-            // Seeded fault: the row never reaches the table (an id no row has), so nothing but
-            // this process's memory remembers it.
-            static MEMORY_IDS: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(-1);
-            let id = MEMORY_IDS.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-            self.queued.push((kind, Row { id, topic: topic.to_string(), msg_key: key.to_string(), payload }));
+    /// Rows get their ids when they are written, at commit; 0 until then.
+    fn queue(&mut self, kind: Kind, topic: &str, key: &str, payload: Vec<u8>) {
+        self.queued.push((kind, Row { id: 0, topic: topic.to_string(), msg_key: key.to_string(), payload }));
+    }
+
+    /// Writes the queued rows in one statement, in queue order. Ids come from a sequence the
+    /// insert draws in that order, so sorted they match the rows.
+    async fn write_rows(&mut self) -> sqlx::Result<()> {
+        // Seeded faults: a kind's rows never reach the table (ids no row has), so nothing but
+        // this process's memory remembers them.
+        static MEMORY_IDS: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(-1);
+        let mut stored: Vec<&mut Row> = Vec::with_capacity(self.queued.len());
+        let mut kinds: Vec<&'static str> = Vec::with_capacity(self.queued.len());
+        for (kind, row) in &mut self.queued {
+            if failpoint::active(kind.memory_only_fault()) {
+                row.id = MEMORY_IDS.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+            } else {
+                kinds.push(kind.as_str());
+                stored.push(row);
+            }
+        }
+        if stored.is_empty() {
             return Ok(());
         }
-        let (id,): (i64,) =
-            sqlx::query_as("INSERT INTO outbox (kind, topic, msg_key, payload) VALUES ($1, $2, $3, $4) RETURNING id")
-                .bind(kind.as_str())
-                .bind(topic)
-                .bind(key)
-                .bind(&payload)
-                .fetch_one(&mut *self.tx)
-                .await?;
-        self.queued.push((kind, Row { id, topic: topic.to_string(), msg_key: key.to_string(), payload }));
+        let mut ids: Vec<i64> = sqlx::query_scalar(
+            "INSERT INTO outbox (kind, topic, msg_key, payload) \
+             SELECT kind, topic, msg_key, payload FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[]) \
+             WITH ORDINALITY AS r(kind, topic, msg_key, payload, ord) ORDER BY ord RETURNING id",
+        )
+        .bind(&kinds)
+        .bind(stored.iter().map(|r| r.topic.as_str()).collect::<Vec<_>>())
+        .bind(stored.iter().map(|r| r.msg_key.as_str()).collect::<Vec<_>>())
+        .bind(stored.iter().map(|r| r.payload.as_slice()).collect::<Vec<_>>())
+        .fetch_all(&mut *self.tx)
+        .await?;
+        ids.sort_unstable();
+        for (row, id) in stored.into_iter().zip(ids) {
+            row.id = id;
+        }
         Ok(())
     }
 
-    /// Commits, then hands the queued rows to the relay.
-    pub async fn commit(self) -> sqlx::Result<()> {
+    /// Writes the outbox rows, commits, then hands the rows to the relay.
+    pub async fn commit(mut self) -> sqlx::Result<()> {
+        self.write_rows().await?;
         self.tx.commit().await?;
         let mut queued = self.queued;
         for kind in [Kind::Kafka, Kind::Push] {

@@ -1,25 +1,19 @@
-//! The order intake API. Intake validates, then writes the order and its `order.created`
+//! The Order Service's HTTP API: intake and reading an order back. Intake validates, then writes the order and its `order.created`
 //! event in one transaction; the outbox relay publishes after commit, so the answer does not
 //! depend on Kafka or the Product Service being up.
 
+use super::domain::{self, CreateOrder, Status, ValidOrder};
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use saga_contract::events::OrderItem;
 use saga_contract::{Money, OrderCreated, SagaTopic, now_millis};
 use saga_service_kit::failpoint;
 use saga_service_kit::http::{Problem, ProblemJson, user_id};
 use saga_service_kit::service::Context;
-use serde::Deserialize;
 use serde_json::json;
 use uuid::Uuid;
-
-/// Lines per order and units per line accepted at intake.
-const MAX_LINES: usize = 100;
-const MAX_QUANTITY: i64 = 10_000;
-const MAX_ID_LEN: usize = 128;
 
 pub fn routes(context: Context) -> Router {
     Router::new()
@@ -28,64 +22,11 @@ pub fn routes(context: Context) -> Router {
         .with_state(context)
 }
 
-/// The request body. Unknown fields are refused so a misspelt field is an error, not a
-/// silently ignored value.
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct CreateOrder {
-    store_id: String,
-    items: Vec<CreateOrderItem>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct CreateOrderItem {
-    product_id: String,
-    quantity: i64,
-    unit_price: serde_json::Number,
-}
-
-struct ValidOrder {
-    store_id: String,
-    items: Vec<OrderItem>,
-    total: Money,
-}
-
-fn validate(body: CreateOrder) -> Result<ValidOrder, Problem> {
-    let id_ok = |s: &str| !s.trim().is_empty() && s.len() <= MAX_ID_LEN;
-    if !id_ok(&body.store_id) {
-        return Err(Problem::unprocessable(format!("storeId must be 1 to {MAX_ID_LEN} characters")));
-    }
-    if body.items.is_empty() || body.items.len() > MAX_LINES {
-        return Err(Problem::unprocessable(format!("items must hold 1 to {MAX_LINES} lines")));
-    }
-    let mut total = Money(0);
-    let mut float_total = 0.0_f64; // seeded fault `order::float-total` only
-    let mut items = Vec::with_capacity(body.items.len());
-    for (i, item) in body.items.into_iter().enumerate() {
-        if !id_ok(&item.product_id) {
-            return Err(Problem::unprocessable(format!("items[{i}].productId must be 1 to {MAX_ID_LEN} characters")));
-        }
-        if !(1..=MAX_QUANTITY).contains(&item.quantity) {
-            return Err(Problem::unprocessable(format!("items[{i}].quantity must be between 1 and {MAX_QUANTITY}")));
-        }
-        let unit_price = Money::parse(&item.unit_price.to_string()).filter(|p| p.0 > 0).ok_or_else(|| {
-            Problem::unprocessable(format!(
-                "items[{i}].unitPrice must be a positive amount with at most two decimals, below 100000000"
-            ))
-        })?;
-        total = unit_price
-            .times(item.quantity)
-            .and_then(|line| total.checked_add(line))
-            .ok_or_else(|| Problem::unprocessable("the order total exceeds 99999999.99"))?;
-        float_total += item.unit_price.as_f64().unwrap_or_default() * item.quantity as f64;
-        items.push(OrderItem { product_id: item.product_id, quantity: item.quantity as i32, unit_price });
-    }
-    // Seeded fault `order::float-total`: money added up in binary floating point, cents truncated.
-    if failpoint::active("order::float-total") {
-        total = Money((float_total * 100.0) as i64);
-    }
-    Ok(ValidOrder { store_id: body.store_id, items, total })
+/// Seeded fault `order::float-total`: money added up in binary floating point, cents
+/// truncated. Hundredths over 100 give the same doubles as the JSON numbers the client sent.
+fn float_total(order: &ValidOrder) -> Money {
+    let total: f64 = order.items.iter().map(|i| i.unit_price.0 as f64 / 100.0 * f64::from(i.quantity)).sum();
+    Money((total * 100.0) as i64)
 }
 
 async fn create_order(
@@ -96,7 +37,10 @@ async fn create_order(
     let user_id = user_id(&headers)?;
     // Seeded fault `order::slow-intake`: work done in line before answering.
     failpoint::stall("order::slow-intake").await;
-    let order = validate(body)?;
+    let mut order = domain::validate(body).map_err(|invalid| Problem::unprocessable(invalid.0))?;
+    if failpoint::active("order::float-total") {
+        order.total = float_total(&order);
+    }
     let order_id = Uuid::now_v7();
     let now = now_millis();
 
@@ -134,7 +78,7 @@ async fn create_order(
     .bind(event.items.iter().map(|i| i.unit_price.0).collect::<Vec<_>>())
     .execute(tx.conn())
     .await?;
-    tx.event(topic, &event.order_id, framed).await?;
+    tx.event(topic, &event.order_id, framed);
     tx.commit().await?;
     if let Some(patience) = failpoint::delay("order::intake-waits-for-stock") {
         wait_for_stock(&context, order_id, patience).await;
@@ -156,7 +100,7 @@ async fn wait_for_stock(context: &Context, order_id: Uuid, patience: std::time::
             .await
             .ok()
             .flatten();
-        if status.is_some_and(|(s,)| s != "ORDER_CREATED") {
+        if status.is_some_and(|(s,)| s != Status::Created.as_str()) {
             return;
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;

@@ -8,11 +8,15 @@
 //! - on `stock.reservation.failed`: `ORDER_CANCELLED`, `order.cancelled` (STOCK_UNAVAILABLE),
 //!   push "재고 부족으로 주문이 취소되었습니다".
 //!
+//! Layout: `main.rs` wires the kit to [`api`] (HTTP), [`handler`] (events) and [`domain`]
+//! (the decisions, unit-tested there).
+//!
 //! Run: `KAFKA_BOOTSTRAP_SERVERS=… SCHEMA_REGISTRY_URL=… DATABASE_URL=… order-service`
 //! (or let `saga-conformance stack` start everything).
 
 mod api;
-mod saga;
+mod domain;
+mod handler;
 
 use saga_contract::SagaTopic;
 
@@ -25,7 +29,7 @@ pub async fn main() -> anyhow::Result<()> {
     saga_service_kit::service::run(
         started,
         vec![SagaTopic::StockReserved, SagaTopic::StockReservationFailed],
-        saga::OrderSaga { context: context.clone() },
+        handler::OrderSaga { context: context.clone() },
         api::routes(context),
     )
     .await

@@ -1,5 +1,7 @@
-//! The catalogue API: create or replace a product with its stock, and read it back.
+//! The Product Service's HTTP API, the catalogue: create or replace a product with its stock,
+//! and read it back.
 
+use super::domain::{Product, catalogue_entry};
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::routing::get;
@@ -26,15 +28,8 @@ async fn put_product(
     Path(product_id): Path<String>,
     ProblemJson(body): ProblemJson<PutProduct>,
 ) -> Result<axum::Json<Value>, Problem> {
-    if product_id.trim().is_empty() || product_id.len() > 128 {
-        return Err(Problem::unprocessable("productId must be 1 to 128 characters"));
-    }
-    let price = Money::parse(&body.price.to_string())
-        .ok_or_else(|| Problem::unprocessable("price must be an amount ≥ 0 with at most two decimals"))?;
-    let stock = i32::try_from(body.stock)
-        .ok()
-        .filter(|s| *s >= 0)
-        .ok_or_else(|| Problem::unprocessable("stock must be between 0 and 2147483647"))?;
+    let Product { price, stock } =
+        catalogue_entry(&product_id, &body.price.to_string(), body.stock).map_err(Problem::unprocessable)?;
     sqlx::query(
         "INSERT INTO products (product_id, name, price, stock) VALUES ($1, $2, $3, $4) \
          ON CONFLICT (product_id) DO UPDATE SET name = EXCLUDED.name, price = EXCLUDED.price, stock = EXCLUDED.stock, updated_at = now()",

@@ -8,10 +8,14 @@
 //!   reserve all of them (`stock.reserved`) or none (`stock.reservation.failed` with the failed
 //!   lines: unknown product, short stock, or a unit price different from the catalogue).
 //!
+//! Layout: `main.rs` wires the kit to [`api`] (HTTP), [`handler`] (events) and [`domain`]
+//! (the decisions, unit-tested there).
+//!
 //! Run: `KAFKA_BOOTSTRAP_SERVERS=… SCHEMA_REGISTRY_URL=… DATABASE_URL=… product-service`.
 
 mod api;
-mod reservation;
+mod domain;
+mod handler;
 
 use saga_contract::SagaTopic;
 
@@ -24,7 +28,7 @@ pub async fn main() -> anyhow::Result<()> {
     saga_service_kit::service::run(
         started,
         vec![SagaTopic::OrderCreated],
-        reservation::Reservations { context: context.clone() },
+        handler::Reservations { context: context.clone() },
         api::routes(context),
     )
     .await
