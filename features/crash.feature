@@ -2,8 +2,9 @@
 Feature: Crashes under load
   Orders keep flowing at a steady rate while a part of the implementation crashes — killed
   (SIGKILL, `docker kill`, the `kill_*` command), not stopped gracefully — and comes back. A burst
-  just before the fault keeps many orders open when it hits, and the load goes on through the
-  outage. Then every order that was accepted still ends exactly once: confirmed with one
+  of 100 orders is still arriving when the fault hits (it comes once a quarter of them is
+  answered: a fast implementation would otherwise have finished them all), so orders are open in
+  every stage, and the load goes on through the outage. Then every order that was accepted still ends exactly once: confirmed with one
   payment, or cancelled (the stock runs out during the load, so both paths run); one push of
   each kind it is due, counted by eventId (a resend with the same eventId is at-least-once
   delivery, allowed); no second or conflicting effect on Kafka; and the stock fell by exactly
@@ -18,14 +19,14 @@ Feature: Crashes under load
     Given the catalogue has product "P1" priced 10.00 with 200 in stock
     And orders flow at 25 per second for product "P1"
     When the load has placed 25 orders
-    And 50 more orders arrive at once
+    And 100 more orders arrive at once
     And the <service> Service is killed
     And the load has placed 25 more orders
     And the <service> Service is started again
     And the load has placed 25 more orders
     And the load stops
     Then every order the load placed settles: confirmed with a payment, or cancelled
-    And at least 50 orders were in flight while the fault was in place
+    And at least 20 orders were in flight while the fault was in place
     And the load was answered 201, or 503 or not at all only while the fault was in place
     And each confirmed order has exactly one payment and no cancelled order has one
     And each order got exactly one push of each kind it is due, counted by eventId
@@ -52,14 +53,14 @@ Feature: Crashes under load
     Given the catalogue has product "P1" priced 10.00 with 200 in stock
     And orders flow at 25 per second for product "P1"
     When the load has placed 25 orders
-    And 50 more orders arrive at once
+    And 100 more orders arrive at once
     And the Kafka broker is killed
     And the load has placed 25 more orders
     And the Kafka broker is started again
     And the load has placed 25 more orders
     And the load stops
     Then every order the load placed settles: confirmed with a payment, or cancelled
-    And at least 50 orders were in flight while the fault was in place
+    And at least 20 orders were in flight while the fault was in place
     And the load was answered 201, or 503 or not at all only while the fault was in place
     And each confirmed order has exactly one payment and no cancelled order has one
     And each order got exactly one push of each kind it is due, counted by eventId
@@ -71,14 +72,14 @@ Feature: Crashes under load
     Given the catalogue has product "P1" priced 10.00 with 200 in stock
     And orders flow at 25 per second for product "P1"
     When the load has placed 25 orders
-    And 50 more orders arrive at once
+    And 100 more orders arrive at once
     And the PostgreSQL server is killed
     And the load has placed 25 more orders
     And the PostgreSQL server is started again
     And the load has placed 25 more orders
     And the load stops
     Then every order the load placed settles: confirmed with a payment, or cancelled
-    And at least 50 orders were in flight while the fault was in place
+    And at least 20 orders were in flight while the fault was in place
     And the load was answered 201, or 503 or not at all only while the fault was in place
     And each confirmed order has exactly one payment and no cancelled order has one
     And each order got exactly one push of each kind it is due, counted by eventId
@@ -93,13 +94,13 @@ Feature: Crashes under load
     Given the catalogue has product "P1" priced 10.00 with 200 in stock
     And orders flow at 25 per second for product "P1"
     When the load has placed 25 orders
-    And 50 more orders arrive at once
+    And 100 more orders arrive at once
     And the Product Service is paused past its consumer-group session timeout
     And the Product Service is resumed
     And the load has placed 25 more orders
     And the load stops
     Then every order the load placed settles: confirmed with a payment, or cancelled
-    And at least 50 orders were in flight while the fault was in place
+    And at least 20 orders were in flight while the fault was in place
     And the load was answered 201, or 503 or not at all only while the fault was in place
     And each confirmed order has exactly one payment and no cancelled order has one
     And each order got exactly one push of each kind it is due, counted by eventId

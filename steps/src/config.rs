@@ -1,6 +1,6 @@
 //! `conformance.toml`: which implementation to check and how strictly. Every field has a
 //! default, so an empty file (or none) checks the reference stack on the `processes` backend.
-//! Precedence: CLI flags > environment (`SAGA_*`) > file > defaults. The README lists every key.
+//! Precedence: CLI flags > environment (`SAGA_*`) > file > defaults. docs/configuration.md lists every key.
 
 use anyhow::Context;
 use saga_contract::Topics;
@@ -56,7 +56,7 @@ pub struct Config {
 }
 
 /// Images for the `containers` backend. Another implementation runs by changing these names;
-/// its images must read the runtime knobs of the contract (see the README).
+/// its images must read the runtime knobs of the contract (see docs/contract.md, "Runtime knobs").
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ContainerImages {
@@ -301,7 +301,7 @@ pub struct Overrides {
     /// Where the reports go (default reports/latest).
     #[arg(long, env = "SAGA_REPORT_DIR")]
     pub report_dir: Option<PathBuf>,
-    /// Instances of each service (README, "Scaling"; default 1).
+    /// Instances of each service (docs/scaling.md; default 1).
     #[arg(long, env = "SAGA_INSTANCES")]
     pub instances: Option<usize>,
     /// Kafka nodes: 1, or 3 to 5 for a replicated cluster (default 1).
@@ -347,7 +347,7 @@ impl Config {
     fn from_file(path: &Path) -> anyhow::Result<Config> {
         let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         toml::from_str(&text).with_context(|| {
-            format!("{} is not a valid conformance config (see the README's configuration section)", path.display())
+            format!("{} is not a valid conformance config (see docs/configuration.md)", path.display())
         })
     }
 

@@ -1,5 +1,5 @@
 //! Runtime configuration from the environment — the knobs any implementation of the contract
-//! reads when the conformance kit starts it (see the README's "Runtime knobs").
+//! reads when the conformance kit starts it (see docs/contract.md, "Runtime knobs").
 
 use anyhow::{Context, bail};
 use saga_contract::Topics;
@@ -39,7 +39,7 @@ impl ServiceConfig {
             match std::env::var(name) {
                 Ok(v) if !v.trim().is_empty() => Ok(v),
                 _ => bail!(
-                    "{service_name}-service: environment variable {name} is not set (see the README's runtime knobs)"
+                    "{service_name}-service: environment variable {name} is not set (see docs/contract.md, \"Runtime knobs\")"
                 ),
             }
         };

@@ -72,8 +72,8 @@ impl Endpoints {
     }
 }
 
-/// What every service of a stack is told: the runtime knobs of the contract (README,
-/// "Configuration") — the same for processes and containers, and for every instance.
+/// What every service of a stack is told: the runtime knobs of the contract (docs/contract.md,
+/// "Runtime knobs") — the same for processes and containers, and for every instance.
 pub struct ServiceWiring {
     pub kafka_bootstrap: String,
     pub registry_url: String,

@@ -57,6 +57,10 @@ impl Journal {
     fn attempts(&self) -> Vec<Attempt> {
         self.attempts.lock().expect("load journal poisoned").clone()
     }
+
+    fn answered(&self) -> usize {
+        self.attempts.lock().expect("load journal poisoned").len()
+    }
 }
 
 pub(super) struct Load {
@@ -69,6 +73,8 @@ pub(super) struct Load {
     stop: watch::Sender<bool>,
     /// `None` once stopped.
     ticker: Option<JoinHandle<()>>,
+    /// Bursts still being placed (see `load_burst`), awaited when the load stops.
+    bursts: Vec<JoinHandle<()>>,
     /// What every order ended as, once read back.
     settled: Option<Vec<Settled>>,
 }
@@ -78,6 +84,9 @@ impl Drop for Load {
         // Dropping the task drops its JoinSet, which aborts the requests still out.
         if let Some(ticker) = &self.ticker {
             ticker.abort();
+        }
+        for burst in &self.bursts {
+            burst.abort();
         }
     }
 }
@@ -356,6 +365,7 @@ async fn load_starts(world: &mut SagaWorld, rate: u32, alias: String) {
         initial_stock,
         stop,
         ticker: Some(ticker),
+        bursts: Vec::new(),
         settled: None,
     });
 }
@@ -374,13 +384,28 @@ async fn load_placed_more(world: &mut SagaWorld, count: usize) {
 
 /// A burst on top of the steady rate, so that many orders are open at the moment of the next
 /// fault (at the steady rate the reference finishes each in milliseconds).
+/// Sends `count` orders at once and returns while they are still arriving — once a quarter of
+/// them is answered — so the fault the scenario puts in place next lands mid-burst, with orders
+/// in every stage. Waiting for every answer would let a fast implementation finish the whole
+/// burst first, and the fault would hit an idle saga. The rest is awaited when the load stops.
 #[when(regex = r"^(\d+) more orders arrive at once$")]
 async fn load_burst(world: &mut SagaWorld, count: usize) {
-    let http = world.env.http.clone();
+    let (http, deadline) = (world.env.http.clone(), world.deadline());
     let load = world.load();
     assert!(load.ticker.is_some(), "the load has already stopped");
-    let placing = (0..count).map(|_| place_next(http.clone(), load.template.clone(), load.journal.clone()));
-    futures::future::join_all(placing).await;
+    let (journal, before) = (load.journal.clone(), load.journal.answered());
+    let placing: Vec<_> =
+        (0..count).map(|_| place_next(http.clone(), load.template.clone(), load.journal.clone())).collect();
+    load.bursts.push(tokio::spawn(async move {
+        futures::future::join_all(placing).await;
+    }));
+    let quarter = count.div_ceil(4);
+    crate::poll::until(deadline, Duration::from_millis(2), async || {
+        let answered = journal.answered() - before;
+        if answered >= quarter { Ok(()) } else { Err(answered) }
+    })
+    .await
+    .unwrap_or_else(|answered| panic!("only {answered} of a burst of {count} orders answered within {deadline:?}"));
 }
 
 #[when("the load stops")]
@@ -389,6 +414,9 @@ async fn load_stops(world: &mut SagaWorld) {
     load.stop.send_replace(true);
     if let Some(ticker) = load.ticker.take() {
         ticker.await.expect("the load's task failed");
+    }
+    for burst in std::mem::take(&mut load.bursts) {
+        burst.await.expect("a burst's task failed");
     }
     eprintln!("[crash] {}", load.summary());
 }

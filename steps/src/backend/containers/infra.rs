@@ -125,7 +125,7 @@ pub async fn prepare(images: &ContainerImages) -> anyhow::Result<()> {
     }
     for image in images.all() {
         if !docker_ok(&["image", "inspect", image]).await {
-            bail!("image {image} not found locally: pull or build it (see [containers] in the README)");
+            bail!("image {image} not found locally: pull or build it (see docs/containers.md)");
         }
     }
     Ok(())

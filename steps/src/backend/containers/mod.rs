@@ -156,7 +156,7 @@ impl Containers {
                 return Err(e);
             }
         }
-        // The suite's HTTP requests go to instance 1 of each service (README, "Scaling").
+        // The suite's HTTP requests go to instance 1 of each service (docs/scaling.md).
         for service in Service::ALL {
             let url = format!("http://127.0.0.1:{}", containers.port((service, 1)).await?);
             match service {

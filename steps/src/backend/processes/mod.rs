@@ -155,7 +155,7 @@ impl Stack {
             templates.insert(service, instances::Template { bin, env });
         }
         let instances = Instances::plan(templates, scale.instances, options.log_dir.clone())?;
-        // The suite's HTTP requests go to instance 1 of each service (README, "Scaling").
+        // The suite's HTTP requests go to instance 1 of each service (docs/scaling.md).
         let endpoints = Endpoints {
             order_url: instances.url((Service::Order, 1))?,
             product_url: instances.url((Service::Product, 1))?,
