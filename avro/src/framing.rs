@@ -118,15 +118,15 @@ impl EventCodec {
     ///   future *stays in its cache* (`into_cache`, `cached: true`) until
     ///   `remove_errors_from_cache`, which this codec called only for 5xx/unreachable. So one 404
     ///   answer, to the first record after the restart, failed every later record of that id in
-    ///   the process without asking again: the 139 letters are one answer replayed, and the
-    ///   registry's access log has no request at all after the first minute's three GETs (not
-    ///   even the 404 one; so either its access log drops entries under load or the 404 did not
-    ///   come from Apicurio's ccompat resource; it could not be settled from these logs).
-    /// - any 404 anywhere in the lookup reads the same ("failed with status 404 Not Found"): the
-    ///   ids GET, a reference's subject/version GET, or a 404 from the HTTP layer in front of the
-    ///   resource (route not ready, a proxy). Apicurio 3.x ccompat ids are content ids (unless
-    ///   legacy-id-mode), stable once registered, so a genuine 404 for id 1 after it served 200 is
-    ///   not expected: the answer was transient, whatever produced it.
+    ///   the process without asking again: the 139 letters are one answer replayed.
+    /// - the registry's access log has no 404 and misses GETs it must have served, and its
+    ///   startup line reads "Listening on: http://127.0.0.1:36177. Management interface listening
+    ///   on http://127.0.0.1:36177": the stack had picked the same free port twice
+    ///   (`free_port()` closed its listener; fixed in steps' `process::free_port`). Vert.x then
+    ///   shares the address between the API and the management server, handing connections to
+    ///   them in turn; a connection landing on the management router (health and metrics only,
+    ///   no access log) gets 404 for any ccompat path. Apicurio 3.x ccompat ids are content ids,
+    ///   stable once registered: a 404 for an id that served 200 was not the registry's answer.
     ///
     /// Hence the rule: on a 404 the decoder's cached error is dropped and the registry is asked
     /// again after [`UNKNOWN_ID_BACKOFF`] (~1.5 s in all); only if it still answers 404 is the
