@@ -8,14 +8,17 @@ use schema_registry_converter::async_impl::avro::{AvroDecoder, AvroEncoder};
 use schema_registry_converter::async_impl::schema_registry::SrSettings;
 use schema_registry_converter::error::SRCError;
 use schema_registry_converter::schema_registry_common::{SchemaType, SubjectNameStrategy, SuppliedSchema};
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 #[derive(Debug, thiserror::Error)]
 pub enum FramingError {
     #[error("schema registry at {url}: {source}")]
     Registry { url: String, source: SRCError },
-    /// The registry answered that it has no schema with the frame's id: the record was not
-    /// written through this registry (or is corrupt), and asking again will not change that.
+    /// The registry answered that it has no schema with the frame's id, and kept answering so
+    /// for [`UNKNOWN_ID_BACKOFF`] (or did so recently): the record was not written through this
+    /// registry (or is corrupt).
     #[error("schema id {id} is unknown to the schema registry at {url} (it answered 404)")]
     UnknownSchema { id: u32, url: String },
     #[error("not Confluent-framed Avro: {0}")]
@@ -55,12 +58,28 @@ pub struct Decoded {
     pub value: Value,
 }
 
+/// How long [`EventCodec::decode`] waits before asking the registry again about a schema id it
+/// answered 404 for: six asks over ~1.5 s before the id counts as unknown.
+const UNKNOWN_ID_BACKOFF: [Duration; 5] = [
+    Duration::from_millis(50),
+    Duration::from_millis(100),
+    Duration::from_millis(200),
+    Duration::from_millis(400),
+    Duration::from_millis(800),
+];
+
+/// How long an id the registry kept answering 404 for stays known as unknown: records framed
+/// with it fail at once (no backoff) meanwhile, so a flood of them does not stall a partition.
+const UNKNOWN_ID_MEMORY: Duration = Duration::from_secs(30);
+
 /// Encoder + decoder sharing one registry; both cache schemas, so after the first record of
 /// each topic no registry call is made.
 pub struct EventCodec {
     url: String,
     encoder: AvroEncoder,
     decoder: AvroDecoder,
+    /// Schema ids the registry kept answering 404 for, and since when.
+    unknown_ids: Mutex<HashMap<u32, Instant>>,
 }
 
 impl EventCodec {
@@ -75,6 +94,7 @@ impl EventCodec {
             url: registry_url.to_string(),
             encoder: AvroEncoder::new(settings()?),
             decoder: AvroDecoder::new(settings()?),
+            unknown_ids: Mutex::new(HashMap::new()),
         })
     }
 
@@ -87,26 +107,86 @@ impl EventCodec {
     }
 
     /// Decodes any framed record (looking its writer schema up by id).
+    ///
+    /// A 404 for the frame's schema id is not taken at its word at once. Seen once (consumer_loop,
+    /// loaded machine): a Product Service restarted after a SIGKILL dead-lettered 139
+    /// `order.created` records as "schema id 1 is unknown (404)" within 3 s of its start, although
+    /// the registry had served `GET /schemas/ids/1?deleted=true` with 200 five seconds before.
+    /// What the logs and `schema_registry_converter` 6.0.0 show:
+    /// - the library asks `{url}/schemas/ids/{id}?deleted=true` through one shared future per
+    ///   id (concurrent decodes share one request); a 404 is `non_retryable` and the failed
+    ///   future *stays in its cache* (`into_cache`, `cached: true`) until
+    ///   `remove_errors_from_cache`, which this codec called only for 5xx/unreachable. So one 404
+    ///   answer, to the first record after the restart, failed every later record of that id in
+    ///   the process without asking again: the 139 letters are one answer replayed.
+    /// - the registry's access log has no 404 and misses GETs it must have served, and its
+    ///   startup line reads "Listening on: http://127.0.0.1:36177. Management interface listening
+    ///   on http://127.0.0.1:36177": the stack had picked the same free port twice
+    ///   (`free_port()` closed its listener; fixed in steps' `process::free_port`). Vert.x then
+    ///   shares the address between the API and the management server, handing connections to
+    ///   them in turn; a connection landing on the management router (health and metrics only,
+    ///   no access log) gets 404 for any ccompat path. Reproduced by hand with both ports equal:
+    ///   3 of 12 fresh connections asking for a registered id got 404, and only the 9 200s were
+    ///   in the access log. Apicurio 3.x ccompat ids are content ids, stable once registered: a
+    ///   404 for an id that served 200 was not the registry's answer.
+    ///
+    /// Hence the rule: on a 404 the decoder's cached error is dropped and the registry is asked
+    /// again after [`UNKNOWN_ID_BACKOFF`] (~1.5 s in all); only if it still answers 404 is the
+    /// record [`FramingError::UnknownSchema`] (poison), and the id is remembered for
+    /// [`UNKNOWN_ID_MEMORY`] so the next records with it fail at once instead of waiting again.
+    /// Any success forgets the id.
     pub async fn decode(&self, bytes: &[u8]) -> Result<Decoded, FramingError> {
         if bytes.len() < 5 || bytes[0] != 0 {
             return Err(FramingError::NotFramed(format!("{} bytes, first byte {:?}", bytes.len(), bytes.first())));
         }
         let schema_id = u32::from_be_bytes([bytes[1], bytes[2], bytes[3], bytes[4]]);
-        let result = self.decoder.decode(Some(bytes)).await.map_err(|source| {
+        let mut backoff = UNKNOWN_ID_BACKOFF.iter();
+        loop {
+            let source = match self.decoder.decode(Some(bytes)).await {
+                Ok(result) => {
+                    self.unknown_ids().remove(&schema_id);
+                    return Ok(Decoded {
+                        schema_id,
+                        record_name: result.name.map(|n| n.fullname(None)),
+                        value: result.value,
+                    });
+                }
+                Err(source) => source,
+            };
             if registry_unavailable(&source) {
                 if source.cached {
                     // The library caches non-retriable errors (a 500 among them); forget it so
                     // the retry asks the registry again.
                     self.decoder.remove_errors_from_cache();
                 }
-                self.registry_error(source)
-            } else if registry_status(&source) == Some(404) {
-                FramingError::UnknownSchema { id: schema_id, url: self.url.clone() }
-            } else {
-                FramingError::NotFramed(source.to_string())
+                return Err(self.registry_error(source));
             }
-        })?;
-        Ok(Decoded { schema_id, record_name: result.name.map(|n| n.fullname(None)), value: result.value })
+            if registry_status(&source) != Some(404) {
+                return Err(FramingError::NotFramed(source.to_string()));
+            }
+            let unknown = FramingError::UnknownSchema { id: schema_id, url: self.url.clone() };
+            if self.unknown_ids().get(&schema_id).is_some_and(|since| since.elapsed() < UNKNOWN_ID_MEMORY) {
+                return Err(unknown);
+            }
+            match backoff.next() {
+                Some(pause) => {
+                    // The library caches the 404: drop it so the next attempt asks again.
+                    self.decoder.remove_errors_from_cache();
+                    tokio::time::sleep(*pause).await;
+                }
+                None => {
+                    // Kept in the library's cache, the 404 answers the next records with this id
+                    // without a request while it is remembered here; once that memory expires,
+                    // the next record drops it and asks again.
+                    self.unknown_ids().insert(schema_id, Instant::now());
+                    return Err(unknown);
+                }
+            }
+        }
+    }
+
+    fn unknown_ids(&self) -> std::sync::MutexGuard<'_, HashMap<u32, Instant>> {
+        self.unknown_ids.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Decodes a record that must be an `E`.
@@ -138,6 +218,13 @@ mod tests {
 
     /// Answers every `GET /schemas/ids/<id>` with `status` and `body`; counts the requests.
     async fn registry(status: &'static str, body: String) -> (String, Arc<AtomicUsize>) {
+        scripted_registry(move |_| (status, body.clone())).await
+    }
+
+    /// Answers the n-th request (from 0) with `answer(n)`; counts the requests.
+    async fn scripted_registry(
+        answer: impl Fn(usize) -> (&'static str, String) + Send + 'static,
+    ) -> (String, Arc<AtomicUsize>) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let requests = Arc::new(AtomicUsize::new(0));
@@ -152,7 +239,7 @@ mod tests {
                         Ok(n) => request.extend_from_slice(&buf[..n]),
                     }
                 }
-                counter.fetch_add(1, Ordering::SeqCst);
+                let (status, body) = answer(counter.fetch_add(1, Ordering::SeqCst));
                 let response = format!(
                     "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
                     body.len()
@@ -161,6 +248,10 @@ mod tests {
             }
         });
         (url, requests)
+    }
+
+    fn not_found(id: u32) -> (&'static str, String) {
+        ("404 Not Found", format!(r#"{{"error_code":40403,"message":"Schema {id} not found"}}"#))
     }
 
     fn frame(id: u32, body: &[u8]) -> Vec<u8> {
@@ -190,12 +281,39 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn an_unknown_schema_id_is_poison() {
-        let (url, _) =
-            registry("404 Not Found", r#"{"error_code":40403,"message":"Schema 77 not found"}"#.into()).await;
+    async fn an_unknown_schema_id_is_poison_and_not_waited_for_twice() {
+        let (url, requests) = scripted_registry(|_| not_found(77)).await;
         let codec = EventCodec::new(&url).unwrap();
+        let began = Instant::now();
         let error = poison(&codec, &frame(77, &[2])).await;
         assert!(matches!(error, FramingError::UnknownSchema { id: 77, .. }), "{error}");
+        let asked = requests.load(Ordering::SeqCst);
+        assert_eq!(asked, UNKNOWN_ID_BACKOFF.len() + 1, "a 404 should be asked again over the backoff");
+        assert!(began.elapsed() >= UNKNOWN_ID_BACKOFF.iter().sum(), "gave up after {:?}", began.elapsed());
+
+        // The next records with that id: dead-lettered at once, without asking again.
+        let again = Instant::now();
+        for _ in 0..3 {
+            let error = poison(&codec, &frame(77, &[4])).await;
+            assert!(matches!(error, FramingError::UnknownSchema { id: 77, .. }), "{error}");
+        }
+        assert!(again.elapsed() < Duration::from_millis(40), "waited again: {:?}", again.elapsed());
+        assert_eq!(requests.load(Ordering::SeqCst), asked, "a remembered unknown id should not be asked again");
+    }
+
+    #[tokio::test]
+    async fn a_404_for_a_schema_the_registry_has_is_asked_again() {
+        // The registry answers 404 for id 1 twice (as once seen after a restart), then serves it.
+        let schema = serde_json::json!({ "schema": r#""string""# }).to_string();
+        let (url, requests) =
+            scripted_registry(move |n| if n < 2 { not_found(1) } else { ("200 OK", schema.clone()) }).await;
+        let codec = EventCodec::new(&url).unwrap();
+        let decoded = codec.decode(&frame(1, &[4, b'h', b'i'])).await.expect("the schema exists");
+        assert_eq!(decoded.value, Value::String("hi".into()));
+        assert_eq!(requests.load(Ordering::SeqCst), 3, "asked until it served the schema");
+        // Served once, the schema is cached: no further request.
+        codec.decode(&frame(1, &[2, b'x'])).await.expect("cached");
+        assert_eq!(requests.load(Ordering::SeqCst), 3);
     }
 
     #[tokio::test]

@@ -138,10 +138,29 @@ pub fn tail(path: &Path, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
-/// A free TCP port on 127.0.0.1 (the OS picks; the listener is closed before use).
+/// A free TCP port on 127.0.0.1 (the OS picks; the listener is closed before use), never one
+/// this process handed out before.
+///
+/// The OS may give the port it just released to the next `bind(0)`, so two calls in a row can
+/// return the same port. That happened once to the registry's `(free_port(), free_port())`:
+/// Apicurio's API and its Quarkus management interface were both told 36177, and Vert.x, seeing
+/// two HTTP servers on one address, *shares* it and hands connections to them in turn. A consumer
+/// whose connection landed on the management router got 404 for `/apis/ccompat/v7/schemas/ids/1`
+/// (that router serves only health and metrics, and is not in the access log; reproduced by hand:
+/// 3 of 12 fresh connections got 404 for a registered id), and dead-lettered
+/// its records as "schema id 1 is unknown" (consumer_loop, a restarted Product Service).
 pub fn free_port() -> anyhow::Result<u16> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").context("finding a free port on 127.0.0.1")?;
-    Ok(listener.local_addr()?.port())
+    static HANDED_OUT: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    for _ in 0..100 {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").context("finding a free port on 127.0.0.1")?;
+        let port = listener.local_addr()?.port();
+        if !handed_out.contains(&port) {
+            handed_out.push(port);
+            return Ok(port);
+        }
+    }
+    bail!("100 ports in a row on 127.0.0.1 were ones already handed out")
 }
 
 /// Polls `url` until it answers 2xx or `deadline` passes (for things that are not our child
@@ -179,5 +198,20 @@ async fn poll_http_ok(
         }
         // Poll interval for a health endpoint (pacing, not synchronisation).
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn free_ports_are_never_handed_out_twice() {
+        // Each listener is closed before the next call: the OS may offer the same port again.
+        let ports: Vec<u16> = (0..200).map(|_| free_port().unwrap()).collect();
+        let mut distinct = ports.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        assert_eq!(distinct.len(), ports.len(), "a port was handed out twice");
     }
 }
