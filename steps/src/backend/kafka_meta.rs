@@ -18,11 +18,8 @@ pub struct PartitionState {
 
 /// The state of every partition of `topics`, keyed `(topic, partition)`.
 pub async fn partitions(bootstrap: &str, topics: &[String]) -> anyhow::Result<BTreeMap<(String, i32), PartitionState>> {
-    use rdkafka::consumer::{BaseConsumer, Consumer};
-    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .create()
-        .context("creating a Kafka metadata client")?;
+    use rdkafka::consumer::Consumer;
+    let consumer = metadata_client(bootstrap)?;
     let (wanted, bootstrap) = (topics.to_vec(), bootstrap.to_string());
     tokio::task::spawn_blocking(move || {
         let metadata = consumer
@@ -44,11 +41,8 @@ pub async fn partitions(bootstrap: &str, topics: &[String]) -> anyhow::Result<BT
 /// Waits until the broker at `bootstrap` serves metadata for `topic` with a leader on every
 /// partition — after a restart, the moment clients can produce and fetch again.
 pub async fn wait_until_serving(bootstrap: &str, topic: &str, deadline: Duration) -> anyhow::Result<()> {
-    use rdkafka::consumer::{BaseConsumer, Consumer};
-    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .create()
-        .context("creating a Kafka metadata client")?;
+    use rdkafka::consumer::Consumer;
+    let consumer = metadata_client(bootstrap)?;
     let consumer = std::sync::Arc::new(consumer);
     // fetch_metadata itself waits up to 2 s per attempt; the 200 ms paces refused connections.
     crate::poll::until(deadline, Duration::from_millis(200), async || {
@@ -137,11 +131,8 @@ pub async fn wait_replicated(bootstrap: &str, topics: &[String], deadline: Durat
 /// The node ids of the brokers the cluster's metadata lists now (a node that died drops out once
 /// the controller fences it).
 pub async fn broker_ids(bootstrap: &str) -> anyhow::Result<Vec<i32>> {
-    use rdkafka::consumer::{BaseConsumer, Consumer};
-    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .create()
-        .context("creating a Kafka metadata client")?;
+    use rdkafka::consumer::Consumer;
+    let consumer = metadata_client(bootstrap)?;
     let bootstrap = bootstrap.to_string();
     tokio::task::spawn_blocking(move || {
         let metadata = consumer
@@ -152,4 +143,12 @@ pub async fn broker_ids(bootstrap: &str) -> anyhow::Result<Vec<i32>> {
         Ok(ids)
     })
     .await?
+}
+
+/// A client that only reads the cluster's metadata (it joins no group).
+fn metadata_client(bootstrap: &str) -> anyhow::Result<rdkafka::consumer::BaseConsumer> {
+    rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .with_context(|| format!("creating a Kafka metadata client for {bootstrap}"))
 }

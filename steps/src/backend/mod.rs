@@ -109,8 +109,8 @@ pub fn instance_env(instance: InstanceId, port: u16) -> Vec<(String, String)> {
 
 /// An instance's process, container and log name: `product-service` when the stack runs one
 /// instance of each service, else `product-service-2`.
-pub fn instance_name(instance: InstanceId, scale: Scale) -> String {
-    if scale.instances == 1 && instance.1 == 1 {
+pub fn instance_name(instance: InstanceId, instances_per_service: usize) -> String {
+    if instances_per_service == 1 && instance.1 == 1 {
         instance.0.binary().to_string()
     } else {
         format!("{}-{}", instance.0.binary(), instance.1)

@@ -127,7 +127,7 @@ impl Containers {
             topics: topics.clone(),
         };
         let service_env = Service::ALL.into_iter().map(|s| (s, wiring.env(s))).collect();
-        let containers = Containers {
+        let mut containers = Containers {
             endpoints: Endpoints {
                 order_url: String::new(),
                 product_url: String::new(),
@@ -147,7 +147,6 @@ impl Containers {
             stopped: Mutex::default(),
             postgres_port: pg_port,
         };
-        let mut containers = containers;
         let instances: Vec<InstanceId> =
             Service::ALL.into_iter().flat_map(|s| (1..=scale.instances).map(move |n| (s, n))).collect();
         for instance in instances {
@@ -175,7 +174,7 @@ impl Containers {
         let port = free_port()?;
         let mut env = instance_env(instance, port);
         env.extend(self.service_env[&service].iter().cloned());
-        let name = instance_name(instance, self.scale);
+        let name = instance_name(instance, self.scale.instances);
         let container = host_container(self.images.service(service), &self.run, &name, &env).await?;
         self.services.lock().await.insert(instance, ServiceContainer { container, port });
         self.wait_healthy(instance).await
@@ -260,7 +259,7 @@ impl Containers {
             None => self.stopped.lock().await.remove(&instance),
         };
         let taken = taken.with_context(|| format!("the stack has no instance {} of the {}", instance.1, instance.0))?;
-        self.save_log_and_remove(&instance_name(instance, self.scale), taken.container).await;
+        self.save_log_and_remove(&instance_name(instance, self.scale.instances), taken.container).await;
         Ok(())
     }
 
@@ -337,7 +336,7 @@ impl Containers {
             all.into_iter().collect()
         };
         for (instance, s) in services {
-            self.save_log_and_remove(&instance_name(instance, self.scale), s.container).await;
+            self.save_log_and_remove(&instance_name(instance, self.scale.instances), s.container).await;
         }
         let mut infrastructure: Vec<Infra> = self.kafka.drain().await;
         infrastructure.extend(self.infrastructure.lock().await.drain(..).rev());

@@ -6,7 +6,7 @@
 
 use super::process::{Proc, free_port, wait_http_ok};
 use crate::Service;
-use crate::backend::{InstanceId, Scale, instance_env, instance_name};
+use crate::backend::{InstanceId, instance_env, instance_name};
 use anyhow::Context;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -66,7 +66,7 @@ impl Instances {
     fn plan_one(&self, service: Service, number: usize) -> anyhow::Result<()> {
         let template = self.templates.get(&service).with_context(|| format!("no launch template for the {service}"))?;
         let port = free_port()?;
-        let name = instance_name((service, number), Scale { instances: self.configured, brokers: 1 });
+        let name = instance_name((service, number), self.configured);
         let mut env = instance_env((service, number), port);
         // The template's own (e.g. a variant's) settings come last and win.
         env.extend(template.env.iter().cloned());
