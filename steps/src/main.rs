@@ -82,7 +82,22 @@ async fn main() -> std::process::ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    match run(Cli::parse()).await {
+    let cli = Cli::parse();
+    // `stack` waits for the signal itself and shuts down gracefully; every other command is
+    // dropped on it, and with it what it started (processes killed, containers removed), so a
+    // CI job cancelled with SIGTERM leaves no stack behind.
+    let outcome = if matches!(cli.command, Command::Stack { .. }) {
+        run(cli).await
+    } else {
+        tokio::select! {
+            outcome = run(cli) => outcome,
+            signal = interrupted() => {
+                eprintln!("saga-conformance: {signal}: stopped what it had started");
+                return std::process::ExitCode::from(130);
+            }
+        }
+    };
+    match outcome {
         Ok(code) => code,
         Err(e) => {
             eprintln!("saga-conformance: {e:#}");
@@ -181,13 +196,27 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                     external.display()
                 );
             }
-            let _ = tokio::signal::ctrl_c().await;
-            println!("stopping…");
+            let signal = interrupted().await;
+            println!("{signal}: stopping…");
             stack.shutdown().await;
             let pushes = sink.map(|s| s.arrivals().len()).unwrap_or_default();
             println!("stopped ({pushes} push notification(s) received by the stack's own sink)");
             Ok(std::process::ExitCode::SUCCESS)
         }
+    }
+}
+
+/// Resolves on Ctrl-C (SIGINT) or SIGTERM, naming which.
+async fn interrupted() -> &'static str {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => term.recv().await,
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => "SIGINT",
+        _ = terminate => "SIGTERM",
     }
 }
 

@@ -201,7 +201,7 @@ fn connect(config: &ServiceConfig, topics: &[&str], metrics: &Metrics) -> anyhow
     if let Some(id) = &config.instance_id {
         client.set("group.instance.id", id);
     }
-    let consumer: StreamConsumer<LagContext> = client
+    client
         .set("bootstrap.servers", &config.kafka_bootstrap_servers)
         .set("group.id", config.consumer_group())
         .set("session.timeout.ms", config.session_timeout_ms.to_string())
@@ -216,7 +216,9 @@ fn connect(config: &ServiceConfig, topics: &[&str], metrics: &Metrics) -> anyhow
         // The broker answers a fetch as soon as data arrives (fetch.min.bytes=1); this only
         // bounds idle polling, so a longer wait costs no latency and saves CPU.
         .set("fetch.wait.max.ms", "100")
-        .set("statistics.interval.ms", "5000")
+        .set("statistics.interval.ms", "5000");
+    crate::kafka::apply_overrides(&mut client, crate::kafka::CONSUMER_OVERRIDES, std::env::vars());
+    let consumer: StreamConsumer<LagContext> = client
         .create_with_context(LagContext { metrics: metrics.clone() })
         .with_context(|| format!("creating Kafka consumer for {}", config.kafka_bootstrap_servers))?;
     consumer.subscribe(topics).with_context(|| format!("subscribing to {topics:?}"))?;
@@ -319,6 +321,7 @@ impl<H: Handler> Worker<H> {
         }
         let Some(labels) = self.handle_split(batch).await else { return false };
         let seconds = started.elapsed().as_secs_f64();
+        self.metrics.batch(seconds);
         for (message, label) in batch.iter().zip(labels) {
             self.metrics.consumed(message.topic(), label);
             self.metrics.stage(message.topic(), seconds);

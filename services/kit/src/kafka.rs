@@ -13,14 +13,34 @@ use std::time::Duration;
 /// Producer tuned for latency without giving up durability: `linger.ms=1` still batches
 /// bursts, and `enable.idempotence` keeps order and dedupes retries.
 pub fn producer(bootstrap: &str) -> anyhow::Result<FutureProducer> {
-    ClientConfig::new()
+    let mut client = ClientConfig::new();
+    client
         .set("bootstrap.servers", bootstrap)
         .set("enable.idempotence", "true")
         .set("acks", "all")
         .set("linger.ms", "1")
-        .set("message.timeout.ms", "30000")
-        .create()
-        .with_context(|| format!("creating Kafka producer for {bootstrap}"))
+        .set("message.timeout.ms", "30000");
+    apply_overrides(&mut client, PRODUCER_OVERRIDES, std::env::vars());
+    client.create().with_context(|| format!("creating Kafka producer for {bootstrap}"))
+}
+
+/// Prefix of the environment variables that set any librdkafka producer property:
+/// `KAFKA_PRODUCER_LINGER_MS=5` sets `linger.ms=5` (for tuning and benchmarks; docs/reference-implementation.md).
+pub const PRODUCER_OVERRIDES: &str = "KAFKA_PRODUCER_";
+/// Same for the consumers: `KAFKA_CONSUMER_FETCH_MIN_BYTES=1024` sets `fetch.min.bytes`.
+pub const CONSUMER_OVERRIDES: &str = "KAFKA_CONSUMER_";
+
+/// Sets each `<prefix>SOME_PROPERTY=value` variable as `some.property=value` (librdkafka's
+/// property names are lower case with dots), after the defaults so an override wins; logged,
+/// since a changed setting changes behaviour.
+pub fn apply_overrides(client: &mut ClientConfig, prefix: &str, vars: impl Iterator<Item = (String, String)>) {
+    for (name, value) in vars {
+        if let Some(property) = name.strip_prefix(prefix).filter(|p| !p.is_empty()) {
+            let property = property.to_ascii_lowercase().replace('_', ".");
+            tracing::info!(%property, %value, "Kafka client property set from {name}");
+            client.set(property, value);
+        }
+    }
 }
 
 /// Creates each topic with `partitions` partitions and `replication` replicas (-1: the broker's
@@ -45,4 +65,21 @@ pub async fn ensure_topics(bootstrap: &str, names: &[String], partitions: i32, r
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_override_names_the_property_and_wins_over_the_default() {
+        let mut client = ClientConfig::new();
+        client.set("linger.ms", "1");
+        let vars =
+            [("KAFKA_PRODUCER_LINGER_MS", "5"), ("KAFKA_CONSUMER_FETCH_MIN_BYTES", "9"), ("KAFKA_PRODUCER_", "x")];
+        apply_overrides(&mut client, PRODUCER_OVERRIDES, vars.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        assert_eq!(client.get("linger.ms"), Some("5"));
+        assert_eq!(client.get("fetch.min.bytes"), None, "another prefix's variable must not apply");
+        assert_eq!(client.config_map().len(), 1, "an empty property name must be ignored");
+    }
 }

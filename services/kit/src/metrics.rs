@@ -1,6 +1,8 @@
 //! The seed's monitoring points as Prometheus metrics, served on `/metrics`:
 //! publish success/failure per topic (`saga_publish_total`), processing time per stage
-//! (`saga_stage_seconds`), records handled per outcome (`saga_consumed_total`), consumer lag
+//! (`saga_stage_seconds`: for each record, the time of the batch it was handled in), batch
+//! handling time (`saga_batch_seconds`: once per batch, so its sum is the workers' busy time and
+//! its count the number of transactions), records handled per outcome (`saga_consumed_total`), consumer lag
 //! per partition (`saga_consumer_lag`, from librdkafka statistics) and push deliveries.
 
 use prometheus_client::encoding::text::encode;
@@ -25,6 +27,7 @@ struct Inner {
     consumed: Family<Labels, Counter>,
     push: Family<Labels, Counter>,
     stage: HistogramFamily,
+    batch: Histogram,
     lag: Family<Labels, Gauge>,
 }
 
@@ -41,6 +44,7 @@ impl Metrics {
         let consumed = Family::<Labels, Counter>::default();
         let push = Family::<Labels, Counter>::default();
         let stage = HistogramFamily::new_with_constructor(stage_histogram as fn() -> Histogram);
+        let batch = stage_histogram();
         let lag = Family::<Labels, Gauge>::default();
         registry.register("publish", "Records published to Kafka by outcome", publish.clone());
         registry.register(
@@ -50,8 +54,9 @@ impl Metrics {
         );
         registry.register("push", "Push notifications delivered by outcome", push.clone());
         registry.register("stage_seconds", "Processing time of each saga stage handled here", stage.clone());
+        registry.register("batch_seconds", "Handling time of one batch of records (one transaction)", batch.clone());
         registry.register("consumer_lag", "Consumer lag per topic partition (librdkafka statistics)", lag.clone());
-        Metrics { inner: Arc::new(Inner { registry, publish, consumed, push, stage, lag }) }
+        Metrics { inner: Arc::new(Inner { registry, publish, consumed, push, stage, batch, lag }) }
     }
 
     pub fn published(&self, topic: &str, ok: bool) {
@@ -68,6 +73,10 @@ impl Metrics {
 
     pub fn stage(&self, stage: &str, seconds: f64) {
         self.inner.stage.get_or_create(&vec![("stage", stage.to_string())]).observe(seconds);
+    }
+
+    pub fn batch(&self, seconds: f64) {
+        self.inner.batch.observe(seconds);
     }
 
     pub fn lag(&self, topic: &str, partition: i32, lag: i64) {

@@ -3,6 +3,7 @@
 //! depend on Kafka or the Product Service being up.
 
 use super::domain::{self, CreateOrder, Status, ValidOrder};
+use super::intake::{Intake, NewOrder};
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -15,11 +16,19 @@ use saga_service_kit::service::Context;
 use serde_json::json;
 use uuid::Uuid;
 
+/// What the handlers share: the kit's context and the intake's writers.
+#[derive(Clone)]
+struct OrderApi {
+    context: Context,
+    intake: Intake,
+}
+
 pub fn routes(context: Context) -> Router {
+    let intake = Intake::start(context.clone());
     Router::new()
         .route("/api/v1/orders", post(create_order))
         .route("/api/v1/orders/{order_id}", get(get_order))
-        .with_state(context)
+        .with_state(OrderApi { context, intake })
 }
 
 /// Seeded fault `order::float-total`: money added up in binary floating point, cents
@@ -30,7 +39,7 @@ fn float_total(order: &ValidOrder) -> Money {
 }
 
 async fn create_order(
-    State(context): State<Context>,
+    State(api): State<OrderApi>,
     headers: HeaderMap,
     ProblemJson(body): ProblemJson<CreateOrder>,
 ) -> Result<Response, Problem> {
@@ -54,34 +63,21 @@ async fn create_order(
         total_amount: order.total,
         created_at: now,
     };
-    // Framed before the transaction opens (a registry round trip at most, then cached), and
-    // the order with its lines in one statement: the transaction holds a connection for
-    // three round trips plus the commit.
-    let topic = context.config.topics.name(SagaTopic::OrderCreated);
-    let framed = context
+    // Framed before it is queued (a registry round trip at most, then cached); stored with the
+    // orders that arrive alongside it in one transaction (see intake.rs).
+    let topic = api.context.config.topics.name(SagaTopic::OrderCreated);
+    let framed = api
+        .context
         .codec
         .encode(topic, event.clone())
         .await
         .map_err(|e| Problem::unavailable("schema registry unreachable", e))?;
-    let mut tx = context.begin().await?;
-    sqlx::query(
-        "WITH new_order AS (INSERT INTO orders (order_id, user_id, store_id, status, total_amount) VALUES ($1, $2, $3, 'ORDER_CREATED', $4)) \
-         INSERT INTO order_items (order_id, line_no, product_id, quantity, unit_price) \
-         SELECT $1, line_no - 1, product_id, quantity, unit_price FROM unnest($5::text[], $6::int[], $7::bigint[]) WITH ORDINALITY AS line(product_id, quantity, unit_price, line_no)",
-    )
-    .bind(order_id)
-    .bind(&event.user_id)
-    .bind(&event.store_id)
-    .bind(event.total_amount.0)
-    .bind(event.items.iter().map(|i| i.product_id.as_str()).collect::<Vec<_>>())
-    .bind(event.items.iter().map(|i| i.quantity).collect::<Vec<_>>())
-    .bind(event.items.iter().map(|i| i.unit_price.0).collect::<Vec<_>>())
-    .execute(tx.conn())
-    .await?;
-    tx.event(topic, &event.order_id, framed);
-    tx.commit().await?;
+    api.intake
+        .store(NewOrder { order_id, event, framed })
+        .await
+        .map_err(|e| Problem::unavailable("order database", e))?;
     if let Some(patience) = failpoint::delay("order::intake-waits-for-stock") {
-        wait_for_stock(&context, order_id, patience).await;
+        wait_for_stock(&api.context, order_id, patience).await;
     }
 
     let body = json!({"orderId": order_id.to_string(), "status": "ORDER_CREATED", "message": "주문이 접수되었습니다"});
@@ -126,7 +122,10 @@ struct ItemRow {
     unit_price: i64,
 }
 
-async fn get_order(State(context): State<Context>, Path(order_id): Path<String>) -> Result<Response, Problem> {
+async fn get_order(
+    State(OrderApi { context, .. }): State<OrderApi>,
+    Path(order_id): Path<String>,
+) -> Result<Response, Problem> {
     let not_found = || Problem::not_found(format!("no order {order_id}"));
     let id = Uuid::parse_str(&order_id).map_err(|_| not_found())?;
     let order: OrderRow = sqlx::query_as("SELECT user_id, store_id, status, total_amount, cancellation_reason, failure_detail, created_at, updated_at FROM orders WHERE order_id = $1")

@@ -8,7 +8,8 @@
 //! - on `stock.reservation.failed`: `ORDER_CANCELLED`, `order.cancelled` (STOCK_UNAVAILABLE),
 //!   push "재고 부족으로 주문이 취소되었습니다".
 //!
-//! Layout: `main.rs` wires the kit to [`api`] (HTTP), [`handler`] (events) and [`domain`]
+//! Layout: `main.rs` wires the kit to [`api`] (HTTP, storing orders through [`intake`]'s
+//! group commit), [`handler`] (events) and [`domain`]
 //! (the decisions, unit-tested there).
 //!
 //! Run: `KAFKA_BOOTSTRAP_SERVERS=… SCHEMA_REGISTRY_URL=… DATABASE_URL=… order-service`
@@ -17,6 +18,7 @@
 mod api;
 mod domain;
 mod handler;
+mod intake;
 
 use saga_contract::SagaTopic;
 

@@ -4,6 +4,7 @@
 
 use super::BenchArgs;
 use super::floor::{Floor, FloorJson};
+use super::metrics::{BatchUse, batch_use, is_batches};
 use super::pgstats::PgRates;
 use super::procfs::{CpuUse, Machine, Procs};
 use super::stats::{Measured, Pct, r2, r2_map, round2};
@@ -208,10 +209,10 @@ impl Report {
             handler_ms_mean: s
                 .handler_ms
                 .iter()
-                .map(|(k, (mean, records))| {
-                    (k.as_str(), HandlerJson { mean: *mean, records: *records, capacity_per_s: 1000.0 / mean })
-                })
+                .filter(|(k, _)| !is_batches(k))
+                .map(|(k, (mean, records))| (k.as_str(), HandlerJson { mean: *mean, records: *records }))
                 .collect(),
+            batches: batch_use(&s.handler_ms),
             timeline: s
                 .timeline
                 .iter()
@@ -281,6 +282,8 @@ struct StepJson<'a> {
     cpu_cores_used_by_other_processes: Measured<f64>,
     postgres: Measured<Option<&'a PgRates>>,
     handler_ms_mean: BTreeMap<&'a str, HandlerJson>,
+    /// Per service, from `saga_batch_seconds` (absent for an implementation without it).
+    batches: BTreeMap<String, BatchUse>,
     timeline: Vec<BucketJson>,
 }
 
@@ -333,9 +336,6 @@ struct HandlerJson {
     #[serde(serialize_with = "r2")]
     mean: f64,
     records: f64,
-    /// Records per second one worker could handle one at a time.
-    #[serde(serialize_with = "r2")]
-    capacity_per_s: f64,
 }
 
 #[derive(Serialize)]

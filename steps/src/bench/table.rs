@@ -2,6 +2,7 @@
 //! the floor, the orders' fate, what the run cost (memory, CPU, PostgreSQL, handler times),
 //! the find-max steps, and the target lines.
 
+use super::metrics::{batch_use, is_batches};
 use super::report::Report;
 use super::stats::{NOT_MEASURED_EXTERNAL, Pct, ms, round2};
 use std::collections::BTreeMap;
@@ -184,16 +185,23 @@ impl Report {
         let handlers: Vec<String> = h
             .handler_ms
             .iter()
-            .filter(|(_, (_, n))| *n > 0.0)
-            .map(|(k, (m, n))| format!("{k} {m:.2} ms×{n:.0} (one-at-a-time capacity ≈ {:.0}/s)", 1000.0 / m))
+            .filter(|(k, (_, n))| *n > 0.0 && !is_batches(k))
+            .map(|(k, (m, n))| format!("{k} {m:.2} ms×{n:.0}"))
             .collect();
         if handlers.is_empty() {
             let _ = writeln!(out, "handler time: no saga_stage_seconds in the services' /metrics");
         } else {
             let _ = writeln!(
                 out,
-                "handler time (services' saga_stage_seconds, mean per record):\n  {}",
+                "handler time (services' saga_stage_seconds, mean per record: the time of the batch it was in):\n  {}",
                 handlers.join("\n  ")
+            );
+        }
+        for (service, b) in batch_use(&h.handler_ms) {
+            let _ = writeln!(
+                out,
+                "  {service}: {:.0} batches, {:.1} records each, {:.2} ms per batch, workers busy {:.2} ms per record",
+                b.batches, b.records_per_batch, b.ms_per_batch, b.busy_ms_per_record
             );
         }
     }
