@@ -1,7 +1,7 @@
 //! `saga-conformance`: run the conformance suite, or start the reference stack by hand.
 //!
 //! ```text
-//! saga-conformance run   [--config FILE] [--backend processes|containers|external] [--tags EXPR] [--report-dir DIR] [--baseline FILE]
+//! saga-conformance run   [--config FILE] [--backend processes|containers|external] [--tags EXPR] [--report-dir DIR] [--baseline FILE] [--features-dir DIR]
 //! saga-conformance stack [--push-port PORT]
 //! saga-conformance selftest [--fault NAME]… [--report-dir DIR]
 //! saga-conformance bench [--config FILE] [--rate R] [--duration S] [--warmup S] [--json FILE] [--find-max] [--report-dir DIR]
