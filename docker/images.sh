@@ -14,8 +14,10 @@
 #
 # Images: saga-kafka:<kafka version of docker/kafka/pom.xml>, saga-postgres:15,
 # saga-apicurio-registry:<apicurio version of docker/apicurio/pom.xml>, saga-order-service,
-# saga-product-service, saga-payment-service (tag latest).
-# Service images package host-built release binaries from ${CARGO_TARGET_DIR:-~/.cache/saga-conformance/target}/release
+# saga-product-service, saga-payment-service (tag latest), and the kit itself,
+# saga-conformance:<workspace version of Cargo.toml> (docker/kit/Dockerfile: the suite against an
+# external implementation, for other teams' CI).
+# Service and kit images package host-built release binaries from ${CARGO_TARGET_DIR:-~/.cache/saga-conformance/target}/release
 # (built with `cargo build --release --workspace --bins` when missing; --cargo-build forces that).
 # Each image carries a label saga.inputs = hash of its build context + base image id; `build`
 # rebuilds an image whose inputs changed (e.g. a newer binary) even without --rebuild.
@@ -40,6 +42,7 @@ official_base=debian:bookworm-slim
 local_base=saga-base:bookworm
 kafka_version="$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$here/kafka/pom.xml" | head -n1)"
 apicurio_version="$(sed -n 's:.*<apicurio.version>\(.*\)</apicurio.version>.*:\1:p' "$here/apicurio/pom.xml" | head -n1)"
+kit_version="$(sed -n 's/^version = "\(.*\)"/\1/p' "$repo/Cargo.toml" | head -n1)"
 
 die() { echo "images.sh: ERROR: $*" >&2; exit 1; }
 log() { echo "images.sh: $*" >&2; }
@@ -53,7 +56,7 @@ declare -A services=(
   [saga-payment-service]="payment-service:8083"
 )
 all_images=("saga-kafka:$kafka_version" "saga-postgres:15" "saga-apicurio-registry:$apicurio_version"
-            saga-order-service saga-product-service saga-payment-service)
+            saga-order-service saga-product-service saga-payment-service "saga-conformance:$kit_version")
 
 mkdir -p "$cache" "$logdir"
 
@@ -307,7 +310,7 @@ build_postgres() {
 
 ensure_binaries() {
   local missing=() bin
-  for bin in order-service product-service payment-service; do
+  for bin in order-service product-service payment-service saga-conformance; do
     [[ -x "$target_dir/release/$bin" ]] || missing+=("$bin")
   done
   if [[ ${#missing[@]} -eq 0 && "$cargo_build" != 1 ]]; then return 0; fi
@@ -327,6 +330,14 @@ build_service() {  # image name
   cp "$here/services/Dockerfile" "$here/base/healthcheck.sh" "$ctx/"
   cp "$target_dir/release/$bin" "$ctx/$bin"
   build_one "$name" "$ctx" "SERVICE_BIN=$bin" "HTTP_PORT=$port"
+}
+
+build_kit() {
+  local ctx
+  ctx="$(new_ctx)"
+  cp "$here/kit/Dockerfile" "$ctx/"
+  cp "$target_dir/release/saga-conformance" "$ctx/"
+  build_one "saga-conformance:$kit_version" "$ctx"
 }
 
 cmd_list() {
@@ -351,6 +362,7 @@ cmd_build() {
       saga-apicurio-registry|saga-apicurio-registry:*) build_registry ;;
       saga-order-service|saga-product-service|saga-payment-service)
         ensure_binaries; build_service "$name" ;;
+      saga-conformance|saga-conformance:*) ensure_binaries; build_kit ;;
       *) die "unknown image '$name' (known: ${all_images[*]})" ;;
     esac
   done

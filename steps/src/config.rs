@@ -24,8 +24,9 @@ pub enum BackendKind {
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub backend: BackendKind,
-    /// Where `features/` is.
-    pub features: PathBuf,
+    /// A directory of `*.feature` files to run instead of the ones built into the kit
+    /// (`SAGA_FEATURES_DIR`, `--features-dir`); none by default.
+    pub features: Option<PathBuf>,
     pub report_dir: PathBuf,
     /// Expected-failures baseline (`known.toml`, see [`crate::verdict::Baseline`]); none by default.
     pub baseline: Option<PathBuf>,
@@ -192,7 +193,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             backend: BackendKind::Processes,
-            features: crate::backend::paths::repo_file("features"),
+            features: None,
             report_dir: PathBuf::from("reports/latest"),
             baseline: None,
             concurrency: 8,
@@ -310,6 +311,9 @@ pub struct Overrides {
     /// Multiplies every timing budget of `[timing]` (a slower machine).
     #[arg(long, env = "SAGA_TIMING_SCALE")]
     pub timing_scale: Option<f64>,
+    /// Run the `*.feature` files of this directory instead of the built-in ones.
+    #[arg(long, env = "SAGA_FEATURES_DIR")]
+    pub features_dir: Option<PathBuf>,
 }
 
 impl Overrides {
@@ -340,6 +344,7 @@ impl Config {
         config.instances = o.instances.unwrap_or(config.instances);
         config.kafka_brokers = o.kafka_brokers.unwrap_or(config.kafka_brokers);
         config.timing.scale = o.timing_scale.unwrap_or(config.timing.scale);
+        config.features = o.features_dir.or(config.features);
         config.scale()?;
         Ok(config)
     }

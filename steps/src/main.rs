@@ -1,7 +1,7 @@
 //! `saga-conformance`: run the conformance suite, or start the reference stack by hand.
 //!
 //! ```text
-//! saga-conformance run   [--config FILE] [--backend processes|containers|external] [--tags EXPR] [--report-dir DIR] [--baseline FILE]
+//! saga-conformance run   [--config FILE] [--backend processes|containers|external] [--tags EXPR] [--report-dir DIR] [--baseline FILE] [--features-dir DIR]
 //! saga-conformance stack [--push-port PORT]
 //! saga-conformance selftest [--fault NAME]… [--report-dir DIR]
 //! saga-conformance bench [--config FILE] [--rate R] [--duration S] [--warmup S] [--json FILE] [--find-max] [--report-dir DIR]
@@ -9,6 +9,7 @@
 //! ```
 
 use clap::{Parser, Subcommand};
+use saga_conformance::backend::processes::control::{self, Faults};
 use saga_conformance::backend::processes::{Stack, StackOptions};
 use saga_conformance::config::{Config, Overrides};
 use saga_conformance::groups::ConsumerGroups;
@@ -45,7 +46,8 @@ enum Command {
     /// sink) on free loopback ports, print the endpoints, and stop it all on Ctrl-C.
     Stack {
         /// Send pushes to 127.0.0.1:PORT (where `run --backend external` listens) instead of a
-        /// sink of the stack's own; also writes reports/stack/external.toml.
+        /// sink of the stack's own; also writes reports/stack/external.toml, its fault commands
+        /// served by the stack on a loopback port.
         #[arg(long)]
         push_port: Option<u16>,
     },
@@ -187,16 +189,29 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 "  curl {}/api/v1/orders/<orderId>   and   curl '{}/api/v1/payments?orderId=<orderId>'",
                 e.order_url, e.payment_url
             );
+            let mut faults = None;
             if let Some(port) = push_port {
+                let endpoint = Faults::serve().await?;
                 let external = PathBuf::from("reports/stack/external.toml");
-                std::fs::write(&external, external_config(&stack, port))?;
+                std::fs::write(&external, external_config(&stack, port, endpoint.port()))?;
+                faults = Some(endpoint);
                 println!();
                 println!(
                     "check it as an external implementation: saga-conformance run --config {}",
                     external.display()
                 );
             }
-            let signal = interrupted().await;
+            // Fault commands are carried out here, in the task that owns the stack, until a signal.
+            let commands = async {
+                if let Some(faults) = faults {
+                    faults.apply(&stack).await;
+                }
+                std::future::pending::<()>().await
+            };
+            let signal = tokio::select! {
+                signal = interrupted() => signal,
+                () = commands => "fault endpoint closed",
+            };
             println!("{signal}: stopping…");
             stack.shutdown().await;
             let pushes = sink.map(|s| s.arrivals().len()).unwrap_or_default();
@@ -220,16 +235,18 @@ async fn interrupted() -> &'static str {
     }
 }
 
-/// A conformance.toml that checks this stack as an external implementation.
-fn external_config(stack: &Stack, push_port: u16) -> String {
+/// A conformance.toml that checks this stack as an external implementation, its faults through
+/// the stack's fault endpoint on `control_port`.
+fn external_config(stack: &Stack, push_port: u16, control_port: u16) -> String {
     let e = &stack.endpoints;
     format!(
-        "# Written by `saga-conformance stack --push-port {push_port}`.\nbackend = \"external\"\nreport_dir = \"reports/external\"\n\n[external]\norder_url = \"{}\"\nproduct_url = \"{}\"\npayment_url = \"{}\"\nkafka_bootstrap = \"{}\"\nregistry_url = \"{}\"\npush_sink_port = {push_port}\ndead_letter_topics = true\n\n[external.consumer_groups]\n{}",
+        "# Written by `saga-conformance stack --push-port {push_port}`.\nbackend = \"external\"\nreport_dir = \"reports/external\"\n\n[external]\norder_url = \"{}\"\nproduct_url = \"{}\"\npayment_url = \"{}\"\nkafka_bootstrap = \"{}\"\nregistry_url = \"{}\"\npush_sink_port = {push_port}\ndead_letter_topics = true\n\n[external.commands]   # the stack's fault endpoint (steps/src/backend/processes/control.rs)\n{}\n[external.consumer_groups]\n{}",
         e.order_url,
         e.product_url,
         e.payment_url,
         e.kafka_bootstrap,
         e.registry_url,
+        control::commands_toml(control_port),
         ConsumerGroups::reference_names()
             .into_iter()
             .collect::<std::collections::BTreeMap<_, _>>()

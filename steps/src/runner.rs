@@ -39,6 +39,8 @@ pub async fn run(config: Config, tags: Option<String>) -> anyhow::Result<RunSumm
         Some(path) => Baseline::load(path)?,
         None => Baseline::default(),
     };
+    // Before the backend starts, so a wrong directory fails the run with nothing to tear down.
+    let features = crate::backend::paths::FeaturesDir::new(config.features.as_deref())?;
     std::fs::create_dir_all(&config.report_dir)
         .with_context(|| format!("creating report directory {}", config.report_dir.display()))?;
     let sink_port = (config.backend == BackendKind::External).then_some(config.external.push_sink_port);
@@ -126,7 +128,7 @@ pub async fn run(config: Config, tags: Option<String>) -> anyhow::Result<RunSumm
         }
     };
 
-    eprintln!("[run {:>5.1}s] running features from {}", began.elapsed().as_secs_f64(), config.features.display());
+    eprintln!("[run {:>5.1}s] running {}", began.elapsed().as_secs_f64(), features.describe());
     let json_path = config.report_dir.join("cucumber.json");
     let json_file = std::fs::File::create(&json_path)?;
     let scenarios_began = Instant::now();
@@ -150,7 +152,7 @@ pub async fn run(config: Config, tags: Option<String>) -> anyhow::Result<RunSumm
         )
         // After with_writer (which resets it): our CLI owns the arguments, not cucumber.
         .with_cli(cucumber::cli::Opts::<_, _, _, cucumber::cli::Empty>::default())
-        .filter_run(config.features.clone(), filter)
+        .filter_run(features.path().to_path_buf(), filter)
         .await;
     let scenarios_took = scenarios_began.elapsed();
 

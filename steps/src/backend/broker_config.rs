@@ -1,25 +1,18 @@
-//! The broker's settings, kept in one place — `docker/kafka/server.properties.example` — and
-//! made into what each way of running a broker needs: a properties file with its ports filled in
+//! The broker's settings, kept in one place — `docker/kafka/server.properties.example`, built
+//! into the kit ([`KAFKA_SERVER_PROPERTIES`]) — and made into what each way of running a broker needs: a properties file with its ports filled in
 //! (processes), node `id` of a cluster (both), or the official image's `KAFKA_*` variables
 //! (containers).
 
-use super::paths::repo_file;
-use anyhow::Context;
+use super::paths::KAFKA_SERVER_PROPERTIES;
 use std::path::Path;
-
-/// The template's text.
-fn template() -> anyhow::Result<String> {
-    let template = repo_file("docker/kafka/server.properties.example");
-    std::fs::read_to_string(&template).with_context(|| format!("reading {}", template.display()))
-}
 
 /// `docker/kafka/server.properties.example` (the one place the broker settings live) with its
 /// placeholders filled in.
-pub fn server_properties(port: u16, controller_port: u16, data: &Path) -> anyhow::Result<String> {
-    Ok(template()?
+pub fn server_properties(port: u16, controller_port: u16, data: &Path) -> String {
+    KAFKA_SERVER_PROPERTIES
         .replace("@BROKER_PORT@", &port.to_string())
         .replace("@CONTROLLER_PORT@", &controller_port.to_string())
-        .replace("@DATA_DIR@", &data.display().to_string()))
+        .replace("@DATA_DIR@", &data.display().to_string())
 }
 
 /// The single-node template made into node `id` of a `count`-node cluster: its id, the quorum
@@ -59,11 +52,11 @@ pub fn cluster_properties(template: &str, id: i32, voters: &str, count: usize) -
 /// with Kafka's defaults (a 3 s initial rebalance delay, 50 offsets partitions, topics
 /// auto-created, …). Listeners, the quorum and the roles are the caller's (testcontainers'
 /// Kafka module sets them for a single node).
-pub fn image_env(id: i32, voters: &str, count: usize) -> anyhow::Result<Vec<(String, String)>> {
-    let mut env = properties_as_env(&cluster_properties(&template()?, id, voters, count));
+pub fn image_env(id: i32, voters: &str, count: usize) -> Vec<(String, String)> {
+    let mut env = properties_as_env(&cluster_properties(KAFKA_SERVER_PROPERTIES, id, voters, count));
     env.push(("KAFKA_NODE_ID".into(), id.to_string()));
     env.push(("KAFKA_LOG_DIRS".into(), "/var/lib/kafka/data".into()));
-    Ok(env)
+    env
 }
 
 /// `key=value` lines → `KAFKA_KEY` variables (`.`→`_`, `_`→`__`, `-`→`___`, upper case), leaving

@@ -9,7 +9,7 @@
 //! | [`capabilities`] | what each can do beyond HTTP and Kafka (the `@needs-*` tags) |
 //! | [`kafka_meta`] | what any cluster's metadata says: partition leaders, replicas in sync, serving again |
 //! | [`broker_config`] | the broker's settings from their one template, for a process or an image |
-//! | [`paths`] | the clone's files, the cache outside it, the service binaries |
+//! | [`paths`] | what the kit needs at run time: the built-in features and broker settings, a checkout's scripts, the cache, the service binaries |
 //!
 //! Every backend gives the suite the same [`Endpoints`] and the same fault operations, which
 //! [`Backend`] dispatches; a scaled-out stack ([`Scale`]) adds the operations on one instance of

@@ -1,7 +1,7 @@
 //! The containers every stack has, whatever runs in it: the infrastructure ([`Infra`]: PostgreSQL,
 //! Kafka, the registry), the images they come from, and the Docker operations the faults use.
 
-use crate::backend::paths::repo_file;
+use crate::backend::paths::source_file;
 use crate::backend::processes::process::{free_port, wait_http_ok_url};
 use crate::backend::processes::{CCOMPAT_PATH, apicurio_env};
 use crate::config::{ContainerImages, RegistryApi};
@@ -95,7 +95,8 @@ pub async fn docker_ok(args: &[&str]) -> bool {
 
 /// Fails with what to do when no engine answers; brings our own (`saga-*`) images up to date
 /// with `docker/images.sh build` (it rebuilds only what changed, e.g. a newer service binary);
-/// other images must already be there.
+/// other images must already be there. Without a checkout of the kit (an installed binary) our
+/// images are used as they are, and must be there too.
 pub async fn prepare(images: &ContainerImages) -> anyhow::Result<()> {
     if !docker_ok(&["info"]).await {
         bail!(
@@ -105,28 +106,36 @@ pub async fn prepare(images: &ContainerImages) -> anyhow::Result<()> {
     let ours: Vec<&str> =
         images.all().into_iter().filter(|i| i.starts_with("saga-")).map(|i| i.trim_end_matches(":latest")).collect();
     if !ours.is_empty() {
-        eprintln!("[containers] bringing images {ours:?} up to date (docker/images.sh build)");
-        let script = repo_file("docker/images.sh");
-        let output = tokio::process::Command::new("bash")
-            .arg(&script)
-            .arg("build")
-            .args(&ours)
-            .output()
-            .await
-            .with_context(|| format!("running {}", script.display()))?;
-        if !output.status.success() {
-            bail!(
-                "{} build failed:\n{}{}",
-                script.display(),
-                String::from_utf8_lossy(&output.stdout),
-                String::from_utf8_lossy(&output.stderr)
-            );
+        match source_file("docker/images.sh") {
+            Ok(script) => build_ours(&script, &ours).await?,
+            Err(e) => eprintln!("[containers] {e:#}: using the images {ours:?} as they are"),
         }
     }
     for image in images.all() {
         if !docker_ok(&["image", "inspect", image]).await {
             bail!("image {image} not found locally: pull or build it (see docs/containers.md)");
         }
+    }
+    Ok(())
+}
+
+/// `docker/images.sh build` for our images (it rebuilds only what changed).
+async fn build_ours(script: &std::path::Path, ours: &[&str]) -> anyhow::Result<()> {
+    eprintln!("[containers] bringing images {ours:?} up to date (docker/images.sh build)");
+    let output = tokio::process::Command::new("bash")
+        .arg(script)
+        .arg("build")
+        .args(ours)
+        .output()
+        .await
+        .with_context(|| format!("running {}", script.display()))?;
+    if !output.status.success() {
+        bail!(
+            "{} build failed:\n{}{}",
+            script.display(),
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
     }
     Ok(())
 }

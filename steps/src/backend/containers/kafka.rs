@@ -116,7 +116,7 @@ async fn single(place: &Placement<'_>, port: u16) -> anyhow::Result<Infra> {
         // start, and a restarted broker (the broker-restart faults) must keep it.
         .with_mapped_port(port, KAFKA_PORT)
         .with_startup_timeout(Duration::from_secs(180));
-    for (key, value) in image_env(1, "", 1)? {
+    for (key, value) in image_env(1, "", 1) {
         kafka = kafka.with_env_var(key, value);
     }
     let kafka = kafka.start().await.context("starting the Kafka container (testcontainers-modules kafka::apache)")?;
@@ -151,7 +151,7 @@ async fn cluster_node(
         )
         .with_env_var("KAFKA_INTER_BROKER_LISTENER_NAME", "BROKER")
         .with_env_var("KAFKA_CONTROLLER_LISTENER_NAMES", "CONTROLLER");
-    for (key, value) in image_env(id, voters, count)? {
+    for (key, value) in image_env(id, voters, count) {
         node = node.with_env_var(key, value);
     }
     let node = node.start().await.with_context(|| format!("starting Kafka node {id} ({name})"))?;

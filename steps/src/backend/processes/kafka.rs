@@ -6,7 +6,7 @@
 use super::process::{Proc, free_port};
 use crate::backend::broker_config::{cluster_properties, server_properties};
 use crate::backend::kafka_meta::{leading_node, wait_leaders, wait_replicated};
-use crate::backend::paths::repo_file;
+use crate::backend::paths::{KAFKA_LOG4J2, source_file};
 use anyhow::{Context, bail};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -39,6 +39,8 @@ pub struct BrokerLaunch {
     name: String,
     classpath: String,
     properties: PathBuf,
+    /// The broker's log4j2 configuration (the built-in `docker/kafka/log4j2.yaml`, written out).
+    log_config: PathBuf,
     logs_dir: PathBuf,
     log_file: PathBuf,
 }
@@ -50,7 +52,7 @@ impl BrokerLaunch {
         broker
             .args(["-Xms128m", "-Xmx512m", "-Djava.awt.headless=true"])
             .args(jvm_performance_options().split_whitespace())
-            .arg(format!("-Dlog4j2.configurationFile={}", repo_file("docker/kafka/log4j2.yaml").display()))
+            .arg(format!("-Dlog4j2.configurationFile={}", self.log_config.display()))
             .arg(format!("-Dkafka.logs.dir={}", self.logs_dir.display()))
             .args(["-cp", &self.classpath, "kafka.Kafka"])
             .arg(&self.properties);
@@ -88,6 +90,8 @@ impl Cluster {
         saga_topics: Vec<String>,
     ) -> anyhow::Result<Cluster> {
         let classpath = format!("{}/*", libs.display());
+        let log_config = work.join("kafka-log4j2.yaml");
+        std::fs::write(&log_config, KAFKA_LOG4J2).with_context(|| format!("writing {}", log_config.display()))?;
         let mut ports = Vec::with_capacity(count);
         for _ in 0..count {
             ports.push((free_port()?, free_port()?));
@@ -104,12 +108,13 @@ impl Cluster {
             };
             std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
             let properties = dir.join("server.properties");
-            let text = server_properties(*port, *controller_port, &dir.join("kafka-data"))?;
+            let text = server_properties(*port, *controller_port, &dir.join("kafka-data"));
             std::fs::write(&properties, cluster_properties(&text, id, &voters.join(","), count))?;
             let launch = BrokerLaunch {
                 name: format!("kafka{suffix}"),
                 classpath: classpath.clone(),
                 properties,
+                log_config: log_config.clone(),
                 logs_dir: dir.join("kafka-logs"),
                 log_file: logs.join(format!("kafka{suffix}.log")),
             };
@@ -218,9 +223,19 @@ fn jvm_performance_options() -> String {
 
 /// Makes sure a Java part of the stack is in `dest`, resolving it from Maven Central the first
 /// time: `part` is `kafka` (the broker's jars) or `apicurio` (the registry's distribution), see
-/// `docker/fetch-maven.sh`.
+/// `docker/fetch-maven.sh`. Without a checkout of the kit (an installed binary) a complete copy
+/// already in the cache is used as it is: the script that checks it against its pom is not there.
 pub async fn fetch_from_maven(part: &str, dest: &Path) -> anyhow::Result<()> {
-    let script = repo_file("docker/fetch-maven.sh");
+    let script = match source_file("docker/fetch-maven.sh") {
+        Ok(script) => script,
+        Err(_) if dest.join(".fetch-complete").is_file() => return Ok(()),
+        Err(e) => {
+            return Err(e.context(format!(
+                "{part} is not in {} yet and fetching it needs docker/fetch-maven.sh",
+                dest.display()
+            )));
+        }
+    };
     let status = Command::new("bash")
         .arg(&script)
         .arg(part)

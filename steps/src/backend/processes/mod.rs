@@ -4,6 +4,7 @@
 //! each waited for on a real readiness signal, all stopped when the [`Stack`] is shut down or
 //! dropped. [`Scale`] makes it several instances of each service on a Kafka cluster.
 
+pub mod control;
 pub mod instances;
 mod kafka;
 mod postgres;
