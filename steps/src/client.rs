@@ -176,14 +176,15 @@ impl SagaClient {
     }
 
     /// POSTs a pre-serialised order body: its status and body text, nothing parsed or copied
-    /// (the open-loop loads' path, so it costs no more than the request; [`Self::placed`]
-    /// reads the 201).
+    /// (the open-loop load's path, so it costs no more than the request: `user` is moved into
+    /// the header; [`Self::placed`] reads the 201).
     pub async fn post_order_text(
         &self,
-        user: &str,
+        user: String,
         body: impl Into<reqwest::Body>,
     ) -> Result<(u16, String), ClientError> {
-        let raw = self.post_order(Some(user), body, false).await?;
+        let request = self.order_request(body).header("X-User-Id", user);
+        let raw = self.send("POST", &self.orders_url, request, false).await?;
         Ok((raw.status, raw.text))
     }
 
@@ -193,11 +194,15 @@ impl SagaClient {
         body: impl Into<reqwest::Body>,
         headers: bool,
     ) -> Result<Raw, ClientError> {
-        let mut request = self.http.post(&self.orders_url).header("content-type", "application/json").body(body);
+        let mut request = self.order_request(body);
         if let Some(user) = user {
             request = request.header("X-User-Id", user);
         }
         self.send("POST", &self.orders_url, request, headers).await
+    }
+
+    fn order_request(&self, body: impl Into<reqwest::Body>) -> reqwest::RequestBuilder {
+        self.http.post(&self.orders_url).header("content-type", "application/json").body(body)
     }
 
     /// The 201 body of `post_order_text`'s answer, typed.

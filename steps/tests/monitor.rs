@@ -236,14 +236,8 @@ async fn settled(ctx: &Ctx, sagas_before: f64, load: usize, stalled: &str) -> an
     })
     .await?;
     // A further deadline: a violation judged again, or a second finding, would show by then.
-    let quiet_until = Instant::now() + SAGA_DEADLINE;
-    let text = poll::until(PHASE_DEADLINE, Duration::from_millis(200), async || match metrics(ctx).await {
-        Ok(t) if Instant::now() >= quiet_until => Ok(t),
-        Ok(_) => Err("waiting".to_string()),
-        Err(e) => Err(format!("{e:#}")),
-    })
-    .await
-    .map_err(|e| anyhow::anyhow!("reading /metrics: {e}"))?;
+    tokio::time::sleep(SAGA_DEADLINE).await;
+    let text = wait_metrics(ctx, "an answer", |_| true).await?;
     for (name, value) in violations(&text) {
         let want = if expected().contains(&name) { 1.0 } else { 0.0 };
         anyhow::ensure!(value == want, "{name} = {value}, expected {want}:\n{text}");

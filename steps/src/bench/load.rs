@@ -313,7 +313,7 @@ async fn send_order(client: &SagaClient, body: String, seq: usize, measured: boo
     let user = format!("bench-user-{}", seq % USERS);
     let sent_at_ms = epoch_ms_f64();
     let began = Instant::now();
-    let answer = client.post_order_text(&user, body).await;
+    let answer = client.post_order_text(user, body).await;
     let intake_ms = began.elapsed().as_secs_f64() * 1000.0;
     let mut sent = Sent {
         seq,

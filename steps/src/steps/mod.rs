@@ -1,4 +1,5 @@
-//! The cucumber World and the step library, one module per domain concept. A World is made
+//! The cucumber World and the step library, one module per domain concept; `params` holds the
+//! typed captures the step texts use (`{topic}`, `{service}`, `{push_kind}`, …). A World is made
 //! per scenario and gives every alias ("P1", "U1") a fresh id, so scenarios run concurrently
 //! without seeing each other's data. Everything a step waits for has a deadline; a failing
 //! step's message carries the evidence (the order's records and pushes).
