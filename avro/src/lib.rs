@@ -12,11 +12,13 @@ mod framing;
 mod money;
 mod push;
 mod topics;
+mod vocabulary;
 
 pub use framing::{Decoded, EventCodec, FramingError};
 pub use money::Money;
 pub use push::PushNotification;
 pub use topics::{SagaTopic, Topics};
+pub use vocabulary::{OrderStatus, PaymentStatus, PushKind, UnknownValue};
 
 /// Errors turning a decoded Avro value into a contract type.
 #[derive(Debug, thiserror::Error)]

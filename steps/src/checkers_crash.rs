@@ -5,15 +5,11 @@
 //! healthy outcomes and break exactly one thing each.
 
 use crate::checkers::Violation;
+use crate::client::Payment;
 use crate::sink::Push;
 use crate::tap::TapRecord;
-use saga_contract::SagaTopic;
-use serde_json::Value;
+use saga_contract::{OrderStatus, PushKind, SagaTopic};
 use std::collections::{BTreeMap, BTreeSet};
-
-pub const CONFIRMED: &str = "ORDER_CONFIRMED";
-pub const CANCELLED: &str = "ORDER_CANCELLED";
-pub const PAYMENT_WAIT: &str = "PAYMENT_WAIT";
 
 /// What one request of the load got back.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,12 +50,19 @@ pub struct Settled {
     /// When its 201 arrived; `None` for an order known only from its `order.created` (the
     /// answer was lost in the crash, but the order exists).
     pub accepted_ms: Option<i64>,
-    /// `status` of `GET /api/v1/orders/{id}`, or what the read got instead (e.g. `HTTP 404`).
-    pub status: String,
-    pub payments: Vec<Value>,
+    /// `status` of `GET /api/v1/orders/{id}`; `None` when it answered 404.
+    pub status: Option<OrderStatus>,
+    pub payments: Vec<Payment>,
     pub pushes: Vec<Push>,
     /// When its last stage was seen (the `PAYMENT_WAIT` or `ORDER_CANCELLED` push arrived).
     pub terminal_ms: Option<i64>,
+}
+
+impl Settled {
+    /// The status as violations name it.
+    fn status_text(&self) -> &'static str {
+        self.status.map_or("HTTP 404", OrderStatus::as_str)
+    }
 }
 
 fn violation(checker: &'static str, order_id: &str, detail: String) -> Violation {
@@ -134,14 +137,18 @@ pub fn in_flight(orders: &[Settled], fault: &FaultSpan) -> usize {
 pub fn unsettled(orders: &[Settled]) -> Vec<Violation> {
     orders
         .iter()
-        .filter(|o| !(o.status == CANCELLED || (o.status == CONFIRMED && !o.payments.is_empty())))
+        .filter(|o| match o.status {
+            Some(OrderStatus::Cancelled) => false,
+            Some(OrderStatus::Confirmed) => o.payments.is_empty(),
+            _ => true,
+        })
         .map(|o| {
             let origin =
                 if o.accepted_ms.is_some() { "accepted" } else { "seen only on order.created (its answer was lost)" };
             violation(
                 "settled",
                 &o.order_id,
-                format!("{origin}, ended {} with {} payment(s)", o.status, o.payments.len()),
+                format!("{origin}, ended {} with {} payment(s)", o.status_text(), o.payments.len()),
             )
         })
         .collect()
@@ -152,9 +159,9 @@ pub fn unsettled(orders: &[Settled]) -> Vec<Violation> {
 pub fn payments(orders: &[Settled]) -> Vec<Violation> {
     let mut violations = Vec::new();
     for o in orders {
-        let expected = match o.status.as_str() {
-            CONFIRMED => 1,
-            CANCELLED => 0,
+        let expected = match o.status {
+            Some(OrderStatus::Confirmed) => 1,
+            Some(OrderStatus::Cancelled) => 0,
             _ => continue, // reported by `unsettled`
         };
         if o.payments.len() != expected {
@@ -162,21 +169,16 @@ pub fn payments(orders: &[Settled]) -> Vec<Violation> {
                 "payments",
                 &o.order_id,
                 format!(
-                    "{} with {} payment(s), expected {expected}: {}",
-                    o.status,
+                    "{} with {} payment(s), expected {expected}: {:?}",
+                    o.status_text(),
                     o.payments.len(),
-                    Value::Array(o.payments.clone())
+                    o.payments
                 ),
             ));
         }
-        for p in &o.payments {
-            if p["orderId"] != Value::String(o.order_id.clone()) || p["status"] != PAYMENT_WAIT {
-                violations.push(violation(
-                    "payments",
-                    &o.order_id,
-                    format!("payment not in {PAYMENT_WAIT} for this order: {p}"),
-                ));
-            }
+        // Every payment is in PAYMENT_WAIT by its type (another status fails the read).
+        for p in o.payments.iter().filter(|p| p.order_id != o.order_id) {
+            violations.push(violation("payments", &o.order_id, format!("a payment for another order: {p:?}")));
         }
     }
     violations
@@ -187,26 +189,26 @@ pub fn payments(orders: &[Settled]) -> Vec<Violation> {
 pub fn pushes(orders: &[Settled]) -> Vec<Violation> {
     let mut violations = Vec::new();
     for o in orders {
-        let due: &[&str] = match o.status.as_str() {
-            CONFIRMED => &[CONFIRMED, PAYMENT_WAIT],
-            CANCELLED => &[CANCELLED],
+        let due: &[PushKind] = match o.status {
+            Some(OrderStatus::Confirmed) => &[PushKind::OrderConfirmed, PushKind::PaymentWait],
+            Some(OrderStatus::Cancelled) => &[PushKind::OrderCancelled],
             _ => continue,
         };
-        let mut events: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+        let mut events: BTreeMap<PushKind, BTreeSet<&str>> = BTreeMap::new();
         for p in &o.pushes {
-            events.entry(p.kind.as_str()).or_default().insert(p.event_id.as_str());
+            events.entry(p.kind).or_default().insert(p.event_id.as_str());
         }
-        for kind in [CONFIRMED, PAYMENT_WAIT, CANCELLED] {
+        for &kind in PushKind::ALL {
             let expected = usize::from(due.contains(&kind));
-            let seen = events.get(kind).map_or(0, BTreeSet::len);
+            let seen = events.get(&kind).map_or(0, BTreeSet::len);
             if seen != expected {
                 violations.push(violation(
                     "pushes",
                     &o.order_id,
                     format!(
                         "{} order got {seen} {kind} push(es) by distinct eventId, expected {expected}: {:?}",
-                        o.status,
-                        events.get(kind)
+                        o.status_text(),
+                        events.get(&kind)
                     ),
                 ));
             }
@@ -247,8 +249,9 @@ pub fn conflicting_outcomes(log: &[TapRecord], orders: &BTreeSet<String>) -> Vec
 
 /// The product's stock fell by exactly the units of the confirmed orders, and is not negative.
 pub fn stock(initial: i64, now: i64, orders: &[Settled]) -> Result<(), String> {
-    let confirmed: i64 = orders.iter().filter(|o| o.status == CONFIRMED).map(|o| o.quantity).sum();
-    let count = orders.iter().filter(|o| o.status == CONFIRMED).count();
+    let is_confirmed = |o: &&Settled| o.status == Some(OrderStatus::Confirmed);
+    let confirmed: i64 = orders.iter().filter(is_confirmed).map(|o| o.quantity).sum();
+    let count = orders.iter().filter(is_confirmed).count();
     if now < 0 {
         return Err(format!("stock is negative: {now}"));
     }
@@ -266,13 +269,17 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn push(order: &str, kind: &str, event: &str) -> Push {
-        Push {
-            user_id: "u".into(),
+    fn push(order: &str, kind: PushKind, event: &str) -> Push {
+        Push { user_id: "u".into(), order_id: order.into(), kind, message: String::new(), event_id: event.into() }
+    }
+
+    fn payment(order: &str) -> Payment {
+        Payment {
+            payment_id: None,
             order_id: order.into(),
-            kind: kind.into(),
-            message: String::new(),
-            event_id: event.into(),
+            user_id: None,
+            amount: json!(1),
+            status: saga_contract::PaymentStatus::PaymentWait,
         }
     }
 
@@ -281,18 +288,21 @@ mod tests {
             order_id: id.into(),
             quantity,
             accepted_ms: Some(accepted),
-            status: CONFIRMED.into(),
-            payments: vec![json!({"orderId": id, "status": PAYMENT_WAIT})],
-            pushes: vec![push(id, CONFIRMED, &format!("{id}-e1")), push(id, PAYMENT_WAIT, &format!("{id}-e2"))],
+            status: Some(OrderStatus::Confirmed),
+            payments: vec![payment(id)],
+            pushes: vec![
+                push(id, PushKind::OrderConfirmed, &format!("{id}-e1")),
+                push(id, PushKind::PaymentWait, &format!("{id}-e2")),
+            ],
             terminal_ms: Some(terminal),
         }
     }
 
     fn cancelled(id: &str, quantity: i64) -> Settled {
         Settled {
-            status: CANCELLED.into(),
+            status: Some(OrderStatus::Cancelled),
             payments: vec![],
-            pushes: vec![push(id, CANCELLED, &format!("{id}-e1"))],
+            pushes: vec![push(id, PushKind::OrderCancelled, &format!("{id}-e1"))],
             ..confirmed(id, quantity, 0, 1)
         }
     }
@@ -369,7 +379,7 @@ mod tests {
     #[test]
     fn an_order_left_created_is_caught() {
         let mut orders = healthy();
-        orders[1].status = "ORDER_CREATED".into();
+        orders[1].status = Some(OrderStatus::Created);
         orders[1].payments.clear();
         let v = unsettled(&orders);
         assert_eq!(v.len(), 1);
@@ -382,27 +392,27 @@ mod tests {
     #[test]
     fn a_second_payment_or_a_payment_for_a_cancelled_order_is_caught() {
         let mut orders = healthy();
-        orders[0].payments.push(json!({"orderId": "o1", "status": PAYMENT_WAIT}));
-        orders[2].payments.push(json!({"orderId": "o3", "status": PAYMENT_WAIT}));
+        orders[0].payments.push(payment("o1"));
+        orders[2].payments.push(payment("o3"));
         let v = payments(&orders);
         assert_eq!(v.iter().map(|v| v.order_id.as_str()).collect::<Vec<_>>(), ["o1", "o3"]);
         let mut wrong = healthy();
-        wrong[1].payments[0]["orderId"] = json!("o1");
+        wrong[1].payments[0].order_id = "o1".into();
         assert_eq!(payments(&wrong).len(), 1);
     }
 
     #[test]
     fn a_second_push_is_caught_but_a_resend_is_not() {
         let mut orders = healthy();
-        orders[0].pushes.push(push("o1", PAYMENT_WAIT, "o1-e2")); // resend, same eventId
+        orders[0].pushes.push(push("o1", PushKind::PaymentWait, "o1-e2")); // resend, same eventId
         assert!(pushes(&orders).is_empty());
-        orders[0].pushes.push(push("o1", PAYMENT_WAIT, "o1-e9")); // a second push
-        orders[2].pushes.push(push("o3", CONFIRMED, "o3-e5")); // a cancelled order confirmed
+        orders[0].pushes.push(push("o1", PushKind::PaymentWait, "o1-e9")); // a second push
+        orders[2].pushes.push(push("o3", PushKind::OrderConfirmed, "o3-e5")); // a cancelled order confirmed
         let v = pushes(&orders);
         assert_eq!(v.len(), 2, "{v:?}");
         assert!(v[0].detail.contains("2 PAYMENT_WAIT"));
         let mut missing = healthy();
-        missing[1].pushes.retain(|p| p.kind != CONFIRMED);
+        missing[1].pushes.retain(|p| p.kind != PushKind::OrderConfirmed);
         assert_eq!(pushes(&missing).len(), 1);
     }
 

@@ -13,7 +13,7 @@
 use crate::checkers::Violation;
 use crate::sink::{Arrival, Push};
 use crate::tap::TapRecord;
-use saga_contract::{Money, SagaTopic};
+use saga_contract::{Money, PushKind, SagaTopic};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
 
@@ -37,13 +37,13 @@ impl RunWindow {
 /// The record whose `eventId` a push of `kind` carries, as the reference does it: the Order
 /// Service's pushes carry the event it publishes in the same transaction (`ORDER_CONFIRMED` →
 /// that `order.confirmed`, `ORDER_CANCELLED` → that `order.cancelled`); the Payment Service's
-/// `PAYMENT_WAIT` carries the `order.confirmed` it created the payment from. `None`: not a
-/// push type of the contract.
-pub fn push_cause(kind: &str) -> Option<SagaTopic> {
+/// `PAYMENT_WAIT` carries the `order.confirmed` it created the payment from. (A push of a type
+/// outside the contract is no push: the sink keeps it as a body that is not one, see
+/// [`pushes_of`].)
+pub fn push_cause(kind: PushKind) -> SagaTopic {
     match kind {
-        "ORDER_CONFIRMED" | "PAYMENT_WAIT" => Some(SagaTopic::OrderConfirmed),
-        "ORDER_CANCELLED" => Some(SagaTopic::OrderCancelled),
-        _ => None,
+        PushKind::OrderConfirmed | PushKind::PaymentWait => SagaTopic::OrderConfirmed,
+        PushKind::OrderCancelled => SagaTopic::OrderCancelled,
     }
 }
 
@@ -199,11 +199,7 @@ fn push_causes(records: &[&TapRecord], pushes: &[Push]) -> Vec<Violation> {
     let mut violations = Vec::new();
     for p in pushes {
         let v = |detail: String| Violation { checker: "push-event-id", order_id: p.order_id.clone(), detail };
-        let Some(topic) = push_cause(&p.kind) else {
-            violations
-                .push(v(format!("push type {:?} is none of ORDER_CONFIRMED, PAYMENT_WAIT, ORDER_CANCELLED", p.kind)));
-            continue;
-        };
+        let topic = push_cause(p.kind);
         match by_id.get(&(topic, p.event_id.as_str())) {
             None => violations.push(v(format!("{} push carries eventId {:?}, which is no {} record's: it must be the eventId of the {} that caused it", p.kind, p.event_id, topic.default_name(), topic.default_name()))),
             Some(r) if r.order_id.as_deref() != Some(p.order_id.as_str()) || text(r, "userId") != Some(p.user_id.as_str()) => violations.push(v(format!(
@@ -326,7 +322,8 @@ pub async fn check_suite(env: &crate::steps::SuiteEnv, start_ms: i64) -> Vec<Vio
     let causes_seen = |log: &[TapRecord]| {
         let saga: Vec<&TapRecord> =
             log.iter().filter(|r| !r.dead_letter && r.saga_topic.is_some() && r.value.is_some()).collect();
-        push_causes(&saga, &pushes).is_empty().then_some(())
+        let missing = push_causes(&saga, &pushes);
+        if missing.is_empty() { Ok(()) } else { Err(missing) }
     };
     let _ = env.tap.wait_until(env.config.outcome_deadline(), causes_seen).await;
     let window =
@@ -382,17 +379,17 @@ mod tests {
                 json!({"eventId": id(6), "eventTimestamp": T0 + 60, "orderId": other, "userId": "U2", "items": [{"productId": "P2", "quantity": 1}, {"productId": "P1", "quantity": 3}], "cancellationReason": "STOCK_UNAVAILABLE", "cancelledAt": T0 + 60}),
             ),
         ];
-        let push = |order: &str, user: &str, kind: &str, event: u8| Push {
+        let push = |order: &str, user: &str, kind: PushKind, event: u8| Push {
             user_id: user.into(),
             order_id: order.into(),
-            kind: kind.into(),
+            kind,
             message: "m".into(),
             event_id: id(event),
         };
         let pushes = vec![
-            push(ORDER, "U1", "ORDER_CONFIRMED", 3),
-            push(ORDER, "U1", "PAYMENT_WAIT", 3),
-            push(other, "U2", "ORDER_CANCELLED", 6),
+            push(ORDER, "U1", PushKind::OrderConfirmed, 3),
+            push(ORDER, "U1", PushKind::PaymentWait, 3),
+            push(other, "U2", PushKind::OrderCancelled, 6),
         ];
         (records, pushes)
     }
@@ -501,9 +498,19 @@ mod tests {
             ["push-event-id"],
             "the right id for another order"
         );
-        let mut broken = pushes.clone();
-        broken[0].kind = "CONFIRMED".into();
-        assert_eq!(checkers_of(&check_run(&records, &broken, WINDOW)), ["push-event-id"]);
+    }
+
+    #[test]
+    fn a_push_of_a_type_outside_the_contract_is_a_body_that_is_no_push() {
+        let body = br#"{"userId": "U1", "orderId": "o", "type": "CONFIRMED", "message": "m", "eventId": "e"}"#;
+        let arrival = Arrival { at_ms: T0, push: crate::sink::read_push(body) };
+        let (pushes, v) = pushes_of(&[arrival]);
+        assert!(pushes.is_empty());
+        assert_eq!(checkers_of(&v), ["push-body"]);
+        assert!(
+            v[0].detail.contains(r#"push type "CONFIRMED" is none of ORDER_CONFIRMED, PAYMENT_WAIT, ORDER_CANCELLED"#),
+            "{v:?}"
+        );
     }
 
     #[test]

@@ -7,6 +7,8 @@
 //! - [`backend`]: where the implementation runs and how faults are put on it — `processes` (the
 //!   reference stack as local processes), `containers` (testcontainers), `external` (URLs and
 //!   commands), one folder each;
+//! - [`client`]: the saga's HTTP API (orders, products, payments, health), typed;
+//! - [`poll`]: waiting with a deadline — until something holds, or that it holds throughout;
 //! - [`tap`]: a Kafka consumer that records every saga record, decoded and validated;
 //! - [`checkers`]: Jepsen-style checks over the tap's log (keys, order, duplicates);
 //! - [`groups`]: the implementation's consumer groups' committed offsets (when was a record consumed);
@@ -29,6 +31,7 @@ pub mod backend;
 pub mod bench;
 pub mod checkers;
 pub mod checkers_crash;
+pub mod client;
 pub mod config;
 pub mod fields;
 pub mod groups;

@@ -3,6 +3,7 @@
 //! and print the closing count.
 
 use crate::backend::Backend;
+use crate::client::SagaClient;
 use crate::config::{BackendKind, Config};
 use crate::report::{self, Skipped};
 use crate::sink::PushSink;
@@ -80,11 +81,13 @@ pub async fn run(config: Config, tags: Option<String>) -> anyhow::Result<RunSumm
             return Err(e);
         }
     };
+    let http = reqwest::Client::builder().timeout(std::time::Duration::from_secs(30)).build()?;
     let env = crate::steps::install(Arc::new(SuiteEnv {
         config: config.clone(),
         topics,
+        client: SagaClient::new(http.clone(), &endpoints),
         endpoints,
-        http: reqwest::Client::builder().timeout(std::time::Duration::from_secs(30)).build()?,
+        http,
         tap,
         sink,
         producer,

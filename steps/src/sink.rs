@@ -1,6 +1,8 @@
 //! The push gateway stand-in: a wiremock server that accepts every POST and keeps it, so
 //! steps can check which notifications arrived, and how many times.
 
+use crate::poll;
+use saga_contract::PushKind;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use wiremock::matchers::method;
@@ -22,8 +24,7 @@ struct Journal(Arc<Mutex<Vec<Arrival>>>, tokio::sync::watch::Sender<usize>);
 
 impl Respond for Journal {
     fn respond(&self, request: &Request) -> ResponseTemplate {
-        let push = serde_json::from_slice::<Push>(&request.body)
-            .map_err(|_| String::from_utf8_lossy(&request.body).into_owned());
+        let push = read_push(&request.body);
         let len = {
             let mut journal = self.0.lock().expect("journal poisoned");
             journal.push(Arrival { at_ms: saga_contract::now_millis(), push });
@@ -74,42 +75,45 @@ impl PushSink {
     }
 
     /// When the push of `kind` for `order_id` first arrived.
-    pub fn arrival_of(&self, order_id: &str, kind: &str) -> Option<i64> {
+    pub fn arrival_of(&self, order_id: &str, kind: PushKind) -> Option<i64> {
         self.arrivals()
             .into_iter()
             .find(|a| a.push.as_ref().is_ok_and(|p| p.order_id == order_id && p.kind == kind))
             .map(|a| a.at_ms)
     }
 
-    /// Waits until `predicate` holds over the order's pushes, or `deadline` passes.
+    /// Waits until `predicate` holds over the order's pushes, or `deadline` passes; either way
+    /// the order's pushes.
     pub async fn wait_for(
         &self,
         order_id: &str,
         deadline: Duration,
         predicate: impl Fn(&[Push]) -> bool,
     ) -> Result<Vec<Push>, Vec<Push>> {
-        let held = self
-            .wait_until(tokio::time::Instant::now() + deadline, |arrivals| predicate(&pushes_of(arrivals, order_id)))
-            .await;
-        let pushes = self.for_order(order_id);
-        if held { Ok(pushes) } else { Err(pushes) }
+        self.wait_until(deadline, |arrivals| {
+            let pushes = pushes_of(arrivals, order_id);
+            if predicate(&pushes) { Ok(pushes) } else { Err(pushes) }
+        })
+        .await
     }
 
-    /// Waits, woken by each arrival, until `predicate` holds over everything received so far
-    /// (read under the journal's lock, not copied — so `predicate` must not call back into the
-    /// sink); `false` if `until` came first.
-    pub async fn wait_until(&self, until: tokio::time::Instant, predicate: impl Fn(&[Arrival]) -> bool) -> bool {
-        let mut changed = self.changed.clone();
-        loop {
-            changed.borrow_and_update();
-            if predicate(&self.journal.lock().expect("journal poisoned")) {
-                return true;
-            }
-            if tokio::time::timeout_at(until, changed.changed()).await.is_err() {
-                return predicate(&self.journal.lock().expect("journal poisoned"));
-            }
-        }
+    /// Waits, woken by each arrival, until `check` over everything received so far returns
+    /// `Ok`, or `deadline` passes; then `check`'s last `Err` (what it saw instead). `check`
+    /// runs under the journal's lock, so it must not call back into the sink.
+    pub async fn wait_until<T, E>(
+        &self,
+        deadline: Duration,
+        mut check: impl FnMut(&[Arrival]) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let journal = &self.journal;
+        poll::until(deadline, self.changed.clone(), async || check(&journal.lock().expect("journal poisoned"))).await
     }
+}
+
+/// A push as the contract defines it; a body the contract cannot read (an unknown type, a
+/// missing field) is kept as text with the reason, for the evidence and the whole-run check.
+pub(crate) fn read_push(body: &[u8]) -> Result<Push, String> {
+    serde_json::from_slice::<Push>(body).map_err(|e| format!("{} — {e}", String::from_utf8_lossy(body)))
 }
 
 fn pushes_of(arrivals: &[Arrival], order_id: &str) -> Vec<Push> {

@@ -4,6 +4,7 @@
 //! timestamp, headers), its Confluent schema id and its decoded value, and is validated against
 //! the contract in `avro/` as it arrives. Steps wait on the log with deadlines.
 
+use crate::poll;
 use anyhow::Context as _;
 use apache_avro::types::Value;
 use rdkafka::config::ClientConfig;
@@ -157,33 +158,32 @@ impl Tap {
             .collect()
     }
 
-    /// Waits until `check` over the whole log returns `Some`, or `deadline` passes (`Err` then
-    /// carries nothing: the caller builds its own evidence).
-    pub async fn wait_until<T>(
+    /// Waits, woken by each record, until `check` over the whole log returns `Ok`, or
+    /// `deadline` passes; then `check`'s last `Err` (what it saw instead). `check` runs under
+    /// the log's lock, so it must not call back into the tap.
+    pub async fn wait_until<T, E>(
         &self,
         deadline: Duration,
-        mut check: impl FnMut(&[TapRecord]) -> Option<T>,
-    ) -> Result<T, ()> {
-        let mut changed = self.inner.changed.subscribe();
-        let until = tokio::time::Instant::now() + deadline;
-        loop {
-            {
-                let log = self.inner.log.read().expect("tap log poisoned");
-                if let Some(found) = check(&log) {
-                    return Ok(found);
-                }
-            }
-            match tokio::time::timeout_at(until, changed.changed()).await {
-                Ok(Ok(())) => continue,
-                _ => {
-                    let log = self.inner.log.read().expect("tap log poisoned");
-                    return check(&log).ok_or(());
-                }
-            }
-        }
+        mut check: impl FnMut(&[TapRecord]) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let log = &self.inner.log;
+        poll::until(deadline, self.inner.changed.subscribe(), async || check(&log.read().expect("tap log poisoned")))
+            .await
     }
 
-    /// Waits for a record of `topic` for `order_id` (optionally matching `extra`).
+    /// Whether `check` over the whole log stays `Ok` for `period`, looked at on each record;
+    /// the first `Err` (what broke it) as soon as it does not.
+    pub async fn holds_for<E>(
+        &self,
+        period: Duration,
+        mut check: impl FnMut(&[TapRecord]) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let log = &self.inner.log;
+        poll::holds_for(period, self.inner.changed.subscribe(), async || check(&log.read().expect("tap log poisoned")))
+            .await
+    }
+
+    /// Waits for a record of `topic` for `order_id`; on timeout, the order's records so far.
     pub async fn wait_for(
         &self,
         topic: SagaTopic,
@@ -191,15 +191,12 @@ impl Tap {
         deadline: Duration,
     ) -> Result<TapRecord, Vec<TapRecord>> {
         let name = self.topics.name(topic).to_string();
-        match self
+        let found = self
             .wait_until(deadline, |log| {
-                log.iter().find(|r| r.topic == name && r.order_id.as_deref() == Some(order_id)).cloned()
+                log.iter().find(|r| r.topic == name && r.order_id.as_deref() == Some(order_id)).cloned().ok_or(())
             })
-            .await
-        {
-            Ok(r) => Ok(r),
-            Err(()) => Err(self.for_order(order_id)),
-        }
+            .await;
+        found.map_err(|()| self.for_order(order_id))
     }
 }
 

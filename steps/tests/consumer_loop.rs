@@ -25,11 +25,11 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use saga_conformance::Service;
 use saga_conformance::backend::processes::{Stack, StackOptions};
+use saga_conformance::client::{NewOrder, OrderLine, ProductSpec, SagaClient};
 use saga_conformance::poll;
 use saga_conformance::sink::PushSink;
 use saga_conformance::tap::{Pace, Tap, TapRecord};
-use saga_contract::{SagaTopic, Topics, now_millis};
-use serde_json::{Value, json};
+use saga_contract::{Money, PushKind, SagaTopic, Topics, now_millis};
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -46,7 +46,7 @@ const STOCK: i64 = 1_000_000;
 struct Ctx {
     stack: Stack,
     sink: PushSink,
-    http: reqwest::Client,
+    client: SagaClient,
     product_id: String,
 }
 
@@ -56,24 +56,17 @@ struct Sent {
     at_ms: i64,
 }
 
+const PRICE: Money = Money(1_500_000);
+
 async fn place_order(ctx: &Ctx) -> anyhow::Result<String> {
-    let post = ctx
-        .http
-        .post(format!("{}/api/v1/orders", ctx.stack.endpoints.order_url))
-        .header("X-User-Id", "U-consumer-loop")
-        .json(&json!({"storeId": "S1", "items": [{"productId": ctx.product_id, "quantity": 1, "unitPrice": 15000}]}))
-        .send()
-        .await?;
-    let status = post.status();
-    let body: Value = post.json().await?;
-    anyhow::ensure!(status.as_u16() == 201, "placing an order: HTTP {status} {body}");
-    Ok(body["orderId"].as_str().ok_or_else(|| anyhow::anyhow!("no orderId in {body}"))?.to_string())
+    let line = OrderLine { product_id: ctx.product_id.clone(), quantity: 1, unit_price: PRICE };
+    let order = NewOrder { store_id: "S1".into(), items: vec![line] };
+    Ok(ctx.client.place_order("U-consumer-loop", &order).await?.0.order_id)
 }
 
 async fn stock(ctx: &Ctx) -> anyhow::Result<i64> {
-    let url = format!("{}/api/v1/products/{}", ctx.stack.endpoints.product_url, ctx.product_id);
-    let body: Value = ctx.http.get(&url).send().await?.json().await?;
-    body["stock"].as_i64().ok_or_else(|| anyhow::anyhow!("no stock in {body} from {url}"))
+    let product = ctx.client.product(&ctx.product_id).await?;
+    Ok(product.ok_or_else(|| anyhow::anyhow!("product {} answered 404", ctx.product_id))?.stock)
 }
 
 /// Open-loop load: one order every 1/[`RATE_PER_S`] s until `stop` resolves, each sent without
@@ -105,8 +98,8 @@ async fn load_until(ctx: &Ctx, stop: impl Future<Output = ()>) -> (Vec<Sent>, us
 }
 
 /// Sum of the service's `saga_consumed_total` (0 for a process that just started).
-async fn consumed(http: &reqwest::Client, base: &str) -> Option<f64> {
-    let text = http.get(format!("{base}/metrics")).send().await.ok()?.text().await.ok()?;
+async fn consumed(client: &SagaClient, service: Service) -> Option<f64> {
+    let text = client.metrics(service).await.ok()?;
     Some(
         text.lines()
             .filter(|l| l.starts_with("saga_consumed_total{"))
@@ -115,37 +108,28 @@ async fn consumed(http: &reqwest::Client, base: &str) -> Option<f64> {
     )
 }
 
-fn service_url(ctx: &Ctx, service: Service) -> String {
-    let e = &ctx.stack.endpoints;
-    match service {
-        Service::Order => e.order_url.clone(),
-        Service::Product => e.product_url.clone(),
-        Service::Payment => e.payment_url.clone(),
-    }
-}
-
 /// Waits until every order has its PAYMENT_WAIT push; returns each order's end-to-end ms.
 async fn completions(ctx: &Ctx, sent: &[Sent]) -> anyhow::Result<Vec<(i64, f64)>> {
     let ids: HashSet<&str> = sent.iter().map(|s| s.order_id.as_str()).collect();
-    let until = tokio::time::Instant::now() + COMPLETE_DEADLINE;
     let done = ctx
         .sink
-        .wait_until(until, |arrivals| {
+        .wait_until(COMPLETE_DEADLINE, |arrivals| {
             let paid: HashSet<&str> = arrivals
                 .iter()
                 .filter_map(|a| a.push.as_ref().ok())
-                .filter(|p| p.kind == "PAYMENT_WAIT")
+                .filter(|p| p.kind == PushKind::PaymentWait)
                 .map(|p| p.order_id.as_str())
                 .collect();
-            ids.iter().all(|id| paid.contains(id))
+            if ids.iter().all(|id| paid.contains(id)) { Ok(()) } else { Err(()) }
         })
-        .await;
+        .await
+        .is_ok();
     let arrivals = ctx.sink.arrivals();
     let mut paid: HashMap<&str, (i64, usize)> = HashMap::new();
     for push in arrivals
         .iter()
         .filter_map(|a| a.push.as_ref().ok().map(|p| (p, a.at_ms)))
-        .filter(|(p, _)| p.kind == "PAYMENT_WAIT")
+        .filter(|(p, _)| p.kind == PushKind::PaymentWait)
     {
         let entry = paid.entry(push.0.order_id.as_str()).or_insert((push.1, 0));
         entry.1 += 1;
@@ -179,7 +163,6 @@ fn percentile(values: &mut [f64], p: f64) -> f64 {
 /// first handled record.
 async fn recovery(ctx: &Ctx, service: Service) -> anyhow::Result<f64> {
     let before = stock(ctx).await?;
-    let url = service_url(ctx, service);
     let mut outage = (0i64, 0i64);
     let faults = async {
         tokio::time::sleep(Duration::from_secs(3)).await; // steady load before the crash
@@ -188,9 +171,11 @@ async fn recovery(ctx: &Ctx, service: Service) -> anyhow::Result<f64> {
         tokio::time::sleep(Duration::from_secs(1)).await; // the outage itself
         let restarted = Instant::now();
         let first = async {
-            poll::until(RECOVERY_BOUND * 4, Duration::from_millis(20), async || match consumed(&ctx.http, &url).await {
-                Some(n) if n > 0.0 => Ok(restarted.elapsed()),
-                _ => Err(()),
+            poll::until(RECOVERY_BOUND * 4, Duration::from_millis(20), async || {
+                match consumed(&ctx.client, service).await {
+                    Some(n) if n > 0.0 => Ok(restarted.elapsed()),
+                    _ => Err(()),
+                }
             })
             .await
             .map_err(|()| anyhow::anyhow!("{service} handled no record within {:?} of its restart", RECOVERY_BOUND * 4))
@@ -323,14 +308,16 @@ async fn poison(ctx: &Ctx, tap: &Tap, topics: &Topics) -> anyhow::Result<f64> {
     let produced: Vec<(String, String, i32, i64)> = join_all(sends).await.into_iter().collect::<anyhow::Result<_>>()?;
     let last_poison = now_millis();
     let order_id = place_order(ctx).await?;
-    ctx.sink.wait_for(&order_id, COMPLETE_DEADLINE, |p| p.iter().any(|p| p.kind == "PAYMENT_WAIT")).await.map_err(
-        |seen| {
+    ctx.sink
+        .wait_for(&order_id, COMPLETE_DEADLINE, |p| p.iter().any(|p| p.kind == PushKind::PaymentWait))
+        .await
+        .map_err(|seen| {
             anyhow::anyhow!(
                 "order {order_id} behind the poison got no PAYMENT_WAIT within {COMPLETE_DEADLINE:?}; pushes: {seen:?}"
             )
-        },
-    )?;
-    let delay = (ctx.sink.arrival_of(&order_id, "PAYMENT_WAIT").unwrap_or_default() - last_poison) as f64 / 1000.0;
+        })?;
+    let delay =
+        (ctx.sink.arrival_of(&order_id, PushKind::PaymentWait).unwrap_or_default() - last_poison) as f64 / 1000.0;
 
     let expected: HashMap<&str, (&str, i32, i64)> =
         produced.iter().map(|(id, t, p, o)| (id.as_str(), (t.as_str(), *p, *o))).collect();
@@ -338,9 +325,12 @@ async fn poison(ctx: &Ctx, tap: &Tap, topics: &Topics) -> anyhow::Result<f64> {
         log.iter().filter(|r| r.dead_letter && r.headers.iter().any(|(k, _)| k == "poison.id")).cloned().collect()
     };
     let letters = tap
-        .wait_until(Duration::from_secs(60), |log| Some(dead(log)).filter(|d| d.len() >= POISON_RECORDS))
+        .wait_until(Duration::from_secs(60), |log| {
+            let letters = dead(log);
+            if letters.len() >= POISON_RECORDS { Ok(letters) } else { Err(letters) }
+        })
         .await
-        .unwrap_or_else(|()| dead(&tap.records()));
+        .unwrap_or_else(|letters| letters);
     let mut seen = HashSet::new();
     for letter in &letters {
         let header = |name: &str| letter.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
@@ -393,7 +383,8 @@ async fn consumer_loop_recovers_in_seconds_and_dead_letters_poison_at_once() {
     println!("service binaries from {}", options.bin_dir.display());
     let stack = Stack::start(options).await.expect("starting the stack");
     let http = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(10)).build().expect("http client");
-    let ctx = Ctx { sink, http, product_id: format!("P-consumer-{}", uuid::Uuid::new_v4().simple()), stack };
+    let client = SagaClient::new(http, &stack.endpoints);
+    let ctx = Ctx { sink, client, product_id: format!("P-consumer-{}", uuid::Uuid::new_v4().simple()), stack };
     let outcome = async {
         let tap = Tap::start(
             &ctx.stack.endpoints.kafka_bootstrap,
@@ -402,13 +393,8 @@ async fn consumer_loop_recovers_in_seconds_and_dead_letters_poison_at_once() {
             Pace::Live,
         )
         .await?;
-        let put = ctx
-            .http
-            .put(format!("{}/api/v1/products/{}", ctx.stack.endpoints.product_url, ctx.product_id))
-            .json(&json!({"name": "Keyboard", "price": 15000, "stock": STOCK}))
-            .send()
-            .await?;
-        anyhow::ensure!(put.status().is_success(), "seeding the product: HTTP {}", put.status());
+        let spec = ProductSpec { name: "Keyboard".into(), price: PRICE, stock: STOCK };
+        ctx.client.put_product(&ctx.product_id, &spec).await?;
         let warm = place_order(&ctx).await?;
         completions(&ctx, &[Sent { order_id: warm, at_ms: now_millis() }]).await?;
         for service in [Service::Product, Service::Order, Service::Payment] {

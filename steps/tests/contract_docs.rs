@@ -419,7 +419,7 @@ fn openapi_problems(doc: &Value, routes: &[Route]) -> Vec<String> {
     let sample = serde_json::to_value(PushNotification {
         user_id: "u".into(),
         order_id: "o".into(),
-        kind: "PAYMENT_WAIT".into(),
+        kind: saga_contract::PushKind::PaymentWait,
         message: "m".into(),
         event_id: "e".into(),
     })

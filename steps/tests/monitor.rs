@@ -23,6 +23,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use saga_conformance::Service;
 use saga_conformance::backend::paths::repo_file;
 use saga_conformance::backend::processes::{Stack, StackOptions};
+use saga_conformance::client::{NewOrder, OrderLine, ProductSpec, SagaClient};
 use saga_conformance::config::{BackendKind, Config};
 use saga_conformance::groups::ConsumerGroups;
 use saga_conformance::monitor::Monitor;
@@ -31,7 +32,6 @@ use saga_conformance::sink::PushSink;
 use saga_conformance::tap::{Pace, Tap, TapRecord};
 use saga_contract::events::OrderItem;
 use saga_contract::{EventCodec, Money, OrderCreated, SagaTopic, StockReserved, Topics, now_millis};
-use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
 /// Short, so the deadline phases take seconds; a clean saga here takes tens of milliseconds.
@@ -45,7 +45,10 @@ const LOAD_PER_S: u64 = 20;
 
 struct Ctx {
     stack: Stack,
+    /// For the monitor's own endpoints.
     http: reqwest::Client,
+    /// The saga's API.
+    client: SagaClient,
     monitor: Monitor,
     tap: Tap,
     codec: EventCodec,
@@ -87,28 +90,18 @@ async fn wait_metrics(ctx: &Ctx, what: &str, done: impl Fn(&str) -> bool) -> any
     .map_err(|last| anyhow::anyhow!("/metrics did not show {what} within {PHASE_DEADLINE:?}; last:\n{last}"))
 }
 
+const PRICE: Money = Money(1_500_000);
+
 async fn put_product(ctx: &Ctx, id: &str, stock: i64) -> anyhow::Result<()> {
-    let url = format!("{}/api/v1/products/{id}", ctx.stack.endpoints.product_url);
-    let answer =
-        ctx.http.put(&url).json(&json!({"name": "monitor test", "price": 15000, "stock": stock})).send().await?;
-    anyhow::ensure!(answer.status().is_success(), "PUT {url}: HTTP {}", answer.status());
-    Ok(())
+    Ok(ctx.client.put_product(id, &ProductSpec { name: "monitor test".into(), price: PRICE, stock }).await?)
 }
 
 async fn place_orders(ctx: &Ctx, product: &str, count: usize) -> anyhow::Result<Vec<String>> {
     let mut ids = Vec::new();
     for _ in 0..count {
-        let answer = ctx
-            .http
-            .post(format!("{}/api/v1/orders", ctx.stack.endpoints.order_url))
-            .header("X-User-Id", "U-monitor")
-            .json(&json!({"storeId": "S1", "items": [{"productId": product, "quantity": 1, "unitPrice": 15000}]}))
-            .send()
-            .await?;
-        let status = answer.status();
-        let body: Value = answer.json().await?;
-        anyhow::ensure!(status.as_u16() == 201, "placing an order: HTTP {status} {body}");
-        ids.push(body["orderId"].as_str().ok_or_else(|| anyhow::anyhow!("no orderId in {body}"))?.to_string());
+        let line = OrderLine { product_id: product.to_string(), quantity: 1, unit_price: PRICE };
+        let order = NewOrder { store_id: "S1".into(), items: vec![line] };
+        ids.push(ctx.client.place_order("U-monitor", &order).await?.0.order_id);
     }
     Ok(ids)
 }
@@ -243,14 +236,8 @@ async fn settled(ctx: &Ctx, sagas_before: f64, load: usize, stalled: &str) -> an
     })
     .await?;
     // A further deadline: a violation judged again, or a second finding, would show by then.
-    let quiet_until = Instant::now() + SAGA_DEADLINE;
-    let text = poll::until(PHASE_DEADLINE, Duration::from_millis(200), async || match metrics(ctx).await {
-        Ok(t) if Instant::now() >= quiet_until => Ok(t),
-        Ok(_) => Err("waiting".to_string()),
-        Err(e) => Err(format!("{e:#}")),
-    })
-    .await
-    .map_err(|e| anyhow::anyhow!("reading /metrics: {e}"))?;
+    tokio::time::sleep(SAGA_DEADLINE).await;
+    let text = wait_metrics(ctx, "an answer", |_| true).await?;
     for (name, value) in violations(&text) {
         let want = if expected().contains(&name) { 1.0 } else { 0.0 };
         anyhow::ensure!(value == want, "{name} = {value}, expected {want}:\n{text}");
@@ -293,7 +280,8 @@ async fn monitor_counts_nothing_on_clean_traffic_and_each_injected_violation_onc
         let tap = Tap::start(&e.kafka_bootstrap, &e.registry_url, topics.clone(), Pace::Live).await?;
         let producer: FutureProducer = ClientConfig::new().set("bootstrap.servers", &e.kafka_bootstrap).create()?;
         let http = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(10)).build()?;
-        let ctx = Ctx { stack, http, monitor, tap, codec: EventCodec::new(&e.registry_url)?, producer, topics };
+        let client = SagaClient::new(http.clone(), &e);
+        let ctx = Ctx { stack, http, client, monitor, tap, codec: EventCodec::new(&e.registry_url)?, producer, topics };
         let result = async {
             clean_traffic(&ctx).await?;
             payment_down(&ctx).await?;

@@ -16,10 +16,10 @@
 use saga_conformance::Service;
 use saga_conformance::backend::paths::cache_dir;
 use saga_conformance::backend::processes::{Stack, StackOptions};
+use saga_conformance::client::{NewOrder, OrderLine, ProductSpec, SagaClient};
 use saga_conformance::poll;
 use saga_conformance::sink::PushSink;
-use saga_contract::Topics;
-use serde_json::{Value, json};
+use saga_contract::{Money, OrderStatus, Topics};
 use sqlx::Connection;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -59,51 +59,28 @@ async fn check_venv(python: &Path) {
 }
 
 /// Seeds a product and places an order for 2 of it; returns the order id.
-async fn place_order(stack: &Stack, http: &reqwest::Client) -> anyhow::Result<String> {
-    let e = &stack.endpoints;
+async fn place_order(client: &SagaClient) -> anyhow::Result<String> {
     let product_id = format!("P-reference-{}", uuid::Uuid::new_v4().simple());
-    let put = http
-        .put(format!("{}/api/v1/products/{product_id}", e.product_url))
-        .json(&json!({"name": "Keyboard", "price": 15000, "stock": 50}))
-        .send()
-        .await?;
-    anyhow::ensure!(
-        put.status().is_success(),
-        "seeding product {product_id}: HTTP {} {}",
-        put.status(),
-        put.text().await.unwrap_or_default()
-    );
-
-    let post = http
-        .post(format!("{}/api/v1/orders", e.order_url))
-        .header("X-User-Id", "U-reference")
-        .json(&json!({"storeId": "S1", "items": [{"productId": product_id, "quantity": 2, "unitPrice": 15000}]}))
-        .send()
-        .await?;
-    let status = post.status();
-    let body: Value = post.json().await?;
-    anyhow::ensure!(status.as_u16() == 201, "placing an order: HTTP {status} {body}");
-    Ok(body["orderId"].as_str().ok_or_else(|| anyhow::anyhow!("no orderId in {body}"))?.to_string())
+    let price = Money(1_500_000);
+    client.put_product(&product_id, &ProductSpec { name: "Keyboard".into(), price, stock: 50 }).await?;
+    let order =
+        NewOrder { store_id: "S1".into(), items: vec![OrderLine { product_id, quantity: 2, unit_price: price }] };
+    Ok(client.place_order("U-reference", &order).await?.0.order_id)
 }
 
 /// Polls the order until the saga has confirmed it (pacing only; the deadline decides).
-async fn wait_confirmed(stack: &Stack, http: &reqwest::Client, order_id: &str) -> anyhow::Result<()> {
-    let e = &stack.endpoints;
-    let url = format!("{}/api/v1/orders/{order_id}", e.order_url);
-    let status = poll::until(CONFIRM_DEADLINE, Duration::from_millis(100), async || {
-        let order: Value = match http.get(&url).send().await {
-            Ok(r) if r.status().is_success() => r.json().await.unwrap_or(Value::Null),
-            _ => Value::Null,
-        };
-        match order["status"].as_str() {
-            Some("ORDER_CONFIRMED" | "ORDER_CANCELLED") => Ok(order),
-            _ => Err(order),
-        }
-    })
-    .await;
+async fn wait_confirmed(client: &SagaClient, order_id: &str) -> anyhow::Result<()> {
+    let status =
+        poll::until(CONFIRM_DEADLINE, Duration::from_millis(100), async || match client.order(order_id).await {
+            Ok(Some(order)) if order.status != OrderStatus::Created => Ok(order.status),
+            Ok(Some(order)) => Err(order.status.to_string()),
+            Ok(None) => Err("HTTP 404".to_string()),
+            Err(e) => Err(e.to_string()),
+        })
+        .await;
     match status {
-        Ok(order) if order["status"] == "ORDER_CONFIRMED" => Ok(()),
-        Ok(order) => anyhow::bail!("order {order_id} was cancelled: {order}"),
+        Ok(OrderStatus::Confirmed) => Ok(()),
+        Ok(other) => anyhow::bail!("order {order_id} ended {other}"),
         Err(last) => {
             anyhow::bail!("order {order_id} was not ORDER_CONFIRMED within {CONFIRM_DEADLINE:?}; last seen: {last}")
         }
@@ -147,10 +124,10 @@ async fn run_pytest(python: &Path, stack: &Stack, topics: &Topics, order_id: &st
 /// The outbox check (see the header): returns the order id once the saga has completed.
 async fn outbox_survives_a_crash_between_commit_and_publish(
     stack: &Stack,
-    http: &reqwest::Client,
+    client: &SagaClient,
 ) -> anyhow::Result<String> {
     stack.freeze_kafka(true).await?;
-    let placed = place_order(stack, http).await;
+    let placed = place_order(client).await;
     // Whatever happened, the broker must thaw before anything else.
     let killed = stack.stop_service(Service::Order, true).await;
     // White-box: the event exists only as an outbox row now (the test is about the reference).
@@ -170,45 +147,38 @@ async fn outbox_survives_a_crash_between_commit_and_publish(
     anyhow::ensure!(pending? == 1, "order.created of {order_id} should be waiting in the outbox after the crash");
     println!("order {order_id} accepted while Kafka was frozen; order-service killed before publishing");
     stack.start_service(Service::Order).await?;
-    wait_confirmed(stack, http, &order_id).await?;
+    wait_confirmed(client, &order_id).await?;
     // The payment follows the confirmation asynchronously: poll with the same deadline.
-    let url = format!("{}/api/v1/payments?orderId={order_id}", stack.endpoints.payment_url);
-    let payments = poll::until(CONFIRM_DEADLINE, Duration::from_millis(100), async || {
-        let payments: Value = match http.get(&url).send().await {
-            Ok(r) => r.json().await.unwrap_or(Value::Null),
-            Err(_) => Value::Null,
-        };
-        if payments.as_array().is_some_and(|p| !p.is_empty()) { Ok(payments) } else { Err(payments) }
-    })
-    .await
-    .unwrap_or_else(|last| last);
-    anyhow::ensure!(
-        payments.as_array().map(Vec::len) == Some(1),
-        "expected exactly one payment for {order_id}, got {payments}"
-    );
+    let payments =
+        poll::until(CONFIRM_DEADLINE, Duration::from_millis(100), async || match client.payments(&order_id).await {
+            Ok(payments) if !payments.is_empty() => Ok(payments),
+            Ok(none) => Err(format!("{none:?}")),
+            Err(e) => Err(e.to_string()),
+        })
+        .await
+        .map_err(|last| anyhow::anyhow!("no payment for {order_id} within {CONFIRM_DEADLINE:?}: {last}"))?;
+    anyhow::ensure!(payments.len() == 1, "expected exactly one payment for {order_id}, got {payments:?}");
     println!("order {order_id}: order.created was published after the restart; confirmed with one payment");
     Ok(order_id)
 }
 
 /// The seed's monitoring points, read from each service's `/metrics` after the orders above:
 /// publishes per topic, records handled per outcome, time per stage, pushes delivered.
-async fn metrics_count_the_saga(stack: &Stack, http: &reqwest::Client) -> anyhow::Result<()> {
-    let e = &stack.endpoints;
-    let expected: [(&str, &str, &[&str]); 7] = [
-        (&e.order_url, "saga_publish_total", &[r#"topic="order.created""#, r#"outcome="success""#]),
-        (&e.order_url, "saga_publish_total", &[r#"topic="order.confirmed""#, r#"outcome="success""#]),
-        (&e.order_url, "saga_consumed_total", &[r#"topic="stock.reserved""#, r#"outcome="processed""#]),
-        (&e.product_url, "saga_publish_total", &[r#"topic="stock.reserved""#, r#"outcome="success""#]),
-        (&e.product_url, "saga_stage_seconds_count", &[r#"stage="order.created""#]),
-        (&e.payment_url, "saga_consumed_total", &[r#"topic="order.confirmed""#, r#"outcome="processed""#]),
-        (&e.payment_url, "saga_push_total", &[r#"outcome="success""#]),
+async fn metrics_count_the_saga(client: &SagaClient) -> anyhow::Result<()> {
+    let expected: [(Service, &str, &[&str]); 7] = [
+        (Service::Order, "saga_publish_total", &[r#"topic="order.created""#, r#"outcome="success""#]),
+        (Service::Order, "saga_publish_total", &[r#"topic="order.confirmed""#, r#"outcome="success""#]),
+        (Service::Order, "saga_consumed_total", &[r#"topic="stock.reserved""#, r#"outcome="processed""#]),
+        (Service::Product, "saga_publish_total", &[r#"topic="stock.reserved""#, r#"outcome="success""#]),
+        (Service::Product, "saga_stage_seconds_count", &[r#"stage="order.created""#]),
+        (Service::Payment, "saga_consumed_total", &[r#"topic="order.confirmed""#, r#"outcome="processed""#]),
+        (Service::Payment, "saga_push_total", &[r#"outcome="success""#]),
     ];
-    for (base, name, labels) in expected {
-        let url = format!("{base}/metrics");
+    for (service, name, labels) in expected {
+        let url = format!("{service} /metrics");
         // The push and the payment follow the confirmation asynchronously.
         let value = poll::until(CONFIRM_DEADLINE, Duration::from_millis(100), async || {
-            let text =
-                http.get(&url).send().await.map_err(|e| e.to_string())?.text().await.map_err(|e| e.to_string())?;
+            let text = client.metrics(service).await.map_err(|e| e.to_string())?;
             let value = text
                 .lines()
                 .find(|line| line.starts_with(&format!("{name}{{")) && labels.iter().all(|l| line.contains(l)))
@@ -238,11 +208,12 @@ async fn reference_stack_outbox_and_confluent_client() {
     let stack = Stack::start(options).await.expect("starting the stack");
     let outcome = async {
         let http = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(10)).build()?;
-        outbox_survives_a_crash_between_commit_and_publish(&stack, &http).await?;
-        let order_id = place_order(&stack, &http).await?;
-        wait_confirmed(&stack, &http, &order_id).await?;
+        let client = SagaClient::new(http, &stack.endpoints);
+        outbox_survives_a_crash_between_commit_and_publish(&stack, &client).await?;
+        let order_id = place_order(&client).await?;
+        wait_confirmed(&client, &order_id).await?;
         println!("order {order_id} is ORDER_CONFIRMED after {:.1}s", began.elapsed().as_secs_f64());
-        metrics_count_the_saga(&stack, &http).await?;
+        metrics_count_the_saga(&client).await?;
         run_pytest(&python, &stack, &topics, &order_id).await
     }
     .await;

@@ -2,14 +2,14 @@
 //! event in one transaction; the outbox relay publishes after commit, so the answer does not
 //! depend on Kafka or the Product Service being up.
 
-use super::domain::{self, CreateOrder, Status, ValidOrder};
+use super::domain::{self, CreateOrder, ValidOrder};
 use super::intake::{Intake, NewOrder};
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use saga_contract::{Money, OrderCreated, SagaTopic, now_millis};
+use saga_contract::{Money, OrderCreated, OrderStatus, SagaTopic, now_millis};
 use saga_service_kit::failpoint;
 use saga_service_kit::http::{Problem, ProblemJson, user_id};
 use saga_service_kit::service::Context;
@@ -80,7 +80,8 @@ async fn create_order(
         wait_for_stock(&api.context, order_id, patience).await;
     }
 
-    let body = json!({"orderId": order_id.to_string(), "status": "ORDER_CREATED", "message": "주문이 접수되었습니다"});
+    let body =
+        json!({"orderId": order_id.to_string(), "status": OrderStatus::Created, "message": "주문이 접수되었습니다"});
     Ok((StatusCode::CREATED, [(header::LOCATION, format!("/api/v1/orders/{order_id}"))], axum::Json(body))
         .into_response())
 }
@@ -96,7 +97,7 @@ async fn wait_for_stock(context: &Context, order_id: Uuid, patience: std::time::
             .await
             .ok()
             .flatten();
-        if status.is_some_and(|(s,)| s != Status::Created.as_str()) {
+        if status.is_some_and(|(s,)| s != OrderStatus::Created.as_str()) {
             return;
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;

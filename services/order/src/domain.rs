@@ -2,8 +2,8 @@
 //! intake, and which status transitions the saga allows. The API and the event handlers call
 //! these and only persist what they decide, so the rules are unit-tested here.
 
-use saga_contract::Money;
 use saga_contract::events::OrderItem;
+use saga_contract::{Money, OrderStatus};
 use serde::Deserialize;
 
 /// Lines per order and units per line accepted at intake.
@@ -75,30 +75,6 @@ pub fn validate(body: CreateOrder) -> Result<ValidOrder, Invalid> {
     Ok(ValidOrder { store_id: body.store_id, items, total })
 }
 
-/// An order's status, as stored and as the API shows it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Status {
-    Created,
-    Confirmed,
-    Cancelled,
-}
-
-impl Status {
-    pub const ALL: [Status; 3] = [Status::Created, Status::Confirmed, Status::Cancelled];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Created => "ORDER_CREATED",
-            Status::Confirmed => "ORDER_CONFIRMED",
-            Status::Cancelled => "ORDER_CANCELLED",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Status> {
-        Status::ALL.into_iter().find(|s| s.as_str() == text)
-    }
-}
-
 /// The saga's two moves of an order: confirm on `stock.reserved`, cancel (the compensation)
 /// on `stock.reservation.failed`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,17 +84,17 @@ pub enum Transition {
 }
 
 impl Transition {
-    pub fn target(self) -> Status {
+    pub fn target(self) -> OrderStatus {
         match self {
-            Transition::Confirm => Status::Confirmed,
-            Transition::Cancel => Status::Cancelled,
+            Transition::Confirm => OrderStatus::Confirmed,
+            Transition::Cancel => OrderStatus::Cancelled,
         }
     }
 
     /// Both moves leave `ORDER_CREATED` only: a finished order never changes again, so a
     /// late or repeated event (even with a new eventId) has no effect.
-    pub fn allowed_from(self, from: Status) -> bool {
-        from == Status::Created
+    pub fn allowed_from(self, from: OrderStatus) -> bool {
+        from == OrderStatus::Created
     }
 }
 
@@ -127,14 +103,14 @@ impl Transition {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decision {
     /// Move the order to this status and publish the transition's event and push.
-    Move(Status),
+    Move(OrderStatus),
     /// The order is already past `ORDER_CREATED`: record the event as seen, change nothing.
-    Ignore(Status),
+    Ignore(OrderStatus),
     /// No such order: a producer invented the id, which an operator should see (dead letter).
     UnknownOrder,
 }
 
-pub fn decide(transition: Transition, current: Option<Status>, ignore_status: bool) -> Decision {
+pub fn decide(transition: Transition, current: Option<OrderStatus>, ignore_status: bool) -> Decision {
     match current {
         None => Decision::UnknownOrder,
         Some(from) if ignore_status || transition.allowed_from(from) => Decision::Move(transition.target()),
@@ -217,27 +193,22 @@ mod tests {
     #[test]
     fn confirm_and_cancel_leave_only_order_created() {
         for transition in [Transition::Confirm, Transition::Cancel] {
-            assert_eq!(decide(transition, Some(Status::Created), false), Decision::Move(transition.target()));
-            for finished in [Status::Confirmed, Status::Cancelled] {
+            assert_eq!(decide(transition, Some(OrderStatus::Created), false), Decision::Move(transition.target()));
+            for finished in [OrderStatus::Confirmed, OrderStatus::Cancelled] {
                 assert_eq!(decide(transition, Some(finished), false), Decision::Ignore(finished));
             }
             assert_eq!(decide(transition, None, false), Decision::UnknownOrder);
         }
-        assert_eq!(Transition::Confirm.target(), Status::Confirmed);
-        assert_eq!(Transition::Cancel.target(), Status::Cancelled);
+        assert_eq!(Transition::Confirm.target(), OrderStatus::Confirmed);
+        assert_eq!(Transition::Cancel.target(), OrderStatus::Cancelled);
     }
 
     #[test]
     fn the_seeded_fault_moves_finished_orders_again() {
-        assert_eq!(decide(Transition::Confirm, Some(Status::Cancelled), true), Decision::Move(Status::Confirmed));
+        assert_eq!(
+            decide(Transition::Confirm, Some(OrderStatus::Cancelled), true),
+            Decision::Move(OrderStatus::Confirmed)
+        );
         assert_eq!(decide(Transition::Cancel, None, true), Decision::UnknownOrder);
-    }
-
-    #[test]
-    fn statuses_round_trip_through_their_names() {
-        for status in Status::ALL {
-            assert_eq!(Status::parse(status.as_str()), Some(status));
-        }
-        assert_eq!(Status::parse("PAYMENT_WAIT"), None);
     }
 }

@@ -4,10 +4,11 @@
 //! order (so two events for one order in a batch behave as they would one after the other),
 //! one write of the new statuses, the events and pushes in the outbox, one commit.
 
-use super::domain::{self, Decision, Status, Transition};
+use super::domain::{self, Decision, Transition};
 use saga_contract::events::{CancellationReason, CancelledOrderItem};
 use saga_contract::{
-    Money, OrderCancelled, OrderConfirmed, SagaTopic, StockReservationFailed, StockReserved, now_millis,
+    Money, OrderCancelled, OrderConfirmed, OrderStatus, PushKind, SagaTopic, StockReservationFailed, StockReserved,
+    now_millis,
 };
 use saga_service_kit::consumer::{HandleError, Handler, Incoming, Outcome, claim_events};
 use saga_service_kit::failpoint;
@@ -63,7 +64,7 @@ struct LockedOrder {
 
 /// An order's row as the batch sees it: read under lock, then changed in memory.
 struct OrderRow {
-    status: Status,
+    status: OrderStatus,
     user_id: String,
     total: i64,
     cancellation_reason: Option<String>,
@@ -95,10 +96,8 @@ impl Handler for OrderSaga {
         for LockedOrder { order_id: id, status, user_id, total_amount: total, cancellation_reason, failure_detail } in
             rows
         {
-            let status = Status::parse(&status).ok_or_else(|| {
-                HandleError::Transient(anyhow::anyhow!(
-                    "order {id} has status {status}, which this service does not know"
-                ))
+            let status = status.parse::<OrderStatus>().map_err(|unknown| {
+                HandleError::Transient(anyhow::anyhow!("order {id}: {unknown}, which this service does not know"))
             })?;
             orders.insert(id, OrderRow { status, user_id, total, cancellation_reason, failure_detail, changed: false });
         }
@@ -188,7 +187,7 @@ impl Handler for OrderSaga {
                         user_id,
                         order_id,
                         &confirmation.event_id,
-                        Status::Confirmed,
+                        PushKind::OrderConfirmed,
                         "주문이 확정되었습니다",
                     );
                     self.context.enqueue(&mut tx, SagaTopic::OrderConfirmed, confirmation).await?;
@@ -208,7 +207,7 @@ impl Handler for OrderSaga {
                         user_id,
                         order_id,
                         &cancellation.event_id,
-                        Status::Cancelled,
+                        PushKind::OrderCancelled,
                         "재고 부족으로 주문이 취소되었습니다",
                     );
                     self.context.enqueue(&mut tx, SagaTopic::OrderCancelled, cancellation).await?;
@@ -226,12 +225,6 @@ impl Handler for OrderSaga {
 }
 
 /// The customer's notification of a transition, tied to the event that announced it.
-fn notification(user_id: String, order_id: String, event_id: &str, status: Status, message: &str) -> PushNotification {
-    PushNotification {
-        user_id,
-        order_id,
-        kind: status.as_str().into(),
-        message: message.into(),
-        event_id: event_id.into(),
-    }
+fn notification(user_id: String, order_id: String, event_id: &str, kind: PushKind, message: &str) -> PushNotification {
+    PushNotification { user_id, order_id, kind, message: message.into(), event_id: event_id.into() }
 }

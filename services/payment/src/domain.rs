@@ -2,10 +2,10 @@
 //! `PAYMENT_WAIT`, for the confirmed total) and the push that tells the customer to pay. The
 //! handler writes what these return; one payment per order is the table's constraint.
 
-use saga_contract::{Money, OrderConfirmed, PushNotification};
+use saga_contract::{Money, OrderConfirmed, PaymentStatus, PushKind, PushNotification};
 
 /// The status every new payment starts in: the saga's final state.
-pub const PAYMENT_WAIT: &str = "PAYMENT_WAIT";
+pub const NEW_PAYMENT: PaymentStatus = PaymentStatus::PaymentWait;
 
 /// A payment to create.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,7 +38,7 @@ pub fn payment_wait_push(confirmed: &OrderConfirmed, own_event_id: Option<String
     PushNotification {
         user_id: confirmed.user_id.clone(),
         order_id: confirmed.order_id.clone(),
-        kind: PAYMENT_WAIT.into(),
+        kind: PushKind::PaymentWait,
         message: "결제를 진행해주세요".into(),
         event_id: own_event_id.unwrap_or_else(|| confirmed.event_id.clone()),
     }
@@ -77,7 +77,7 @@ mod tests {
     #[test]
     fn the_push_carries_the_causing_event_id() {
         let push = payment_wait_push(&confirmed(100), None);
-        assert_eq!((push.kind.as_str(), push.event_id.as_str()), ("PAYMENT_WAIT", "e-1"));
+        assert_eq!((push.kind, push.event_id.as_str()), (PushKind::PaymentWait, "e-1"));
         assert_eq!((push.user_id.as_str(), push.order_id.as_str()), ("u-1", "o-1"));
         assert_eq!(payment_wait_push(&confirmed(100), Some("fresh".into())).event_id, "fresh");
     }

@@ -4,7 +4,7 @@
 //! CTE; only records whose claim is new create a payment, and one payment per order is the
 //! table's constraint), then a push for each payment that was created.
 
-use super::domain::{self, PAYMENT_WAIT};
+use super::domain::{self, NEW_PAYMENT};
 use saga_contract::{OrderConfirmed, SagaTopic};
 use saga_service_kit::consumer::{HandleError, Handler, Incoming, Outcome};
 use saga_service_kit::failpoint;
@@ -60,7 +60,7 @@ impl Handler for Payments {
             .bind(rows.iter().map(|(_, p, _)| p.user_id.as_str()).collect::<Vec<_>>())
             .bind(rows.iter().map(|(_, p, _)| p.amount.0).collect::<Vec<_>>())
             .bind(self.context.config.topics.name(SagaTopic::OrderConfirmed))
-            .bind(PAYMENT_WAIT)
+            .bind(NEW_PAYMENT.as_str())
             .fetch_one(tx.conn())
             .await?;
         let created: HashSet<Uuid> = created.into_iter().collect();

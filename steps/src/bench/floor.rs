@@ -10,6 +10,8 @@
 //! request and push that frame an order).
 
 use super::stats::{Measured, Pct};
+use crate::Service;
+use crate::client::SagaClient;
 use anyhow::Context as _;
 use rdkafka::Message as _;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -88,13 +90,12 @@ impl Floor {
     /// Measures on the idle target; `database_url` is `None` for an external implementation.
     pub async fn measure(
         bootstrap: &str,
-        http: &reqwest::Client,
-        health_url: &str,
+        client: &SagaClient,
         database_url: Option<&str>,
         round_trips: usize,
     ) -> anyhow::Result<Floor> {
         let (hop, ack) = kafka_round_trips(bootstrap, round_trips).await.context("measuring the Kafka floor")?;
-        let http = http_round_trips(http, health_url, round_trips).await.context("measuring the HTTP floor")?;
+        let http = http_round_trips(client, round_trips).await.context("measuring the HTTP floor")?;
         let postgres = match database_url {
             Some(url) => Some(pg_commits(url, round_trips).await.context("measuring the PostgreSQL floor")?),
             None => None,
@@ -181,11 +182,12 @@ async fn kafka_round_trips(bootstrap: &str, n: usize) -> anyhow::Result<(Pct, Pc
 
 /// Sequential `GET`s of the Order Service's `/health` (the one endpoint every implementation
 /// has that changes nothing).
-async fn http_round_trips(http: &reqwest::Client, url: &str, n: usize) -> anyhow::Result<Pct> {
+async fn http_round_trips(client: &SagaClient, n: usize) -> anyhow::Result<Pct> {
+    let client = client.with_timeout(ROUND_TRIP_DEADLINE);
     let mut took = Vec::with_capacity(n);
     for i in 0..WARMUP + n {
         let started = Instant::now();
-        http.get(url).timeout(ROUND_TRIP_DEADLINE).send().await?.error_for_status()?.bytes().await?;
+        client.health(Service::Order).await?;
         if i >= WARMUP {
             took.push(started.elapsed().as_secs_f64() * 1000.0);
         }

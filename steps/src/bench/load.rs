@@ -10,10 +10,11 @@ use super::procfs::{CpuSnapshot, Procs};
 use super::stats::epoch_ms_f64;
 use super::summary::{StepResult, Unloaded, summarize};
 use super::trace::{TapIndex, Trace};
+use crate::client::{NewOrder, OrderLine, ProductSpec, SagaClient};
 use crate::sink::PushSink;
 use crate::tap::Tap;
 use anyhow::{Context as _, bail};
-use serde_json::{Value, json};
+use saga_contract::{Money, PushKind};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -31,13 +32,14 @@ const TAP_DEADLINE: Duration = Duration::from_secs(15);
 /// Users the orders rotate over (`X-User-Id`), so no one user carries the whole load.
 const USERS: usize = 97;
 /// The push that ends an order's saga.
-const PAYMENT_WAIT: &str = "PAYMENT_WAIT";
-const ORDER_CONFIRMED: &str = "ORDER_CONFIRMED";
+const PAYMENT_WAIT: PushKind = PushKind::PaymentWait;
+/// Every seeded product's price.
+const PRICE: Money = Money(1000);
 
 /// Everything a load step needs.
 pub(super) struct Ctx {
-    pub order_url: String,
-    pub http: reqwest::Client,
+    /// Shared by every order's task without a copy.
+    pub client: Arc<SagaClient>,
     pub sink: Arc<PushSink>,
     pub tap: Tap,
     /// The implementation's processes; `None` when unknown (external).
@@ -45,8 +47,6 @@ pub(super) struct Ctx {
     /// A database of the implementation's PostgreSQL (any serves for server-wide stats);
     /// `None` when the bench cannot reach it (external).
     pub database_url: Option<String>,
-    /// The services' `/metrics` URLs.
-    pub metrics: Vec<(&'static str, String)>,
     /// Order bodies, one per seeded product, used round-robin.
     pub bodies: Vec<String>,
     pub began: Instant,
@@ -123,25 +123,18 @@ impl Outcome {
 /// Seeds `n` products with a huge stock (orders go round-robin over them, so the product
 /// rows' locks do not serialise every reservation on one row) and returns one order body per
 /// product.
-pub(super) async fn seed_catalogue(http: &reqwest::Client, product_url: &str, n: usize) -> anyhow::Result<Vec<String>> {
+pub(super) async fn seed_catalogue(client: &SagaClient, n: usize) -> anyhow::Result<Vec<String>> {
     let run_id = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
     let mut bodies = Vec::with_capacity(n);
     for p in 0..n {
         let id = format!("BENCH-{run_id}-{p}");
-        let url = format!("{product_url}/api/v1/products/{id}");
-        let response = http
-            .put(&url)
-            .json(&json!({"name": format!("bench product {p}"), "price": 10, "stock": PRODUCT_STOCK}))
-            .send()
-            .await
-            .with_context(|| format!("PUT {url}"))?;
-        if !response.status().is_success() {
-            bail!("PUT {url} answered {}: {}", response.status(), response.text().await.unwrap_or_default());
-        }
-        bodies.push(
-            json!({"storeId": format!("S-bench-{run_id}"), "items": [{"productId": id, "quantity": 1, "unitPrice": 10}]})
-                .to_string(),
-        );
+        let spec = ProductSpec { name: format!("bench product {p}"), price: PRICE, stock: PRODUCT_STOCK };
+        client.put_product(&id, &spec).await?;
+        let order = NewOrder {
+            store_id: format!("S-bench-{run_id}"),
+            items: vec![OrderLine { product_id: id, quantity: 1, unit_price: PRICE }],
+        };
+        bodies.push(serde_json::to_string(&order).context("serialising an order")?);
     }
     Ok(bodies)
 }
@@ -196,7 +189,7 @@ pub(super) async fn load(ctx: &Ctx, index: &mut TapIndex, plan: Plan) -> anyhow:
         "load: {:.0} orders/s for {:.0} s (+{:.0} s warm-up) = {total} orders",
         plan.rate, plan.duration_s, plan.warmup_s
     ));
-    let metrics_before = scrape_handlers(&ctx.http, &ctx.metrics).await;
+    let metrics_before = scrape_handlers(&ctx.client).await;
     let counters = Arc::new(Counters::default());
     let (stop_progress, progress_stopped) = tokio::sync::watch::channel(false);
     let progress = progress(ctx, plan.rate, counters.clone(), progress_stopped);
@@ -215,13 +208,12 @@ pub(super) async fn load(ctx: &Ctx, index: &mut TapIndex, plan: Plan) -> anyhow:
             pg_before = ctx.database_url.clone().map(|url| tokio::spawn(PgStats::take(url)));
         }
         let scheduled_s = i as f64 / plan.rate - plan.warmup_s;
-        let (http, url, body, counters) =
-            (ctx.http.clone(), ctx.order_url.clone(), ctx.bodies[i % ctx.bodies.len()].clone(), counters.clone());
+        let (client, body, counters) = (ctx.client.clone(), ctx.bodies[i % ctx.bodies.len()].clone(), counters.clone());
         let measured = i >= warm;
         handles.push(tokio::spawn(async move {
             let lag_ms = tokio::time::Instant::now().saturating_duration_since(at).as_secs_f64() * 1000.0;
             counters.sent.fetch_add(1, Ordering::Relaxed);
-            let sent = send_order(&http, &url, body, i, measured).await;
+            let sent = send_order(&client, body, i, measured).await;
             counters.answered.fetch_add(1, Ordering::Relaxed);
             if sent.error.is_some() {
                 counters.errors.fetch_add(1, Ordering::Relaxed);
@@ -249,8 +241,10 @@ pub(super) async fn load(ctx: &Ctx, index: &mut TapIndex, plan: Plan) -> anyhow:
         sent.iter().filter(|s| s.status == 201).filter_map(|s| s.order_id.clone()).collect();
 
     // Drain: every accepted order's PAYMENT_WAIT push, or the deadline.
-    let deadline = sending_ended + Duration::from_secs_f64(plan.drain_s);
-    ctx.sink
+    let deadline =
+        (sending_ended + Duration::from_secs_f64(plan.drain_s)).saturating_duration_since(tokio::time::Instant::now());
+    let _ = ctx
+        .sink
         .wait_until(deadline, |arrivals| {
             let done = arrivals
                 .iter()
@@ -259,7 +253,7 @@ pub(super) async fn load(ctx: &Ctx, index: &mut TapIndex, plan: Plan) -> anyhow:
                 .map(|p| p.order_id.as_str())
                 .collect::<HashSet<_>>()
                 .len();
-            done >= accepted.len()
+            if done >= accepted.len() { Ok(()) } else { Err(done) }
         })
         .await;
     let arrivals = ctx.sink.arrivals();
@@ -276,20 +270,20 @@ pub(super) async fn load(ctx: &Ctx, index: &mut TapIndex, plan: Plan) -> anyhow:
             continue;
         }
         let entry = pushes.entry(p.order_id.as_str()).or_insert((None, 0, 0));
-        match p.kind.as_str() {
-            PAYMENT_WAIT => {
+        match p.kind {
+            PushKind::PaymentWait => {
                 entry.0 = Some(entry.0.map_or(a.at_ms, |t| t.min(a.at_ms)));
                 entry.1 += 1;
             }
-            ORDER_CONFIRMED => entry.2 += 1,
-            _ => {}
+            PushKind::OrderConfirmed => entry.2 += 1,
+            PushKind::OrderCancelled => {}
         }
     }
     let completed_ids: Vec<&str> = pushes.iter().filter(|(_, v)| v.0.is_some()).map(|(k, _)| *k).collect();
     await_traces(&ctx.tap, index, &completed_ids).await;
     // Duplicates can only be judged on what has arrived; a late stock.reserved is caught by the
     // tap in the next step or not at all — `lost` and `duplicated` are counted at this point.
-    let handler_ms = handler_means(&metrics_before, &scrape_handlers(&ctx.http, &ctx.metrics).await);
+    let handler_ms = handler_means(&metrics_before, &scrape_handlers(&ctx.client).await);
 
     let outcomes: Vec<Outcome> = sent
         .into_iter()
@@ -309,29 +303,17 @@ async fn await_traces(tap: &Tap, index: &mut TapIndex, ids: &[&str]) {
     let _ = tap
         .wait_until(TAP_DEADLINE, |log| {
             index.ingest(log);
-            index.complete(ids.iter().copied()).then_some(())
+            if index.complete(ids.iter().copied()) { Ok(()) } else { Err(()) }
         })
         .await;
 }
 
 /// POSTs order `seq` (user `bench-user-<seq mod USERS>`) and times the answer.
-async fn send_order(http: &reqwest::Client, url: &str, body: String, seq: usize, measured: bool) -> Sent {
+async fn send_order(client: &SagaClient, body: String, seq: usize, measured: bool) -> Sent {
     let user = format!("bench-user-{}", seq % USERS);
     let sent_at_ms = epoch_ms_f64();
     let began = Instant::now();
-    let answer = async {
-        let response = http
-            .post(url)
-            .header("content-type", "application/json")
-            .header("X-User-Id", user)
-            .body(body)
-            .send()
-            .await?;
-        let status = response.status().as_u16();
-        let text = response.text().await?;
-        Ok::<_, reqwest::Error>((status, text))
-    }
-    .await;
+    let answer = client.post_order_text(user, body).await;
     let intake_ms = began.elapsed().as_secs_f64() * 1000.0;
     let mut sent = Sent {
         seq,
@@ -347,10 +329,9 @@ async fn send_order(http: &reqwest::Client, url: &str, body: String, seq: usize,
     match answer {
         Ok((status, text)) => {
             sent.status = status;
-            sent.order_id =
-                serde_json::from_str::<Value>(&text).ok().and_then(|v| v.get("orderId")?.as_str().map(str::to_string));
-            if status != 201 || sent.order_id.is_none() {
-                sent.error = Some(format!("{status}: {}", text.chars().take(200).collect::<String>()));
+            match client.placed(status, &text) {
+                Ok(placed) => sent.order_id = Some(placed.order_id),
+                Err(_) => sent.error = Some(format!("{status}: {}", text.chars().take(200).collect::<String>())),
             }
         }
         Err(e) => sent.error = Some(e.to_string()),
@@ -363,7 +344,7 @@ async fn send_order(http: &reqwest::Client, url: &str, body: String, seq: usize,
 pub(super) async fn unloaded(ctx: &Ctx, index: &mut TapIndex, n: usize) -> anyhow::Result<Unloaded> {
     let mut sent = Vec::with_capacity(n);
     for i in 0..n {
-        let order = send_order(&ctx.http, &ctx.order_url, ctx.bodies[i % ctx.bodies.len()].clone(), i, true).await;
+        let order = send_order(&ctx.client, ctx.bodies[i % ctx.bodies.len()].clone(), i, true).await;
         if let Some(error) = &order.error {
             bail!("unloaded order {i} was refused: {error}");
         }

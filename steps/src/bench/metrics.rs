@@ -6,7 +6,7 @@
 
 use super::stats::r2;
 use crate::Service;
-use crate::backend::Endpoints;
+use crate::client::SagaClient;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
@@ -65,22 +65,14 @@ pub(super) fn batch_use(means: &BTreeMap<String, (f64, f64)>) -> BTreeMap<String
     out
 }
 
-/// `(binary name, /metrics URL)` of the three services.
-pub(super) fn metrics_urls(e: &Endpoints) -> Vec<(&'static str, String)> {
-    Service::ALL.into_iter().map(|s| (s.binary(), format!("{}/metrics", e.service_url(s)))).collect()
-}
-
-async fn scrape(http: &reqwest::Client, url: &str) -> anyhow::Result<String> {
-    Ok(http.get(url).timeout(SCRAPE_DEADLINE).send().await?.error_for_status()?.text().await?)
-}
-
 /// The handler totals of every service that answers.
-pub(super) async fn scrape_handlers(http: &reqwest::Client, urls: &[(&'static str, String)]) -> HandlerTotals {
+pub(super) async fn scrape_handlers(client: &SagaClient) -> HandlerTotals {
+    let client = client.with_timeout(SCRAPE_DEADLINE);
     let mut all = BTreeMap::new();
-    for (name, url) in urls {
-        if let Ok(text) = scrape(http, url).await {
+    for service in Service::ALL {
+        if let Ok(text) = client.metrics(service).await {
             for (stage, v) in handler_totals(&text) {
-                all.insert(format!("{name} {stage}"), v);
+                all.insert(format!("{} {stage}", service.binary()), v);
             }
         }
     }
@@ -100,11 +92,12 @@ pub(super) fn handler_means(before: &HandlerTotals, after: &HandlerTotals) -> BT
 }
 
 /// Writes each answering service's metrics text to `dir/<service>.prom`.
-pub(super) async fn save(http: &reqwest::Client, urls: &[(&'static str, String)], dir: &Path) -> anyhow::Result<()> {
+pub(super) async fn save(client: &SagaClient, dir: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir)?;
-    for (name, url) in urls {
-        if let Ok(text) = scrape(http, url).await {
-            std::fs::write(dir.join(format!("{name}.prom")), text)?;
+    let client = client.with_timeout(SCRAPE_DEADLINE);
+    for service in Service::ALL {
+        if let Ok(text) = client.metrics(service).await {
+            std::fs::write(dir.join(format!("{}.prom", service.binary())), text)?;
         }
     }
     Ok(())

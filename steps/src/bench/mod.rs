@@ -53,6 +53,7 @@ mod trace;
 
 use self::procfs::{CpuSnapshot, Machine, Procs, RssSampler, loadavg};
 use crate::backend::Backend;
+use crate::client::SagaClient;
 use crate::config::{BackendKind, Config};
 use crate::sink::PushSink;
 use crate::tap::{Pace, Tap};
@@ -208,13 +209,11 @@ async fn bench_on(
     let tap =
         Tap::start(&endpoints.kafka_bootstrap, &endpoints.registry_url, config.topic_map(), Pace::Batched).await?;
     let mut ctx = Ctx {
-        order_url: format!("{}/api/v1/orders", endpoints.order_url),
-        http,
+        client: Arc::new(SagaClient::new(http, &endpoints)),
         sink,
         tap: tap.clone(),
         procs,
         database_url,
-        metrics: metrics::metrics_urls(&endpoints),
         bodies: Vec::new(),
         began,
     };
@@ -227,17 +226,12 @@ async fn bench_on(
     let rss = RssSampler::start(ctx.procs.as_ref());
 
     ctx.say("measuring the floor (raw Kafka round trip, HTTP round trip, raw PostgreSQL commit where reachable)");
-    let floor = Floor::measure(
-        &endpoints.kafka_bootstrap,
-        &ctx.http,
-        &format!("{}/health", endpoints.order_url),
-        ctx.database_url.as_deref(),
-        args.floor_round_trips,
-    )
-    .await?;
+    let floor =
+        Floor::measure(&endpoints.kafka_bootstrap, &ctx.client, ctx.database_url.as_deref(), args.floor_round_trips)
+            .await?;
     ctx.say(&format!("floor: {}", floor.worked()));
 
-    ctx.bodies = load::seed_catalogue(&ctx.http, &endpoints.product_url, args.products).await?;
+    ctx.bodies = load::seed_catalogue(&ctx.client, args.products).await?;
     ctx.say(&format!("seeded {} products with {} in stock each", args.products, load::PRODUCT_STOCK));
     let mut index = TapIndex::default();
     let unloaded = if args.unloaded_orders > 0 {
@@ -269,7 +263,7 @@ async fn bench_on(
     tap.close();
     let rss = rss.stop().await;
     // The services' own view after the run (handler times, publish/push counters, lag).
-    metrics::save(&ctx.http, &ctx.metrics, &args.report_dir.join("metrics")).await?;
+    metrics::save(&ctx.client, &args.report_dir.join("metrics")).await?;
 
     let report = Report {
         args: args.clone(),

@@ -6,6 +6,7 @@
 //! unavailable, which orders were in flight).
 
 use super::SagaWorld;
+use super::params::Svc;
 use crate::Service;
 use crate::checkers_crash::FaultSpan;
 use cucumber::{given, when};
@@ -112,40 +113,36 @@ impl SagaWorld {
     }
 }
 
-fn service(name: &str) -> Service {
-    Service::parse(name).expect("a service name")
-}
-
-#[given(regex = r"^the (Order|Product|Payment) Service is down$")]
-async fn service_down(world: &mut SagaWorld, name: String) {
-    let service = service(&name);
+#[given(expr = "the {service} is down")]
+async fn service_down(world: &mut SagaWorld, service: Svc) {
+    let service = service.0;
     world.put(Fault::Stopped(service), &format!("stopping the {service}")).await;
 }
 
-#[when(regex = r"^the (Order|Product|Payment) Service is started again$")]
-async fn service_up(world: &mut SagaWorld, name: String) {
-    let service = service(&name);
+#[when(expr = "the {service} is started again")]
+async fn service_up(world: &mut SagaWorld, service: Svc) {
+    let service = service.0;
     world.lift(&[Fault::Stopped(service), Fault::Killed(service)], &format!("starting the {service}")).await;
 }
 
 /// A graceful restart (stop, start, wait for health): what a deploy does. Whatever the
 /// service remembers must survive it — a deduplication kept in memory does not.
-#[when(regex = r"^the (Order|Product|Payment) Service is restarted$")]
-async fn service_restarted(world: &mut SagaWorld, name: String) {
-    let service = service(&name);
+#[when(expr = "the {service} is restarted")]
+async fn service_restarted(world: &mut SagaWorld, service: Svc) {
+    let service = service.0;
     world.put(Fault::Stopped(service), &format!("stopping the {service}")).await;
     world.lift(&[Fault::Stopped(service)], &format!("starting the {service} again")).await;
 }
 
-#[given(regex = r"^the (Order|Product|Payment) Service is paused$")]
-async fn service_paused(world: &mut SagaWorld, name: String) {
-    let service = service(&name);
+#[given(expr = "the {service} is paused")]
+async fn service_paused(world: &mut SagaWorld, service: Svc) {
+    let service = service.0;
     world.put(Fault::Paused(service), &format!("pausing the {service}")).await;
 }
 
-#[when(regex = r"^the (Order|Product|Payment) Service is resumed$")]
-async fn service_resumed(world: &mut SagaWorld, name: String) {
-    let service = service(&name);
+#[when(expr = "the {service} is resumed")]
+async fn service_resumed(world: &mut SagaWorld, service: Svc) {
+    let service = service.0;
     world.lift(&[Fault::Paused(service)], &format!("resuming the {service}")).await;
 }
 
@@ -159,17 +156,17 @@ async fn broker_up(world: &mut SagaWorld) {
     world.lift(&[Fault::BrokerStopped, Fault::BrokerKilled], "starting the Kafka broker").await;
 }
 
-#[when(regex = r"^the (Order|Product|Payment) Service is killed$")]
-async fn service_killed(world: &mut SagaWorld, name: String) {
-    let service = service(&name);
+#[when(expr = "the {service} is killed")]
+async fn service_killed(world: &mut SagaWorld, service: Svc) {
+    let service = service.0;
     world.put(Fault::Killed(service), &format!("killing the {service}")).await;
 }
 
 /// A zombie: the service hangs longer than its consumer-group session timeout, so the broker
 /// gives its partitions away while it still holds records it fetched, then it wakes up.
-#[when(regex = r"^the (Order|Product|Payment) Service is paused past its consumer-group session timeout$")]
-async fn service_zombie(world: &mut SagaWorld, name: String) {
-    let service = service(&name);
+#[when(expr = "the {service} is paused past its consumer-group session timeout")]
+async fn service_zombie(world: &mut SagaWorld, service: Svc) {
+    let service = service.0;
     world.put(Fault::Paused(service), &format!("pausing the {service}")).await;
     // The fault's duration, not a wait for a condition: the hang itself is what is injected.
     tokio::time::sleep(world.env.config.zombie_pause()).await;

@@ -4,22 +4,22 @@
 //! `15000.0` and `"15000.00"` are equal; `120.07999999999998` is no amount). Reading state is
 //! strict: an HTTP error or a body that is not JSON fails the step, it never reads as "empty".
 
-use super::{SagaWorld, money};
+use super::SagaWorld;
+use super::params::{Amount, Kind, Topic};
+use crate::client::Order;
 use crate::sink::Push;
-use crate::tap::TapRecord;
 use cucumber::then;
-use saga_contract::Money;
+use saga_contract::{Money, SagaTopic};
 use serde_json::{Value, json};
 use std::time::Duration;
 
-/// GETs `url`, which must answer 200 with JSON.
-async fn get_json(world: &SagaWorld, url: &str) -> Value {
-    let response = world.env.http.get(url).send().await.unwrap_or_else(|e| panic!("GET {url} failed: {e}"));
-    let status = response.status();
-    let text = response.text().await.unwrap_or_else(|e| panic!("reading the answer of GET {url}: {e}"));
-    assert!(status.is_success(), "GET {url} answered {status}: {text}");
-    serde_json::from_str(&text)
-        .unwrap_or_else(|e| panic!("GET {url} answered {status} with a body that is not JSON ({e}): {text}"))
+/// The order, which must read back (200).
+async fn read_order(world: &SagaWorld, order_id: &str) -> Order {
+    match world.env.client.order(order_id).await {
+        Ok(Some(order)) => order,
+        Ok(None) => panic!("GET order {order_id} answered 404"),
+        Err(e) => panic!("{e}"),
+    }
 }
 
 fn amount_of(value: &Value, what: &str) -> Money {
@@ -43,21 +43,6 @@ fn lines_of(items: &Value, priced: bool, what: &str) -> Vec<(String, i64, Option
     lines
 }
 
-impl SagaWorld {
-    fn order_url(&self, order_id: &str) -> String {
-        format!("{}/api/v1/orders/{order_id}", self.env.endpoints.order_url)
-    }
-
-    /// The first record of `topic` for the current order (waits for it).
-    async fn order_record(&self, topic: &str) -> TapRecord {
-        let id = self.order_id();
-        match self.env.tap.wait_for(self.topic(topic), &id, self.deadline()).await {
-            Ok(r) => r,
-            Err(_) => panic!("no {topic} for order {id} within {:?}{}", self.deadline(), self.evidence(&id)),
-        }
-    }
-}
-
 #[then("the order's Location header points at the order")]
 async fn location_points_at_order(world: &mut SagaWorld) {
     let id = world.order_id();
@@ -65,56 +50,53 @@ async fn location_points_at_order(world: &mut SagaWorld) {
     let location =
         answer.location.as_deref().unwrap_or_else(|| panic!("the 201 for order {id} has no Location header"));
     // A relative reference resolves against the request's URL (RFC 9110 §10.2.2).
-    let request = reqwest::Url::parse(&format!("{}/api/v1/orders", world.env.endpoints.order_url))
-        .expect("the order URL is a URL");
+    let request = reqwest::Url::parse(world.env.client.orders_url()).expect("the order URL is a URL");
     let url = request.join(location).unwrap_or_else(|e| panic!("Location {location:?} is not a URI reference: {e}"));
     assert!(
         url.path().ends_with(&format!("/api/v1/orders/{id}")),
         "Location {location:?} ({url}) is not the order's resource /api/v1/orders/{id}"
     );
-    let order = get_json(world, url.as_str()).await;
-    assert_eq!(order["orderId"], json!(id), "GET {url} (the Location) answered another resource: {order}");
+    let order = match world.env.client.order_at(url.as_str()).await {
+        Ok(Some(order)) => order,
+        Ok(None) => panic!("GET {url} (the Location) answered 404"),
+        Err(e) => panic!("the Location: {e}"),
+    };
+    assert_eq!(order.order_id, id, "GET {url} (the Location) answered another order: {order:?}");
 }
 
-#[then(
-    regex = r#"^the order reads back for user "([^"]+)" at store "([^"]+)" with the ordered lines and total ([\d.]+)$"#
-)]
-async fn reads_back_as_requested(world: &mut SagaWorld, user: String, store: String, total: String) {
+#[then(expr = "the order reads back for user {string} at store {string} with the ordered lines and total {amount}")]
+async fn reads_back_as_requested(world: &mut SagaWorld, user: String, store: String, total: Amount) {
     let id = world.order_id();
-    let url = world.order_url(&id);
-    let order = get_json(world, &url).await;
-    let what = format!("GET {url}");
-    assert_eq!(order["orderId"], json!(id), "{what}: {order}");
-    assert_eq!(order["userId"], json!(world.user(&user)), "{what}: not the X-User-Id of the request: {order}");
-    assert_eq!(order["storeId"], json!(format!("{store}-{}", world.tag)), "{what}: not the request's storeId: {order}");
-    let requested = lines_of(&Value::Array(world.request_items.clone()), true, "the request");
-    assert_eq!(lines_of(&order["items"], true, &what), requested, "{what}: items are not the request's lines: {order}");
-    assert_eq!(amount_of(&order["totalAmount"], &format!("{what}: totalAmount")), money(&total), "{what}: {order}");
+    let order = read_order(world, &id).await;
+    let what = format!("GET order {id}");
+    assert_eq!(order.order_id, id, "{what}: {order:?}");
+    assert_eq!(order.user_id, Some(world.user(&user)), "{what}: not the X-User-Id of the request: {order:?}");
+    assert_eq!(order.store_id, Some(format!("{store}-{}", world.tag)), "{what}: not the request's storeId: {order:?}");
+    let requested = lines_of(&world.request_json(), true, "the request");
+    assert_eq!(lines_of(&order.items, true, &what), requested, "{what}: items are not the request's lines: {order:?}");
+    assert_eq!(amount_of(&order.total_amount, &format!("{what}: totalAmount")), total.0, "{what}: {order:?}");
 }
 
-#[then(regex = r#"^the payment is for the order, user "([^"]+)" and amount ([\d.]+)$"#)]
-async fn payment_matches_order(world: &mut SagaWorld, user: String, total: String) {
+#[then(expr = "the payment is for the order, user {string} and amount {amount}")]
+async fn payment_matches_order(world: &mut SagaWorld, user: String, total: Amount) {
     let id = world.order_id();
-    let url = format!("{}/api/v1/payments?orderId={id}", world.env.endpoints.payment_url);
     let found = crate::poll::until(world.deadline(), Duration::from_millis(25), async || {
-        let payments = get_json(world, &url).await;
-        let list = payments.as_array().unwrap_or_else(|| panic!("GET {url} answered {payments}, not a list")).clone();
-        if list.is_empty() { Err(()) } else { Ok(list) }
+        let payments = world.payments(&id).await;
+        if payments.is_empty() { Err(()) } else { Ok(payments) }
     })
     .await
     .unwrap_or_else(|()| panic!("no payment for order {id} within {:?}{}", world.deadline(), world.evidence(&id)));
     assert_eq!(found.len(), 1, "order {id} has {} payments: {found:?}", found.len());
     let payment = &found[0];
-    assert_eq!(payment["orderId"], json!(id), "the payment is for another order: {payment}");
-    assert_eq!(payment["userId"], json!(world.user(&user)), "the payment is not the buyer's: {payment}");
-    let amount = amount_of(&payment["amount"], "the payment's amount");
-    assert_eq!(amount, money(&total), "payment {payment}");
-    let order_url = world.order_url(&id);
-    let order = get_json(world, &order_url).await;
+    assert_eq!(payment.order_id, id, "the payment is for another order: {payment:?}");
+    assert_eq!(payment.user_id, Some(world.user(&user)), "the payment is not the buyer's: {payment:?}");
+    let amount = amount_of(&payment.amount, "the payment's amount");
+    assert_eq!(amount, total.0, "payment {payment:?}");
+    let order = read_order(world, &id).await;
     assert_eq!(
         amount,
-        amount_of(&order["totalAmount"], "the order's totalAmount"),
-        "the payment's amount is not the order's total: payment {payment}, order {order}"
+        amount_of(&order.total_amount, "the order's totalAmount"),
+        "the payment's amount is not the order's total: payment {payment:?}, order {order:?}"
     );
 }
 
@@ -123,11 +105,11 @@ async fn payment_matches_order(world: &mut SagaWorld, user: String, total: Strin
 )]
 async fn cancelled_carries_lines(world: &mut SagaWorld, user: String) {
     let id = world.order_id();
-    let r = world.order_record("order.cancelled").await;
+    let r = world.record(SagaTopic::OrderCancelled).await;
     assert_eq!(r.key.as_deref(), Some(id.as_str()), "order.cancelled is not keyed by the orderId: {}", r.summary());
     let value = r.value.clone().unwrap_or_default();
     assert_eq!(value["userId"], json!(world.user(&user)), "{}", r.summary());
-    let requested: Vec<_> = lines_of(&Value::Array(world.request_items.clone()), false, "the request");
+    let requested: Vec<_> = lines_of(&world.request_json(), false, "the request");
     assert_eq!(
         lines_of(&value["items"], false, "order.cancelled"),
         requested,
@@ -136,10 +118,11 @@ async fn cancelled_carries_lines(world: &mut SagaWorld, user: String) {
     );
 }
 
-#[then(regex = r#"^the "([A-Z_]+)" push carries the eventId of the order's "([a-z.]+)" event$"#)]
-async fn push_names_its_cause(world: &mut SagaWorld, kind: String, topic: String) {
+#[then(expr = "the {push_kind} push carries the eventId of the order's {topic} event")]
+async fn push_names_its_cause(world: &mut SagaWorld, kind: Kind, topic: Topic) {
+    let (kind, topic) = (kind.0, topic.0);
     let id = world.order_id();
-    let cause = world.order_record(&topic).await;
+    let cause = world.record(topic).await;
     let event_id = cause.event_id.clone().unwrap_or_else(|| panic!("{topic} has no eventId: {}", cause.summary()));
     let of_kind = |pushes: &[Push]| pushes.iter().filter(|p| p.kind == kind).cloned().collect::<Vec<_>>();
     let pushes = match world.env.sink.wait_for(&id, world.deadline(), |p| !of_kind(p).is_empty()).await {

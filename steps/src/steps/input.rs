@@ -2,6 +2,8 @@
 
 use super::SagaWorld;
 use super::orders::post_order;
+use super::params::Topic;
+use crate::tap::TapRecord;
 use cucumber::{then, when};
 use rdkafka::producer::FutureRecord;
 use saga_contract::SagaTopic;
@@ -10,20 +12,20 @@ use std::time::Duration;
 
 #[when(regex = r#"^user "([^"]+)" posts the order body (.+)$"#)]
 async fn posts_body(world: &mut SagaWorld, user: String, body: String) {
-    world.answer = Some(post_order(world, Some(&world.user(&user)), body.into()).await);
+    world.answer = Some(post_order(world, Some(&world.user(&user)), body).await);
 }
 
 #[when("an order is posted without the X-User-Id header")]
 async fn posts_without_user(world: &mut SagaWorld) {
     let body = json!({"storeId": "S1", "items": [{"productId": "P", "quantity": 1, "unitPrice": 10}]}).to_string();
-    world.answer = Some(post_order(world, None, body.into()).await);
+    world.answer = Some(post_order(world, None, body).await);
 }
 
 #[when(regex = r#"^user "([^"]+)" posts an order body of (\d+) MiB$"#)]
 async fn posts_oversized(world: &mut SagaWorld, user: String, mib: usize) {
     // Well-formed JSON, so only its size is wrong.
     let body = json!({"storeId": "x".repeat(mib * 1024 * 1024), "items": [{"productId": "P", "quantity": 1, "unitPrice": 10}]}).to_string();
-    world.answer = Some(post_order(world, Some(&world.user(&user)), body.into()).await);
+    world.answer = Some(post_order(world, Some(&world.user(&user)), body).await);
 }
 
 #[then(regex = r"^the response status is (\d+) with a problem body$")]
@@ -48,23 +50,24 @@ async fn problem(world: &mut SagaWorld, status: u16) {
 async fn nothing_for_user(world: &mut SagaWorld, user: String) {
     let user = world.user(&user);
     let name = world.env.topics.name(SagaTopic::OrderCreated).to_string();
-    let found = world
+    let held = world
         .env
         .tap
-        .wait_until(world.env.config.quiet_period(), |log| {
-            log.iter()
-                .find(|r| r.topic == name && r.value.as_ref().is_some_and(|v| v["userId"] == json!(user)))
-                .cloned()
+        .holds_for(world.env.config.quiet_period(), |log| {
+            match log.iter().find(|r| r.topic == name && r.value.as_ref().is_some_and(|v| v["userId"] == json!(user))) {
+                Some(record) => Err(record.summary()),
+                None => Ok(()),
+            }
         })
         .await;
-    if let Ok(record) = found {
-        panic!("a refused request was published: {}", record.summary());
+    if let Err(record) = held {
+        panic!("a refused request was published: {record}");
     }
 }
 
-#[when(regex = r#"^a poison record is published on "([a-z.]+)"$"#)]
-async fn publish_poison(world: &mut SagaWorld, topic: String) {
-    let name = world.env.topics.name(world.topic(&topic)).to_string();
+#[when(expr = "a poison record is published on {topic}")]
+async fn publish_poison(world: &mut SagaWorld, topic: Topic) {
+    let name = world.env.topics.name(topic.0).to_string();
     // One on every partition, so whichever partition the next order lands on has one ahead.
     for partition in 0..partitions(world, &name) {
         let key = format!("poison-{}-{partition}", world.tag);
@@ -93,21 +96,25 @@ fn partitions(world: &SagaWorld, topic: &str) -> i32 {
 }
 
 #[then(
-    regex = r#"^the poison record appears on the dead-letter topic of "([a-z.]+)" with its original topic, partition and offset$"#
+    expr = "the poison record appears on the dead-letter topic of {topic} with its original topic, partition and offset"
 )]
-async fn poison_dead_lettered(world: &mut SagaWorld, topic: String) {
-    let saga_topic = world.topic(&topic);
+async fn poison_dead_lettered(world: &mut SagaWorld, topic: Topic) {
+    let saga_topic = topic.0;
     let (name, dlt) = (world.env.topics.name(saga_topic).to_string(), world.env.topics.dead_letter(saga_topic));
     for (key, partition, offset) in world.poison.clone() {
         let found = world
             .env
             .tap
             .wait_until(world.deadline(), |log| {
-                log.iter().find(|r| r.topic == dlt && r.key.as_deref() == Some(&key)).cloned()
+                let dead: Vec<&TapRecord> = log.iter().filter(|r| r.topic == dlt).collect();
+                dead.iter().find(|r| r.key.as_deref() == Some(&key)).map(|r| (*r).clone()).ok_or(dead.len())
             })
             .await;
-        let record = found.unwrap_or_else(|_| {
-            panic!("poison {key} ({name}[{partition}]@{offset}) did not reach {dlt} within {:?}", world.deadline())
+        let record = found.unwrap_or_else(|dead| {
+            panic!(
+                "poison {key} ({name}[{partition}]@{offset}) did not reach {dlt} within {:?} ({dead} other record(s) did)",
+                world.deadline()
+            )
         });
         let header = |k: &str| record.headers.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
         assert_eq!(header("dlt.original.topic").as_deref(), Some(name.as_str()), "{}", record.summary());

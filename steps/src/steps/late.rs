@@ -5,6 +5,7 @@
 //! implementation's registry, exactly as a producer of the saga would.
 
 use super::SagaWorld;
+use super::params::Topic;
 use cucumber::{then, when};
 use rdkafka::producer::{FutureRecord, Producer as _};
 use saga_contract::events::{FailedItem, ReservedItem};
@@ -91,10 +92,10 @@ async fn reissued(world: &SagaWorld, topic: SagaTopic, decoded: &Decoded) -> Vec
     }
 }
 
-#[when(regex = r#"^the order's "([a-z.]+)" event is published again with a new eventId$"#)]
-async fn published_again_new_id(world: &mut SagaWorld, topic: String) {
-    let saga_topic = world.topic(&topic);
-    let original = world.record(&topic).await;
+#[when(expr = "the order's {topic} event is published again with a new eventId")]
+async fn published_again_new_id(world: &mut SagaWorld, topic: Topic) {
+    let saga_topic = topic.0;
+    let original = world.record(saga_topic).await;
     let decoded = world
         .env
         .codec
@@ -110,7 +111,7 @@ async fn published_again_new_id(world: &mut SagaWorld, topic: String) {
 /// the Product Service never reserved (e.g. one already cancelled).
 #[when(regex = r#"^a "stock.reserved" event for the order is published with a new eventId$"#)]
 async fn late_stock_reserved(world: &mut SagaWorld) {
-    let created = world.record("order.created").await;
+    let created = world.record(SagaTopic::OrderCreated).await;
     let decoded = world
         .env
         .codec
@@ -136,11 +137,9 @@ async fn late_stock_reserved(world: &mut SagaWorld) {
 
 /// Events for an order no service has heard of, one on every partition, so whichever
 /// partition a later order lands on has a stray record in front of it.
-#[when(
-    regex = r#"^a "(stock.reserved|stock.reservation.failed)" event for an unknown order is published on every partition$"#
-)]
-async fn stray_events(world: &mut SagaWorld, topic: String) {
-    let saga_topic = world.topic(&topic);
+#[when(expr = "a {topic} event for an unknown order is published on every partition")]
+async fn stray_events(world: &mut SagaWorld, topic: Topic) {
+    let saga_topic = topic.0;
     let now = now_millis();
     let product_id = format!("P-{}", world.tag);
     for partition in 0..world.partition_count(saga_topic) {
@@ -162,7 +161,7 @@ async fn stray_events(world: &mut SagaWorld, topic: String) {
                     )
                     .await
             }
-            _ => {
+            SagaTopic::StockReservationFailed => {
                 let items =
                     vec![FailedItem { product_id: product_id.clone(), requested_quantity: 1, available_stock: 0 }];
                 let event = StockReservationFailed {
@@ -175,6 +174,7 @@ async fn stray_events(world: &mut SagaWorld, topic: String) {
                 };
                 world.frame(saga_topic, event).await
             }
+            other => panic!("stray events are made for the stock topics, not {other}"),
         };
         world.inject(saga_topic, &unknown, value, Some(partition)).await;
     }

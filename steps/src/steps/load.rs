@@ -7,12 +7,13 @@
 
 use super::{SagaWorld, SuiteEnv};
 use crate::checkers::{self, Violation};
-use crate::checkers_crash::{self as crash, Answer, Attempt, CANCELLED, CONFIRMED, PAYMENT_WAIT, Settled};
+use crate::checkers_crash::{self as crash, Answer, Attempt, Settled};
+use crate::client::{ClientError, NewOrder, OrderLine, Payment, SagaClient};
 use crate::tap::TapRecord;
 use cucumber::{given, then, when};
 use futures::StreamExt;
-use saga_contract::{SagaTopic, now_millis};
-use serde_json::{Value, json};
+use saga_contract::{Money, OrderStatus, PushKind, SagaTopic, now_millis};
+use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -30,11 +31,12 @@ const LISTED: usize = 30;
 
 /// What every order of the load sends, but its quantity.
 struct Template {
-    url: String,
+    /// Bounded by [`REQUEST_TIMEOUT`].
+    client: SagaClient,
     user: String,
     store: String,
     product_id: String,
-    unit_price: Value,
+    unit_price: Money,
 }
 
 /// Every answer so far; `sent` counts the requests sent, answered or not.
@@ -101,13 +103,17 @@ impl Load {
         // At the load's rate this takes (target − sent) / rate: allow twice that, and 5 s more.
         let left = target.saturating_sub(self.sent());
         let deadline = Duration::from_secs_f64(left as f64 / self.rate * 2.0 + 5.0);
-        let mut sent = self.journal.sent.subscribe();
-        let reached = tokio::time::timeout(deadline, sent.wait_for(|n| *n >= target)).await;
-        assert!(
-            matches!(reached, Ok(Ok(_))),
-            "the load sent {} of {target} orders within {deadline:?} (it stops by itself after {MAX_RUN:?})",
-            self.sent()
-        );
+        let sent = self.journal.sent.subscribe();
+        let reached = crate::poll::until(deadline, sent.clone(), async || match *sent.borrow() {
+            n if n >= target => Ok(()),
+            n => Err(n),
+        })
+        .await;
+        if let Err(sent) = reached {
+            panic!(
+                "the load sent {sent} of {target} orders within {deadline:?} (it stops by itself after {MAX_RUN:?})"
+            );
+        }
     }
 
     /// One line on what the load did, for every failure message.
@@ -205,65 +211,34 @@ impl SagaWorld {
 }
 
 /// POSTs one order and classifies the answer.
-async fn place(http: &reqwest::Client, t: &Template, seq: usize, quantity: i64) -> Attempt {
-    let body = json!({"storeId": t.store, "items": [{"productId": t.product_id, "quantity": quantity, "unitPrice": t.unit_price}]});
+async fn place(t: &Template, seq: usize, quantity: i64) -> Attempt {
+    let order = NewOrder {
+        store_id: t.store.clone(),
+        items: vec![OrderLine { product_id: t.product_id.clone(), quantity, unit_price: t.unit_price }],
+    };
     let sent_ms = now_millis();
-    let answer = match http.post(&t.url).header("X-User-Id", &t.user).json(&body).timeout(REQUEST_TIMEOUT).send().await
-    {
-        Err(e) => Answer::Unavailable(format!("no answer: {}", chain(&e))),
-        Ok(response) => {
-            let status = response.status().as_u16();
-            match response.text().await {
-                Ok(text) => classify(status, &text),
-                Err(e) => Answer::Unavailable(format!("{status}, then the body was cut off: {}", chain(&e))),
-            }
-        }
+    let answer = match t.client.place_order(&t.user, &order).await {
+        Ok((placed, _)) if !placed.order_id.is_empty() => Answer::Accepted(placed.order_id),
+        Ok((placed, _)) => Answer::Failed(format!("201 without an orderId: {placed:?}")),
+        Err(unanswered @ ClientError::Unanswered { .. }) => Answer::Unavailable(unanswered.to_string()),
+        Err(ClientError::Status { status: 503, body, .. }) => Answer::Unavailable(format!("503 {body}")),
+        Err(ClientError::Status { status, body, .. }) => Answer::Failed(format!("{status} {body}")),
+        Err(unreadable) => Answer::Failed(unreadable.to_string()),
     };
     Attempt { seq, sent_ms, answered_ms: now_millis(), quantity, answer }
 }
 
-fn classify(status: u16, body: &str) -> Answer {
-    match status {
-        201 => {
-            match serde_json::from_str::<Value>(body).ok().and_then(|b| b.get("orderId")?.as_str().map(str::to_string))
-            {
-                Some(id) if !id.is_empty() => Answer::Accepted(id),
-                _ => Answer::Failed(format!("201 without an orderId: {body}")),
-            }
-        }
-        503 => Answer::Unavailable(format!("503 {body}")),
-        _ => Answer::Failed(format!("{status} {body}")),
-    }
-}
-
-/// An error with its causes (reqwest's own text only says which URL failed).
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(&format!(": {cause}"));
-        source = cause.source();
-    }
-    text
-}
-
 /// Places the next order of the load (quantities 1, 2, 3, 1, …) and journals the answer.
-async fn place_next(http: reqwest::Client, template: Arc<Template>, journal: Arc<Journal>) {
+async fn place_next(template: Arc<Template>, journal: Arc<Journal>) {
     let seq = journal.next();
     let quantity = 1 + i64::try_from(seq % 3).unwrap_or(0);
-    let attempt = place(&http, &template, seq, quantity).await;
+    let attempt = place(&template, seq, quantity).await;
     journal.attempts.lock().expect("load journal poisoned").push(attempt);
 }
 
 /// The load's task: one order per tick until stopped (or [`MAX_RUN`]), then waits for the
 /// answers still out.
-async fn run(
-    http: reqwest::Client,
-    template: Arc<Template>,
-    journal: Arc<Journal>,
-    rate: f64,
-    mut stop: watch::Receiver<bool>,
-) {
+async fn run(template: Arc<Template>, journal: Arc<Journal>, rate: f64, mut stop: watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
     // Open loop: ticks a busy machine delayed are caught up, not skipped.
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
@@ -274,60 +249,41 @@ async fn run(
             _ = tick.tick() => {}
             _ = stop.changed() => break,
         }
-        requests.spawn(place_next(http.clone(), template.clone(), journal.clone()));
+        requests.spawn(place_next(template.clone(), journal.clone()));
         while requests.try_join_next().is_some() {}
     }
     while requests.join_next().await.is_some() {}
 }
 
-/// GETs `url`: `Some(body)` for 200, `None` for 404, an error for anything else — a read
-/// that fails is never taken for an empty answer.
-async fn get_json(env: &SuiteEnv, url: &str) -> Result<Option<Value>, String> {
-    let response =
-        env.http.get(url).timeout(REQUEST_TIMEOUT).send().await.map_err(|e| format!("GET {url}: {}", chain(&e)))?;
-    let status = response.status();
-    if status == reqwest::StatusCode::NOT_FOUND {
-        return Ok(None);
-    }
-    let text = response.text().await.map_err(|e| format!("GET {url}: {status}, body cut off: {}", chain(&e)))?;
-    if !status.is_success() {
-        return Err(format!("GET {url} answered {status}: {text}"));
-    }
-    serde_json::from_str(&text)
-        .map(Some)
-        .map_err(|e| format!("GET {url} answered {status} with a body that is not JSON ({e}): {text}"))
-}
-
 async fn read_stock(env: &SuiteEnv, product_id: &str) -> Result<i64, String> {
-    let url = format!("{}/api/v1/products/{product_id}", env.endpoints.product_url);
-    let product = get_json(env, &url).await?.ok_or_else(|| format!("GET {url} answered 404"))?;
-    product["stock"].as_i64().ok_or_else(|| format!("GET {url}: no integer stock in {product}"))
+    match env.client.with_timeout(REQUEST_TIMEOUT).product(product_id).await {
+        Ok(Some(product)) => Ok(product.stock),
+        Ok(None) => Err(format!("product {product_id} answered 404")),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
-/// An order's status (or `HTTP 404`) and, when asked or when it is confirmed, its payments.
-async fn read_state(env: &SuiteEnv, order_id: &str, all_payments: bool) -> Result<(String, Vec<Value>), String> {
-    let url = format!("{}/api/v1/orders/{order_id}", env.endpoints.order_url);
-    let status = match get_json(env, &url).await? {
-        Some(order) => {
-            order["status"].as_str().map(str::to_string).ok_or_else(|| format!("GET {url}: no status in {order}"))?
-        }
-        None => "HTTP 404".to_string(),
-    };
-    if !all_payments && status != CONFIRMED {
+/// What an order reads as: its status (`None`: 404) and its payments.
+type State = (Option<OrderStatus>, Vec<Payment>);
+
+/// An order's status and, when asked or when it is confirmed, its payments.
+async fn read_state(client: &SagaClient, order_id: &str, all_payments: bool) -> Result<State, ClientError> {
+    let status = client.order(order_id).await?.map(|order| order.status);
+    if !all_payments && status != Some(OrderStatus::Confirmed) {
         return Ok((status, Vec::new()));
     }
-    let url = format!("{}/api/v1/payments?orderId={order_id}", env.endpoints.payment_url);
-    match get_json(env, &url).await? {
-        Some(Value::Array(payments)) => Ok((status, payments)),
-        other => Err(format!("GET {url} answered {other:?}, not a list of payments")),
-    }
+    Ok((status, client.payments(order_id).await?))
 }
 
 /// Reads every order in `ids` (a few at a time); the first failed read fails the step.
-async fn read_states(env: &SuiteEnv, ids: Vec<String>, all_payments: bool) -> Vec<(String, (String, Vec<Value>))> {
-    let reads = futures::stream::iter(ids).map(|id| async move {
-        let state = read_state(env, &id, all_payments).await;
-        (id, state)
+async fn read_states(env: &SuiteEnv, ids: Vec<String>, all_payments: bool) -> Vec<(String, State)> {
+    let client = env.client.with_timeout(REQUEST_TIMEOUT);
+    let reads = futures::stream::iter(ids).map(|id| {
+        let client = &client;
+        async move {
+            let state = read_state(client, &id, all_payments).await;
+            (id, state)
+        }
     });
     let reads: Vec<_> = reads.buffer_unordered(READS_AT_ONCE).collect().await;
     reads
@@ -336,8 +292,12 @@ async fn read_states(env: &SuiteEnv, ids: Vec<String>, all_payments: bool) -> Ve
         .collect()
 }
 
-fn terminal((status, payments): &(String, Vec<Value>)) -> bool {
-    status == CANCELLED || (status == CONFIRMED && !payments.is_empty())
+fn terminal((status, payments): &State) -> bool {
+    match status {
+        Some(OrderStatus::Cancelled) => true,
+        Some(OrderStatus::Confirmed) => !payments.is_empty(),
+        _ => false,
+    }
 }
 
 #[given(regex = r#"^orders flow at (\d+) per second for product "([^"]+)"$"#)]
@@ -349,15 +309,15 @@ async fn load_starts(world: &mut SagaWorld, rate: u32, alias: String) {
         .await
         .unwrap_or_else(|e| panic!("reading the stock of {alias} before the load: {e}"));
     let template = Arc::new(Template {
-        url: format!("{}/api/v1/orders", world.env.endpoints.order_url),
+        client: world.env.client.with_timeout(REQUEST_TIMEOUT),
         user: world.user("load"),
         store: format!("S-load-{}", world.tag),
         product_id: product.id,
-        unit_price: product.price.to_json(),
+        unit_price: product.price,
     });
     let journal = Arc::new(Journal { attempts: Mutex::default(), sent: watch::Sender::new(0) });
     let (stop, stopped) = watch::channel(false);
-    let ticker = tokio::spawn(run(world.env.http.clone(), template.clone(), journal.clone(), f64::from(rate), stopped));
+    let ticker = tokio::spawn(run(template.clone(), journal.clone(), f64::from(rate), stopped));
     world.load = Some(Load {
         template,
         journal,
@@ -390,12 +350,11 @@ async fn load_placed_more(world: &mut SagaWorld, count: usize) {
 /// burst first, and the fault would hit an idle saga. The rest is awaited when the load stops.
 #[when(regex = r"^(\d+) more orders arrive at once$")]
 async fn load_burst(world: &mut SagaWorld, count: usize) {
-    let (http, deadline) = (world.env.http.clone(), world.deadline());
+    let deadline = world.deadline();
     let load = world.load();
     assert!(load.ticker.is_some(), "the load has already stopped");
     let (journal, before) = (load.journal.clone(), load.journal.answered());
-    let placing: Vec<_> =
-        (0..count).map(|_| place_next(http.clone(), load.template.clone(), load.journal.clone())).collect();
+    let placing: Vec<_> = (0..count).map(|_| place_next(load.template.clone(), load.journal.clone())).collect();
     load.bursts.push(tokio::spawn(async move {
         futures::future::join_all(placing).await;
     }));
@@ -429,7 +388,7 @@ async fn load_settles(world: &mut SagaWorld) {
     assert!(load.ticker.is_none(), "stop the load first (`When the load stops`)");
     let orders = load.orders(&env.tap.records());
     let ids: Vec<String> = orders.iter().map(|(id, _, _)| id.clone()).collect();
-    let mut states: BTreeMap<String, (String, Vec<Value>)> = BTreeMap::new();
+    let mut states: BTreeMap<String, State> = BTreeMap::new();
     let _ = crate::poll::until(deadline, Duration::from_millis(200), async || {
         let open: Vec<String> = ids.iter().filter(|id| !states.get(*id).is_some_and(terminal)).cloned().collect();
         states.extend(read_states(&env, open, false).await);
@@ -439,7 +398,7 @@ async fn load_settles(world: &mut SagaWorld) {
     .await;
     // The quiet period: whatever a late redelivery or a zombie still does shows in the read after it.
     tokio::time::sleep(quiet).await;
-    let states: BTreeMap<String, (String, Vec<Value>)> = read_states(&env, ids, true).await.into_iter().collect();
+    let states: BTreeMap<String, State> = read_states(&env, ids, true).await.into_iter().collect();
     let arrivals = env.sink.arrivals();
     let mut pushes: BTreeMap<&str, Vec<(i64, crate::sink::Push)>> = BTreeMap::new();
     for a in &arrivals {
@@ -452,9 +411,9 @@ async fn load_settles(world: &mut SagaWorld) {
         .map(|(order_id, quantity, accepted_ms)| {
             let (status, payments) = states[&order_id].clone();
             let mine = pushes.get(order_id.as_str()).cloned().unwrap_or_default();
-            let last_stage = match status.as_str() {
-                CONFIRMED => Some(PAYMENT_WAIT),
-                CANCELLED => Some(CANCELLED),
+            let last_stage = match status {
+                Some(OrderStatus::Confirmed) => Some(PushKind::PaymentWait),
+                Some(OrderStatus::Cancelled) => Some(PushKind::OrderCancelled),
                 _ => None,
             };
             let terminal_ms =

@@ -1,4 +1,5 @@
-//! The cucumber World and the step library, one module per domain concept. A World is made
+//! The cucumber World and the step library, one module per domain concept; `params` holds the
+//! typed captures the step texts use (`{topic}`, `{service}`, `{push_kind}`, …). A World is made
 //! per scenario and gives every alias ("P1", "U1") a fresh id, so scenarios run concurrently
 //! without seeing each other's data. Everything a step waits for has a deadline; a failing
 //! step's message carries the evidence (the order's records and pushes).
@@ -10,6 +11,7 @@ mod input;
 mod late;
 mod load;
 mod orders;
+mod params;
 mod saga;
 mod scale;
 mod timing;
@@ -17,6 +19,7 @@ mod wire;
 
 use crate::backend::Endpoints;
 use crate::backend::{Backend, Capabilities};
+use crate::client::{Answer, OrderLine, SagaClient};
 use crate::config::Config;
 use crate::sink::PushSink;
 use crate::tap::Tap;
@@ -32,7 +35,10 @@ pub struct SuiteEnv {
     pub config: Config,
     pub topics: Topics,
     pub endpoints: Endpoints,
+    /// For requests outside the saga's API (the schema registry).
     pub http: reqwest::Client,
+    /// The saga's HTTP API.
+    pub client: SagaClient,
     pub tap: Tap,
     pub sink: PushSink,
     /// For re-publishing recorded records and publishing poison.
@@ -66,17 +72,6 @@ fn env() -> Arc<SuiteEnv> {
         .expect("the suite environment is installed before scenarios run")
 }
 
-/// An HTTP answer kept for later steps.
-#[derive(Debug, Clone)]
-pub struct Answer {
-    pub status: u16,
-    pub body: serde_json::Value,
-    pub content_type: String,
-    /// The `Location` header, if any.
-    pub location: Option<String>,
-    pub elapsed_ms: f64,
-}
-
 #[derive(Debug, Clone)]
 struct Product {
     id: String,
@@ -96,7 +91,7 @@ pub struct SagaWorld {
     /// Orders placed together (concurrency scenarios).
     batch: Vec<String>,
     /// Lines of the last order request, as sent.
-    request_items: Vec<serde_json::Value>,
+    request_items: Vec<OrderLine>,
     /// Poison records this scenario published: (key, partition, offset).
     poison: Vec<(String, i32, i64)>,
     /// Records this scenario injected for the implementation to consume: (topic, partition, offset).
@@ -164,13 +159,6 @@ impl SagaWorld {
         self.env.config.outcome_deadline()
     }
 
-    fn topic(&self, seed_name: &str) -> SagaTopic {
-        SagaTopic::ALL
-            .into_iter()
-            .find(|t| t.default_name() == seed_name)
-            .unwrap_or_else(|| panic!("{seed_name} is not a saga topic"))
-    }
-
     /// The order's records and pushes, for a failure message.
     fn evidence(&self, order_id: &str) -> String {
         let records = self.env.tap.for_order(order_id);
@@ -185,7 +173,29 @@ impl SagaWorld {
             out.push_str(&serde_json::to_string(p).unwrap_or_default());
             out.push('\n');
         }
+        // A push the contract cannot read (an unknown type, a missing field) is not among the
+        // order's pushes; shown here, it explains why the wanted one "never arrived".
+        let unreadable: Vec<String> = self
+            .env
+            .sink
+            .arrivals()
+            .into_iter()
+            .filter_map(|a| a.push.err())
+            .filter(|body| body.contains(order_id))
+            .collect();
+        if !unreadable.is_empty() {
+            out.push_str(&format!("--- {} push body(ies) that are not pushes ---\n", unreadable.len()));
+            for body in &unreadable {
+                out.push_str(body);
+                out.push('\n');
+            }
+        }
         out
+    }
+
+    /// The last order request's lines as JSON, to compare with what records and reads carry.
+    fn request_json(&self) -> serde_json::Value {
+        serde_json::to_value(&self.request_items).expect("order lines serialise")
     }
 }
 
@@ -193,9 +203,9 @@ fn money(text: &str) -> Money {
     Money::parse(text).unwrap_or_else(|| panic!("{text} is not an amount"))
 }
 
-/// Whether `actual` is the amount `expected` (a decimal literal from a feature).
-fn same_amount(actual: &serde_json::Value, expected: &str) -> bool {
-    Money::from_json(actual) == Some(money(expected))
+/// Whether `actual` is the amount `expected`, whatever its JSON spelling.
+fn same_amount(actual: &serde_json::Value, expected: Money) -> bool {
+    Money::from_json(actual) == Some(expected)
 }
 
 #[cfg(test)]
@@ -206,13 +216,13 @@ mod tests {
     #[test]
     fn amounts_compare_as_decimals() {
         for written in [json!(15000), json!(15000.0), json!("15000.00"), json!(1.5e4)] {
-            assert!(same_amount(&written, "15000.00"), "{written}");
+            assert!(same_amount(&written, money("15000.00")), "{written}");
         }
-        assert!(same_amount(&json!(99.99), "99.99"));
-        assert!(same_amount(&json!(0.1), "0.10"));
-        assert!(!same_amount(&json!(99.98999), "99.99"), "float drift is not the amount");
-        assert!(!same_amount(&json!(15000.01), "15000.00"));
-        assert!(!same_amount(&json!(null), "0"));
-        assert!(!same_amount(&json!("fifteen"), "15"));
+        assert!(same_amount(&json!(99.99), money("99.99")));
+        assert!(same_amount(&json!(0.1), money("0.10")));
+        assert!(!same_amount(&json!(99.98999), money("99.99")), "float drift is not the amount");
+        assert!(!same_amount(&json!(15000.01), money("15000.00")));
+        assert!(!same_amount(&json!(null), money("0")));
+        assert!(!same_amount(&json!("fifteen"), money("15")));
     }
 }

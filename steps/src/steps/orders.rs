@@ -1,68 +1,52 @@
 //! Placing orders through the Order Service's API and reading them back.
 
-use super::{Answer, SagaWorld, money};
+use super::params::Status;
+use super::{SagaWorld, money};
+use crate::client::{Answer, NewOrder, OrderLine};
 use cucumber::{then, when};
 use regex::Regex;
-use serde_json::{Value, json};
+use saga_contract::OrderStatus;
+use std::collections::BTreeMap;
 use std::sync::LazyLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 static LINE: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r#"^(\d+) of (unknown product )?"([^"]+)"(?: at ([\d.]+))?$"#).unwrap());
 
 /// "2 of "P1" and 1 of "P2" at 9.99 and 1 of unknown product "X" at 1.00" → order lines.
-fn lines(world: &SagaWorld, text: &str) -> Vec<Value> {
+fn lines(world: &SagaWorld, text: &str) -> Vec<OrderLine> {
     text.split(" and ")
         .map(|part| {
             let c = LINE.captures(part.trim()).unwrap_or_else(|| panic!("cannot read the order line {part:?}"));
             let quantity: i64 = c[1].parse().unwrap();
-            let (id, catalogue_price) = if c.get(2).is_some() {
+            let (product_id, catalogue_price) = if c.get(2).is_some() {
                 (format!("{}-{}", &c[3], world.tag), None)
             } else {
                 let p = world.product(&c[3]);
                 (p.id, Some(p.price))
             };
-            let price = c
+            let unit_price = c
                 .get(4)
                 .map(|m| money(m.as_str()))
                 .or(catalogue_price)
                 .unwrap_or_else(|| panic!("no price for {part:?}"));
-            json!({"productId": id, "quantity": quantity, "unitPrice": price.to_json()})
+            OrderLine { product_id, quantity, unit_price }
         })
         .collect()
 }
 
-/// POSTs an order body; returns the answer with its round-trip time.
-pub(super) async fn post_order(world: &SagaWorld, user: Option<&str>, body: reqwest::Body) -> Answer {
-    let url = format!("{}/api/v1/orders", world.env.endpoints.order_url);
-    let mut request = world.env.http.post(&url).header("content-type", "application/json").body(body);
-    if let Some(user) = user {
-        request = request.header("X-User-Id", user);
-    }
-    let started = Instant::now();
-    let response = request.send().await.unwrap_or_else(|e| panic!("POST {url} failed: {e}"));
-    let status = response.status().as_u16();
-    let content_type =
-        response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
-    let location = response.headers().get("location").and_then(|v| v.to_str().ok()).map(str::to_string);
-    let text = response.text().await.unwrap_or_default();
-    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
-    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
-    Answer { status, body, content_type, location, elapsed_ms }
+/// POSTs an order body as it is (the bad-input scenarios); fails only when nothing answers.
+pub(super) async fn post_order(world: &SagaWorld, user: Option<&str>, body: String) -> Answer {
+    world.env.client.post_order_raw(user, body).await.unwrap_or_else(|e| panic!("{e}"))
 }
 
-/// Places an order and returns its id (panics with the answer if it was not 201).
-pub(super) async fn place(world: &SagaWorld, user: &str, store: &str, items: Vec<Value>) -> (String, Answer) {
-    let body = json!({"storeId": store, "items": items}).to_string();
-    let answer = post_order(world, Some(user), body.into()).await;
-    assert_eq!(answer.status, 201, "order intake answered {} {}", answer.status, answer.body);
-    let id = answer
-        .body
-        .get("orderId")
-        .and_then(Value::as_str)
-        .unwrap_or_else(|| panic!("201 without orderId: {}", answer.body))
-        .to_string();
-    (id, answer)
+/// Places an order and returns its id (fails the step with the answer if it was not a 201).
+pub(super) async fn place(world: &SagaWorld, user: &str, store: &str, items: Vec<OrderLine>) -> (String, Answer) {
+    let order = NewOrder { store_id: store.to_string(), items };
+    match world.env.client.place_order(user, &order).await {
+        Ok((placed, answer)) => (placed.order_id, answer),
+        Err(e) => panic!("order intake: {e}"),
+    }
 }
 
 #[when(regex = r#"^user "([^"]+)" orders (.+) from store "([^"]+)"$"#)]
@@ -79,7 +63,7 @@ async fn concurrent_orders(world: &mut SagaWorld, users: usize, quantity: i64, a
     let product = world.product(&alias);
     let store = format!("S-{}", world.tag);
     let placing = (0..users).map(|i| {
-        let items = vec![json!({"productId": product.id, "quantity": quantity, "unitPrice": product.price.to_json()})];
+        let items = vec![OrderLine { product_id: product.id.clone(), quantity, unit_price: product.price }];
         let user = world.user(&format!("U{i}"));
         let store = store.clone();
         let world = &*world;
@@ -88,12 +72,12 @@ async fn concurrent_orders(world: &mut SagaWorld, users: usize, quantity: i64, a
     world.batch = futures::future::join_all(placing).await;
 }
 
-#[then(regex = r#"^the order is accepted with status "([^"]+)" and message "([^"]+)"$"#)]
-async fn accepted(world: &mut SagaWorld, status: String, message: String) {
+#[then(expr = "the order is accepted with status {order_status} and message {string}")]
+async fn accepted(world: &mut SagaWorld, status: Status, message: String) {
     let answer = world.answer.as_ref().expect("no answer");
     assert_eq!(answer.status, 201);
-    assert_eq!(answer.body["status"], json!(status), "body: {}", answer.body);
-    assert_eq!(answer.body["message"], json!(message), "body: {}", answer.body);
+    assert_eq!(answer.body["status"], status.0.as_str(), "body: {}", answer.body);
+    assert_eq!(answer.body["message"], message.as_str(), "body: {}", answer.body);
     assert!(answer.body["orderId"].as_str().is_some_and(|id| !id.is_empty()), "body: {}", answer.body);
 }
 
@@ -111,73 +95,65 @@ async fn accepted_in_budget(world: &mut SagaWorld) {
     );
 }
 
-/// GET the order; `None` unless 200.
-pub(super) async fn read_order(world: &SagaWorld, order_id: &str) -> Option<Value> {
-    let url = format!("{}/api/v1/orders/{order_id}", world.env.endpoints.order_url);
-    let response = world.env.http.get(&url).send().await.ok()?;
-    if !response.status().is_success() {
-        return None;
-    }
-    response.json().await.ok()
-}
-
 #[then(regex = r#"^the order reads back with status "ORDER_CREATED" or later$"#)]
 async fn reads_back(world: &mut SagaWorld) {
     let id = world.order_id();
-    let order = read_order(world, &id).await.unwrap_or_else(|| panic!("GET order {id} did not answer 200"));
-    let status = order["status"].as_str().unwrap_or_default();
-    assert!(
-        ["ORDER_CREATED", "ORDER_CONFIRMED", "ORDER_CANCELLED"].contains(&status),
-        "order {id} reads back as {order}"
-    );
-    assert_eq!(order["orderId"], json!(id));
+    // Any status of the contract is ORDER_CREATED or later; an unknown one fails the read.
+    match world.env.client.order(&id).await {
+        Ok(Some(order)) => assert_eq!(order.order_id, id, "GET order {id} answered another order: {order:?}"),
+        Ok(None) => panic!("GET order {id} answered 404"),
+        Err(e) => panic!("{e}"),
+    }
+}
+
+/// What the order's status reads as now: the status, or what the read got instead.
+async fn status_of(world: &SagaWorld, order_id: &str) -> Result<OrderStatus, String> {
+    match world.env.client.order(order_id).await {
+        Ok(Some(order)) => Ok(order.status),
+        Ok(None) => Err("HTTP 404".into()),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 /// Waits until the order's status is `expected`; the last status seen is in the message.
 pub(super) async fn wait_status(
     world: &SagaWorld,
     order_id: &str,
-    expected: &str,
+    expected: OrderStatus,
     deadline: Duration,
 ) -> Result<(), String> {
-    crate::poll::until(deadline, Duration::from_millis(25), async || {
-        let status =
-            read_order(world, order_id).await.map(|order| order["status"].as_str().unwrap_or_default().to_string());
-        match status {
-            Some(status) if status == expected => Ok(()),
-            Some(status) => Err(status),
-            None => Err("<no answer>".to_string()),
-        }
+    crate::poll::until(deadline, Duration::from_millis(25), async || match status_of(world, order_id).await {
+        Ok(status) if status == expected => Ok(()),
+        Ok(status) => Err(status.to_string()),
+        Err(other) => Err(other),
     })
     .await
 }
 
-#[then(regex = r#"^the order becomes "([^"]+)"$"#)]
-async fn becomes(world: &mut SagaWorld, status: String) {
+#[then(expr = "the order becomes {order_status}")]
+async fn becomes(world: &mut SagaWorld, status: Status) {
     let id = world.order_id();
-    if let Err(last) = wait_status(world, &id, &status, world.deadline()).await {
-        panic!("order {id} is {last}, not {status}, after {:?}{}", world.deadline(), world.evidence(&id));
+    if let Err(last) = wait_status(world, &id, status.0, world.deadline()).await {
+        panic!("order {id} is {last}, not {}, after {:?}{}", status.0, world.deadline(), world.evidence(&id));
     }
 }
 
-#[then(regex = r#"^every order ends "([^"]+)"$"#)]
-async fn every_order_ends(world: &mut SagaWorld, status: String) {
+#[then(expr = "every order ends {order_status}")]
+async fn every_order_ends(world: &mut SagaWorld, status: Status) {
     for id in &world.batch {
-        if let Err(last) = wait_status(world, id, &status, world.deadline()).await {
-            panic!("order {id} is {last}, not {status}{}", world.evidence(id));
+        if let Err(last) = wait_status(world, id, status.0, world.deadline()).await {
+            panic!("order {id} is {last}, not {}{}", status.0, world.evidence(id));
         }
     }
 }
 
-#[then(regex = r#"^(\d+) orders end "([^"]+)" and (\d+) end "([^"]+)"$"#)]
-async fn split_outcome(world: &mut SagaWorld, n1: usize, s1: String, n2: usize, s2: String) {
+#[then(expr = "{int} orders end {order_status} and {int} end {order_status}")]
+async fn split_outcome(world: &mut SagaWorld, n1: usize, s1: Status, n2: usize, s2: Status) {
+    let (s1, s2) = (s1.0.to_string(), s2.0.to_string());
     let settled = crate::poll::until(world.deadline(), Duration::from_millis(100), async || {
-        let mut counts = std::collections::BTreeMap::<String, usize>::new();
+        let mut counts = BTreeMap::<String, usize>::new();
         for id in &world.batch {
-            let status = read_order(world, id)
-                .await
-                .and_then(|o| o["status"].as_str().map(str::to_string))
-                .unwrap_or_else(|| "<unreadable>".into());
+            let status = status_of(world, id).await.map(|s| s.to_string()).unwrap_or_else(|other| other);
             *counts.entry(status).or_default() += 1;
         }
         let done = counts.get(&s1).copied().unwrap_or(0) + counts.get(&s2).copied().unwrap_or(0) == world.batch.len();

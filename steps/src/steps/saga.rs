@@ -2,35 +2,37 @@
 //! the Jepsen-style checks over many orders.
 
 use super::SagaWorld;
+use super::params::{Amount, Kind, PaymentState, Topic, TopicList};
 use crate::checkers;
+use crate::client::Payment;
 use crate::sink::Push;
 use crate::tap::TapRecord;
 use cucumber::{then, when};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::FutureRecord;
-use saga_contract::SagaTopic;
+use saga_contract::{PushKind, SagaTopic};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::time::Duration;
 
 impl SagaWorld {
     /// The first record of `topic` for the current order (waits for it).
-    pub(super) async fn record(&self, topic: &str) -> TapRecord {
+    pub(super) async fn record(&self, topic: SagaTopic) -> TapRecord {
         let id = self.order_id();
-        match self.env.tap.wait_for(self.topic(topic), &id, self.deadline()).await {
+        match self.env.tap.wait_for(topic, &id, self.deadline()).await {
             Ok(r) => r,
             Err(_) => panic!("no {topic} for order {id} within {:?}{}", self.deadline(), self.evidence(&id)),
         }
     }
 
-    fn records_on(&self, topic: &str, order_id: &str) -> Vec<TapRecord> {
-        let name = self.env.topics.name(self.topic(topic)).to_string();
+    fn records_on(&self, topic: SagaTopic, order_id: &str) -> Vec<TapRecord> {
+        let name = self.env.topics.name(topic).to_string();
         self.env.tap.for_order(order_id).into_iter().filter(|r| r.topic == name).collect()
     }
 
     /// Distinct events of `topic` for the order: a record sent again with the same eventId is
     /// at-least-once delivery, not a second event.
-    fn events_on(&self, topic: &str, order_id: &str) -> BTreeSet<String> {
+    fn events_on(&self, topic: SagaTopic, order_id: &str) -> BTreeSet<String> {
         self.records_on(topic, order_id)
             .into_iter()
             .map(|r| r.event_id.unwrap_or_else(|| format!("<no eventId>@{}", r.offset)))
@@ -38,19 +40,8 @@ impl SagaWorld {
     }
 
     /// The order's payments. An HTTP error is a failure of the step, never "no payments".
-    pub(super) async fn payments(&self, order_id: &str) -> Vec<Value> {
-        let url = format!("{}/api/v1/payments?orderId={order_id}", self.env.endpoints.payment_url);
-        let answer = match self.env.http.get(&url).send().await {
-            Ok(answer) => answer,
-            Err(e) => panic!("GET {url} failed: {e}"),
-        };
-        let status = answer.status();
-        let body = answer.text().await.unwrap_or_default();
-        assert!(status.is_success(), "GET {url} answered {status}: {body}");
-        match serde_json::from_str::<Value>(&body) {
-            Ok(Value::Array(payments)) => payments,
-            _ => panic!("GET {url} answered {status} with {body:?}, not a JSON array of payments"),
-        }
+    pub(super) async fn payments(&self, order_id: &str) -> Vec<Payment> {
+        self.env.client.payments(order_id).await.unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// Waits until the implementation has consumed every record this scenario injected (its
@@ -85,15 +76,10 @@ impl SagaWorld {
     ) {
         self.settle().await;
         let world = &*self;
-        let until = tokio::time::Instant::now() + world.env.config.quiet_period();
-        loop {
-            if let Err(e) = still_true(world).await {
-                panic!("{what}: {e}");
-            }
-            if tokio::time::Instant::now() >= until {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        let quiet = world.env.config.quiet_period();
+        if let Err(e) = crate::poll::holds_for(quiet, Duration::from_millis(50), async || still_true(world).await).await
+        {
+            panic!("{what}: {e}");
         }
     }
 }
@@ -102,14 +88,15 @@ fn field<'a>(record: &'a TapRecord, name: &str) -> &'a Value {
     record.value.as_ref().and_then(|v| v.get(name)).unwrap_or(&Value::Null)
 }
 
-/// Asserts a JSON amount equals the feature's decimal literal, whatever its JSON spelling.
-fn assert_amount(actual: &Value, expected: &str, context: &str) {
+/// Asserts a JSON amount equals the feature's, whatever its JSON spelling.
+fn assert_amount(actual: &Value, expected: Amount, context: &str) {
+    let expected = expected.0;
     assert!(super::same_amount(actual, expected), "amount {actual} is not {expected}: {context}");
 }
 
-#[then(regex = r#"^"([a-z.]+)" is published for the order$"#)]
-async fn published(world: &mut SagaWorld, topic: String) {
-    let record = world.record(&topic).await;
+#[then(expr = "{topic} is published for the order")]
+async fn published(world: &mut SagaWorld, topic: Topic) {
+    let record = world.record(topic.0).await;
     assert_eq!(
         record.key.as_deref(),
         Some(world.order_id().as_str()),
@@ -119,20 +106,20 @@ async fn published(world: &mut SagaWorld, topic: String) {
 }
 
 #[then(
-    regex = r#"^the "order.created" event carries user "([^"]+)", store "([^"]+)", the ordered lines and total ([\d.]+)$"#
+    expr = "the \"order.created\" event carries user {string}, store {string}, the ordered lines and total {amount}"
 )]
-async fn created_carries(world: &mut SagaWorld, user: String, store: String, total: String) {
-    let r = world.record("order.created").await;
+async fn created_carries(world: &mut SagaWorld, user: String, store: String, total: Amount) {
+    let r = world.record(SagaTopic::OrderCreated).await;
     assert_eq!(field(&r, "userId"), &json!(world.user(&user)), "{}", r.summary());
     assert_eq!(field(&r, "storeId"), &json!(format!("{store}-{}", world.tag)), "{}", r.summary());
-    assert_eq!(field(&r, "items"), &Value::Array(world.request_items.clone()), "{}", r.summary());
-    assert_amount(field(&r, "totalAmount"), &total, &r.summary());
+    assert_eq!(field(&r, "items"), &world.request_json(), "{}", r.summary());
+    assert_amount(field(&r, "totalAmount"), total, &r.summary());
     assert!(field(&r, "eventId").as_str().is_some_and(|e| !e.is_empty()), "{}", r.summary());
 }
 
 #[then(regex = r#"^the "stock.reserved" event reserves (.+)$"#)]
 async fn reserved_items(world: &mut SagaWorld, spec: String) {
-    let r = world.record("stock.reserved").await;
+    let r = world.record(SagaTopic::StockReserved).await;
     let items = field(&r, "reservedItems").as_array().cloned().unwrap_or_default();
     let re = regex::Regex::new(r#"^(\d+) of "([^"]+)" leaving (\d+)$"#).unwrap();
     for part in spec.split(" and ") {
@@ -147,22 +134,22 @@ async fn reserved_items(world: &mut SagaWorld, spec: String) {
     }
 }
 
-#[then(regex = r#"^"order.confirmed" is published for the order with total ([\d.]+)$"#)]
-async fn confirmed_total(world: &mut SagaWorld, total: String) {
-    let r = world.record("order.confirmed").await;
-    assert_amount(field(&r, "totalAmount"), &total, &r.summary());
+#[then(expr = "\"order.confirmed\" is published for the order with total {amount}")]
+async fn confirmed_total(world: &mut SagaWorld, total: Amount) {
+    let r = world.record(SagaTopic::OrderConfirmed).await;
+    assert_amount(field(&r, "totalAmount"), total, &r.summary());
     assert_eq!(r.key.as_deref(), Some(world.order_id().as_str()));
 }
 
 #[then(regex = r#"^"order.cancelled" is published for the order with reason "([^"]+)"$"#)]
 async fn cancelled_reason(world: &mut SagaWorld, reason: String) {
-    let r = world.record("order.cancelled").await;
+    let r = world.record(SagaTopic::OrderCancelled).await;
     assert_eq!(field(&r, "cancellationReason"), &json!(reason), "{}", r.summary());
 }
 
 #[then(regex = r#"^the failure lists "([^"]+)" with (\d+) requested and (\d+) available$"#)]
 async fn failure_lists(world: &mut SagaWorld, alias: String, requested: i64, available: i64) {
-    let r = world.record("stock.reservation.failed").await;
+    let r = world.record(SagaTopic::StockReservationFailed).await;
     let id = world.products.get(&alias).map(|p| p.id.clone()).unwrap_or_else(|| format!("{alias}-{}", world.tag));
     let items = field(&r, "failedItems").as_array().cloned().unwrap_or_default();
     let item = items
@@ -178,8 +165,9 @@ async fn failure_lists(world: &mut SagaWorld, alias: String, requested: i64, ava
     );
 }
 
-#[then(regex = r#"^user "([^"]+)" receives the push "([^"]+)" of type "([^"]+)" for the order$"#)]
-async fn receives_push(world: &mut SagaWorld, user: String, message: String, kind: String) {
+#[then(expr = "user {string} receives the push {string} of type {push_kind} for the order")]
+async fn receives_push(world: &mut SagaWorld, user: String, message: String, kind: Kind) {
+    let kind = kind.0;
     let id = world.order_id();
     let user = world.user(&user);
     let wanted = |p: &Push| p.kind == kind && p.message == message && p.user_id == user && !p.event_id.is_empty();
@@ -188,11 +176,12 @@ async fn receives_push(world: &mut SagaWorld, user: String, message: String, kin
     }
 }
 
-#[then(regex = r#"^user "([^"]+)" receives exactly one push of type "([^"]+)" for the order$"#)]
-async fn exactly_one_push(world: &mut SagaWorld, user: String, kind: String) {
+#[then(expr = "user {string} receives exactly one push of type {push_kind} for the order")]
+async fn exactly_one_push(world: &mut SagaWorld, user: String, kind: Kind) {
+    let kind = kind.0;
     let id = world.order_id();
     let user = world.user(&user);
-    let count = |pushes: &[Push]| distinct_pushes(pushes, &kind, Some(&user));
+    let count = |pushes: &[Push]| distinct_pushes(pushes, kind, Some(&user));
     if world.env.sink.wait_for(&id, world.deadline(), |p| count(p) >= 1).await.is_err() {
         panic!("no push {kind} to {user}{}", world.evidence(&id));
     }
@@ -204,8 +193,9 @@ async fn exactly_one_push(world: &mut SagaWorld, user: String, kind: String) {
         .await;
 }
 
-#[then(regex = r#"^a payment in "([^"]+)" for ([\d.]+) exists for the order$"#)]
-async fn payment_exists(world: &mut SagaWorld, status: String, total: String) {
+#[then(expr = "a payment in {payment_status} for {amount} exists for the order")]
+async fn payment_exists(world: &mut SagaWorld, status: PaymentState, total: Amount) {
+    let status = status.0;
     let id = world.order_id();
     let payments = crate::poll::until(world.deadline(), Duration::from_millis(25), async || {
         let payments = world.payments(&id).await;
@@ -216,8 +206,8 @@ async fn payment_exists(world: &mut SagaWorld, status: String, total: String) {
     let payment = payments
         .first()
         .unwrap_or_else(|| panic!("no payment for order {id} after {:?}{}", world.deadline(), world.evidence(&id)));
-    assert_eq!(payment["status"], json!(status), "{payment}");
-    assert_amount(&payment["amount"], &total, &payment.to_string());
+    assert_eq!(payment.status, status, "{payment:?}");
+    assert_amount(&payment.amount, total, &format!("{payment:?}"));
 }
 
 #[then("no payment exists for the order")]
@@ -253,17 +243,17 @@ async fn payments_for_batch(world: &mut SagaWorld, expected: usize) {
     assert_eq!(total, expected);
 }
 
-#[then(regex = r#"^the order's saga ends with exactly one of each: (.+)$"#)]
-async fn exactly_one_of_each(world: &mut SagaWorld, topics: String) {
+#[then(expr = "the order's saga ends with exactly one of each: {topics}")]
+async fn exactly_one_of_each(world: &mut SagaWorld, topics: TopicList) {
+    let topics = topics.0;
     let id = world.order_id();
-    let topics: Vec<String> = topics.split(", ").map(|t| t.trim_matches('"').to_string()).collect();
     for t in &topics {
-        world.record(t).await;
+        world.record(*t).await;
     }
     world
         .stays("one event per topic", async |world| {
             for t in &topics {
-                let n = world.events_on(t, &id).len();
+                let n = world.events_on(*t, &id).len();
                 if n != 1 {
                     return Err(format!("{n} distinct events on {t}{}", world.evidence(&id)));
                 }
@@ -281,10 +271,9 @@ async fn one_payment_one_push_each(world: &mut SagaWorld) {
             let payments = world.payments(&id).await.len();
             let pushes = world.env.sink.for_order(&id);
             // Pushes are counted by the event that caused them: a retried push keeps its eventId.
-            let events: BTreeSet<(&str, &str)> =
-                pushes.iter().map(|p| (p.kind.as_str(), p.event_id.as_str())).collect();
-            let kinds: Vec<&str> = events.iter().map(|(kind, _)| *kind).collect();
-            if payments == 1 && kinds == ["ORDER_CONFIRMED", "PAYMENT_WAIT"] {
+            let events: BTreeSet<(PushKind, &str)> = pushes.iter().map(|p| (p.kind, p.event_id.as_str())).collect();
+            let kinds: Vec<PushKind> = events.iter().map(|(kind, _)| *kind).collect();
+            if payments == 1 && kinds == [PushKind::OrderConfirmed, PushKind::PaymentWait] {
                 Ok(())
             } else {
                 Err(format!("{payments} payment(s), pushes (kind, eventId) {events:?}{}", world.evidence(&id)))
@@ -293,9 +282,10 @@ async fn one_payment_one_push_each(world: &mut SagaWorld) {
         .await;
 }
 
-#[when(regex = r#"^the order's "([a-z.]+)" event is delivered again$"#)]
-async fn redeliver(world: &mut SagaWorld, topic: String) {
-    let original = world.record(&topic).await;
+#[when(expr = "the order's {topic} event is delivered again")]
+async fn redeliver(world: &mut SagaWorld, topic: Topic) {
+    let topic = topic.0;
+    let original = world.record(topic).await;
     let mut headers = OwnedHeaders::new();
     for (k, v) in &original.headers {
         headers = headers.insert(Header { key: k, value: Some(v) });
@@ -307,28 +297,30 @@ async fn redeliver(world: &mut SagaWorld, topic: String) {
         .partition(original.partition)
         .headers(headers);
     match world.env.producer.send(record, Duration::from_secs(10)).await {
-        Ok(delivery) => world.injected.push((world.topic(&topic), delivery.partition, delivery.offset)),
+        Ok(delivery) => world.injected.push((topic, delivery.partition, delivery.offset)),
         Err((e, _)) => panic!("re-publishing {} failed: {e}", original.summary()),
     }
 }
 
-#[then(regex = r#"^nothing new is published on "([a-z.]+)" for the order$"#)]
-async fn nothing_new(world: &mut SagaWorld, topic: String) {
+#[then(expr = "nothing new is published on {topic} for the order")]
+async fn nothing_new(world: &mut SagaWorld, topic: Topic) {
+    let topic = topic.0;
     let id = world.order_id();
-    world.record(&topic).await;
+    world.record(topic).await;
     world
-        .stays(&format!("a single {topic} event"), async |world| match world.events_on(&topic, &id).len() {
+        .stays(&format!("a single {topic} event"), async |world| match world.events_on(topic, &id).len() {
             1 => Ok(()),
             n => Err(format!("{n} distinct events on {topic}{}", world.evidence(&id))),
         })
         .await;
 }
 
-#[then(regex = r#"^no "([a-z.]+)" is published for the order$"#)]
-async fn none_published(world: &mut SagaWorld, topic: String) {
+#[then(expr = "no {topic} is published for the order")]
+async fn none_published(world: &mut SagaWorld, topic: Topic) {
+    let topic = topic.0;
     let id = world.order_id();
     world
-        .stays(&format!("no {topic}"), async |world| match world.records_on(&topic, &id).len() {
+        .stays(&format!("no {topic}"), async |world| match world.records_on(topic, &id).len() {
             0 => Ok(()),
             n => Err(format!("{n} records on {topic}{}", world.evidence(&id))),
         })
@@ -338,22 +330,25 @@ async fn none_published(world: &mut SagaWorld, topic: String) {
 /// Waits until the tap has `topics` for every order of the batch, then runs `check`.
 async fn check_batch(
     world: &SagaWorld,
-    topics: &[&str],
+    topics: &[SagaTopic],
     check: impl Fn(&[TapRecord], &BTreeSet<String>) -> Vec<checkers::Violation>,
 ) {
     let orders: BTreeSet<String> = world.batch.iter().cloned().collect();
-    let names: Vec<String> = topics.iter().map(|t| world.env.topics.name(world.topic(t)).to_string()).collect();
+    let names: Vec<String> = topics.iter().map(|t| world.env.topics.name(*t).to_string()).collect();
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
     let complete = world
         .env
         .tap
-        .wait_until(world.deadline(), |log| checkers::lost_events(log, &orders, &names).is_empty().then_some(()))
+        .wait_until(world.deadline(), |log| {
+            let lost = checkers::lost_events(log, &orders, &names);
+            if lost.is_empty() { Ok(()) } else { Err(lost) }
+        })
         .await;
     let log = world.env.tap.records();
-    let mut violations = checkers::lost_events(&log, &orders, &names);
-    if complete.is_ok() {
-        violations.extend(check(&log, &orders));
-    }
+    let violations = match complete {
+        Ok(()) => check(&log, &orders),
+        Err(lost) => lost,
+    };
     assert!(
         violations.is_empty(),
         "{} violation(s):\n{}",
@@ -362,25 +357,24 @@ async fn check_batch(
     );
 }
 
-const SAGA: [&str; 3] = ["order.created", "stock.reserved", "order.confirmed"];
+const SAGA: [SagaTopic; 3] = [SagaTopic::OrderCreated, SagaTopic::StockReserved, SagaTopic::OrderConfirmed];
 
 #[then("every saga record of these orders is keyed by its orderId")]
 async fn batch_keys(world: &mut SagaWorld) {
     check_batch(world, &SAGA, checkers::keyed_by_order_id).await;
 }
 
-#[then(regex = r#"^for every order "([a-z.]+)" precedes "([a-z.]+)" precedes "([a-z.]+)"$"#)]
-async fn batch_causal(world: &mut SagaWorld, a: String, b: String, c: String) {
+#[then(expr = "for every order {topic} precedes {topic} precedes {topic}")]
+async fn batch_causal(world: &mut SagaWorld, a: Topic, b: Topic, c: Topic) {
     let chain: Vec<(SagaTopic, String)> =
-        [a, b, c].into_iter().map(|t| (world.topic(&t), world.env.topics.name(world.topic(&t)).to_string())).collect();
+        [a.0, b.0, c.0].into_iter().map(|t| (t, world.env.topics.name(t).to_string())).collect();
     let chain: Vec<(SagaTopic, &str)> = chain.iter().map(|(t, n)| (*t, n.as_str())).collect();
     check_batch(world, &SAGA, |log, orders| checkers::causal_order(log, orders, &chain)).await;
 }
 
-#[then(regex = r#"^no order lost or duplicated an event of (.+)$"#)]
-async fn batch_lost_duplicated(world: &mut SagaWorld, topics: String) {
-    let topics: Vec<String> = topics.split(", ").map(|t| t.trim_matches('"').to_string()).collect();
-    let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
+#[then(expr = "no order lost or duplicated an event of {topics}")]
+async fn batch_lost_duplicated(world: &mut SagaWorld, topics: TopicList) {
+    let topics = topics.0;
     check_batch(world, &topics, checkers::duplicate_effects).await;
     let orders: BTreeSet<String> = world.batch.iter().cloned().collect();
     world
@@ -391,10 +385,11 @@ async fn batch_lost_duplicated(world: &mut SagaWorld, topics: String) {
         .await;
 }
 
-#[then(regex = r#"^the orders' "([a-z.]+)" records used at least (\d+) partitions$"#)]
-async fn batch_spread(world: &mut SagaWorld, topic: String, at_least: usize) {
+#[then(expr = "the orders' {topic} records used at least {int} partitions")]
+async fn batch_spread(world: &mut SagaWorld, topic: Topic, at_least: usize) {
+    let topic = topic.0;
     let orders: BTreeSet<&String> = world.batch.iter().collect();
-    let name = world.env.topics.name(world.topic(&topic)).to_string();
+    let name = world.env.topics.name(topic).to_string();
     let partitions: BTreeSet<i32> = world
         .env
         .tap
@@ -406,8 +401,9 @@ async fn batch_spread(world: &mut SagaWorld, topic: String, at_least: usize) {
     assert!(partitions.len() >= at_least, "{} orders used partitions {partitions:?} of {name}", orders.len());
 }
 
-#[then(regex = r#"^no push of type "([A-Z_]+)" arrives for these orders$"#)]
-async fn no_push_for_batch(world: &mut SagaWorld, kind: String) {
+#[then(expr = "no push of type {push_kind} arrives for these orders")]
+async fn no_push_for_batch(world: &mut SagaWorld, kind: Kind) {
+    let kind = kind.0;
     world
         .stays(&format!("no {kind} push"), async |world| {
             let early: Vec<&String> =
@@ -417,8 +413,10 @@ async fn no_push_for_batch(world: &mut SagaWorld, kind: String) {
         .await;
 }
 
-#[then(regex = r#"^every order has exactly one payment in "([A-Z_]+)" and one push of type "([A-Z_]+)"$"#)]
-async fn batch_one_payment_one_push(world: &mut SagaWorld, status: String, kind: String) {
+#[then(expr = "every order has exactly one payment in {payment_status} and one push of type {push_kind}")]
+async fn batch_one_payment_one_push(world: &mut SagaWorld, status: PaymentState, kind: Kind) {
+    let status = status.0;
+    let kind = kind.0;
     for id in &world.batch {
         if world.env.sink.wait_for(id, world.deadline(), |p| p.iter().any(|p| p.kind == kind)).await.is_err() {
             panic!("no {kind} push for order {id}{}", world.evidence(id));
@@ -428,8 +426,8 @@ async fn batch_one_payment_one_push(world: &mut SagaWorld, status: String, kind:
         .stays("one payment and one push per order", async |world| {
             for id in &world.batch {
                 let payments = world.payments(id).await;
-                let pushes = distinct_pushes(&world.env.sink.for_order(id), &kind, None);
-                if payments.len() != 1 || payments[0]["status"] != json!(status) || pushes != 1 {
+                let pushes = distinct_pushes(&world.env.sink.for_order(id), kind, None);
+                if payments.len() != 1 || payments[0].status != status || pushes != 1 {
                     return Err(format!(
                         "order {id}: payments {payments:?}, {pushes} {kind} push(es){}",
                         world.evidence(id)
@@ -443,7 +441,7 @@ async fn batch_one_payment_one_push(world: &mut SagaWorld, status: String, kind:
 
 /// Pushes of `kind` (to `user`, if given) counted by the eventId that caused them: a gateway
 /// retry keeps its eventId and is not a second notification.
-fn distinct_pushes(pushes: &[Push], kind: &str, user: Option<&str>) -> usize {
+fn distinct_pushes(pushes: &[Push], kind: PushKind, user: Option<&str>) -> usize {
     pushes
         .iter()
         .filter(|p| p.kind == kind && user.is_none_or(|u| p.user_id == u))

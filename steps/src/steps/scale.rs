@@ -7,16 +7,13 @@
 
 use super::SagaWorld;
 use super::faults::Fault;
+use super::params::Svc;
 use crate::Service;
 use crate::groups::consumer_of;
 use crate::membership::{self, Partition};
 use cucumber::when;
 use saga_contract::{SagaTopic, now_millis};
 use std::collections::BTreeSet;
-
-fn service(name: &str) -> Service {
-    Service::parse(name).expect("a service name")
-}
 
 impl SagaWorld {
     /// The instances of `service` that run and are not paused by this scenario.
@@ -27,28 +24,36 @@ impl SagaWorld {
     }
 }
 
-/// Kills (SIGKILL) or pauses (SIGSTOP) one instance other than the one the suite talks to.
-#[when(regex = r"^a (Order|Product|Payment) Service instance is (killed|paused)$")]
-async fn instance_fault(world: &mut SagaWorld, name: String, how: String) {
-    let service = service(&name);
-    let what = format!("{} an instance of the {service}", if how == "killed" { "killing" } else { "pausing" });
-    let n = world.env.backend.victim_instance(service).await.unwrap_or_else(|e| panic!("{what}: {e:#}"));
-    let fault = if how == "killed" { Fault::InstanceKilled(service, n) } else { Fault::InstancePaused(service, n) };
-    world.put(fault, &format!("{what} (instance {n})")).await;
+/// Kills (SIGKILL) one instance other than the one the suite talks to.
+#[when(expr = "a {service} instance is killed")]
+async fn instance_killed(world: &mut SagaWorld, service: Svc) {
+    instance_fault(world, service.0, "killing", Fault::InstanceKilled).await;
 }
 
-#[when(regex = r"^the paused (Order|Product|Payment) Service instance is resumed$")]
-async fn instance_resumed(world: &mut SagaWorld, name: String) {
-    let service = service(&name);
+/// Pauses (SIGSTOP) one instance other than the one the suite talks to.
+#[when(expr = "a {service} instance is paused")]
+async fn instance_paused(world: &mut SagaWorld, service: Svc) {
+    instance_fault(world, service.0, "pausing", Fault::InstancePaused).await;
+}
+
+async fn instance_fault(world: &mut SagaWorld, service: Service, doing: &str, fault: fn(Service, usize) -> Fault) {
+    let what = format!("{doing} an instance of the {service}");
+    let n = world.env.backend.victim_instance(service).await.unwrap_or_else(|e| panic!("{what}: {e:#}"));
+    world.put(fault(service, n), &format!("{what} (instance {n})")).await;
+}
+
+#[when(expr = "the paused {service} instance is resumed")]
+async fn instance_resumed(world: &mut SagaWorld, service: Svc) {
+    let service = service.0;
     let what = format!("resuming the paused instance of the {service}");
     world.lift_where(|f| matches!(f, Fault::InstancePaused(s, _) if *s == service), &what).await;
 }
 
 /// A new instance joins the consumer group while the load runs: a rebalance. It stays until the
 /// scenario ends.
-#[when(regex = r"^a (Order|Product|Payment) Service instance is added$")]
-async fn instance_added(world: &mut SagaWorld, name: String) {
-    let service = service(&name);
+#[when(expr = "a {service} instance is added")]
+async fn instance_added(world: &mut SagaWorld, service: Svc) {
+    let service = service.0;
     let what = format!("adding an instance of the {service}");
     let began_ms = now_millis();
     let n = world.env.backend.add_instance(service).await.unwrap_or_else(|e| panic!("{what}: {e:#}"));
@@ -59,9 +64,9 @@ async fn instance_added(world: &mut SagaWorld, name: String) {
 /// The group handed the partitions of the service's topics to its live instances (a dead or hung
 /// member's went to the others, a new member got its share). With static membership a killed or
 /// hung member keeps its partitions until its session times out, so this takes about that long.
-#[when(regex = r"^the (Order|Product|Payment) Service's partitions are spread over its live instances$")]
-async fn partitions_spread(world: &mut SagaWorld, name: String) {
-    let service = service(&name);
+#[when(expr = "the {service}'s partitions are spread over its live instances")]
+async fn partitions_spread(world: &mut SagaWorld, service: Svc) {
+    let service = service.0;
     let env = world.env.clone();
     let group = env.groups.group_of(service).unwrap_or_else(|| panic!("the {service}'s consumer group is not known"));
     let topics: Vec<String> = SagaTopic::ALL

@@ -3,10 +3,10 @@
 
 use super::SagaWorld;
 use super::orders::place;
+use crate::client::OrderLine;
 use crate::timing::{Sample, summarize};
 use cucumber::{then, when};
-use saga_contract::SagaTopic;
-use serde_json::json;
+use saga_contract::{PushKind, SagaTopic};
 
 #[when(regex = r#"^orders for (\d+) of "([^"]+)" are placed one after another and timed$"#)]
 async fn timed_orders(world: &mut SagaWorld, quantity: i64, alias: String) {
@@ -15,14 +15,14 @@ async fn timed_orders(world: &mut SagaWorld, quantity: i64, alias: String) {
     let user = world.user("timing");
     let store = format!("S-{}", world.tag);
     for n in 0..warmup + samples {
-        let items = vec![json!({"productId": product.id, "quantity": quantity, "unitPrice": product.price.to_json()})];
+        let items = vec![OrderLine { product_id: product.id.clone(), quantity, unit_price: product.price }];
         let started_at_ms = saga_contract::now_millis();
         let (order_id, answer) = place(world, &user, &store, items).await;
         // The saga is over when the payment push arrives.
         if world
             .env
             .sink
-            .wait_for(&order_id, world.deadline(), |p| p.iter().any(|p| p.kind == "PAYMENT_WAIT"))
+            .wait_for(&order_id, world.deadline(), |p| p.iter().any(|p| p.kind == PushKind::PaymentWait))
             .await
             .is_err()
         {
@@ -45,7 +45,7 @@ async fn timed_orders(world: &mut SagaWorld, quantity: i64, alias: String) {
                 .unwrap_or_else(|_| panic!("no {topic} for {order_id}{}", world.evidence(&order_id)));
             ts.insert(topic, record.timestamp_ms as f64);
         }
-        let payment_at = world.env.sink.arrival_of(&order_id, "PAYMENT_WAIT").expect("the push arrived") as f64;
+        let payment_at = world.env.sink.arrival_of(&order_id, PushKind::PaymentWait).expect("the push arrived") as f64;
         let mut sample = Sample { order_id: order_id.clone(), started_at_ms, ..Sample::default() };
         sample.stages.insert("intake", answer.elapsed_ms);
         sample.stages.insert("reservation", ts[&SagaTopic::StockReserved] - ts[&SagaTopic::OrderCreated]);

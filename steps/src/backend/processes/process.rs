@@ -1,11 +1,12 @@
 //! Child processes of a local stack: output teed to a log file (and scanned for a readiness
 //! line), killed when dropped, stopped gracefully with SIGTERM on request.
 
+use crate::poll;
 use anyhow::{Context, bail};
 use rustix::process::{Pid, Signal};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::watch;
@@ -70,33 +71,28 @@ impl Proc {
 
     /// Waits for the readiness line; fails early if the process exits, or at `deadline`.
     pub async fn wait_ready(&mut self, deadline: Duration) -> anyhow::Result<()> {
-        let started = Instant::now();
-        let mut ready = self.ready.clone();
-        loop {
+        let ready = self.ready.clone();
+        let child = &mut self.child;
+        // Woken by the readiness line; every 100 ms at the latest to see whether it exited,
+        // which nothing announces. The wait ends on either: ready, or dead.
+        let wake = poll::Capped { signal: self.ready.clone(), every: Duration::from_millis(100) };
+        let outcome = poll::until(deadline, wake, async || {
             if *ready.borrow() {
-                return Ok(());
+                return Ok(Ok(()));
             }
-            if let Some(status) = self.child.try_wait()? {
-                bail!(
-                    "{} exited with {status} before it was ready; its log: {}\n{}",
-                    self.name,
-                    self.log.display(),
-                    tail(&self.log, 25)
-                );
+            match child.try_wait() {
+                Ok(None) => Err(()),
+                Ok(Some(status)) => Ok(Err(format!("exited with {status} before it was ready"))),
+                Err(e) => Ok(Err(format!("cannot be watched: {e}"))),
             }
-            let left = deadline.saturating_sub(started.elapsed());
-            if left.is_zero() {
-                bail!(
-                    "{} was not ready after {:?}; its log: {}\n{}",
-                    self.name,
-                    deadline,
-                    self.log.display(),
-                    tail(&self.log, 25)
-                );
-            }
-            // Wake on the readiness line, or re-check the exit status every 100 ms.
-            let _ = tokio::time::timeout(left.min(Duration::from_millis(100)), ready.changed()).await;
-        }
+        })
+        .await;
+        let failure = match outcome {
+            Ok(Ok(())) => return Ok(()),
+            Ok(Err(failure)) => failure,
+            Err(()) => format!("was not ready after {deadline:?}"),
+        };
+        bail!("{} {failure}; its log: {}\n{}", self.name, self.log.display(), tail(&self.log, 25))
     }
 
     pub fn id(&self) -> Option<u32> {
@@ -178,26 +174,30 @@ pub async fn wait_http_ok(proc: &mut Proc, url: &str, deadline: Duration) -> any
     result.map_err(|e| anyhow::anyhow!("{e}; its log: {}\n{}", proc.log.display(), tail(&proc.log, 25)))
 }
 
-/// The poll loop both share; `alive` fails early when waiting is pointless.
+/// The wait both share: until `url` answers 2xx or `alive` fails (waiting is pointless then);
+/// on timeout the error says what the last request got.
 async fn poll_http_ok(
     url: &str,
     deadline: Duration,
     mut alive: impl FnMut() -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
     let client = reqwest::Client::new();
-    let started = Instant::now();
-    loop {
-        if let Ok(r) = client.get(url).timeout(Duration::from_secs(1)).send().await
-            && r.status().is_success()
-        {
-            return Ok(());
+    // `Ok` ends the wait (healthy, or the process is gone); `Err` is what the request got.
+    let outcome = poll::until(deadline, Duration::from_millis(50), async || {
+        let last = match client.get(url).timeout(Duration::from_secs(1)).send().await {
+            Ok(r) if r.status().is_success() => return Ok(Ok(())),
+            Ok(r) => format!("it answered {}", r.status()),
+            Err(e) => e.to_string(),
+        };
+        match alive() {
+            Ok(()) => Err(last),
+            Err(dead) => Ok(Err(dead)),
         }
-        alive()?;
-        if started.elapsed() > deadline {
-            bail!("{url} did not answer 2xx within {deadline:?}");
-        }
-        // Poll interval for a health endpoint (pacing, not synchronisation).
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    })
+    .await;
+    match outcome {
+        Ok(result) => result,
+        Err(last) => bail!("{url} did not answer 2xx within {deadline:?} (last: {last})"),
     }
 }
 
