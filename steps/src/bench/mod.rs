@@ -17,7 +17,8 @@
 //!    warm-up is excluded from the statistics), or with `--find-max` successive steps
 //!    (`--step-duration` after `--step-warmup`), the rate multiplied by `--step-factor` until a
 //!    step misses the criterion (e2e p99 > `--p99-limit-ms`, an order lost, an intake error) or
-//!    `--max-rate` is reached; `max_sustained_per_s` is the highest rate that passed.
+//!    `--max-rate` is reached, then `--refine` steps between the highest passing rate and the
+//!    failing one; `max_sustained_per_s` is the highest rate that passed.
 //! 4. **Drain**: up to `--drain` seconds for every accepted order's `PAYMENT_WAIT` push. An
 //!    accepted order without one by then is **lost** (under overload that counts the backlog);
 //!    more than one `PAYMENT_WAIT` or `ORDER_CONFIRMED` push, or more than one distinct-eventId
@@ -104,6 +105,11 @@ pub struct BenchArgs {
     /// --find-max: rate multiplier between steps.
     #[arg(long, default_value_t = 1.5)]
     pub step_factor: f64,
+    /// --find-max: steps after the first failure, each at the geometric middle of the highest
+    /// passing rate and the lowest failing one, so the figure is found closer than one
+    /// --step-factor.
+    #[arg(long, default_value_t = 2)]
+    pub refine: u32,
     /// --find-max: stop raising the rate here (keeps the search bounded).
     #[arg(long, default_value_t = 5000.0)]
     pub max_rate: f64,
@@ -299,25 +305,54 @@ async fn run_steps(args: &BenchArgs, ctx: &Ctx, index: &mut TapIndex) -> anyhow:
         return Ok(vec![load::load(ctx, index, plan).await?]);
     }
     let mut steps = Vec::new();
+    let (mut passing, mut failing) = (None, None);
     let mut rate = args.rate;
     // Bounded: the rate grows geometrically up to --max-rate.
     while rate <= args.max_rate {
-        let plan = Plan { rate, warmup_s: args.step_warmup, duration_s: args.step_duration, drain_s: args.drain };
-        let step = load::load(ctx, index, plan).await?;
-        let passed = step.passes(args.p99_limit_ms);
-        ctx.say(&format!(
-            "step {rate:.0}/s: e2e p50 {:.1} ms p99 {:.1} ms, lost {}, intake errors {} → {}",
-            step.stages.e2e.p50,
-            step.stages.e2e.p99,
-            step.lost,
-            step.intake_errors,
-            if passed { "pass" } else { "FAIL" }
-        ));
-        steps.push(step);
+        let passed = find_max_step(args, ctx, index, rate, &mut steps).await?;
         if !passed {
+            failing = Some(rate);
             break;
         }
+        passing = Some(rate);
         rate = (rate * args.step_factor).round();
     }
+    // Bounded: at most --refine steps, each halving the (geometric) gap.
+    if let (Some(mut low), Some(mut high)) = (passing, failing) {
+        for _ in 0..args.refine {
+            let middle = (low * high).sqrt().round();
+            if middle <= low || middle >= high {
+                break;
+            }
+            if find_max_step(args, ctx, index, middle, &mut steps).await? {
+                low = middle;
+            } else {
+                high = middle;
+            }
+        }
+    }
     Ok(steps)
+}
+
+/// One `--find-max` step at `rate`, appended to `steps`; whether it passed.
+async fn find_max_step(
+    args: &BenchArgs,
+    ctx: &Ctx,
+    index: &mut TapIndex,
+    rate: f64,
+    steps: &mut Vec<summary::StepResult>,
+) -> anyhow::Result<bool> {
+    let plan = Plan { rate, warmup_s: args.step_warmup, duration_s: args.step_duration, drain_s: args.drain };
+    let step = load::load(ctx, index, plan).await?;
+    let passed = step.passes(args.p99_limit_ms);
+    ctx.say(&format!(
+        "step {rate:.0}/s: e2e p50 {:.1} ms p99 {:.1} ms, lost {}, intake errors {} → {}",
+        step.stages.e2e.p50,
+        step.stages.e2e.p99,
+        step.lost,
+        step.intake_errors,
+        if passed { "pass" } else { "FAIL" }
+    ));
+    steps.push(step);
+    Ok(passed)
 }

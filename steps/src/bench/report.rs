@@ -61,7 +61,7 @@ impl Report {
     /// passing step (the first step when none passed).
     pub fn headline(&self) -> &StepResult {
         if self.args.find_max {
-            self.steps.iter().rev().find(|s| s.passes(self.args.p99_limit_ms)).unwrap_or(&self.steps[0])
+            self.highest_passing(self.args.p99_limit_ms).unwrap_or(&self.steps[0])
         } else {
             &self.steps[0]
         }
@@ -160,6 +160,7 @@ impl Report {
             find_max: self.args.find_max.then(|| FindMaxJson {
                 criterion: format!("e2e p99 ≤ {} ms, no order lost, no intake error", self.args.p99_limit_ms),
                 step_factor: self.args.step_factor,
+                refine: self.args.refine,
                 steps: self.steps.iter().map(|s| self.step_json(s)).collect(),
             }),
             rss_mb: known.then(|| rss(true)).into(),
@@ -328,6 +329,8 @@ struct IdleJson<'a> {
 struct FindMaxJson<'a> {
     criterion: String,
     step_factor: f64,
+    /// Steps run between the highest passing rate and the first failing one, after it.
+    refine: u32,
     steps: Vec<StepJson<'a>>,
 }
 
