@@ -1,7 +1,8 @@
 //! The idempotent consumer loop (after rust-rdkafka's at-least-once example), batched: a
 //! partition worker takes what its partition has ready (up to [`MAX_BATCH`], never waiting for
 //! more) and hands it to the handler, which claims every `eventId` and applies the effects in
-//! one transaction; the offsets are stored only once it has committed, so a crash redelivers
+//! one transaction (begun by the loop on the worker's own connection, see
+//! [`crate::db::HeldConnection`]); the offsets are stored only once it has committed, so a crash redelivers
 //! the batch and the claims make the redelivery change nothing. A record that is itself wrong
 //! (undecodable, unknown schema, not the contract's shape) poisons its batch: the batch is
 //! split and retried until the record is alone, and it is copied to `<topic>.dlt` with headers
@@ -15,7 +16,9 @@
 //! the broker to time the old member out; the assignment is cooperative, so a member joining
 //! or leaving moves only the partitions that change owner.
 
+use crate::db::HeldConnection;
 use crate::metrics::Metrics;
+use crate::outbox::{OutboxTx, RelayHandle};
 use crate::{ServiceConfig, Shutdown};
 use anyhow::Context as _;
 use futures::future::BoxFuture;
@@ -27,7 +30,7 @@ use rdkafka::message::{Header, Headers, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::statistics::Statistics;
 use saga_contract::{Decoded, EventCodec, FramingError, SagaTopic};
-use sqlx::PgConnection;
+use sqlx::{PgConnection, PgPool};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -80,10 +83,16 @@ pub struct Incoming {
 
 /// A service's reaction to the saga topics it subscribes to.
 pub trait Handler: Send + Sync + 'static {
-    /// Handles records of one partition, in offset order, in one transaction: all of them (one
-    /// outcome per record, in the batch's order) or none (an error). A poisoned batch is split
-    /// by the loop so the poison goes to the dead letters alone; a transient failure is retried.
-    fn handle(&self, batch: &[Incoming]) -> impl Future<Output = Result<Vec<Outcome>, HandleError>> + Send;
+    /// Handles records of one partition, in offset order, in `tx`: all of them (one outcome
+    /// per record, in the batch's order) or none (an error). The loop begins `tx` on the
+    /// worker's own connection and commits it when this returns `Ok`. A poisoned batch is
+    /// split by the loop so the poison goes to the dead letters alone; a transient failure is
+    /// retried.
+    fn handle(
+        &self,
+        tx: &mut OutboxTx<'_>,
+        batch: &[Incoming],
+    ) -> impl Future<Output = Result<Vec<Outcome>, HandleError>> + Send;
 }
 
 /// Claims the batch's `(eventId, topic)`s in one statement inside the handler's transaction:
@@ -140,6 +149,9 @@ impl ConsumerContext for LagContext {}
 /// Everything the loop needs besides the handler.
 pub struct ConsumerSetup {
     pub config: ServiceConfig,
+    /// Where each partition worker takes the connection it keeps.
+    pub pool: PgPool,
+    pub relay: RelayHandle,
     pub topics: Vec<SagaTopic>,
     pub codec: Arc<EventCodec>,
     pub producer: FutureProducer,
@@ -167,13 +179,15 @@ const WORKER_QUEUE: usize = 2 * MAX_BATCH;
 /// the partitions back; what the old one handled but had not committed is redelivered and
 /// deduplicated by eventId.
 pub async fn run<H: Handler>(setup: ConsumerSetup, handler: H, shutdown: Shutdown) -> anyhow::Result<()> {
-    let ConsumerSetup { config, topics, codec, producer, metrics } = setup;
+    let ConsumerSetup { config, pool, relay, topics, codec, producer, metrics } = setup;
     let handler = Arc::new(handler);
     let names: Vec<&str> = topics.iter().map(|t| config.topics.name(*t)).collect();
     loop {
         let consumer = Arc::new(connect(&config, &names, &metrics)?);
         let worker = Worker {
             handler: handler.clone(),
+            pool: pool.clone(),
+            relay: relay.clone(),
             codec: codec.clone(),
             config: config.clone(),
             dead_letters: DeadLetters { producer: producer.clone() },
@@ -281,6 +295,8 @@ async fn consume<H: Handler>(worker: Worker<H>, shutdown: &Shutdown) -> Membersh
 /// What every partition worker shares.
 struct Worker<H> {
     handler: Arc<H>,
+    pool: PgPool,
+    relay: RelayHandle,
     codec: Arc<EventCodec>,
     config: ServiceConfig,
     dead_letters: DeadLetters,
@@ -292,6 +308,7 @@ struct Worker<H> {
 impl<H: Handler> Worker<H> {
     async fn work(self: Arc<Self>, mut records: tokio::sync::mpsc::Receiver<OwnedMessage>) {
         let mut batch = Vec::with_capacity(MAX_BATCH);
+        let mut held = HeldConnection::new(self.pool.clone());
         while let Some(first) = records.recv().await {
             batch.push(first);
             // What is ready now, never waiting for more: a lone record goes at once.
@@ -300,7 +317,7 @@ impl<H: Handler> Worker<H> {
             {
                 batch.push(more);
             }
-            if *self.shutdown.borrow() || !self.process(&batch).await {
+            if *self.shutdown.borrow() || !self.process(&batch, &mut held).await {
                 return; // the batch's offsets are not stored: it is redelivered next time
             }
             batch.clear();
@@ -308,7 +325,7 @@ impl<H: Handler> Worker<H> {
     }
 
     /// Handles a batch and stores its offsets; `false` when shutdown interrupted it.
-    async fn process(&self, batch: &[OwnedMessage]) -> bool {
+    async fn process(&self, batch: &[OwnedMessage], held: &mut HeldConnection) -> bool {
         let started = Instant::now();
         if let Some(pause) = crate::failpoint::delay("kit::offset-before-effect") {
             // Seeded fault: the offsets are committed before the handler's transaction (as with
@@ -319,7 +336,7 @@ impl<H: Handler> Worker<H> {
             let _ = self.consumer.commit_consumer_state(rdkafka::consumer::CommitMode::Async);
             tokio::time::sleep(pause).await;
         }
-        let Some(labels) = self.handle_split(batch).await else { return false };
+        let Some(labels) = self.handle_split(batch, held).await else { return false };
         let seconds = started.elapsed().as_secs_f64();
         self.metrics.batch(seconds);
         for (message, label) in batch.iter().zip(labels) {
@@ -336,9 +353,13 @@ impl<H: Handler> Worker<H> {
     /// Handles `batch` in one transaction; when a record poisons it, the halves in turn, in
     /// order, until the poison is alone and goes to the dead letters. One metrics label per
     /// record; `None` when shutdown interrupted it.
-    fn handle_split<'a>(&'a self, batch: &'a [OwnedMessage]) -> BoxFuture<'a, Option<Vec<&'static str>>> {
+    fn handle_split<'a>(
+        &'a self,
+        batch: &'a [OwnedMessage],
+        held: &'a mut HeldConnection,
+    ) -> BoxFuture<'a, Option<Vec<&'static str>>> {
         Box::pin(async move {
-            match handle_with_retries(&*self.handler, &self.codec, &self.config, batch, &self.shutdown).await? {
+            match handle_with_retries(self, batch, held).await? {
                 Ok(outcomes) => Some(
                     outcomes
                         .into_iter()
@@ -357,8 +378,8 @@ impl<H: Handler> Worker<H> {
                 }
                 Err(_) => {
                     let (first, second) = batch.split_at(batch.len() / 2);
-                    let mut labels = self.handle_split(first).await?;
-                    labels.extend(self.handle_split(second).await?);
+                    let mut labels = self.handle_split(first, held).await?;
+                    labels.extend(self.handle_split(second, held).await?);
                     Some(labels)
                 }
             }
@@ -370,16 +391,14 @@ impl<H: Handler> Worker<H> {
 /// dead-lettered), a transient failure is retried with backoff until it succeeds; `None` when
 /// shutdown interrupted the retries.
 async fn handle_with_retries<H: Handler>(
-    handler: &H,
-    codec: &EventCodec,
-    config: &ServiceConfig,
+    worker: &Worker<H>,
     batch: &[OwnedMessage],
-    shutdown: &Shutdown,
+    held: &mut HeldConnection,
 ) -> Option<Result<Vec<Outcome>, HandleError>> {
     let mut attempt = 0u32;
     loop {
         attempt += 1;
-        let error = match handle_once(handler, codec, config, batch).await {
+        let error = match handle_once(worker, batch, held).await {
             Err(HandleError::Transient(error)) => error,
             // Seeded fault: poison retried as if it could heal, stalling its partition.
             Err(HandleError::Poison(reason)) if crate::failpoint::active("kit::poison-retried-forever") => {
@@ -387,10 +406,13 @@ async fn handle_with_retries<H: Handler>(
             }
             result => return Some(result),
         };
+        // The connection may be what failed (the database restarted): the next attempt takes
+        // a fresh one.
+        held.forget();
         let pause = retry_pause(attempt);
         let (first, last) = (&batch[0], &batch[batch.len() - 1]);
         tracing::warn!(topic = first.topic(), partition = first.partition(), offsets = %format!("{}..={}", first.offset(), last.offset()), records = batch.len(), attempt, error = %format!("{error:#}"), retry_in_ms = pause.as_millis(), "batch failed on something it depends on; retrying (the partition waits)");
-        let mut stop = shutdown.clone();
+        let mut stop = worker.shutdown.clone();
         tokio::select! {
             _ = tokio::time::sleep(pause) => {},
             _ = stop.changed() => return None,
@@ -403,14 +425,14 @@ fn retry_pause(attempt: u32) -> Duration {
     Duration::from_millis(50u64 << attempt.saturating_sub(1).min(7)).min(MAX_RETRY_PAUSE)
 }
 
-/// Decodes every record of the batch (any undecodable one poisons it) and hands them to the
-/// handler in one call.
+/// Decodes every record of the batch (any undecodable one poisons it), hands them to the
+/// handler in one transaction on the worker's connection, and commits it.
 async fn handle_once<H: Handler>(
-    handler: &H,
-    codec: &EventCodec,
-    config: &ServiceConfig,
+    worker: &Worker<H>,
     batch: &[OwnedMessage],
+    held: &mut HeldConnection,
 ) -> Result<Vec<Outcome>, HandleError> {
+    let (codec, config) = (&worker.codec, &worker.config);
     let mut incoming = Vec::with_capacity(batch.len());
     for message in batch {
         let topic = config.topics.topic_of(message.topic()).ok_or_else(|| {
@@ -424,7 +446,8 @@ async fn handle_once<H: Handler>(
         }
         incoming.push(Incoming { topic, record });
     }
-    let outcomes = handler.handle(&incoming).await?;
+    let mut tx = worker.relay.begin(held).await?;
+    let outcomes = worker.handler.handle(&mut tx, &incoming).await?;
     if outcomes.len() != batch.len() {
         // A handler bug, not the records' fault: retried (and logged) until fixed.
         return Err(HandleError::Transient(anyhow::anyhow!(
@@ -433,6 +456,7 @@ async fn handle_once<H: Handler>(
             batch.len()
         )));
     }
+    tx.commit().await?;
     Ok(outcomes)
 }
 

@@ -1,8 +1,9 @@
 //! The database pool and the kit's own tables (`outbox`, `processed_events`), which every
 //! service has next to its domain tables.
 
-use sqlx::PgPool;
+use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{Connection as _, PgConnection, PgPool, Postgres};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -30,11 +31,10 @@ fn unreachable(database_url: &str, error: sqlx::Error) -> anyhow::Error {
 }
 
 /// Both pools' settings. No ping before handing out a connection: sqlx already pings each
-/// connection when it comes back (and drops one that fails), so the ping on acquire only added
-/// a round trip to every transaction's critical path — one of four per order at intake, one
-/// per handler batch. A connection that broke while idle (the database restarted) fails its
-/// `BEGIN` instead, and `outbox::RelayHandle::begin` takes another; a read outside a
-/// transaction may meet it once, and is answered as the database being unavailable.
+/// connection when it comes back (and drops one that fails), and the hot paths keep their
+/// connection ([`HeldConnection`], which pings the rare new one itself), so a ping on every
+/// acquire was only a round trip more. A read outside those paths may meet a connection that
+/// died while idle once, and is answered as the database being unavailable.
 fn pool_options(max_connections: u32) -> PgPoolOptions {
     PgPoolOptions::new()
         .max_connections(max_connections)
@@ -42,14 +42,46 @@ fn pool_options(max_connections: u32) -> PgPoolOptions {
         .test_before_acquire(false)
 }
 
-/// The error says the connection itself is gone, not that the statement failed: an I/O error,
-/// a protocol break, or the server's "terminating connection" (SQLSTATE class 08 connection
-/// exception, 57 operator intervention — a shutdown or restart).
-pub fn connection_lost(error: &sqlx::Error) -> bool {
-    match error {
-        sqlx::Error::Io(_) | sqlx::Error::Protocol(_) => true,
-        sqlx::Error::Database(db) => db.code().is_some_and(|c| c.starts_with("08") || c.starts_with("57")),
-        _ => false,
+/// A connection a long-lived task (a partition worker, an intake writer) keeps for every
+/// transaction it runs, instead of taking one from the pool each time: sqlx pings a connection
+/// whenever it goes back to the pool, a round trip per transaction that a kept one does not
+/// pay. After a failure the task [`forget`](Self::forget)s it (back to the pool, which drops it
+/// if it is dead), and the next transaction starts on a fresh one.
+pub struct HeldConnection {
+    pool: PgPool,
+    conn: Option<PoolConnection<Postgres>>,
+}
+
+impl HeldConnection {
+    pub fn new(pool: PgPool) -> HeldConnection {
+        HeldConnection { pool, conn: None }
+    }
+
+    /// The kept connection, or a live one from the pool when there is none. Taking one is rare
+    /// (start-up, after a failure), so it is worth the ping that skips a connection which died
+    /// while idle in the pool — the database restarted — at most once per connection it holds.
+    pub async fn connection(&mut self) -> sqlx::Result<&mut PgConnection> {
+        if self.conn.is_none() {
+            let mut spare = self.pool.size();
+            loop {
+                let mut conn = self.pool.acquire().await?;
+                match conn.ping().await {
+                    Ok(()) => break self.conn = Some(conn),
+                    Err(error) if spare > 0 => {
+                        tracing::info!(%error, "a pooled database connection was gone; taking another");
+                        conn.close_on_drop();
+                        spare -= 1;
+                    }
+                    Err(error) => return Err(error),
+                }
+            }
+        }
+        Ok(self.conn.as_deref_mut().expect("a connection was just taken"))
+    }
+
+    /// Gives the connection back after a failure (an open transaction is rolled back first).
+    pub fn forget(&mut self) {
+        self.conn = None;
     }
 }
 
@@ -90,21 +122,5 @@ pub fn redact(url: &str) -> String {
             format!("{}{}:***{}", &url[..scheme + 3], user, &url[at..])
         }
         _ => url.to_string(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::connection_lost;
-
-    #[test]
-    fn only_a_gone_connection_counts_as_lost() {
-        let reset = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "connection reset by peer");
-        assert!(connection_lost(&sqlx::Error::Io(reset)));
-        assert!(connection_lost(&sqlx::Error::Protocol("unexpected end of stream".into())));
-        // A statement that failed, or a pool that is merely busy, is not a dead connection:
-        // taking another one would only hide the real error.
-        assert!(!connection_lost(&sqlx::Error::RowNotFound));
-        assert!(!connection_lost(&sqlx::Error::PoolTimedOut));
     }
 }

@@ -12,13 +12,14 @@
 //! Delivery is at-least-once (a crash after publishing but before the delete resends), which
 //! the consumers' `eventId` dedupe and the push payload's `eventId` absorb.
 
+use crate::db::HeldConnection;
 use crate::failpoint;
 use crate::metrics::Metrics;
 use futures::future::join_all;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 pub use saga_contract::PushNotification;
-use sqlx::{PgConnection, PgPool, Postgres, Transaction};
+use sqlx::{Connection as _, PgConnection, PgPool, Postgres, Transaction};
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -73,13 +74,13 @@ struct Row {
 /// A transaction whose queued events and pushes are written to the outbox in one statement
 /// when it commits, and then handed to the relay. Use [`OutboxTx::conn`] for the handler's own
 /// statements.
-pub struct OutboxTx {
-    tx: Transaction<'static, Postgres>,
+pub struct OutboxTx<'c> {
+    tx: Transaction<'c, Postgres>,
     queued: Vec<(Kind, Row)>,
     relay: RelayHandle,
 }
 
-impl OutboxTx {
+impl OutboxTx<'_> {
     pub fn conn(&mut self) -> &mut PgConnection {
         &mut self.tx
     }
@@ -169,24 +170,10 @@ pub struct RelayHandle {
 }
 
 impl RelayHandle {
-    /// Starts a transaction on `pool` whose rows reach this relay on commit.
-    ///
-    /// The pool does not ping a connection before handing it out (see `db.rs`), so one that
-    /// died while idle — the database restarted — is found by its `BEGIN`. Nothing has happened
-    /// on it yet, so another connection is taken, at most once per connection the pool holds;
-    /// sqlx discards the dead one when it comes back.
-    pub async fn begin(&self, pool: &PgPool) -> sqlx::Result<OutboxTx> {
-        let mut spare = pool.size();
-        loop {
-            match pool.begin().await {
-                Ok(tx) => return Ok(OutboxTx { tx, queued: Vec::new(), relay: self.clone() }),
-                Err(error) if spare > 0 && crate::db::connection_lost(&error) => {
-                    tracing::info!(%error, "a pooled database connection was gone; taking another");
-                    spare -= 1;
-                }
-                Err(error) => return Err(error),
-            }
-        }
+    /// Starts a transaction on `held`'s connection whose rows reach this relay on commit.
+    pub async fn begin<'c>(&self, held: &'c mut HeldConnection) -> sqlx::Result<OutboxTx<'c>> {
+        let tx = held.connection().await?.begin().await?;
+        Ok(OutboxTx { tx, queued: Vec::new(), relay: self.clone() })
     }
 
     fn hand_over(&self, queued: Vec<(Kind, Row)>) {

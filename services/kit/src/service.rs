@@ -26,15 +26,10 @@ pub struct Context {
 }
 
 impl Context {
-    /// Begins a transaction whose outbox rows are relayed as soon as it commits.
-    pub async fn begin(&self) -> sqlx::Result<OutboxTx> {
-        self.relay.begin(&self.pool).await
-    }
-
     /// Frames `event` and queues it on `topic` (key = orderId) in `tx`.
     pub async fn enqueue<E: Event>(
         &self,
-        tx: &mut OutboxTx,
+        tx: &mut OutboxTx<'_>,
         topic: SagaTopic,
         event: E,
     ) -> Result<(), consumer::HandleError> {
@@ -110,6 +105,8 @@ pub async fn run<H: Handler>(
     let Started { context, shutdown, _faults, _shutdown_tx } = started;
     let setup = ConsumerSetup {
         config: context.config.clone(),
+        pool: context.pool.clone(),
+        relay: context.relay.clone(),
         topics,
         codec: context.codec.clone(),
         producer: context.producer.clone(),

@@ -12,7 +12,7 @@ use saga_contract::{
 };
 use saga_service_kit::consumer::{HandleError, Handler, Incoming, Outcome, claim_events};
 use saga_service_kit::failpoint;
-use saga_service_kit::outbox::PushNotification;
+use saga_service_kit::outbox::{OutboxTx, PushNotification};
 use saga_service_kit::service::Context;
 use std::collections::HashMap;
 use uuid::Uuid;
@@ -73,10 +73,9 @@ struct OrderRow {
 }
 
 impl Handler for OrderSaga {
-    async fn handle(&self, batch: &[Incoming]) -> Result<Vec<Outcome>, HandleError> {
+    async fn handle(&self, tx: &mut OutboxTx<'_>, batch: &[Incoming]) -> Result<Vec<Outcome>, HandleError> {
         let events = batch.iter().map(parse).collect::<Result<Vec<_>, _>>()?;
         let topics = &self.context.config.topics;
-        let mut tx = self.context.begin().await?;
         let claims: Vec<(&str, &str)> =
             batch.iter().zip(&events).map(|(i, e)| (e.event_id.as_str(), topics.name(i.topic))).collect();
         let fresh = claim_events(tx.conn(), &claims).await?;
@@ -190,7 +189,7 @@ impl Handler for OrderSaga {
                         PushKind::OrderConfirmed,
                         "주문이 확정되었습니다",
                     );
-                    self.context.enqueue(&mut tx, SagaTopic::OrderConfirmed, confirmation).await?;
+                    self.context.enqueue(tx, SagaTopic::OrderConfirmed, confirmation).await?;
                     Some(push)
                 }
                 Transition::Cancel => {
@@ -210,7 +209,7 @@ impl Handler for OrderSaga {
                         PushKind::OrderCancelled,
                         "재고 부족으로 주문이 취소되었습니다",
                     );
-                    self.context.enqueue(&mut tx, SagaTopic::OrderCancelled, cancellation).await?;
+                    self.context.enqueue(tx, SagaTopic::OrderCancelled, cancellation).await?;
                     // Seeded fault `order::no-cancel-push`: the cancellation push is never sent.
                     (!failpoint::active("order::no-cancel-push")).then_some(push)
                 }
@@ -219,7 +218,6 @@ impl Handler for OrderSaga {
                 tx.push(&push);
             }
         }
-        tx.commit().await?;
         Ok(outcomes)
     }
 }

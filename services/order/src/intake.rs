@@ -12,6 +12,7 @@
 //! so one bad order fails only its own request.
 
 use saga_contract::OrderCreated;
+use saga_service_kit::db::HeldConnection;
 use saga_service_kit::service::Context;
 use std::sync::Arc;
 use tokio::sync::{Mutex, mpsc, oneshot};
@@ -65,6 +66,7 @@ impl Intake {
 /// One writer: takes what is waiting (holding the queue only while taking), stores it, answers.
 async fn write_batches(context: Context, waiting: Arc<Mutex<mpsc::Receiver<Pending>>>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
+    let mut held = HeldConnection::new(context.pool.clone());
     loop {
         {
             let mut queue = waiting.lock().await;
@@ -73,7 +75,7 @@ async fn write_batches(context: Context, waiting: Arc<Mutex<mpsc::Receiver<Pendi
             }
         }
         let orders: Vec<&NewOrder> = batch.iter().map(|p| &p.order).collect();
-        match insert(&context, &orders).await {
+        match insert(&context, &mut held, &orders).await {
             Ok(()) => batch.drain(..).for_each(|p| {
                 let _ = p.stored.send(Ok(()));
             }),
@@ -83,7 +85,7 @@ async fn write_batches(context: Context, waiting: Arc<Mutex<mpsc::Receiver<Pendi
             // Alone, each order meets only its own fate.
             Err(_) => {
                 for pending in batch.drain(..) {
-                    let outcome = insert(&context, &[&pending.order]).await.map_err(|e| e.to_string());
+                    let outcome = insert(&context, &mut held, &[&pending.order]).await.map_err(|e| e.to_string());
                     let _ = pending.stored.send(outcome);
                 }
             }
@@ -91,10 +93,19 @@ async fn write_batches(context: Context, waiting: Arc<Mutex<mpsc::Receiver<Pendi
     }
 }
 
-/// The orders, their lines and their `order.created` outbox rows in one transaction; the
-/// orders and lines each in one statement.
-async fn insert(context: &Context, orders: &[&NewOrder]) -> sqlx::Result<()> {
-    let mut tx = context.begin().await?;
+/// The orders, their lines and their `order.created` outbox rows in one transaction on the
+/// writer's connection (given back after a failure: it may be what failed); the orders and
+/// lines each in one statement.
+async fn insert(context: &Context, held: &mut HeldConnection, orders: &[&NewOrder]) -> sqlx::Result<()> {
+    let stored = store(context, held, orders).await;
+    if stored.is_err() {
+        held.forget();
+    }
+    stored
+}
+
+async fn store(context: &Context, held: &mut HeldConnection, orders: &[&NewOrder]) -> sqlx::Result<()> {
+    let mut tx = context.relay.begin(held).await?;
     let lines = || orders.iter().flat_map(|o| o.event.items.iter().enumerate().map(move |(n, item)| (o, n, item)));
     sqlx::query(
         "WITH new_orders AS (INSERT INTO orders (order_id, user_id, store_id, status, total_amount) \

@@ -8,6 +8,7 @@ use super::domain::{self, NEW_PAYMENT};
 use saga_contract::{OrderConfirmed, SagaTopic};
 use saga_service_kit::consumer::{HandleError, Handler, Incoming, Outcome};
 use saga_service_kit::failpoint;
+use saga_service_kit::outbox::OutboxTx;
 use saga_service_kit::service::Context;
 use std::collections::HashSet;
 use uuid::Uuid;
@@ -24,7 +25,7 @@ fn parse(incoming: &Incoming) -> Result<OrderConfirmed, HandleError> {
 }
 
 impl Handler for Payments {
-    async fn handle(&self, batch: &[Incoming]) -> Result<Vec<Outcome>, HandleError> {
+    async fn handle(&self, tx: &mut OutboxTx<'_>, batch: &[Incoming]) -> Result<Vec<Outcome>, HandleError> {
         let confirmed = batch.iter().map(parse).collect::<Result<Vec<_>, _>>()?;
         let payments =
             confirmed.iter().map(domain::payment_for).collect::<Result<Vec<_>, _>>().map_err(HandleError::Poison)?;
@@ -52,7 +53,6 @@ impl Handler for Payments {
                  ORDER BY b.ord {on_conflict} RETURNING payment_id) \
              SELECT ARRAY(SELECT event_id FROM claimed), ARRAY(SELECT payment_id FROM created)"
         );
-        let mut tx = self.context.begin().await?;
         let (claimed, created): (Vec<String>, Vec<Uuid>) = sqlx::query_as(sqlx::AssertSqlSafe(statement))
             .bind(rows.iter().map(|(c, _, _)| c.event_id.as_str()).collect::<Vec<_>>())
             .bind(rows.iter().map(|(_, _, id)| *id).collect::<Vec<_>>())
@@ -73,7 +73,6 @@ impl Handler for Payments {
                 tracing::warn!(order_id = %confirmed.order_id, "order.confirmed for an order that already has a payment; ignored");
             }
         }
-        tx.commit().await?;
         let claimed: HashSet<String> = claimed.into_iter().collect();
         Ok(confirmed
             .iter()

@@ -11,6 +11,7 @@ use saga_contract::events::ReservedItem;
 use saga_contract::{Money, OrderCreated, SagaTopic, StockReservationFailed, StockReserved, now_millis};
 use saga_service_kit::consumer::{HandleError, Handler, Incoming, Outcome, claim_events};
 use saga_service_kit::failpoint;
+use saga_service_kit::outbox::OutboxTx;
 use saga_service_kit::service::Context;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use uuid::Uuid;
@@ -29,10 +30,9 @@ fn parse(incoming: &Incoming) -> Result<OrderCreated, HandleError> {
 }
 
 impl Handler for Reservations {
-    async fn handle(&self, batch: &[Incoming]) -> Result<Vec<Outcome>, HandleError> {
+    async fn handle(&self, tx: &mut OutboxTx<'_>, batch: &[Incoming]) -> Result<Vec<Outcome>, HandleError> {
         let orders = batch.iter().map(parse).collect::<Result<Vec<_>, _>>()?;
         let consumed = self.context.config.topics.name(SagaTopic::OrderCreated);
-        let mut tx = self.context.begin().await?;
         let claims: Vec<(&str, &str)> = orders.iter().map(|o| (o.event_id.as_str(), consumed)).collect();
         let fresh = claim_events(tx.conn(), &claims).await?;
         let fresh_orders: Vec<&OrderCreated> = orders.iter().zip(&fresh).filter(|(_, f)| **f).map(|(o, _)| o).collect();
@@ -94,7 +94,7 @@ impl Handler for Reservations {
                             .collect(),
                         reserved_at: now,
                     };
-                    self.context.enqueue(&mut tx, SagaTopic::StockReserved, event).await?;
+                    self.context.enqueue(tx, SagaTopic::StockReserved, event).await?;
                 }
                 Decision::Refuse { failed, reason } => {
                     tracing::info!(order_id = %order.order_id, %reason, "reservation failed");
@@ -107,7 +107,7 @@ impl Handler for Reservations {
                         failure_reason: reason,
                         failed_at: now,
                     };
-                    self.context.enqueue(&mut tx, SagaTopic::StockReservationFailed, event).await?;
+                    self.context.enqueue(tx, SagaTopic::StockReservationFailed, event).await?;
                 }
             }
         }
@@ -140,7 +140,6 @@ impl Handler for Reservations {
                 .execute(tx.conn())
                 .await?;
         }
-        tx.commit().await?;
         Ok(fresh.into_iter().map(|f| if f { Outcome::Processed } else { Outcome::Duplicate }).collect())
     }
 }
