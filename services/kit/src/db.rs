@@ -3,12 +3,12 @@
 
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{Connection as _, PgConnection, PgPool, Postgres};
+use sqlx::{PgConnection, PgPool, Postgres};
 use std::str::FromStr;
 use std::time::Duration;
 
 pub async fn connect(database_url: &str) -> anyhow::Result<PgPool> {
-    let pool = pool_options(16).connect(database_url).await.map_err(|e| unreachable(database_url, e))?;
+    let pool = pool_options(16).connect_with(session(database_url)?).await.map_err(|e| unreachable(database_url, e))?;
     prepare_kit_tables(&pool).await?;
     Ok(pool)
 }
@@ -17,10 +17,21 @@ pub async fn connect(database_url: &str) -> anyhow::Result<PgPool> {
 /// their deletes skip the WAL flush wait (a delete lost in a crash only means a resend, which
 /// consumers drop by `eventId`).
 pub async fn connect_relay_pool(database_url: &str) -> anyhow::Result<PgPool> {
-    let options = PgConnectOptions::from_str(database_url)
-        .map_err(|e| anyhow::anyhow!("DATABASE_URL ({}) is not a PostgreSQL URL: {e}", redact(database_url)))?
-        .options([("synchronous_commit", "off")]);
+    let options = session(database_url)?.options([("synchronous_commit", "off")]);
     pool_options(2).connect_with(options).await.map_err(|e| unreachable(database_url, e))
+}
+
+/// Both pools' session settings. `plan_cache_mode`: the services' statements take arrays
+/// (`unnest($1::text[])`, `= ANY($1)`, one element per record of a batch). With the default
+/// `auto`, PostgreSQL compares the generic plan with custom ones that see the real array
+/// length, finds the custom ones cheaper every time, and so plans every execution again — CPU
+/// on every statement of every transaction. Each of these statements is an index lookup or an
+/// insert whatever the array holds, so the generic plan, made once per connection and made
+/// again when the tables' statistics change, is as good.
+fn session(database_url: &str) -> anyhow::Result<PgConnectOptions> {
+    Ok(PgConnectOptions::from_str(database_url)
+        .map_err(|e| anyhow::anyhow!("DATABASE_URL ({}) is not a PostgreSQL URL: {e}", redact(database_url)))?
+        .options([("plan_cache_mode", "force_generic_plan")]))
 }
 
 fn unreachable(database_url: &str, error: sqlx::Error) -> anyhow::Error {
@@ -30,22 +41,18 @@ fn unreachable(database_url: &str, error: sqlx::Error) -> anyhow::Error {
     )
 }
 
-/// Both pools' settings. No ping before handing out a connection: sqlx already pings each
-/// connection when it comes back (and drops one that fails), and the hot paths keep their
-/// connection ([`HeldConnection`], which pings the rare new one itself), so a ping on every
-/// acquire was only a round trip more. A read outside those paths may meet a connection that
-/// died while idle once, and is answered as the database being unavailable.
+/// Both pools' settings. The pool pings a connection before handing it out (sqlx's default),
+/// so a read never meets one that died while idle (the database restarted); the hot paths do
+/// not pay that round trip per transaction, because they keep their connection
+/// ([`HeldConnection`]).
 fn pool_options(max_connections: u32) -> PgPoolOptions {
-    PgPoolOptions::new()
-        .max_connections(max_connections)
-        .acquire_timeout(Duration::from_secs(10))
-        .test_before_acquire(false)
+    PgPoolOptions::new().max_connections(max_connections).acquire_timeout(Duration::from_secs(10))
 }
 
 /// A connection a long-lived task (a partition worker, an intake writer) keeps for every
-/// transaction it runs, instead of taking one from the pool each time: sqlx pings a connection
-/// whenever it goes back to the pool, a round trip per transaction that a kept one does not
-/// pay. After a failure the task [`forget`](Self::forget)s it (back to the pool, which drops it
+/// transaction it runs, instead of taking one from the pool each time: the pool pings a
+/// connection when it hands it out and when it comes back, two round trips per transaction
+/// that a kept one does not pay. After a failure the task [`forget`](Self::forget)s it (back to the pool, which drops it
 /// if it is dead), and the next transaction starts on a fresh one.
 pub struct HeldConnection {
     pool: PgPool,
@@ -57,24 +64,10 @@ impl HeldConnection {
         HeldConnection { pool, conn: None }
     }
 
-    /// The kept connection, or a live one from the pool when there is none. Taking one is rare
-    /// (start-up, after a failure), so it is worth the ping that skips a connection which died
-    /// while idle in the pool — the database restarted — at most once per connection it holds.
+    /// The kept connection, or one from the pool (checked live by its ping) when there is none.
     pub async fn connection(&mut self) -> sqlx::Result<&mut PgConnection> {
         if self.conn.is_none() {
-            let mut spare = self.pool.size();
-            loop {
-                let mut conn = self.pool.acquire().await?;
-                match conn.ping().await {
-                    Ok(()) => break self.conn = Some(conn),
-                    Err(error) if spare > 0 => {
-                        tracing::info!(%error, "a pooled database connection was gone; taking another");
-                        conn.close_on_drop();
-                        spare -= 1;
-                    }
-                    Err(error) => return Err(error),
-                }
-            }
+            self.conn = Some(self.pool.acquire().await?);
         }
         Ok(self.conn.as_deref_mut().expect("a connection was just taken"))
     }

@@ -79,6 +79,7 @@ impl SagaWorld {
     pub(super) fn record_fault(&mut self, fault: Fault, began_ms: i64) {
         self.faults.push(fault);
         self.fault_spans.push((fault, FaultSpan { began_ms, in_place_ms: now_millis(), lifted_ms: None }));
+        self.faults_in_place.send_modify(|count| *count += 1);
     }
 
     /// Marks the last fault's effect as over without undoing it — the implementation absorbed it

@@ -229,11 +229,14 @@ async fn place(t: &Template, seq: usize, quantity: i64) -> Attempt {
 }
 
 /// Places the next order of the load (quantities 1, 2, 3, 1, …) and journals the answer.
-async fn place_next(template: Arc<Template>, journal: Arc<Journal>) {
+/// Places the load's next order and records the attempt; whether it was accepted.
+async fn place_next(template: Arc<Template>, journal: Arc<Journal>) -> bool {
     let seq = journal.next();
     let quantity = 1 + i64::try_from(seq % 3).unwrap_or(0);
     let attempt = place(&template, seq, quantity).await;
+    let accepted = matches!(attempt.answer, Answer::Accepted(_));
     journal.attempts.lock().expect("load journal poisoned").push(attempt);
+    accepted
 }
 
 /// The load's task: one order per tick until stopped (or [`MAX_RUN`]), then waits for the
@@ -346,17 +349,34 @@ async fn load_placed_more(world: &mut SagaWorld, count: usize) {
 /// fault (at the steady rate the reference finishes each in milliseconds).
 /// Sends `count` orders at once and returns while they are still arriving — once a quarter of
 /// them is answered — so the fault the scenario puts in place next lands mid-burst, with orders
-/// in every stage. Waiting for every answer would let a fast implementation finish the whole
-/// burst first, and the fault would hit an idle saga. The rest is awaited when the load stops.
+/// in every stage. Until that fault is in place, every accepted order of the burst is replaced
+/// by a new one (at most [`BURST_TOP_UPS`] × `count` in all; a refused one is not, so an
+/// intake already down is not flooded): putting a fault in place takes
+/// time (a container is killed in ~0.4 s), and a fast implementation would otherwise finish
+/// the burst first, so the fault would hit an idle saga and the scenario would test nothing.
+/// The rest is awaited when the load stops.
 #[when(regex = r"^(\d+) more orders arrive at once$")]
 async fn load_burst(world: &mut SagaWorld, count: usize) {
     let deadline = world.deadline();
+    let mut faults = world.faults_in_place.subscribe();
+    let faults_before = *faults.borrow_and_update();
     let load = world.load();
     assert!(load.ticker.is_some(), "the load has already stopped");
     let (journal, before) = (load.journal.clone(), load.journal.answered());
-    let placing: Vec<_> = (0..count).map(|_| place_next(load.template.clone(), load.journal.clone())).collect();
+    let (template, placing_journal) = (load.template.clone(), load.journal.clone());
+    let stop = load.stop.subscribe();
     load.bursts.push(tokio::spawn(async move {
-        futures::future::join_all(placing).await;
+        let mut placing: futures::stream::FuturesUnordered<_> =
+            (0..count).map(|_| place_next(template.clone(), placing_journal.clone())).collect();
+        let mut top_ups = 0;
+        // Bounded: each answer adds at most one order, and at most BURST_TOP_UPS × count in all.
+        while let Some(accepted) = placing.next().await {
+            let fault_pending = *faults.borrow() == faults_before && !*stop.borrow();
+            if accepted && fault_pending && top_ups < BURST_TOP_UPS * count {
+                placing.push(place_next(template.clone(), placing_journal.clone()));
+                top_ups += 1;
+            }
+        }
     }));
     let quarter = count.div_ceil(4);
     crate::poll::until(deadline, Duration::from_millis(2), async || {
@@ -366,6 +386,9 @@ async fn load_burst(world: &mut SagaWorld, count: usize) {
     .await
     .unwrap_or_else(|answered| panic!("only {answered} of a burst of {count} orders answered within {deadline:?}"));
 }
+
+/// How many times over a burst may be topped up while its fault is being put in place.
+const BURST_TOP_UPS: usize = 10;
 
 #[when("the load stops")]
 async fn load_stops(world: &mut SagaWorld) {

@@ -100,6 +100,9 @@ pub struct SagaWorld {
     faults: Vec<faults::Fault>,
     /// When each fault of this scenario was in place, for the crash checkers.
     fault_spans: Vec<(faults::Fault, crate::checkers_crash::FaultSpan)>,
+    /// How many faults have been put in place so far: a burst keeps the implementation busy
+    /// until the next one is (see `load::load_burst`).
+    faults_in_place: tokio::sync::watch::Sender<usize>,
     /// The steady load of a crash scenario (stops when dropped).
     load: Option<load::Load>,
     /// Timing samples this scenario measured.
@@ -130,6 +133,7 @@ impl SagaWorld {
             injected: Vec::new(),
             faults: Vec::new(),
             fault_spans: Vec::new(),
+            faults_in_place: tokio::sync::watch::Sender::new(0),
             load: None,
             samples: Vec::new(),
         }
