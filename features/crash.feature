@@ -2,9 +2,10 @@
 Feature: Crashes under load
   Orders keep flowing at a steady rate while a part of the implementation crashes — killed
   (SIGKILL, `docker kill`, the `kill_*` command), not stopped gracefully — and comes back. A burst
-  of 100 orders is still arriving when the fault hits (it comes once a quarter of them is
-  answered: a fast implementation would otherwise have finished them all), so orders are open in
-  every stage, and the load goes on through the outage. Then every order that was accepted still ends exactly once: confirmed with one
+  of 100 orders is still arriving when the fault hits: the fault comes once a quarter of them is
+  answered, and until it is in place each accepted order of the burst is replaced by a new one
+  (a fast implementation would otherwise finish them all in the ~0.4 s a container kill takes),
+  so orders are open in every stage, and the load goes on through the outage. Then every order that was accepted still ends exactly once: confirmed with one
   payment, or cancelled (the stock runs out during the load, so both paths run); one push of
   each kind it is due, counted by eventId (a resend with the same eventId is at-least-once
   delivery, allowed); no second or conflicting effect on Kafka; and the stock fell by exactly
