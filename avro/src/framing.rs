@@ -102,7 +102,16 @@ impl EventCodec {
     pub async fn encode<E: Event>(&self, topic: &str, event: E) -> Result<Vec<u8>, FramingError> {
         let schema = SuppliedSchema::new(Some(E::FULL_NAME.to_string()), SchemaType::Avro, E::SCHEMA_JSON.to_string());
         let strategy = SubjectNameStrategy::TopicNameStrategyWithSchema(topic.to_string(), false, schema);
-        self.encoder.encode_value(event.into_value(), &strategy).await.map_err(|source| self.registry_error(source))
+        self.encoder.encode_value(event.into_value(), &strategy).await.map_err(|source| {
+            if source.cached {
+                // The library keeps a failed registration in its cache and replays it to every
+                // later encode of that subject without asking again: a registry that failed for
+                // a moment (a 500 while its own database restarted, CRASH-3) would fail the
+                // subject for the life of the process, and its partition would wait forever.
+                self.encoder.remove_errors_from_cache();
+            }
+            self.registry_error(source)
+        })
     }
 
     /// Decodes any framed record (looking its writer schema up by id).
@@ -323,6 +332,36 @@ mod tests {
         let codec = EventCodec::new(&url).unwrap();
         let error = codec.decode(&frame(1, &[2])).await.expect_err("nothing listens");
         assert!(error.is_transient(), "connection refused should be transient: {error}");
+    }
+
+    #[tokio::test]
+    async fn a_failed_registration_is_asked_again_not_replayed() {
+        // The registry fails the first registration (its database restarting), then registers.
+        let (url, requests) = scripted_registry(|n| match n {
+            0 => ("500 Internal Server Error", r#"{"error_code":50001,"message":"store unavailable"}"#.into()),
+            _ => ("200 OK", r#"{"id":7}"#.into()),
+        })
+        .await;
+        let codec = EventCodec::new(&url).unwrap();
+        let event = || OrderCreated {
+            event_id: "e-1".into(),
+            event_timestamp: 1_700_000_000_000,
+            order_id: "o-1".into(),
+            user_id: "u-1".into(),
+            store_id: "s-1".into(),
+            items: vec![crate::events::OrderItem {
+                product_id: "p-1".into(),
+                quantity: 2,
+                unit_price: crate::Money(1_500_000),
+            }],
+            total_amount: crate::Money(3_000_000),
+            created_at: 1_700_000_000_001,
+        };
+        let error = codec.encode("order.created", event()).await.expect_err("the registry fails");
+        assert!(error.is_transient(), "a 500 should be transient: {error}");
+        let framed = codec.encode("order.created", event()).await.expect("the second ask registers");
+        assert_eq!(framed[..5], [0, 0, 0, 0, 7], "framed with the id the registry gave");
+        assert_eq!(requests.load(Ordering::SeqCst), 2, "the failed registration should be asked again");
     }
 
     #[tokio::test]
