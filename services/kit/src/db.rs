@@ -52,8 +52,8 @@ fn pool_options(max_connections: u32) -> PgPoolOptions {
 /// A connection a long-lived task (a partition worker, an intake writer) keeps for every
 /// transaction it runs, instead of taking one from the pool each time: the pool pings a
 /// connection when it hands it out and when it comes back, two round trips per transaction
-/// that a kept one does not pay. After a failure the task [`forget`](Self::forget)s it (back to the pool, which drops it
-/// if it is dead), and the next transaction starts on a fresh one.
+/// that a kept one does not pay. After a failure the task [`forget`](Self::forget)s it (back
+/// to the pool, which drops it if it is dead), and the next transaction starts on a fresh one.
 pub struct HeldConnection {
     pool: PgPool,
     conn: Option<PoolConnection<Postgres>>,
