@@ -1,5 +1,5 @@
 //! The transactional outbox. A handler writes its state change and the outbox rows in one
-//! [`OutboxTx`] (all of a batch's rows in one statement, at commit); when that commits, the rows go straight from memory to the relay, which
+//! [`OutboxTx`] (all of a batch's rows in one statement with its last writes, at commit); when that commits, the rows go straight from memory to the relay, which
 //! publishes (Kafka) or delivers (push) at once and deletes what went out. A crash between
 //! commit and publish leaves the rows in the table, and the relay's fallback scan sends them
 //! when the service is back (or, with several instances, from another one) — nothing is lost.
@@ -19,7 +19,9 @@ use futures::future::join_all;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 pub use saga_contract::PushNotification;
-use sqlx::{Connection as _, PgConnection, PgPool, Postgres, Transaction};
+use sqlx::error::BoxDynError;
+use sqlx::postgres::PgArguments;
+use sqlx::{Arguments as _, Connection as _, Encode, PgConnection, PgPool, Postgres, Transaction, Type};
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -71,18 +73,73 @@ struct Row {
     payload: Vec<u8>,
 }
 
-/// A transaction whose queued events and pushes are written to the outbox in one statement
-/// when it commits, and then handed to the relay. Use [`OutboxTx::conn`] for the handler's own
-/// statements.
+/// A handler's transaction. Its queued events and pushes are written to the outbox at commit,
+/// in one statement with the handler's last writes, and then handed to the relay.
+///
+/// At a light load an order's latency is mostly round trips to PostgreSQL (each one wakes the
+/// server and the service), so the transaction spends as few as it can:
+/// - it begins at the first [`OutboxTx::conn`], not before: work that only writes never sends
+///   `BEGIN` and commits in the one statement that writes it (the intake: the orders, their
+///   lines and their outbox rows, one round trip);
+/// - [`OutboxTx::write_at_commit`] leaves the handler's last writes to the commit, which runs
+///   them with the outbox rows as one statement (data-modifying CTEs), then `COMMIT`.
 pub struct OutboxTx<'c> {
-    tx: Transaction<'c, Postgres>,
+    conn: Conn<'c>,
+    last_writes: Option<(&'static str, Binds)>,
     queued: Vec<(Kind, Row)>,
     relay: RelayHandle,
 }
 
+enum Conn<'c> {
+    /// Nothing sent yet.
+    Idle(&'c mut PgConnection),
+    Begun(Transaction<'c, Postgres>),
+    /// `BEGIN` failed (its error went to the caller); the transaction cannot be used.
+    Broken,
+}
+
+/// Arguments for [`OutboxTx::write_at_commit`], bound in order as `$1`, `$2`, …
+#[derive(Default)]
+pub struct Binds {
+    args: PgArguments,
+    /// The first value that failed to encode; reported by the commit, as sqlx reports a
+    /// `.bind()` that failed when its query runs.
+    error: Option<BoxDynError>,
+}
+
+impl Binds {
+    pub fn bind<'q, T: Encode<'q, Postgres> + Type<Postgres>>(mut self, value: T) -> Binds {
+        if self.error.is_none()
+            && let Err(error) = self.args.add(value)
+        {
+            self.error = Some(error);
+        }
+        self
+    }
+}
+
 impl OutboxTx<'_> {
-    pub fn conn(&mut self) -> &mut PgConnection {
-        &mut self.tx
+    /// The connection for the handler's own statements, inside the transaction (begun here
+    /// on first use).
+    pub async fn conn(&mut self) -> sqlx::Result<&mut PgConnection> {
+        if let Conn::Idle(_) = self.conn {
+            let Conn::Idle(conn) = std::mem::replace(&mut self.conn, Conn::Broken) else { unreachable!() };
+            self.conn = Conn::Begun(conn.begin().await?);
+        }
+        match &mut self.conn {
+            Conn::Begun(tx) => Ok(&mut **tx),
+            _ => Err(not_begun()),
+        }
+    }
+
+    /// Leaves the handler's last writes to the commit, which runs them in one statement with
+    /// the outbox rows. `ctes` is a comma-separated list of data-modifying CTEs (`new_stock AS
+    /// (UPDATE …), new_lines AS (INSERT …)`) whose parameters `$1…$n` are `binds`; nothing
+    /// may read what they write (they run after every other statement of the transaction, and
+    /// the CTEs of one statement do not see each other's changes). Once per transaction.
+    pub fn write_at_commit(&mut self, ctes: &'static str, binds: Binds) {
+        assert!(self.last_writes.is_none(), "write_at_commit is called once per transaction");
+        self.last_writes = Some((ctes, binds));
     }
 
     /// Queues a framed Kafka record.
@@ -101,64 +158,95 @@ impl OutboxTx<'_> {
         self.queued.push((kind, Row { id: 0, topic: topic.to_string(), msg_key: key.to_string(), payload }));
     }
 
-    /// Writes the queued rows in one statement, in queue order. Ids come from a sequence the
-    /// insert draws in that order, so sorted they match the rows.
-    async fn write_rows(&mut self) -> sqlx::Result<()> {
-        // Seeded faults: a kind's rows never reach the table (ids no row has), so nothing but
-        // this process's memory remembers them.
-        static MEMORY_IDS: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(-1);
-        let mut stored: Vec<&mut Row> = Vec::with_capacity(self.queued.len());
-        let mut kinds: Vec<&'static str> = Vec::with_capacity(self.queued.len());
-        for (kind, row) in &mut self.queued {
-            if failpoint::active(kind.memory_only_fault()) {
-                row.id = MEMORY_IDS.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-            } else {
-                kinds.push(kind.as_str());
-                stored.push(row);
+    /// Writes the last writes and the outbox rows, commits, then hands the rows to the relay.
+    pub async fn commit(self) -> sqlx::Result<()> {
+        let OutboxTx { conn, last_writes, mut queued, relay } = self;
+        match conn {
+            // Nothing begun: the statement is the whole transaction.
+            Conn::Idle(conn) => write(conn, last_writes, &mut queued).await?,
+            Conn::Begun(mut tx) => {
+                write(&mut tx, last_writes, &mut queued).await?;
+                tx.commit().await?;
             }
+            Conn::Broken => return Err(not_begun()),
         }
-        if stored.is_empty() {
-            return Ok(());
-        }
-        let mut ids: Vec<i64> = sqlx::query_scalar(
-            "INSERT INTO outbox (kind, topic, msg_key, payload) \
-             SELECT kind, topic, msg_key, payload FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[]) \
-             WITH ORDINALITY AS r(kind, topic, msg_key, payload, ord) ORDER BY ord RETURNING id",
-        )
-        .bind(&kinds)
-        .bind(stored.iter().map(|r| r.topic.as_str()).collect::<Vec<_>>())
-        .bind(stored.iter().map(|r| r.msg_key.as_str()).collect::<Vec<_>>())
-        .bind(stored.iter().map(|r| r.payload.as_slice()).collect::<Vec<_>>())
-        .fetch_all(&mut *self.tx)
-        .await?;
-        ids.sort_unstable();
-        for (row, id) in stored.into_iter().zip(ids) {
-            row.id = id;
-        }
-        Ok(())
-    }
-
-    /// Writes the outbox rows, commits, then hands the rows to the relay.
-    pub async fn commit(mut self) -> sqlx::Result<()> {
-        self.write_rows().await?;
-        self.tx.commit().await?;
-        let mut queued = self.queued;
         for kind in [Kind::Kafka, Kind::Push] {
             if let Some(pause) = failpoint::delay(kind.memory_only_fault()) {
                 // Seeded fault: sent later from memory only (say, batched); a crash meanwhile
                 // loses what was committed.
                 let (later, now): (Vec<_>, Vec<_>) = queued.into_iter().partition(|(k, _)| *k == kind);
                 queued = now;
-                let relay = self.relay.clone();
+                let relay = relay.clone();
                 tokio::spawn(async move {
                     tokio::time::sleep(pause).await;
                     relay.hand_over(later);
                 });
             }
         }
-        self.relay.hand_over(queued);
+        relay.hand_over(queued);
         Ok(())
     }
+}
+
+fn not_begun() -> sqlx::Error {
+    sqlx::Error::Protocol("the transaction failed to begin; start a new one".into())
+}
+
+/// Writes `last_writes` and the `queued` rows in one statement, the rows in queue order. Ids
+/// come from a sequence the insert draws in that order, so sorted they match the rows.
+async fn write(
+    conn: &mut PgConnection,
+    last_writes: Option<(&'static str, Binds)>,
+    queued: &mut [(Kind, Row)],
+) -> sqlx::Result<()> {
+    // Seeded faults: a kind's rows never reach the table (ids no row has), so nothing but
+    // this process's memory remembers them.
+    static MEMORY_IDS: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(-1);
+    let mut stored: Vec<&mut Row> = Vec::with_capacity(queued.len());
+    let mut kinds: Vec<&'static str> = Vec::with_capacity(queued.len());
+    for (kind, row) in queued.iter_mut() {
+        if failpoint::active(kind.memory_only_fault()) {
+            row.id = MEMORY_IDS.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        } else {
+            kinds.push(kind.as_str());
+            stored.push(row);
+        }
+    }
+    let (ctes, binds) = match last_writes {
+        Some((ctes, binds)) => (Some(ctes), binds),
+        None if stored.is_empty() => return Ok(()),
+        None => (None, Binds::default()),
+    };
+    if let Some(error) = binds.error {
+        return Err(sqlx::Error::Encode(error));
+    }
+    let mut args = binds.args;
+    let n = args.len();
+    let rows = format!(
+        "INSERT INTO outbox (kind, topic, msg_key, payload) \
+         SELECT kind, topic, msg_key, payload FROM unnest(${}::text[], ${}::text[], ${}::text[], ${}::bytea[]) \
+         WITH ORDINALITY AS r(kind, topic, msg_key, payload, ord) ORDER BY ord RETURNING id",
+        n + 1,
+        n + 2,
+        n + 3,
+        n + 4
+    );
+    let statement = match ctes {
+        Some(ctes) => format!("WITH {ctes}, outbox_rows AS ({rows}) SELECT id FROM outbox_rows"),
+        None => rows,
+    };
+    let encoded = args
+        .add(&kinds)
+        .and_then(|()| args.add(stored.iter().map(|r| r.topic.as_str()).collect::<Vec<_>>()))
+        .and_then(|()| args.add(stored.iter().map(|r| r.msg_key.as_str()).collect::<Vec<_>>()))
+        .and_then(|()| args.add(stored.iter().map(|r| r.payload.as_slice()).collect::<Vec<_>>()));
+    encoded.map_err(sqlx::Error::Encode)?;
+    let mut ids: Vec<i64> = sqlx::query_scalar_with(sqlx::AssertSqlSafe(statement), args).fetch_all(conn).await?;
+    ids.sort_unstable();
+    for (row, id) in stored.into_iter().zip(ids) {
+        row.id = id;
+    }
+    Ok(())
 }
 
 /// The way into the relays; cheap to clone.
@@ -170,10 +258,11 @@ pub struct RelayHandle {
 }
 
 impl RelayHandle {
-    /// Starts a transaction on `held`'s connection whose rows reach this relay on commit.
+    /// A transaction on `held`'s connection whose rows reach this relay on commit (nothing is
+    /// sent to the database until it is used, see [`OutboxTx`]).
     pub async fn begin<'c>(&self, held: &'c mut HeldConnection) -> sqlx::Result<OutboxTx<'c>> {
-        let tx = held.connection().await?.begin().await?;
-        Ok(OutboxTx { tx, queued: Vec::new(), relay: self.clone() })
+        let conn = Conn::Idle(held.connection().await?);
+        Ok(OutboxTx { conn, last_writes: None, queued: Vec::new(), relay: self.clone() })
     }
 
     fn hand_over(&self, queued: Vec<(Kind, Row)>) {

@@ -1,8 +1,9 @@
 //! The Order Service's event handlers: confirm on `stock.reserved`, cancel (the compensation)
-//! on `stock.reservation.failed`. A batch of records runs in one transaction: one claim of
-//! all eventIds, one locking read of the orders, the transitions [`domain::decide`]s in offset
+//! on `stock.reservation.failed`. A batch of records runs in one transaction: one statement
+//! claims all eventIds and locks the orders, the transitions [`domain::decide`]s run in offset
 //! order (so two events for one order in a batch behave as they would one after the other),
-//! one write of the new statuses, the events and pushes in the outbox, one commit.
+//! and one statement writes the new statuses with the events and pushes in the outbox, then
+//! one commit — four round trips to PostgreSQL, whatever the batch holds.
 
 use super::domain::{self, Decision, Transition};
 use saga_contract::events::{CancellationReason, CancelledOrderItem};
@@ -10,10 +11,12 @@ use saga_contract::{
     Money, OrderCancelled, OrderConfirmed, OrderStatus, PushKind, SagaTopic, StockReservationFailed, StockReserved,
     now_millis,
 };
-use saga_service_kit::consumer::{HandleError, Handler, Incoming, Outcome, claim_events};
+use saga_service_kit::claimed_cte;
+use saga_service_kit::consumer::{Claims, HandleError, Handler, Incoming, Outcome};
 use saga_service_kit::failpoint;
-use saga_service_kit::outbox::{OutboxTx, PushNotification};
+use saga_service_kit::outbox::{Binds, OutboxTx, PushNotification};
 use saga_service_kit::service::Context;
+use sqlx::types::Json;
 use std::collections::HashMap;
 use uuid::Uuid;
 
@@ -51,8 +54,8 @@ fn parse(incoming: &Incoming) -> Result<Event, HandleError> {
     Ok(Event { transition, event_id, order_id, failure_reason })
 }
 
-/// An order's row as the locking read returns it.
-#[derive(sqlx::FromRow)]
+/// An order's row as the locking read returns it (a JSON object, the statement's columns).
+#[derive(serde::Deserialize)]
 struct LockedOrder {
     order_id: Uuid,
     status: String,
@@ -76,21 +79,27 @@ impl Handler for OrderSaga {
     async fn handle(&self, tx: &mut OutboxTx<'_>, batch: &[Incoming]) -> Result<Vec<Outcome>, HandleError> {
         let events = batch.iter().map(parse).collect::<Result<Vec<_>, _>>()?;
         let topics = &self.context.config.topics;
-        let claims: Vec<(&str, &str)> =
-            batch.iter().zip(&events).map(|(i, e)| (e.event_id.as_str(), topics.name(i.topic))).collect();
-        let fresh = claim_events(tx.conn(), &claims).await?;
-
-        // Locked in id order, so two batches touching the same orders cannot deadlock.
-        let mut ids: Vec<Uuid> = events.iter().zip(&fresh).filter(|(_, f)| **f).map(|(e, _)| e.order_id).collect();
+        let claims =
+            Claims::new(batch.iter().zip(&events).map(|(i, e)| (e.event_id.as_str(), topics.name(i.topic))).collect());
+        // Every order of the batch, locked in id order so two batches touching the same orders
+        // cannot deadlock; claimed and locked in one statement.
+        let mut ids: Vec<Uuid> = events.iter().map(|e| e.order_id).collect();
         ids.sort();
         ids.dedup();
-        let rows: Vec<LockedOrder> = sqlx::query_as(
-            "SELECT order_id, status, user_id, total_amount, cancellation_reason, failure_detail FROM orders \
-             WHERE order_id = ANY($1) ORDER BY order_id FOR UPDATE",
-        )
+        let (claimed, Json(rows)): (Vec<String>, Json<Vec<LockedOrder>>) = sqlx::query_as(concat!(
+            "WITH ",
+            claimed_cte!(),
+            ", locked AS MATERIALIZED (SELECT order_id, status, user_id, total_amount, cancellation_reason, failure_detail \
+               FROM orders WHERE order_id = ANY($3) ORDER BY order_id FOR UPDATE) \
+             SELECT ARRAY(SELECT event_id FROM claimed), \
+               (SELECT coalesce(json_agg(locked ORDER BY order_id), '[]') FROM locked)"
+        ))
+        .bind(claims.event_ids())
+        .bind(claims.topics())
         .bind(&ids)
-        .fetch_all(tx.conn())
+        .fetch_one(tx.conn().await?)
         .await?;
+        let fresh = claims.fresh(claimed);
         let mut orders = HashMap::with_capacity(rows.len());
         for LockedOrder { order_id: id, status, user_id, total_amount: total, cancellation_reason, failure_detail } in
             rows
@@ -137,17 +146,17 @@ impl Handler for OrderSaga {
 
         let changed: Vec<(&Uuid, &OrderRow)> = orders.iter().filter(|(_, o)| o.changed).collect();
         if !changed.is_empty() {
-            sqlx::query(
-                "UPDATE orders o SET status = c.status, cancellation_reason = c.reason, failure_detail = c.detail, updated_at = now() \
+            // Written at commit, in one statement with the outbox rows.
+            tx.write_at_commit(
+                "new_statuses AS (UPDATE orders o SET status = c.status, cancellation_reason = c.reason, failure_detail = c.detail, updated_at = now() \
                  FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[]) AS c(order_id, status, reason, detail) \
-                 WHERE o.order_id = c.order_id",
-            )
-            .bind(changed.iter().map(|(id, _)| **id).collect::<Vec<_>>())
-            .bind(changed.iter().map(|(_, o)| o.status.as_str()).collect::<Vec<_>>())
-            .bind(changed.iter().map(|(_, o)| o.cancellation_reason.clone()).collect::<Vec<_>>())
-            .bind(changed.iter().map(|(_, o)| o.failure_detail.clone()).collect::<Vec<_>>())
-            .execute(tx.conn())
-            .await?;
+                 WHERE o.order_id = c.order_id)",
+                Binds::default()
+                    .bind(changed.iter().map(|(id, _)| **id).collect::<Vec<_>>())
+                    .bind(changed.iter().map(|(_, o)| o.status.as_str()).collect::<Vec<_>>())
+                    .bind(changed.iter().map(|(_, o)| o.cancellation_reason.clone()).collect::<Vec<_>>())
+                    .bind(changed.iter().map(|(_, o)| o.failure_detail.clone()).collect::<Vec<_>>()),
+            );
         }
         let mut cancelled_ids: Vec<Uuid> =
             moved.iter().filter(|e| e.transition == Transition::Cancel).map(|e| e.order_id).collect();
@@ -159,7 +168,7 @@ impl Handler for OrderSaga {
                 "SELECT order_id, product_id, quantity FROM order_items WHERE order_id = ANY($1) ORDER BY order_id, line_no",
             )
             .bind(&cancelled_ids)
-            .fetch_all(tx.conn())
+            .fetch_all(tx.conn().await?)
             .await?;
             for (order_id, product_id, quantity) in rows {
                 lines.entry(order_id).or_default().push(CancelledOrderItem { product_id, quantity });

@@ -13,6 +13,7 @@
 
 use saga_contract::OrderCreated;
 use saga_service_kit::db::HeldConnection;
+use saga_service_kit::outbox::Binds;
 use saga_service_kit::service::Context;
 use std::sync::Arc;
 use tokio::sync::{Mutex, mpsc, oneshot};
@@ -93,9 +94,8 @@ async fn write_batches(context: Context, waiting: Arc<Mutex<mpsc::Receiver<Pendi
     }
 }
 
-/// The orders, their lines and their `order.created` outbox rows in one transaction on the
-/// writer's connection (given back after a failure: it may be what failed); the orders and
-/// lines each in one statement.
+/// The orders, their lines and their `order.created` outbox rows in one statement on the
+/// writer's connection (given back after a failure: it may be what failed).
 async fn insert(context: &Context, held: &mut HeldConnection, orders: &[&NewOrder]) -> sqlx::Result<()> {
     let stored = store(context, held, orders).await;
     if stored.is_err() {
@@ -107,23 +107,24 @@ async fn insert(context: &Context, held: &mut HeldConnection, orders: &[&NewOrde
 async fn store(context: &Context, held: &mut HeldConnection, orders: &[&NewOrder]) -> sqlx::Result<()> {
     let mut tx = context.relay.begin(held).await?;
     let lines = || orders.iter().flat_map(|o| o.event.items.iter().enumerate().map(move |(n, item)| (o, n, item)));
-    sqlx::query(
-        "WITH new_orders AS (INSERT INTO orders (order_id, user_id, store_id, status, total_amount) \
-           SELECT id, usr, store, 'ORDER_CREATED', total FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bigint[]) AS o(id, usr, store, total)) \
-         INSERT INTO order_items (order_id, line_no, product_id, quantity, unit_price) \
-         SELECT * FROM unnest($5::uuid[], $6::int[], $7::text[], $8::int[], $9::bigint[])",
-    )
-    .bind(orders.iter().map(|o| o.order_id).collect::<Vec<_>>())
-    .bind(orders.iter().map(|o| o.event.user_id.as_str()).collect::<Vec<_>>())
-    .bind(orders.iter().map(|o| o.event.store_id.as_str()).collect::<Vec<_>>())
-    .bind(orders.iter().map(|o| o.event.total_amount.0).collect::<Vec<_>>())
-    .bind(lines().map(|(o, _, _)| o.order_id).collect::<Vec<_>>())
-    .bind(lines().map(|(_, n, _)| n as i32).collect::<Vec<_>>())
-    .bind(lines().map(|(_, _, i)| i.product_id.as_str()).collect::<Vec<_>>())
-    .bind(lines().map(|(_, _, i)| i.quantity).collect::<Vec<_>>())
-    .bind(lines().map(|(_, _, i)| i.unit_price.0).collect::<Vec<_>>())
-    .execute(tx.conn())
-    .await?;
+    // Nothing else runs in this transaction, so the orders, their lines and their outbox rows
+    // are one statement, committed on its own: one round trip.
+    tx.write_at_commit(
+        "new_orders AS (INSERT INTO orders (order_id, user_id, store_id, status, total_amount) \
+           SELECT id, usr, store, 'ORDER_CREATED', total FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bigint[]) AS o(id, usr, store, total)), \
+         new_lines AS (INSERT INTO order_items (order_id, line_no, product_id, quantity, unit_price) \
+           SELECT * FROM unnest($5::uuid[], $6::int[], $7::text[], $8::int[], $9::bigint[]))",
+        Binds::default()
+            .bind(orders.iter().map(|o| o.order_id).collect::<Vec<_>>())
+            .bind(orders.iter().map(|o| o.event.user_id.as_str()).collect::<Vec<_>>())
+            .bind(orders.iter().map(|o| o.event.store_id.as_str()).collect::<Vec<_>>())
+            .bind(orders.iter().map(|o| o.event.total_amount.0).collect::<Vec<_>>())
+            .bind(lines().map(|(o, _, _)| o.order_id).collect::<Vec<_>>())
+            .bind(lines().map(|(_, n, _)| n as i32).collect::<Vec<_>>())
+            .bind(lines().map(|(_, _, i)| i.product_id.as_str()).collect::<Vec<_>>())
+            .bind(lines().map(|(_, _, i)| i.quantity).collect::<Vec<_>>())
+            .bind(lines().map(|(_, _, i)| i.unit_price.0).collect::<Vec<_>>()),
+    );
     let topic = context.config.topics.name(saga_contract::SagaTopic::OrderCreated);
     for order in orders {
         tx.event(topic, &order.event.order_id, order.framed.clone());

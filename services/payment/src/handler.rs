@@ -61,7 +61,7 @@ impl Handler for Payments {
             .bind(rows.iter().map(|(_, p, _)| p.amount.0).collect::<Vec<_>>())
             .bind(self.context.config.topics.name(SagaTopic::OrderConfirmed))
             .bind(NEW_PAYMENT.as_str())
-            .fetch_one(tx.conn())
+            .fetch_one(tx.conn().await?)
             .await?;
         let created: HashSet<Uuid> = created.into_iter().collect();
         for (confirmed, _, payment_id) in &rows {

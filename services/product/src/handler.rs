@@ -1,20 +1,44 @@
 //! The Product Service's event handler: stock reservation for `order.created`. A batch of
-//! orders runs in one transaction: one claim of all eventIds, one read of the orders already
-//! reserved, one lock of every product the batch names (`FOR UPDATE` in product-id order, the
-//! one global order that keeps concurrent batches from deadlocking), then order by order, in
-//! offset order, [`domain::reserve`] decides all lines or none against the stock left by the
-//! orders before it; one write of the new stock, one of the reservations, the events in the
-//! outbox, one commit.
+//! orders runs in one transaction: one statement claims all eventIds, reads which orders were
+//! reserved before and locks every product the batch names (`FOR UPDATE` in product-id order,
+//! the one global order that keeps concurrent batches from deadlocking); then order by order,
+//! in offset order, [`domain::reserve`] decides all lines or none against the stock left by
+//! the orders before it; one statement writes the new stock, the reservations and the events
+//! in the outbox; one commit — four round trips to PostgreSQL, whatever the batch holds.
 
 use super::domain::{self, Catalogue, Decision, Stock};
 use saga_contract::events::ReservedItem;
 use saga_contract::{Money, OrderCreated, SagaTopic, StockReservationFailed, StockReserved, now_millis};
-use saga_service_kit::consumer::{HandleError, Handler, Incoming, Outcome, claim_events};
+use saga_service_kit::claimed_cte;
+use saga_service_kit::consumer::{Claims, HandleError, Handler, Incoming, Outcome};
 use saga_service_kit::failpoint;
-use saga_service_kit::outbox::OutboxTx;
+use saga_service_kit::outbox::{Binds, OutboxTx};
 use saga_service_kit::service::Context;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use uuid::Uuid;
+
+/// The first statement: claims the batch's eventIds, and returns them with the batch's orders
+/// (`$3`) reserved before and the products it names (`$4`) as three arrays in product-id
+/// order, locked (`$lock` = `" FOR UPDATE"`; the seeded fault reads without the lock).
+macro_rules! claim_read_lock {
+    ($lock:literal) => {
+        concat!(
+            "WITH ",
+            claimed_cte!(),
+            ", locked AS MATERIALIZED (SELECT product_id, price, stock FROM products \
+               WHERE product_id = ANY($4) ORDER BY product_id",
+            $lock,
+            ") SELECT ARRAY(SELECT event_id FROM claimed), \
+               ARRAY(SELECT order_id FROM reservations WHERE order_id = ANY($3)), \
+               ARRAY(SELECT product_id FROM locked ORDER BY product_id), \
+               ARRAY(SELECT price FROM locked ORDER BY product_id), \
+               ARRAY(SELECT stock FROM locked ORDER BY product_id)"
+        )
+    };
+}
+
+/// The columns of [`claim_read_lock!`]'s statement.
+type ClaimedReservedProducts = (Vec<String>, Vec<String>, Vec<String>, Vec<i64>, Vec<i32>);
 
 pub struct Reservations {
     pub context: Context,
@@ -33,33 +57,32 @@ impl Handler for Reservations {
     async fn handle(&self, tx: &mut OutboxTx<'_>, batch: &[Incoming]) -> Result<Vec<Outcome>, HandleError> {
         let orders = batch.iter().map(parse).collect::<Result<Vec<_>, _>>()?;
         let consumed = self.context.config.topics.name(SagaTopic::OrderCreated);
-        let claims: Vec<(&str, &str)> = orders.iter().map(|o| (o.event_id.as_str(), consumed)).collect();
-        let fresh = claim_events(tx.conn(), &claims).await?;
-        let fresh_orders: Vec<&OrderCreated> = orders.iter().zip(&fresh).filter(|(_, f)| **f).map(|(o, _)| o).collect();
-
-        // A second order.created for the same order (another eventId) must not reserve twice.
-        let order_ids: Vec<&str> = fresh_orders.iter().map(|o| o.order_id.as_str()).collect();
-        let reserved_before: Vec<(String,)> =
-            sqlx::query_as("SELECT order_id FROM reservations WHERE order_id = ANY($1)")
-                .bind(&order_ids)
-                .fetch_all(tx.conn())
-                .await?;
-        let mut reserved_orders: HashSet<String> = reserved_before.into_iter().map(|(id,)| id).collect();
-
-        // BTreeSet: every product of the batch, locked in product-id order.
+        let claims = Claims::new(orders.iter().map(|o| (o.event_id.as_str(), consumed)).collect());
+        // A second order.created for the same order (another eventId) must not reserve twice:
+        // the orders reserved before. BTreeSet: every product of the batch, locked in
+        // product-id order. Claimed, read and locked in one statement.
+        let order_ids: Vec<&str> = orders.iter().map(|o| o.order_id.as_str()).collect();
         let product_ids: BTreeSet<&str> =
-            fresh_orders.iter().flat_map(|o| o.items.iter().map(|i| i.product_id.as_str())).collect();
+            orders.iter().flat_map(|o| o.items.iter().map(|i| i.product_id.as_str())).collect();
         let product_ids: Vec<&str> = product_ids.into_iter().collect();
         // Seeded fault `product::lost-update`: read without the row lock, write back what was read.
         let lost_update = failpoint::active("product::lost-update");
-        let select = if lost_update {
-            "SELECT product_id, price, stock FROM products WHERE product_id = ANY($1) ORDER BY product_id"
-        } else {
-            "SELECT product_id, price, stock FROM products WHERE product_id = ANY($1) ORDER BY product_id FOR UPDATE"
-        };
-        let rows: Vec<(String, i64, i32)> = sqlx::query_as(select).bind(&product_ids).fetch_all(tx.conn()).await?;
-        let mut catalogue: Catalogue =
-            rows.into_iter().map(|(id, price, stock)| (id, Stock { price: Money(price), stock })).collect();
+        let statement = if lost_update { claim_read_lock!("") } else { claim_read_lock!(" FOR UPDATE") };
+        let (claimed, reserved_before, ids, prices, stocks): ClaimedReservedProducts = sqlx::query_as(statement)
+            .bind(claims.event_ids())
+            .bind(claims.topics())
+            .bind(&order_ids)
+            .bind(&product_ids)
+            .fetch_one(tx.conn().await?)
+            .await?;
+        let fresh = claims.fresh(claimed);
+        let fresh_orders: Vec<&OrderCreated> = orders.iter().zip(&fresh).filter(|(_, f)| **f).map(|(o, _)| o).collect();
+        let mut reserved_orders: HashSet<String> = reserved_before.into_iter().collect();
+        let mut catalogue: Catalogue = ids
+            .into_iter()
+            .zip(prices.into_iter().zip(stocks))
+            .map(|(id, (price, stock))| (id, Stock { price: Money(price), stock }))
+            .collect();
         let read = catalogue.clone();
 
         // Seeded fault `product::skip-price-check`: the client's unitPrice is trusted.
@@ -117,28 +140,24 @@ impl Handler for Reservations {
             .filter(|(id, entry)| read[*id].stock != entry.stock)
             .map(|(id, e)| (id, e.stock))
             .collect();
-        if !changed.is_empty() {
-            if lost_update {
-                // Widens the window between the unlocked read and the write-back.
-                failpoint::stall("product::lost-update").await;
-            }
-            // Absolute values: under the lock they are exactly what the batch left; without
-            // it (the seeded fault) they overwrite whatever others reserved meanwhile.
-            sqlx::query(
-                "UPDATE products p SET stock = c.stock, updated_at = now() \
-                 FROM unnest($1::text[], $2::int[]) AS c(product_id, stock) WHERE p.product_id = c.product_id",
-            )
-            .bind(changed.keys().map(|id| id.as_str()).collect::<Vec<_>>())
-            .bind(changed.values().copied().collect::<Vec<_>>())
-            .execute(tx.conn())
-            .await?;
+        if lost_update && !changed.is_empty() {
+            // Widens the window between the unlocked read and the write-back.
+            failpoint::stall("product::lost-update").await;
         }
-        if !reservations.is_empty() {
-            sqlx::query("INSERT INTO reservations (order_id, items) SELECT * FROM unnest($1::text[], $2::jsonb[])")
-                .bind(reservations.iter().map(|(id, _)| id.as_str()).collect::<Vec<_>>())
-                .bind(reservations.into_iter().map(|(_, items)| items).collect::<Vec<_>>())
-                .execute(tx.conn())
-                .await?;
+        if !changed.is_empty() || !reservations.is_empty() {
+            // Absolute values: under the lock they are exactly what the batch left; without
+            // it (the seeded fault) they overwrite whatever others reserved meanwhile. Written
+            // at commit, in one statement with the outbox rows.
+            tx.write_at_commit(
+                "new_stock AS (UPDATE products p SET stock = c.stock, updated_at = now() \
+                   FROM unnest($1::text[], $2::int[]) AS c(product_id, stock) WHERE p.product_id = c.product_id), \
+                 new_reservations AS (INSERT INTO reservations (order_id, items) SELECT * FROM unnest($3::text[], $4::jsonb[]))",
+                Binds::default()
+                    .bind(changed.keys().map(|id| id.as_str()).collect::<Vec<_>>())
+                    .bind(changed.values().copied().collect::<Vec<_>>())
+                    .bind(reservations.iter().map(|(id, _)| id.as_str()).collect::<Vec<_>>())
+                    .bind(reservations.into_iter().map(|(_, items)| items).collect::<Vec<_>>()),
+            );
         }
         Ok(fresh.into_iter().map(|f| if f { Outcome::Processed } else { Outcome::Duplicate }).collect())
     }

@@ -119,8 +119,7 @@ impl Floor {
 }
 
 /// Sequential produce→consume round trips on a fresh one-partition topic, producer settings as
-/// the services' (idempotent, `acks=all`) but `linger.ms=0`, consumer `fetch.wait.max.ms=10` as
-/// theirs. The topic is deleted afterwards.
+/// the services' (idempotent, `acks=all`, `linger.ms=0`), consumer `fetch.wait.max.ms=10`. The topic is deleted afterwards.
 async fn kafka_round_trips(bootstrap: &str, n: usize) -> anyhow::Result<(Pct, Pct)> {
     let topic = format!("bench.floor.{}", uuid::Uuid::new_v4().simple());
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new().set("bootstrap.servers", bootstrap).create()?;
