@@ -103,7 +103,7 @@ impl Report {
             let verdict = match t.met {
                 Some(true) => "met".to_string(),
                 Some(false) => "MISSED".to_string(),
-                None => format!("not measured: no step ran at that rate (ran {})", self.rates()),
+                None => format!("not measured: no step ran at the rate it names (ran {})", self.rates()),
             };
             let _ = writeln!(out, "  target {:<42} {:>9}  {verdict}", t.target, ms(t.value));
         }
