@@ -7,6 +7,7 @@
 //! - [`outbox`]: the transactional outbox — events and push notifications are rows written in
 //!   the same transaction as the state change, handed to the relay on commit (with a fallback
 //!   scan for what a crash left);
+//! - [`claims`]: the dedupe by `eventId`, claimed in the handler's first statement;
 //! - [`consumer`]: the idempotent consumer loop — dedupe by `eventId` in the handler's
 //!   transaction, offsets stored only after it commits, bounded retries then `<topic>.dlt`;
 //! - [`kafka`]: producer settings (idempotent, `acks=all`) and topic creation;
@@ -14,6 +15,7 @@
 //! - [`metrics`]: the seed's monitoring points as Prometheus metrics;
 //! - [`failpoint`]: seeded faults for the suite's self-test (feature `failpoints` only).
 
+pub mod claims;
 pub mod config;
 pub mod consumer;
 pub mod db;

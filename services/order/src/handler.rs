@@ -12,7 +12,8 @@ use saga_contract::{
     now_millis,
 };
 use saga_service_kit::claimed_cte;
-use saga_service_kit::consumer::{Claims, HandleError, Handler, Incoming, Outcome};
+use saga_service_kit::claims::Claims;
+use saga_service_kit::consumer::{HandleError, Handler, Incoming, Outcome};
 use saga_service_kit::failpoint;
 use saga_service_kit::outbox::{Binds, OutboxTx, PushNotification};
 use saga_service_kit::service::Context;
