@@ -65,12 +65,25 @@ impl Kind {
     }
 }
 
-#[derive(sqlx::FromRow)]
 struct Row {
     id: i64,
     topic: String,
     msg_key: String,
     payload: Vec<u8>,
+}
+
+// By hand: `#[derive(sqlx::FromRow)]` needs sqlx's macros, which the workspace does without (see
+// `db::Migration`).
+impl<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> for Row {
+    fn from_row(row: &'r sqlx::postgres::PgRow) -> Result<Self, sqlx::Error> {
+        use sqlx::Row as _;
+        Ok(Row {
+            id: row.try_get("id")?,
+            topic: row.try_get("topic")?,
+            msg_key: row.try_get("msg_key")?,
+            payload: row.try_get("payload")?,
+        })
+    }
 }
 
 /// A handler's transaction. Its queued events and pushes are written to the outbox at commit,

@@ -11,7 +11,6 @@ use axum::Router;
 use rdkafka::producer::FutureProducer;
 use saga_contract::{Event, EventCodec, SagaTopic};
 use sqlx::PgPool;
-use sqlx::migrate::Migrator;
 use std::sync::Arc;
 
 /// What a service's handlers and routes share.
@@ -56,13 +55,17 @@ pub struct Started {
 }
 
 /// Everything up to, not including, consuming and serving.
-pub async fn start(service_name: &'static str, default_port: u16, migrator: &Migrator) -> anyhow::Result<Started> {
+pub async fn start(
+    service_name: &'static str,
+    default_port: u16,
+    migrations: &[crate::db::Migration],
+) -> anyhow::Result<Started> {
     crate::telemetry::init(service_name);
     let faults = crate::failpoint::setup();
     let config = ServiceConfig::from_env(service_name, default_port)?;
     let (shutdown_tx, shutdown) = crate::shutdown_on_signals();
     let pool = crate::db::connect(&config.database_url).await?;
-    migrator.run(&pool).await.context("running database migrations")?;
+    crate::db::migrator(migrations).run(&pool).await.context("running database migrations")?;
     let codec = Arc::new(EventCodec::new(&config.schema_registry_url)?);
     let mut topic_names: Vec<String> = Vec::new();
     for topic in SagaTopic::ALL {

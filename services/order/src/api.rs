@@ -14,6 +14,8 @@ use saga_service_kit::failpoint;
 use saga_service_kit::http::{Problem, ProblemJson, user_id};
 use saga_service_kit::service::Context;
 use serde_json::json;
+use sqlx::Row as _;
+use sqlx::postgres::PgRow;
 use uuid::Uuid;
 
 /// What the handlers share: the kit's context and the intake's writers.
@@ -104,7 +106,6 @@ async fn wait_for_stock(context: &Context, order_id: Uuid, patience: std::time::
     }
 }
 
-#[derive(sqlx::FromRow)]
 struct OrderRow {
     user_id: String,
     store_id: String,
@@ -116,11 +117,37 @@ struct OrderRow {
     updated_at: chrono::DateTime<chrono::Utc>,
 }
 
-#[derive(sqlx::FromRow)]
 struct ItemRow {
     product_id: String,
     quantity: i32,
     unit_price: i64,
+}
+
+// By hand: `#[derive(sqlx::FromRow)]` needs sqlx's macros, which the workspace does without
+// (see `saga_service_kit::db::Migration`).
+impl<'r> sqlx::FromRow<'r, PgRow> for OrderRow {
+    fn from_row(row: &'r PgRow) -> Result<Self, sqlx::Error> {
+        Ok(OrderRow {
+            user_id: row.try_get("user_id")?,
+            store_id: row.try_get("store_id")?,
+            status: row.try_get("status")?,
+            total_amount: row.try_get("total_amount")?,
+            cancellation_reason: row.try_get("cancellation_reason")?,
+            failure_detail: row.try_get("failure_detail")?,
+            created_at: row.try_get("created_at")?,
+            updated_at: row.try_get("updated_at")?,
+        })
+    }
+}
+
+impl<'r> sqlx::FromRow<'r, PgRow> for ItemRow {
+    fn from_row(row: &'r PgRow) -> Result<Self, sqlx::Error> {
+        Ok(ItemRow {
+            product_id: row.try_get("product_id")?,
+            quantity: row.try_get("quantity")?,
+            unit_price: row.try_get("unit_price")?,
+        })
+    }
 }
 
 async fn get_order(

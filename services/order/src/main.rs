@@ -21,12 +21,14 @@ mod handler;
 mod intake;
 
 use saga_contract::SagaTopic;
+use saga_service_kit::db::Migration;
 
-static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+const MIGRATIONS: &[Migration] =
+    &[Migration { version: 1, description: "orders", sql: include_str!("../migrations/0001_orders.sql") }];
 
 #[tokio::main]
 pub async fn main() -> anyhow::Result<()> {
-    let started = saga_service_kit::service::start("order", 8081, &MIGRATIONS).await?;
+    let started = saga_service_kit::service::start("order", 8081, MIGRATIONS).await?;
     let context = started.context.clone();
     saga_service_kit::service::run(
         started,

@@ -14,13 +14,15 @@ mod domain;
 mod handler;
 
 use saga_contract::SagaTopic;
+use saga_service_kit::db::Migration;
 use saga_service_kit::failpoint;
 
-static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+const MIGRATIONS: &[Migration] =
+    &[Migration { version: 1, description: "payments", sql: include_str!("../migrations/0001_payments.sql") }];
 
 #[tokio::main]
 pub async fn main() -> anyhow::Result<()> {
-    let started = saga_service_kit::service::start("payment", 8083, &MIGRATIONS).await?;
+    let started = saga_service_kit::service::start("payment", 8083, MIGRATIONS).await?;
     let context = started.context.clone();
     if failpoint::active("payment::no-unique-order") {
         // Seeded fault: the schema without its one-payment-per-order constraint, so the eventId

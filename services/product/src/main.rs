@@ -18,12 +18,14 @@ mod domain;
 mod handler;
 
 use saga_contract::SagaTopic;
+use saga_service_kit::db::Migration;
 
-static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+const MIGRATIONS: &[Migration] =
+    &[Migration { version: 1, description: "products", sql: include_str!("../migrations/0001_products.sql") }];
 
 #[tokio::main]
 pub async fn main() -> anyhow::Result<()> {
-    let started = saga_service_kit::service::start("product", 8082, &MIGRATIONS).await?;
+    let started = saga_service_kit::service::start("product", 8082, MIGRATIONS).await?;
     let context = started.context.clone();
     saga_service_kit::service::run(
         started,

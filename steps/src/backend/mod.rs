@@ -17,6 +17,7 @@
 
 pub mod broker_config;
 pub mod capabilities;
+#[cfg(feature = "containers")]
 pub mod containers;
 pub mod external;
 pub mod kafka_meta;
@@ -27,6 +28,7 @@ pub use capabilities::Capabilities;
 
 use crate::Service;
 use crate::config::{BackendKind, Config};
+#[cfg(feature = "containers")]
 use containers::Containers;
 use external::External;
 use processes::{Stack, StackOptions};
@@ -120,6 +122,7 @@ pub fn instance_name(instance: InstanceId, instances_per_service: usize) -> Stri
 /// One of the three; each variant boxed, as the backend is made once and lives for the run.
 pub enum Backend {
     Processes(Box<Stack>),
+    #[cfg(feature = "containers")]
     Containers(Box<Containers>),
     External(Box<External>),
 }
@@ -135,11 +138,18 @@ impl Backend {
                 options.scale = scale;
                 Backend::Processes(Box::new(Stack::start(options).await?))
             }
+            #[cfg(feature = "containers")]
             BackendKind::Containers => {
                 let logs = config.report_dir.join("logs");
                 let containers = Containers::start(&config.containers, push_gateway_url, &topics, &logs, scale).await?;
+                #[cfg(feature = "containers")]
                 Backend::Containers(Box::new(containers))
             }
+            #[cfg(not(feature = "containers"))]
+            BackendKind::Containers => anyhow::bail!(
+                "this saga-conformance was built without the containers backend (cargo feature `containers`): \
+                 run ./saga conformance --backend containers, or build with --features containers"
+            ),
             BackendKind::External => {
                 let saga_topics = SagaTopic::ALL.iter().map(|t| topics.name(*t).to_string()).collect();
                 Backend::External(Box::new(External::connect(&config.external, scale, saga_topics).await?))
@@ -150,6 +160,7 @@ impl Backend {
     pub fn endpoints(&self) -> &Endpoints {
         match self {
             Backend::Processes(stack) => &stack.endpoints,
+            #[cfg(feature = "containers")]
             Backend::Containers(containers) => &containers.endpoints,
             Backend::External(external) => &external.endpoints,
         }
@@ -158,6 +169,7 @@ impl Backend {
     pub fn capabilities(&self) -> Capabilities {
         match self {
             Backend::Processes(stack) => Capabilities::all(stack.scale),
+            #[cfg(feature = "containers")]
             Backend::Containers(containers) => Capabilities::all(containers.scale),
             Backend::External(e) => Capabilities::from_commands(e.commands(), e.dead_letters, e.scale),
         }
@@ -166,6 +178,7 @@ impl Backend {
     pub async fn stop_service(&self, service: Service) -> anyhow::Result<()> {
         match self {
             Backend::Processes(stack) => stack.stop_service(service, false).await,
+            #[cfg(feature = "containers")]
             Backend::Containers(containers) => containers.stop_service(service).await,
             Backend::External(external) => external.on_service("stop", service).await,
         }
@@ -175,6 +188,7 @@ impl Backend {
     pub async fn pause_service(&self, service: Service, paused: bool) -> anyhow::Result<()> {
         match self {
             Backend::Processes(stack) => stack.pause_service(service, paused).await,
+            #[cfg(feature = "containers")]
             Backend::Containers(containers) => containers.pause_service(service, paused).await,
             Backend::External(external) => external.on_service(if paused { "pause" } else { "unpause" }, service).await,
         }
@@ -185,6 +199,7 @@ impl Backend {
     pub async fn kill_service(&self, service: Service) -> anyhow::Result<()> {
         match self {
             Backend::Processes(stack) => stack.stop_service(service, true).await,
+            #[cfg(feature = "containers")]
             Backend::Containers(containers) => containers.kill_service(service).await,
             Backend::External(external) => external.on_service("kill", service).await,
         }
@@ -194,6 +209,7 @@ impl Backend {
     pub async fn start_service(&self, service: Service) -> anyhow::Result<()> {
         match self {
             Backend::Processes(stack) => stack.start_service(service).await,
+            #[cfg(feature = "containers")]
             Backend::Containers(containers) => containers.start_service(service).await,
             Backend::External(external) => external.start_service(service).await,
         }
@@ -204,6 +220,7 @@ impl Backend {
     pub async fn stop_broker(&self) -> anyhow::Result<()> {
         match self {
             Backend::Processes(stack) => stack.stop_kafka().await.map(|_| ()),
+            #[cfg(feature = "containers")]
             Backend::Containers(containers) => containers.take_down_kafka(false).await,
             Backend::External(external) => external.take_down_broker("stop").await,
         }
@@ -214,6 +231,7 @@ impl Backend {
     pub async fn kill_broker(&self) -> anyhow::Result<()> {
         match self {
             Backend::Processes(stack) => stack.kill_kafka().await.map(|_| ()),
+            #[cfg(feature = "containers")]
             Backend::Containers(containers) => containers.take_down_kafka(true).await,
             Backend::External(external) => external.take_down_broker("kill").await,
         }
@@ -228,6 +246,7 @@ impl Backend {
                 kafka_meta::wait_until_serving(&stack.endpoints.kafka_bootstrap, probe_topic, Duration::from_secs(120))
                     .await
             }
+            #[cfg(feature = "containers")]
             Backend::Containers(containers) => containers.start_kafka(probe_topic).await,
             Backend::External(external) => external.start_broker(probe_topic).await,
         }
@@ -238,6 +257,7 @@ impl Backend {
     pub async fn wait_kafka_leaders(&self, deadline: Duration) -> anyhow::Result<Duration> {
         match self {
             Backend::Processes(stack) => stack.wait_kafka_leaders(deadline).await,
+            #[cfg(feature = "containers")]
             Backend::Containers(containers) => containers.wait_kafka_leaders(deadline).await,
             Backend::External(external) => external.wait_kafka_leaders(deadline).await,
         }
@@ -247,6 +267,7 @@ impl Backend {
     pub async fn kill_database(&self) -> anyhow::Result<()> {
         match self {
             Backend::Processes(stack) => stack.kill_postgres().await,
+            #[cfg(feature = "containers")]
             Backend::Containers(containers) => containers.kill_postgres().await,
             Backend::External(external) => external.run("kill_postgres", &[]).await,
         }
@@ -257,6 +278,7 @@ impl Backend {
     pub async fn start_database(&self) -> anyhow::Result<()> {
         match self {
             Backend::Processes(stack) => stack.start_postgres().await,
+            #[cfg(feature = "containers")]
             Backend::Containers(containers) => containers.start_postgres().await,
             Backend::External(external) => external.start_database().await,
         }
@@ -266,6 +288,7 @@ impl Backend {
     pub async fn running_instances(&self, service: Service) -> Vec<usize> {
         match self {
             Backend::Processes(stack) => stack.instances.running(service).await,
+            #[cfg(feature = "containers")]
             Backend::Containers(containers) => containers.running_instances(service).await,
             Backend::External(external) => external.running_instances(service).await,
         }
@@ -286,6 +309,7 @@ impl Backend {
     pub async fn kill_instance(&self, instance: InstanceId) -> anyhow::Result<()> {
         match self {
             Backend::Processes(stack) => stack.instances.stop(instance, true).await,
+            #[cfg(feature = "containers")]
             Backend::Containers(containers) => containers.kill_instance(instance).await,
             Backend::External(external) => external.kill_instance(instance).await,
         }
@@ -294,6 +318,7 @@ impl Backend {
     pub async fn start_instance(&self, instance: InstanceId) -> anyhow::Result<()> {
         match self {
             Backend::Processes(stack) => stack.instances.start(instance).await,
+            #[cfg(feature = "containers")]
             Backend::Containers(containers) => containers.start_instance(instance).await,
             Backend::External(external) => external.start_instance(instance).await,
         }
@@ -303,6 +328,7 @@ impl Backend {
     pub async fn pause_instance(&self, instance: InstanceId, paused: bool) -> anyhow::Result<()> {
         match self {
             Backend::Processes(stack) => stack.pause_instance(instance, paused).await,
+            #[cfg(feature = "containers")]
             Backend::Containers(containers) => containers.pause_instance(instance, paused).await,
             Backend::External(external) => external.pause_instance(instance, paused).await,
         }
@@ -313,6 +339,7 @@ impl Backend {
     pub async fn add_instance(&self, service: Service) -> anyhow::Result<usize> {
         match self {
             Backend::Processes(stack) => stack.instances.add(service).await,
+            #[cfg(feature = "containers")]
             Backend::Containers(containers) => containers.add_instance(service).await,
             Backend::External(external) => external.add_instance(service).await,
         }
@@ -321,6 +348,7 @@ impl Backend {
     pub async fn remove_instance(&self, instance: InstanceId) -> anyhow::Result<()> {
         match self {
             Backend::Processes(stack) => stack.instances.remove(instance).await,
+            #[cfg(feature = "containers")]
             Backend::Containers(containers) => containers.remove_instance(instance).await,
             Backend::External(external) => external.remove_instance(instance).await,
         }
@@ -329,6 +357,7 @@ impl Backend {
     pub async fn shutdown(&self) {
         match self {
             Backend::Processes(stack) => stack.shutdown().await,
+            #[cfg(feature = "containers")]
             Backend::Containers(containers) => containers.shutdown().await,
             Backend::External(_) => {}
         }

@@ -372,6 +372,7 @@ async fn poison(ctx: &Ctx, tap: &Tap, topics: &Topics) -> anyhow::Result<f64> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn consumer_loop_recovers_in_seconds_and_dead_letters_poison_at_once() {
+    let _one_stack = crate::ONE_STACK_AT_A_TIME.lock().await;
     let began = Instant::now();
     let sink = PushSink::start(None).await.expect("starting the push sink");
     let topics = Topics::default();

@@ -259,6 +259,7 @@ async fn settled(ctx: &Ctx, sagas_before: f64, load: usize, stalled: &str) -> an
 
 #[tokio::test(flavor = "multi_thread")]
 async fn monitor_counts_nothing_on_clean_traffic_and_each_injected_violation_once() {
+    let _one_stack = crate::ONE_STACK_AT_A_TIME.lock().await;
     let began = Instant::now();
     let sink = PushSink::start(None).await.expect("starting the push sink");
     let topics = Topics::default();

@@ -197,6 +197,7 @@ async fn metrics_count_the_saga(client: &SagaClient) -> anyhow::Result<()> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn reference_stack_outbox_and_confluent_client() {
+    let _one_stack = crate::ONE_STACK_AT_A_TIME.lock().await;
     let began = Instant::now();
     let python = venv_python();
     check_venv(&python).await;
