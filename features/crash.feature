@@ -5,12 +5,15 @@ Feature: Crashes under load
   of 100 orders is still arriving when the fault hits: the fault comes once a quarter of them is
   answered, and until it is in place each accepted order of the burst is replaced by a new one
   (a fast implementation would otherwise finish them all in the ~0.4 s a container kill takes),
-  so orders are open in every stage, and the load goes on through the outage. Then every order that was accepted still ends exactly once: confirmed with one
-  payment, or cancelled (the stock runs out during the load, so both paths run); one push of
+  so orders are open in every stage, and the load goes on through the outage. Half of the orders
+  name both products, their lines in either order, so a crash falls between one line's write and
+  the next. Then every order that was accepted still ends exactly once: confirmed with one
+  payment for its user of Σ quantity × unitPrice, or cancelled (the stock runs out during the
+  load, P2's first, so both paths run and a cancelled order of both takes neither); one push of
   each kind it is due, counted by eventId (a resend with the same eventId is at-least-once
-  delivery, allowed); no second or conflicting effect on Kafka; and the stock fell by exactly
-  the units confirmed. Intake may answer 503 or not at all while the fault is in place, nothing
-  else, and once it answers 201 again it keeps doing so.
+  delivery, allowed); no second or conflicting effect on Kafka; and each product's stock fell
+  by exactly the units confirmed. Intake may answer 503 or not at all while the fault is in
+  place, nothing else, and once it answers 201 again it keeps doing so.
 
   In the reference stacks one PostgreSQL server holds the databases of all three services, so
   killing it takes every service's database away at once.
@@ -18,7 +21,8 @@ Feature: Crashes under load
   @CRASH-1 @serial @must
   Scenario Outline: The <service> Service is killed mid-flight and restarted
     Given the catalogue has product "P1" priced 10.00 with 200 in stock
-    And orders flow at 25 per second for product "P1"
+    And the catalogue has product "P2" priced 2.50 with 100 in stock
+    And orders flow at 25 per second for products "P1" and "P2"
     When the load has placed 25 orders
     And 100 more orders arrive at once
     And the <service> Service is killed
@@ -33,6 +37,7 @@ Feature: Crashes under load
     And each order got exactly one push of each kind it is due, counted by eventId
     And no order of the load has a duplicate or conflicting effect on Kafka
     And the stock of "P1" fell by exactly the units confirmed
+    And the stock of "P2" fell by exactly the units confirmed
 
     @needs-kill-order
     Examples: Order
@@ -52,7 +57,8 @@ Feature: Crashes under load
   @CRASH-2 @serial @must @needs-broker-kill
   Scenario: The Kafka broker is killed mid-flight and restarted
     Given the catalogue has product "P1" priced 10.00 with 200 in stock
-    And orders flow at 25 per second for product "P1"
+    And the catalogue has product "P2" priced 2.50 with 100 in stock
+    And orders flow at 25 per second for products "P1" and "P2"
     When the load has placed 25 orders
     And 100 more orders arrive at once
     And the Kafka broker is killed
@@ -67,11 +73,13 @@ Feature: Crashes under load
     And each order got exactly one push of each kind it is due, counted by eventId
     And no order of the load has a duplicate or conflicting effect on Kafka
     And the stock of "P1" fell by exactly the units confirmed
+    And the stock of "P2" fell by exactly the units confirmed
 
   @CRASH-3 @serial @must @needs-db-kill
   Scenario: The PostgreSQL server is killed mid-flight and restarted
     Given the catalogue has product "P1" priced 10.00 with 200 in stock
-    And orders flow at 25 per second for product "P1"
+    And the catalogue has product "P2" priced 2.50 with 100 in stock
+    And orders flow at 25 per second for products "P1" and "P2"
     When the load has placed 25 orders
     And 100 more orders arrive at once
     And the PostgreSQL server is killed
@@ -86,6 +94,7 @@ Feature: Crashes under load
     And each order got exactly one push of each kind it is due, counted by eventId
     And no order of the load has a duplicate or conflicting effect on Kafka
     And the stock of "P1" fell by exactly the units confirmed
+    And the stock of "P2" fell by exactly the units confirmed
 
   # A zombie: the broker gives the hung member's partitions away while it still holds records it
   # fetched; when it wakes, it finishes them and gets them again. The pause lasts
@@ -93,7 +102,8 @@ Feature: Crashes under load
   @CRASH-4 @serial @must @needs-pause-product
   Scenario: A Product Service paused past its session timeout makes no second effect once it resumes
     Given the catalogue has product "P1" priced 10.00 with 200 in stock
-    And orders flow at 25 per second for product "P1"
+    And the catalogue has product "P2" priced 2.50 with 100 in stock
+    And orders flow at 25 per second for products "P1" and "P2"
     When the load has placed 25 orders
     And 100 more orders arrive at once
     And the Product Service is paused past its consumer-group session timeout
@@ -107,3 +117,4 @@ Feature: Crashes under load
     And each order got exactly one push of each kind it is due, counted by eventId
     And no order of the load has a duplicate or conflicting effect on Kafka
     And the stock of "P1" fell by exactly the units confirmed
+    And the stock of "P2" fell by exactly the units confirmed

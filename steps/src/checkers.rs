@@ -2,8 +2,9 @@
 //! holds), worded so a failed scenario says what went wrong and where. They are pure
 //! functions, tested below on synthetic logs built to contain exactly one kind of violation.
 
+use crate::sink::Push;
 use crate::tap::TapRecord;
-use saga_contract::SagaTopic;
+use saga_contract::{PushKind, SagaTopic};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
@@ -121,6 +122,49 @@ pub fn contract_violations(log: &[TapRecord], orders: &BTreeSet<String>) -> Vec<
         .collect()
 }
 
+/// A record the suite published itself (late and stray events): (topic, partition, offset).
+pub type Injected = BTreeSet<(String, i32, i64)>;
+
+/// Nothing answered twice or both ways, anywhere: for each of `orders`, at most one event per
+/// saga topic (by eventId), never both `stock.reserved` and `stock.reservation.failed` nor
+/// both `order.confirmed` and `order.cancelled`, at most one push of each kind (by eventId),
+/// and no `ORDER_CANCELLED` push beside an `ORDER_CONFIRMED` or `PAYMENT_WAIT` one. Records
+/// the suite `injected` are its own, not effects. A redelivery or a late event that answers on
+/// another topic than the one a scenario names is caught here.
+pub fn second_effects(
+    log: &[TapRecord],
+    pushes: &[Push],
+    orders: &BTreeSet<String>,
+    injected: &Injected,
+) -> Vec<Violation> {
+    let effects: Vec<TapRecord> =
+        log.iter().filter(|r| !injected.contains(&(r.topic.clone(), r.partition, r.offset))).cloned().collect();
+    let mut violations = duplicate_effects(&effects, orders);
+    violations.extend(crate::checkers_crash::conflicting_outcomes(&effects, orders));
+    let mut kinds: BTreeMap<&str, BTreeMap<PushKind, BTreeSet<&str>>> = BTreeMap::new();
+    for p in pushes.iter().filter(|p| orders.contains(&p.order_id)) {
+        kinds.entry(&p.order_id).or_default().entry(p.kind).or_default().insert(&p.event_id);
+    }
+    for (order_id, kinds) in kinds {
+        for (kind, events) in kinds.iter().filter(|(_, events)| events.len() > 1) {
+            violations.push(Violation {
+                checker: "second push",
+                order_id: order_id.to_string(),
+                detail: format!("{} {kind} pushes by distinct eventId: {events:?}", events.len()),
+            });
+        }
+        let cancelled = kinds.contains_key(&PushKind::OrderCancelled);
+        if cancelled && (kinds.contains_key(&PushKind::OrderConfirmed) || kinds.contains_key(&PushKind::PaymentWait)) {
+            violations.push(Violation {
+                checker: "conflicting pushes",
+                order_id: order_id.to_string(),
+                detail: format!("pushed both cancelled and confirmed/paid: {:?}", kinds.keys().collect::<Vec<_>>()),
+            });
+        }
+    }
+    violations
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -219,6 +263,34 @@ mod tests {
             v,
             vec![Violation { checker: "lost", order_id: "o1".into(), detail: "no order.confirmed event".into() }]
         );
+    }
+
+    fn push(kind: PushKind, event: &str) -> Push {
+        Push { user_id: "u".into(), order_id: "o1".into(), kind, message: String::new(), event_id: event.into() }
+    }
+
+    #[test]
+    fn an_effect_on_any_topic_or_at_the_gateway_is_a_second_effect() {
+        let pushes = vec![push(PushKind::OrderConfirmed, "e3"), push(PushKind::OrderConfirmed, "e3")];
+        let none = Injected::new();
+        assert!(second_effects(&healthy(), &pushes, &orders(), &none).is_empty(), "a resent push is not a second one");
+        // A late stock.reservation.failed the suite injected is not an effect; the order.cancelled
+        // the implementation answered it with is, though no step named that topic.
+        let mut log = healthy();
+        let mut late = record("stock.reservation.failed", "o1", "o1", 0, 40, "e4");
+        late.offset = 7;
+        log.push(late);
+        let injected: Injected = [("stock.reservation.failed".to_string(), 0, 7)].into();
+        assert!(second_effects(&log, &pushes, &orders(), &injected).is_empty());
+        assert_eq!(second_effects(&log, &pushes, &orders(), &none).len(), 1, "uninjected, it conflicts");
+        log.push(record("order.cancelled", "o1", "o1", 0, 50, "e5"));
+        let v = second_effects(&log, &pushes, &orders(), &injected);
+        assert!(v.len() == 1 && v[0].detail.contains("order.confirmed and order.cancelled"), "{v:?}");
+        let mut twice = pushes.clone();
+        twice.push(push(PushKind::OrderConfirmed, "e9"));
+        twice.push(push(PushKind::OrderCancelled, "e5"));
+        let v = second_effects(&healthy(), &twice, &orders(), &none);
+        assert_eq!(v.iter().map(|v| v.checker).collect::<Vec<_>>(), ["second push", "conflicting pushes"], "{v:?}");
     }
 
     #[test]

@@ -5,10 +5,10 @@
 //! healthy outcomes and break exactly one thing each.
 
 use crate::checkers::Violation;
-use crate::client::Payment;
+use crate::client::{OrderLine, Payment};
 use crate::sink::Push;
 use crate::tap::TapRecord;
-use saga_contract::{OrderStatus, PushKind, SagaTopic};
+use saga_contract::{Money, OrderStatus, PushKind, SagaTopic};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// What one request of the load got back.
@@ -23,12 +23,12 @@ pub enum Answer {
 }
 
 /// One request of the load, times on the kit's clock (epoch ms).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Attempt {
     pub seq: usize,
     pub sent_ms: i64,
     pub answered_ms: i64,
-    pub quantity: i64,
+    pub lines: Vec<OrderLine>,
     pub answer: Answer,
 }
 
@@ -45,8 +45,10 @@ pub struct FaultSpan {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settled {
     pub order_id: String,
-    /// Units of the load's product it ordered.
-    pub quantity: i64,
+    /// Whose order it is.
+    pub user_id: String,
+    /// Its lines, as sent.
+    pub lines: Vec<OrderLine>,
     /// When its 201 arrived; `None` for an order known only from its `order.created` (the
     /// answer was lost in the crash, but the order exists).
     pub accepted_ms: Option<i64>,
@@ -62,6 +64,16 @@ impl Settled {
     /// The status as violations name it.
     fn status_text(&self) -> &'static str {
         self.status.map_or("HTTP 404", OrderStatus::as_str)
+    }
+
+    /// What its payment must be for: Σ quantity × unitPrice (`None` past the contract's cap).
+    fn total(&self) -> Option<Money> {
+        self.lines.iter().try_fold(Money(0), |total, l| l.unit_price.times(l.quantity)?.checked_add(total))
+    }
+
+    /// Units of `product_id` it ordered.
+    fn units_of(&self, product_id: &str) -> i64 {
+        self.lines.iter().filter(|l| l.product_id == product_id).map(|l| l.quantity).sum()
     }
 }
 
@@ -154,8 +166,8 @@ pub fn unsettled(orders: &[Settled]) -> Vec<Violation> {
         .collect()
 }
 
-/// Exactly one payment (for this order, in `PAYMENT_WAIT`) per confirmed order, none for a
-/// cancelled one.
+/// Exactly one payment (for this order and its user, of Σ quantity × unitPrice, in
+/// `PAYMENT_WAIT`) per confirmed order, none for a cancelled one.
 pub fn payments(orders: &[Settled]) -> Vec<Violation> {
     let mut violations = Vec::new();
     for o in orders {
@@ -177,8 +189,20 @@ pub fn payments(orders: &[Settled]) -> Vec<Violation> {
             ));
         }
         // Every payment is in PAYMENT_WAIT by its type (another status fails the read).
-        for p in o.payments.iter().filter(|p| p.order_id != o.order_id) {
-            violations.push(violation("payments", &o.order_id, format!("a payment for another order: {p:?}")));
+        for p in &o.payments {
+            let total = o.total();
+            let wrong = if p.order_id != o.order_id {
+                Some("for another order".to_string())
+            } else if p.user_id.as_deref() != Some(o.user_id.as_str()) {
+                Some(format!("for user {:?}, not {}", p.user_id, o.user_id))
+            } else if total.is_none_or(|total| Money::from_json(&p.amount) != Some(total)) {
+                Some(format!("of {}, not Σ quantity × unitPrice = {total:?}", p.amount))
+            } else {
+                None
+            };
+            if let Some(wrong) = wrong {
+                violations.push(violation("payments", &o.order_id, format!("a payment {wrong}: {p:?}")));
+            }
         }
     }
     violations
@@ -247,10 +271,11 @@ pub fn conflicting_outcomes(log: &[TapRecord], orders: &BTreeSet<String>) -> Vec
     violations
 }
 
-/// The product's stock fell by exactly the units of the confirmed orders, and is not negative.
-pub fn stock(initial: i64, now: i64, orders: &[Settled]) -> Result<(), String> {
-    let is_confirmed = |o: &&Settled| o.status == Some(OrderStatus::Confirmed);
-    let confirmed: i64 = orders.iter().filter(is_confirmed).map(|o| o.quantity).sum();
+/// The product's stock fell by exactly the units of it the confirmed orders hold (a cancelled
+/// order took nothing, of any of its lines), and is not negative.
+pub fn stock(product_id: &str, initial: i64, now: i64, orders: &[Settled]) -> Result<(), String> {
+    let is_confirmed = |o: &&Settled| o.status == Some(OrderStatus::Confirmed) && o.units_of(product_id) > 0;
+    let confirmed: i64 = orders.iter().filter(is_confirmed).map(|o| o.units_of(product_id)).sum();
     let count = orders.iter().filter(is_confirmed).count();
     if now < 0 {
         return Err(format!("stock is negative: {now}"));
@@ -273,12 +298,23 @@ mod tests {
         Push { user_id: "u".into(), order_id: order.into(), kind, message: String::new(), event_id: event.into() }
     }
 
-    fn payment(order: &str) -> Payment {
+    /// Each order's lines: `quantity` of "a" at 2.50 and one "b" at 10.00.
+    fn lines(quantity: i64) -> Vec<OrderLine> {
+        let line = |product_id: &str, quantity, cents| OrderLine {
+            product_id: product_id.into(),
+            quantity,
+            unit_price: Money(cents),
+        };
+        vec![line("a", quantity, 250), line("b", 1, 1000)]
+    }
+
+    /// The payment of an order of `lines(quantity)`.
+    fn payment(order: &str, quantity: i64) -> Payment {
         Payment {
             payment_id: None,
             order_id: order.into(),
-            user_id: None,
-            amount: json!(1),
+            user_id: Some("u".into()),
+            amount: json!(2.5 * quantity as f64 + 10.0),
             status: saga_contract::PaymentStatus::PaymentWait,
         }
     }
@@ -286,10 +322,11 @@ mod tests {
     fn confirmed(id: &str, quantity: i64, accepted: i64, terminal: i64) -> Settled {
         Settled {
             order_id: id.into(),
-            quantity,
+            user_id: "u".into(),
+            lines: lines(quantity),
             accepted_ms: Some(accepted),
             status: Some(OrderStatus::Confirmed),
-            payments: vec![payment(id)],
+            payments: vec![payment(id, quantity)],
             pushes: vec![
                 push(id, PushKind::OrderConfirmed, &format!("{id}-e1")),
                 push(id, PushKind::PaymentWait, &format!("{id}-e2")),
@@ -312,7 +349,7 @@ mod tests {
     }
 
     fn attempt(seq: usize, sent: i64, answer: Answer) -> Attempt {
-        Attempt { seq, sent_ms: sent, answered_ms: sent + 5, quantity: 1, answer }
+        Attempt { seq, sent_ms: sent, answered_ms: sent + 5, lines: lines(1), answer }
     }
 
     fn fault() -> FaultSpan {
@@ -333,7 +370,8 @@ mod tests {
         assert!(unsettled(&orders).is_empty());
         assert!(payments(&orders).is_empty());
         assert!(pushes(&orders).is_empty());
-        assert_eq!(stock(10, 5, &orders), Ok(()));
+        assert_eq!(stock("a", 10, 5, &orders), Ok(()));
+        assert_eq!(stock("b", 10, 8, &orders), Ok(()));
         let attempts = [ok(0, 900), down(1, 1100), down(2, 2100), ok(3, 2200), ok(4, 2300)];
         assert!(intake(&attempts, &[fault()]).is_empty(), "{:?}", intake(&attempts, &[fault()]));
     }
@@ -392,13 +430,27 @@ mod tests {
     #[test]
     fn a_second_payment_or_a_payment_for_a_cancelled_order_is_caught() {
         let mut orders = healthy();
-        orders[0].payments.push(payment("o1"));
-        orders[2].payments.push(payment("o3"));
+        orders[0].payments.push(payment("o1", 2));
+        orders[2].payments.push(payment("o3", 1));
         let v = payments(&orders);
         assert_eq!(v.iter().map(|v| v.order_id.as_str()).collect::<Vec<_>>(), ["o1", "o3"]);
         let mut wrong = healthy();
         wrong[1].payments[0].order_id = "o1".into();
         assert_eq!(payments(&wrong).len(), 1);
+    }
+
+    #[test]
+    fn a_payment_of_another_amount_or_for_another_user_is_caught() {
+        let mut orders = healthy();
+        orders[0].payments[0].amount = json!(5.0); // one line's worth: 2 × 2.50 + 10.00 is due
+        orders[1].payments[0].user_id = Some("someone-else".into());
+        let v = payments(&orders);
+        assert_eq!(v.len(), 2, "{v:?}");
+        assert!(v[0].detail.contains("of 5.0, not"), "{v:?}");
+        assert!(v[1].detail.contains("for user Some(\"someone-else\")"), "{v:?}");
+        let mut decimal = healthy();
+        decimal[0].payments[0].amount = json!("15.00"); // 2 × 2.50 + 10.00, written as a string
+        assert!(payments(&decimal).is_empty(), "{:?}", payments(&decimal));
     }
 
     #[test]
@@ -419,9 +471,11 @@ mod tests {
     #[test]
     fn stock_that_does_not_match_the_confirmed_orders_is_caught() {
         let orders = healthy();
-        assert!(stock(10, 4, &orders).unwrap_err().contains("hold 5 units"));
-        assert!(stock(10, 6, &orders).is_err());
-        assert!(stock(4, -1, &orders).unwrap_err().contains("negative"));
+        assert!(stock("a", 10, 4, &orders).unwrap_err().contains("hold 5 units"));
+        assert!(stock("a", 10, 6, &orders).is_err());
+        assert!(stock("a", 4, -1, &orders).unwrap_err().contains("negative"));
+        // A cancelled order's other line taken anyway (all or none broken): "b" fell by 3, not 2.
+        assert!(stock("b", 10, 7, &orders).unwrap_err().contains("the 2 confirmed orders hold 2 units"));
     }
 
     #[test]

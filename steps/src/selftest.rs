@@ -173,6 +173,37 @@ pub const FAULTS: &[Fault] = &[
         tags: "@CRASH-1",
         seeds: &[(Service::Payment, "kit::push-from-memory=return(300)")],
     },
+    Fault {
+        name: "keep-good-lines",
+        bug: "a refused reservation keeps the lines taken before the failing one (request order): not all or none",
+        family: "FAIL",
+        tags: "@FAIL",
+        seeds: &[(Service::Product, "product::keep-good-lines=return")],
+    },
+    Fault {
+        name: "duplicate-lines-per-line",
+        bug: "intake accepts two lines of one product, and each line is checked alone against the stock (oversell)",
+        family: "FAIL",
+        tags: "@FAIL",
+        seeds: &[
+            (Service::Order, "order::accept-duplicate-lines=return"),
+            (Service::Product, "product::per-line-stock-check=return"),
+        ],
+    },
+    Fault {
+        name: "unordered-locks",
+        bug: "stock rows locked one by one in request order (A+B and B+A deadlock), and the deadlock taken for poison",
+        family: "STOCK",
+        tags: "@STOCK-3",
+        seeds: &[(Service::Product, "product::unordered-locks=return(200)")],
+    },
+    Fault {
+        name: "cancel-without-guard",
+        bug: "stock.reservation.failed cancels the order whatever its status: the cancel path has no guard",
+        family: "LATE",
+        tags: "@LATE",
+        seeds: &[(Service::Order, "order::cancel-ignores-status=return")],
+    },
 ];
 
 /// One row of the kill matrix.

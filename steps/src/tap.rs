@@ -158,6 +158,19 @@ impl Tap {
             .collect()
     }
 
+    /// The records of several orders, in arrival order.
+    pub fn for_orders(&self, order_ids: &std::collections::BTreeSet<String>) -> Vec<TapRecord> {
+        let of = |id: &Option<String>| id.as_ref().is_some_and(|id| order_ids.contains(id));
+        self.inner
+            .log
+            .read()
+            .expect("tap log poisoned")
+            .iter()
+            .filter(|r| of(&r.order_id) || of(&r.key))
+            .cloned()
+            .collect()
+    }
+
     /// Waits, woken by each record, until `check` over the whole log returns `Ok`, or
     /// `deadline` passes; then `check`'s last `Err` (what it saw instead). `check` runs under
     /// the log's lock, so it must not call back into the tap.

@@ -49,6 +49,10 @@ async fn create_order(
     // Seeded fault `order::slow-intake`: work done in line before answering.
     failpoint::stall("order::slow-intake").await;
     let mut order = domain::validate(body).map_err(|invalid| Problem::unprocessable(invalid.0))?;
+    // Seeded fault `order::accept-duplicate-lines`: two lines of one product are let through.
+    if !failpoint::active("order::accept-duplicate-lines") {
+        domain::one_line_per_product(&order.items).map_err(|invalid| Problem::unprocessable(invalid.0))?;
+    }
     if failpoint::active("order::float-total") {
         order.total = float_total(&order);
     }

@@ -41,8 +41,7 @@ pub struct ValidOrder {
 #[derive(Debug, PartialEq, Eq)]
 pub struct Invalid(pub String);
 
-/// Checks an intake request. Several lines may name the same product: the Product Service
-/// adds them up, so they are accepted here (and summed into the total like any line).
+/// Checks an intake request (see also [`one_line_per_product`]).
 pub fn validate(body: CreateOrder) -> Result<ValidOrder, Invalid> {
     let id_ok = |s: &str| !s.trim().is_empty() && s.len() <= MAX_ID_LEN;
     if !id_ok(&body.store_id) {
@@ -73,6 +72,22 @@ pub fn validate(body: CreateOrder) -> Result<ValidOrder, Invalid> {
         items.push(OrderItem { product_id: item.product_id, quantity: item.quantity as i32, unit_price });
     }
     Ok(ValidOrder { store_id: body.store_id, items, total })
+}
+
+/// An order names each product on one line: two lines of one product are refused (422), as
+/// the contract says. Merged, they would hide a client's bug; checked one by one against the
+/// stock, they would oversell (stock 5, two lines of 3).
+pub fn one_line_per_product(items: &[OrderItem]) -> Result<(), Invalid> {
+    let mut first_line = std::collections::HashMap::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        if let Some(first) = first_line.insert(item.product_id.as_str(), i) {
+            return Err(Invalid(format!(
+                "items[{i}].productId {:?} is already on items[{first}]: order each product on one line",
+                item.product_id
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The saga's two moves of an order: confirm on `stock.reserved`, cancel (the compensation)
@@ -176,11 +191,12 @@ mod tests {
     }
 
     #[test]
-    fn lines_naming_the_same_product_are_kept_and_summed() {
-        let valid = order(vec![line("p-1", 2, 5.0), line("p-1", 3, 5.0)])
-            .expect("duplicates are the Product Service's to add up");
-        assert_eq!(valid.items.len(), 2);
-        assert_eq!(valid.total, Money(2500));
+    fn two_lines_of_one_product_are_refused_naming_both() {
+        let valid = order(vec![line("p-1", 3, 5.0), line("p-2", 1, 5.0), line("p-1", 3, 5.0)]).expect("well-formed");
+        let refused = one_line_per_product(&valid.items).unwrap_err();
+        assert!(refused.0.starts_with("items[2].productId \"p-1\" is already on items[0]"), "{}", refused.0);
+        let distinct = order(vec![line("p-1", 3, 5.0), line("p-2", 3, 5.0)]).expect("well-formed");
+        assert_eq!(one_line_per_product(&distinct.items), Ok(()));
     }
 
     #[test]

@@ -111,8 +111,10 @@ impl Handler for OrderSaga {
             orders.insert(id, OrderRow { status, user_id, total, cancellation_reason, failure_detail, changed: false });
         }
 
-        // Seeded fault `order::ignore-status`: a transition without its ORDER_CREATED guard.
+        // Seeded faults `order::ignore-status`: a transition without its ORDER_CREATED guard;
+        // `order::cancel-ignores-status`: the cancel path alone without it.
         let ignore_status = failpoint::active("order::ignore-status");
+        let cancel_ignores_status = failpoint::active("order::cancel-ignores-status");
         let mut moved = Vec::new();
         let mut outcomes = Vec::with_capacity(events.len());
         for ((event, fresh), incoming) in events.iter().zip(fresh).zip(batch) {
@@ -122,7 +124,8 @@ impl Handler for OrderSaga {
             }
             outcomes.push(Outcome::Processed);
             let order = orders.get_mut(&event.order_id);
-            match domain::decide(event.transition, order.as_ref().map(|o| o.status), ignore_status) {
+            let unguarded = ignore_status || (cancel_ignores_status && event.transition == Transition::Cancel);
+            match domain::decide(event.transition, order.as_ref().map(|o| o.status), unguarded) {
                 Decision::UnknownOrder => {
                     let what = topics.name(incoming.topic);
                     return Err(HandleError::Poison(format!("{what} for unknown order {}", event.order_id)));

@@ -66,18 +66,38 @@ struct Demand {
     unit_price: Money,
 }
 
+/// The rules [`reserve`] applies: all `true` in service; each `false` is a seeded fault of the
+/// self-test (`services/kit/src/failpoint.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rules {
+    /// The client's unit price must be the catalogue's (fault `product::skip-price-check`).
+    pub check_price: bool,
+    /// A refused order takes nothing (fault `product::keep-good-lines`: the lines before the
+    /// first failing one, in request order, stay taken — a reservation not rolled back).
+    pub all_or_none: bool,
+    /// Lines naming the same product are added up before the stock check (fault
+    /// `product::per-line-stock-check`: each line is checked alone against the stock read,
+    /// so two lines of 3 pass against a stock of 5).
+    pub add_up_lines: bool,
+}
+
 /// Decides `items` against `catalogue` and, when every line fits, takes the quantities out of
-/// it. A line fails when its product is unknown, its unit price differs from the catalogue's
-/// (unless `check_price` is off: the seeded fault `product::skip-price-check`), its quantity
-/// is not positive, or the stock is short. Lines naming the same product are added up and
-/// must agree on the price.
-pub fn reserve(items: &[OrderItem], catalogue: &mut Catalogue, check_price: bool) -> Decision {
+/// it. A line fails when its product is unknown, its unit price differs from the catalogue's,
+/// its quantity is not positive, or the stock is short. Lines naming the same product (the
+/// Order Service refuses them at intake; another producer might not) are added up and must
+/// agree on the price.
+pub fn reserve(items: &[OrderItem], catalogue: &mut Catalogue, rules: Rules) -> Decision {
+    let check_price = rules.check_price;
     // BTreeMap: products in id order, the order of the reserved and failed lists.
     let mut demand: BTreeMap<&str, Demand> = BTreeMap::new();
     let mut failures: BTreeMap<&str, Failure> = BTreeMap::new();
     for item in items {
         let entry = demand.entry(&item.product_id).or_insert(Demand { quantity: 0, unit_price: item.unit_price });
-        entry.quantity += i64::from(item.quantity);
+        entry.quantity = if rules.add_up_lines {
+            entry.quantity + i64::from(item.quantity)
+        } else {
+            entry.quantity.max(i64::from(item.quantity))
+        };
         if item.quantity <= 0 {
             failures.insert(&item.product_id, Failure::InvalidQuantity);
         }
@@ -101,13 +121,17 @@ pub fn reserve(items: &[OrderItem], catalogue: &mut Catalogue, check_price: bool
             .iter()
             .map(|(product_id, wanted)| {
                 let entry = catalogue.get_mut(*product_id).expect("every demanded product was found");
-                let quantity = wanted.quantity as i32; // ≤ stock, so it fits
+                // ≤ stock, so it fits (the seeded fault's line-by-line check aside)
+                let quantity = if rules.add_up_lines { wanted.quantity as i32 } else { quantity_of(items, product_id) };
                 let stock_before = entry.stock;
                 entry.stock -= quantity;
                 Reserved { product_id: product_id.to_string(), quantity, stock_before, stock_left: entry.stock }
             })
             .collect();
         return Decision::Reserve(reserved);
+    }
+    if !rules.all_or_none {
+        keep_lines_before_the_first_failure(items, catalogue, &failures);
     }
     let failed = failures
         .keys()
@@ -122,6 +146,25 @@ pub fn reserve(items: &[OrderItem], catalogue: &mut Catalogue, check_price: bool
     codes.dedup();
     let reason = codes.iter().map(|c| c.code()).collect::<Vec<_>>().join(",");
     Decision::Refuse { failed, reason }
+}
+
+/// Seeded fault `product::per-line-stock-check`: the units of `product_id` over all lines.
+fn quantity_of(items: &[OrderItem], product_id: &str) -> i32 {
+    items.iter().filter(|i| i.product_id == product_id).map(|i| i.quantity).sum()
+}
+
+/// Seeded fault `product::keep-good-lines`: lines taken one by one in request order, and on the
+/// first that fails, those taken before it are not given back.
+fn keep_lines_before_the_first_failure(
+    items: &[OrderItem],
+    catalogue: &mut Catalogue,
+    failures: &BTreeMap<&str, Failure>,
+) {
+    for item in items.iter().take_while(|i| !failures.contains_key(i.product_id.as_str())) {
+        if let Some(entry) = catalogue.get_mut(&item.product_id) {
+            entry.stock -= item.quantity;
+        }
+    }
 }
 
 /// A catalogue entry as `PUT /api/v1/products/{id}` may set it.
@@ -146,6 +189,8 @@ pub fn catalogue_entry(product_id: &str, price: &str, stock: i64) -> Result<Prod
 mod tests {
     use super::*;
 
+    const CONTRACT: Rules = Rules { check_price: true, all_or_none: true, add_up_lines: true };
+
     fn item(product: &str, quantity: i32, price: i64) -> OrderItem {
         OrderItem { product_id: product.into(), quantity, unit_price: Money(price) }
     }
@@ -169,7 +214,7 @@ mod tests {
     #[test]
     fn all_lines_fit_so_all_are_reserved_and_the_stock_lowered() {
         let mut stock = catalogue(&[("a", 100, 5), ("b", 200, 1)]);
-        let decision = reserve(&[item("b", 1, 200), item("a", 2, 100)], &mut stock, true);
+        let decision = reserve(&[item("b", 1, 200), item("a", 2, 100)], &mut stock, CONTRACT);
         assert_eq!(
             decision,
             Decision::Reserve(vec![
@@ -183,7 +228,7 @@ mod tests {
     #[test]
     fn one_short_line_reserves_nothing_and_reports_only_the_short_item() {
         let mut stock = catalogue(&[("a", 100, 5), ("b", 200, 1)]);
-        let (failed, reason) = refused(reserve(&[item("a", 2, 100), item("b", 3, 200)], &mut stock, true));
+        let (failed, reason) = refused(reserve(&[item("a", 2, 100), item("b", 3, 200)], &mut stock, CONTRACT));
         assert_eq!(failed, vec![("b".to_string(), 3, 1)], "exactly the short line, with the stock available");
         assert_eq!(reason, "INSUFFICIENT_STOCK");
         assert_eq!(stock, catalogue(&[("a", 100, 5), ("b", 200, 1)]), "all or none: a is untouched");
@@ -192,11 +237,11 @@ mod tests {
     #[test]
     fn lines_of_the_same_product_are_added_up_before_the_check() {
         let mut stock = catalogue(&[("a", 100, 4)]);
-        let (failed, _) = refused(reserve(&[item("a", 3, 100), item("a", 2, 100)], &mut stock, true));
+        let (failed, _) = refused(reserve(&[item("a", 3, 100), item("a", 2, 100)], &mut stock, CONTRACT));
         assert_eq!(failed, vec![("a".to_string(), 5, 4)]);
         let mut stock = catalogue(&[("a", 100, 5)]);
         assert!(
-            matches!(reserve(&[item("a", 3, 100), item("a", 2, 100)], &mut stock, true), Decision::Reserve(r) if r[0].quantity == 5)
+            matches!(reserve(&[item("a", 3, 100), item("a", 2, 100)], &mut stock, CONTRACT), Decision::Reserve(r) if r[0].quantity == 5)
         );
     }
 
@@ -204,7 +249,7 @@ mod tests {
     fn unknown_products_wrong_prices_and_bad_quantities_each_fail_with_their_code() {
         let mut stock = catalogue(&[("a", 100, 5), ("b", 200, 5)]);
         let (failed, reason) =
-            refused(reserve(&[item("a", 1, 150), item("b", 0, 200), item("ghost", 1, 100)], &mut stock, true));
+            refused(reserve(&[item("a", 1, 150), item("b", 0, 200), item("ghost", 1, 100)], &mut stock, CONTRACT));
         assert_eq!(failed, vec![("a".into(), 1, 5), ("b".into(), 0, 5), ("ghost".into(), 1, 0)]);
         assert_eq!(reason, "PRODUCT_NOT_FOUND,PRICE_MISMATCH,INVALID_QUANTITY");
     }
@@ -212,21 +257,36 @@ mod tests {
     #[test]
     fn lines_disagreeing_on_a_products_price_fail() {
         let mut stock = catalogue(&[("a", 100, 5)]);
-        let (_, reason) = refused(reserve(&[item("a", 1, 100), item("a", 1, 120)], &mut stock, true));
+        let (_, reason) = refused(reserve(&[item("a", 1, 100), item("a", 1, 120)], &mut stock, CONTRACT));
         assert_eq!(reason, "PRICE_MISMATCH");
     }
 
     #[test]
     fn without_the_price_check_a_wrong_price_is_reserved() {
         let mut stock = catalogue(&[("a", 100, 5)]);
-        assert!(matches!(reserve(&[item("a", 1, 1)], &mut stock, false), Decision::Reserve(_)));
+        assert!(matches!(
+            reserve(&[item("a", 1, 1)], &mut stock, Rules { check_price: false, ..CONTRACT }),
+            Decision::Reserve(_)
+        ));
+    }
+
+    #[test]
+    fn the_seeded_faults_keep_the_good_lines_and_check_duplicate_lines_alone() {
+        let mut stock = catalogue(&[("a", 100, 5), ("b", 200, 1)]);
+        let keep = Rules { all_or_none: false, ..CONTRACT };
+        refused(reserve(&[item("a", 2, 100), item("b", 3, 200)], &mut stock, keep));
+        assert_eq!(stock, catalogue(&[("a", 100, 3), ("b", 200, 1)]), "the good line before the short one stays taken");
+        let mut stock = catalogue(&[("a", 100, 5)]);
+        let per_line = Rules { add_up_lines: false, ..CONTRACT };
+        assert!(matches!(reserve(&[item("a", 3, 100), item("a", 3, 100)], &mut stock, per_line), Decision::Reserve(_)));
+        assert_eq!(stock["a"].stock, -1, "6 units taken from 5: the oversell");
     }
 
     #[test]
     fn orders_decided_in_turn_see_each_others_reservations() {
         let mut stock = catalogue(&[("a", 100, 3)]);
-        assert!(matches!(reserve(&[item("a", 2, 100)], &mut stock, true), Decision::Reserve(_)));
-        let (failed, _) = refused(reserve(&[item("a", 2, 100)], &mut stock, true));
+        assert!(matches!(reserve(&[item("a", 2, 100)], &mut stock, CONTRACT), Decision::Reserve(_)));
+        let (failed, _) = refused(reserve(&[item("a", 2, 100)], &mut stock, CONTRACT));
         assert_eq!(failed, vec![("a".to_string(), 2, 1)], "the second order sees the 1 unit left");
     }
 

@@ -5,7 +5,7 @@
 //! implementation's registry, exactly as a producer of the saga would.
 
 use super::SagaWorld;
-use super::params::Topic;
+use super::params::{Kind, Status, Topic};
 use cucumber::{then, when};
 use rdkafka::producer::{FutureRecord, Producer as _};
 use saga_contract::events::{FailedItem, ReservedItem};
@@ -26,9 +26,16 @@ impl SagaWorld {
             record = record.partition(p);
         }
         match self.env.producer.send(record, Duration::from_secs(10)).await {
-            Ok(delivery) => self.injected.push((topic, delivery.partition, delivery.offset)),
+            Ok(delivery) => self.mark_injected(topic, delivery.partition, delivery.offset),
             Err((e, _)) => panic!("publishing a {name} record keyed {key} failed: {e}"),
         }
+    }
+
+    /// Remembers a record the suite published for the implementation to consume: later "nothing
+    /// new happens" checks wait until it was consumed, and do not count it as an effect.
+    pub(super) fn mark_injected(&mut self, topic: SagaTopic, partition: i32, offset: i64) {
+        self.injected.push((topic, partition, offset));
+        self.sent.insert((self.env.topics.name(topic).to_string(), partition, offset));
     }
 
     /// How many partitions `topic` has (from the broker's metadata).
@@ -107,10 +114,11 @@ async fn published_again_new_id(world: &mut SagaWorld, topic: Topic) {
     world.inject(saga_topic, &key, value, Some(original.partition)).await;
 }
 
-/// A stock.reserved for the current order built from its order.created lines — for an order
-/// the Product Service never reserved (e.g. one already cancelled).
-#[when(regex = r#"^a "stock.reserved" event for the order is published with a new eventId$"#)]
-async fn late_stock_reserved(world: &mut SagaWorld) {
+/// A `stock.reserved` or `stock.reservation.failed` for the current order built from its
+/// order.created lines — an answer the Product Service never gave (e.g. for an order already
+/// cancelled, or already confirmed).
+#[when(expr = "a {topic} event for the order is published with a new eventId")]
+async fn late_stock_answer(world: &mut SagaWorld, topic: Topic) {
     let created = world.record(SagaTopic::OrderCreated).await;
     let decoded = world
         .env
@@ -119,20 +127,70 @@ async fn late_stock_reserved(world: &mut SagaWorld) {
         .await
         .unwrap_or_else(|e| panic!("decoding {} failed: {e}", created.summary()));
     let order = OrderCreated::from_value(&decoded.value).unwrap_or_else(|e| panic!("{}: {e}", created.summary()));
-    let now = now_millis();
-    let event = StockReserved {
-        event_id: Uuid::new_v4().to_string(),
-        event_timestamp: now,
-        order_id: order.order_id.clone(),
-        reserved_items: order
-            .items
-            .iter()
-            .map(|i| ReservedItem { product_id: i.product_id.clone(), quantity: i.quantity, reserved_stock: 0 })
-            .collect(),
-        reserved_at: now,
+    let (event_id, now) = (Uuid::new_v4().to_string(), now_millis());
+    let value = match topic.0 {
+        SagaTopic::StockReserved => {
+            let items = order.items.iter().map(|i| ReservedItem {
+                product_id: i.product_id.clone(),
+                quantity: i.quantity,
+                reserved_stock: 0,
+            });
+            let event = StockReserved {
+                event_id,
+                event_timestamp: now,
+                order_id: order.order_id.clone(),
+                reserved_items: items.collect(),
+                reserved_at: now,
+            };
+            world.frame(topic.0, event).await
+        }
+        SagaTopic::StockReservationFailed => {
+            let items = order.items.iter().map(|i| FailedItem {
+                product_id: i.product_id.clone(),
+                requested_quantity: i.quantity,
+                available_stock: 0,
+            });
+            let event = StockReservationFailed {
+                event_id,
+                event_timestamp: now,
+                order_id: order.order_id.clone(),
+                failed_items: items.collect(),
+                failure_reason: "INSUFFICIENT_STOCK".into(),
+                failed_at: now,
+            };
+            world.frame(topic.0, event).await
+        }
+        other => panic!("late answers are made for the stock topics, not {other}"),
     };
-    let value = world.frame(SagaTopic::StockReserved, event).await;
-    world.inject(SagaTopic::StockReserved, &order.order_id, value, None).await;
+    world.inject(topic.0, &order.order_id, value, None).await;
+}
+
+#[then(expr = "no push of type {push_kind} arrives for the order")]
+async fn no_push_for_order(world: &mut SagaWorld, kind: Kind) {
+    let (kind, id) = (kind.0, world.order_id());
+    world
+        .stays(&format!("no {kind} push"), async |world| {
+            match world.env.sink.for_order(&id).iter().find(|p| p.kind == kind) {
+                Some(push) => Err(format!("{push:?}{}", world.evidence(&id))),
+                None => Ok(()),
+            }
+        })
+        .await;
+}
+
+#[then(expr = "the order stays {order_status}")]
+async fn order_stays(world: &mut SagaWorld, status: Status) {
+    let (expected, id) = (status.0, world.order_id());
+    if let Err(last) = super::orders::wait_status(world, &id, expected, world.deadline()).await {
+        panic!("order {id} is {last}, not {expected}{}", world.evidence(&id));
+    }
+    world
+        .stays(&format!("status {expected}"), async |world| match super::orders::status_of(world, &id).await {
+            Ok(now) if now == expected => Ok(()),
+            Ok(now) => Err(format!("order {id} moved to {now}{}", world.evidence(&id))),
+            Err(unread) => Err(format!("order {id} reads {unread}")),
+        })
+        .await;
 }
 
 /// Events for an order no service has heard of, one on every partition, so whichever

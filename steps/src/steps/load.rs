@@ -1,10 +1,12 @@
 //! A steady load for the crash scenarios (`features/crash.feature`): a background task places
-//! orders open-loop — each on its schedule, whether or not earlier ones were answered — for one
-//! product of the scenario's catalogue and records every answer. Steps wait until it has placed
+//! orders open-loop — each on its schedule, whether or not earlier ones were answered — for the
+//! products of the scenario's catalogue it is given (with two, orders of one line mix with
+//! orders of both, their lines in either order; see [`order_lines`]) and records every answer. Steps wait until it has placed
 //! so many orders, add a burst, stop it, read back what every order ended as (over HTTP, the
 //! push sink and the tap) and judge that with [`crate::checkers_crash`]. A load is bounded: it
 //! stops by itself after [`MAX_RUN`], and when its scenario's World is dropped.
 
+use super::params::Aliases;
 use super::{SagaWorld, SuiteEnv};
 use crate::checkers::{self, Violation};
 use crate::checkers_crash::{self as crash, Answer, Attempt, Settled};
@@ -29,14 +31,37 @@ const READS_AT_ONCE: usize = 16;
 /// Violations listed in a failure message (the rest are counted).
 const LISTED: usize = 30;
 
-/// What every order of the load sends, but its quantity.
+/// What every order of the load sends, but its lines.
 struct Template {
     /// Bounded by [`REQUEST_TIMEOUT`].
     client: SagaClient,
     user: String,
     store: String,
-    product_id: String,
-    unit_price: Money,
+    /// The products the load orders: (id, catalogue price).
+    products: Vec<(String, Money)>,
+}
+
+/// The lines of the load's order number `seq`: quantities 1, 2, 3, 1, … of the first product;
+/// with a second product, one order in four orders the first alone, one the second alone, and
+/// two order both, once in each order (so the crash hits orders between their lines' writes,
+/// and all-or-none is judged by both products' stock).
+fn order_lines(products: &[(String, Money)], seq: usize) -> Vec<OrderLine> {
+    let quantity = 1 + i64::try_from(seq % 3).unwrap_or(0);
+    let line = |(product_id, unit_price): &(String, Money), quantity| OrderLine {
+        product_id: product_id.clone(),
+        quantity,
+        unit_price: *unit_price,
+    };
+    match products {
+        [first, second, ..] => match seq % 4 {
+            0 => vec![line(first, quantity)],
+            1 => vec![line(first, quantity), line(second, 1)],
+            2 => vec![line(second, 1), line(first, quantity)],
+            _ => vec![line(second, quantity)],
+        },
+        [only] => vec![line(only, quantity)],
+        [] => unreachable!("a load orders at least one product"),
+    }
 }
 
 /// Every answer so far; `sent` counts the requests sent, answered or not.
@@ -69,9 +94,9 @@ pub(super) struct Load {
     template: Arc<Template>,
     journal: Arc<Journal>,
     rate: f64,
-    /// The product's stock when the load started (the scenario's own product: only the load
-    /// orders it).
-    initial_stock: i64,
+    /// Each product's stock when the load started (the scenario's own products: only the load
+    /// orders them).
+    initial_stock: BTreeMap<String, i64>,
     stop: watch::Sender<bool>,
     /// `None` once stopped.
     ticker: Option<JoinHandle<()>>,
@@ -130,13 +155,13 @@ impl Load {
         )
     }
 
-    /// Every order of the load with its quantity and when it was accepted: the accepted ones,
+    /// Every order of the load with its lines and when it was accepted: the accepted ones,
     /// and those the tap saw on `order.created` from the load's store whose answer was lost.
-    fn orders(&self, log: &[TapRecord]) -> Vec<(String, i64, Option<i64>)> {
-        let mut orders: BTreeMap<String, (i64, Option<i64>)> = BTreeMap::new();
+    fn orders(&self, log: &[TapRecord]) -> Vec<(String, Vec<OrderLine>, Option<i64>)> {
+        let mut orders: BTreeMap<String, (Vec<OrderLine>, Option<i64>)> = BTreeMap::new();
         for a in self.journal.attempts() {
             if let Answer::Accepted(id) = a.answer {
-                orders.insert(id, (a.quantity, Some(a.answered_ms)));
+                orders.insert(id, (a.lines, Some(a.answered_ms)));
             }
         }
         for r in log.iter().filter(|r| !r.dead_letter && r.saga_topic == Some(SagaTopic::OrderCreated)) {
@@ -144,14 +169,17 @@ impl Load {
             if value["storeId"] != json!(self.template.store) || orders.contains_key(id) {
                 continue;
             }
-            let lines = value["items"].as_array().into_iter().flatten();
-            let quantity = lines
-                .filter(|l| l["productId"] == json!(self.template.product_id))
-                .filter_map(|l| l["quantity"].as_i64())
-                .sum();
-            orders.insert(id.clone(), (quantity, None));
+            // The journal lost the request with its answer: its lines are the ones it was sent with.
+            let lines = value["items"].as_array().into_iter().flatten().filter_map(|l| {
+                Some(OrderLine {
+                    product_id: l["productId"].as_str()?.to_string(),
+                    quantity: l["quantity"].as_i64()?,
+                    unit_price: Money::from_json(&l["unitPrice"])?,
+                })
+            });
+            orders.insert(id.clone(), (lines.collect(), None));
         }
-        orders.into_iter().map(|(id, (quantity, accepted))| (id, quantity, accepted)).collect()
+        orders.into_iter().map(|(id, (lines, accepted))| (id, lines, accepted)).collect()
     }
 }
 
@@ -211,11 +239,8 @@ impl SagaWorld {
 }
 
 /// POSTs one order and classifies the answer.
-async fn place(t: &Template, seq: usize, quantity: i64) -> Attempt {
-    let order = NewOrder {
-        store_id: t.store.clone(),
-        items: vec![OrderLine { product_id: t.product_id.clone(), quantity, unit_price: t.unit_price }],
-    };
+async fn place(t: &Template, seq: usize, lines: Vec<OrderLine>) -> Attempt {
+    let order = NewOrder { store_id: t.store.clone(), items: lines.clone() };
     let sent_ms = now_millis();
     let answer = match t.client.place_order(&t.user, &order).await {
         Ok((placed, _)) if !placed.order_id.is_empty() => Answer::Accepted(placed.order_id),
@@ -225,15 +250,14 @@ async fn place(t: &Template, seq: usize, quantity: i64) -> Attempt {
         Err(ClientError::Status { status, body, .. }) => Answer::Failed(format!("{status} {body}")),
         Err(unreadable) => Answer::Failed(unreadable.to_string()),
     };
-    Attempt { seq, sent_ms, answered_ms: now_millis(), quantity, answer }
+    Attempt { seq, sent_ms, answered_ms: now_millis(), lines, answer }
 }
 
-/// Places the next order of the load (quantities 1, 2, 3, 1, …) and journals the answer.
-/// Places the load's next order and records the attempt; whether it was accepted.
+/// Places the load's next order (see [`order_lines`]) and journals the attempt; whether it was
+/// accepted.
 async fn place_next(template: Arc<Template>, journal: Arc<Journal>) -> bool {
     let seq = journal.next();
-    let quantity = 1 + i64::try_from(seq % 3).unwrap_or(0);
-    let attempt = place(&template, seq, quantity).await;
+    let attempt = place(&template, seq, order_lines(&template.products, seq)).await;
     let accepted = matches!(attempt.answer, Answer::Accepted(_));
     journal.attempts.lock().expect("load journal poisoned").push(attempt);
     accepted
@@ -303,20 +327,26 @@ fn terminal((status, payments): &State) -> bool {
     }
 }
 
-#[given(regex = r#"^orders flow at (\d+) per second for product "([^"]+)"$"#)]
-async fn load_starts(world: &mut SagaWorld, rate: u32, alias: String) {
+#[given(regex = r#"^orders flow at (\d+) per second for products? (.+)$"#)]
+async fn load_starts(world: &mut SagaWorld, rate: u32, aliases: String) {
     assert!(world.load.is_none(), "a load already runs in this scenario");
     assert!(rate > 0, "a load needs a rate above 0");
-    let product = world.product(&alias);
-    let initial_stock = read_stock(&world.env, &product.id)
-        .await
-        .unwrap_or_else(|e| panic!("reading the stock of {alias} before the load: {e}"));
+    let aliases = aliases.parse::<Aliases>().unwrap_or_else(|never| match never {}).0;
+    let mut products = Vec::new();
+    let mut initial_stock = BTreeMap::new();
+    for alias in &aliases {
+        let product = world.product(alias);
+        let stock = read_stock(&world.env, &product.id)
+            .await
+            .unwrap_or_else(|e| panic!("reading the stock of {alias} before the load: {e}"));
+        initial_stock.insert(product.id.clone(), stock);
+        products.push((product.id, product.price));
+    }
     let template = Arc::new(Template {
         client: world.env.client.with_timeout(REQUEST_TIMEOUT),
         user: world.user("load"),
         store: format!("S-load-{}", world.tag),
-        product_id: product.id,
-        unit_price: product.price,
+        products,
     });
     let journal = Arc::new(Journal { attempts: Mutex::default(), sent: watch::Sender::new(0) });
     let (stop, stopped) = watch::channel(false);
@@ -410,6 +440,7 @@ async fn load_settles(world: &mut SagaWorld) {
     let load = world.load();
     assert!(load.ticker.is_none(), "stop the load first (`When the load stops`)");
     let orders = load.orders(&env.tap.records());
+    let user = load.template.user.clone();
     let ids: Vec<String> = orders.iter().map(|(id, _, _)| id.clone()).collect();
     let mut states: BTreeMap<String, State> = BTreeMap::new();
     let _ = crate::poll::until(deadline, Duration::from_millis(200), async || {
@@ -431,7 +462,7 @@ async fn load_settles(world: &mut SagaWorld) {
     }
     let settled: Vec<Settled> = orders
         .into_iter()
-        .map(|(order_id, quantity, accepted_ms)| {
+        .map(|(order_id, lines, accepted_ms)| {
             let (status, payments) = states[&order_id].clone();
             let mine = pushes.get(order_id.as_str()).cloned().unwrap_or_default();
             let last_stage = match status {
@@ -443,7 +474,8 @@ async fn load_settles(world: &mut SagaWorld) {
                 last_stage.and_then(|kind| mine.iter().filter(|(_, p)| p.kind == kind).map(|(at, _)| *at).min());
             Settled {
                 order_id,
-                quantity,
+                user_id: user.clone(),
+                lines,
                 accepted_ms,
                 status,
                 payments,
@@ -500,9 +532,11 @@ async fn load_kafka_effects(world: &mut SagaWorld) {
 async fn load_stock(world: &mut SagaWorld, alias: String) {
     let product = world.product(&alias);
     let load = world.load.as_ref().expect("no load ran in this scenario");
-    assert_eq!(product.id, load.template.product_id, "the load ordered another product than {alias}");
+    let Some(initial) = load.initial_stock.get(&product.id).copied() else {
+        panic!("the load did not order {alias}: it orders {:?}", load.initial_stock.keys())
+    };
     let now = read_stock(&world.env, &product.id).await.unwrap_or_else(|e| panic!("reading the stock of {alias}: {e}"));
-    if let Err(e) = crash::stock(load.initial_stock, now, world.settled()) {
+    if let Err(e) = crash::stock(&product.id, initial, now, world.settled()) {
         panic!("product {alias} ({}): {e}; {}", product.id, load.summary());
     }
 }

@@ -9,6 +9,7 @@ mod faults;
 mod fields;
 mod input;
 mod late;
+mod lines;
 mod load;
 mod orders;
 mod params;
@@ -76,6 +77,8 @@ fn env() -> Arc<SuiteEnv> {
 struct Product {
     id: String,
     price: Money,
+    /// The stock it was seeded with.
+    stock: i64,
 }
 
 #[derive(cucumber::World)]
@@ -96,6 +99,8 @@ pub struct SagaWorld {
     poison: Vec<(String, i32, i64)>,
     /// Records this scenario injected for the implementation to consume: (topic, partition, offset).
     injected: Vec<(SagaTopic, i32, i64)>,
+    /// Every record this scenario published for the implementation (not an effect of it).
+    sent: crate::checkers::Injected,
     /// Faults this scenario put in place and has not undone; the runner undoes them after it.
     faults: Vec<faults::Fault>,
     /// When each fault of this scenario was in place, for the crash checkers.
@@ -131,6 +136,7 @@ impl SagaWorld {
             request_items: Vec::new(),
             poison: Vec::new(),
             injected: Vec::new(),
+            sent: Default::default(),
             faults: Vec::new(),
             fault_spans: Vec::new(),
             faults_in_place: tokio::sync::watch::Sender::new(0),

@@ -14,7 +14,7 @@ static LINE: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r#"^(\d+) of (unknown product )?"([^"]+)"(?: at ([\d.]+))?$"#).unwrap());
 
 /// "2 of "P1" and 1 of "P2" at 9.99 and 1 of unknown product "X" at 1.00" → order lines.
-fn lines(world: &SagaWorld, text: &str) -> Vec<OrderLine> {
+pub(super) fn lines(world: &SagaWorld, text: &str) -> Vec<OrderLine> {
     text.split(" and ")
         .map(|part| {
             let c = LINE.captures(part.trim()).unwrap_or_else(|| panic!("cannot read the order line {part:?}"));
@@ -72,6 +72,35 @@ async fn concurrent_orders(world: &mut SagaWorld, users: usize, quantity: i64, a
     world.batch = futures::future::join_all(placing).await;
 }
 
+/// Posts the order whatever it holds and keeps the answer, for a step to judge (e.g. a 422).
+#[when(regex = r#"^user "([^"]+)" tries to order (.+) from store "([^"]+)"$"#)]
+async fn user_tries_to_order(world: &mut SagaWorld, user: String, items: String, store: String) {
+    let items = lines(world, &items);
+    world.request_items = items.clone();
+    let order = NewOrder { store_id: format!("{store}-{}", world.tag), items };
+    let body = serde_json::to_string(&order).expect("an order serialises");
+    world.answer = Some(post_order(world, Some(&world.user(&user)), body).await);
+}
+
+/// Orders that name the same products in opposite orders (A+B and B+A) at once: an
+/// implementation that locks rows in request order deadlocks here.
+#[when(regex = r#"^(\d+) users each order (.+), half of them in the opposite order, at the same time$"#)]
+async fn concurrent_opposite_orders(world: &mut SagaWorld, users: usize, items: String) {
+    let items = lines(world, &items);
+    let store = format!("S-{}", world.tag);
+    let placing = (0..users).map(|i| {
+        let mut items = items.clone();
+        if i % 2 == 1 {
+            items.reverse();
+        }
+        let user = world.user(&format!("U{i}"));
+        let store = store.clone();
+        let world = &*world;
+        async move { place(world, &user, &store, items).await.0 }
+    });
+    world.batch = futures::future::join_all(placing).await;
+}
+
 #[then(expr = "the order is accepted with status {order_status} and message {string}")]
 async fn accepted(world: &mut SagaWorld, status: Status, message: String) {
     let answer = world.answer.as_ref().expect("no answer");
@@ -107,7 +136,7 @@ async fn reads_back(world: &mut SagaWorld) {
 }
 
 /// What the order's status reads as now: the status, or what the read got instead.
-async fn status_of(world: &SagaWorld, order_id: &str) -> Result<OrderStatus, String> {
+pub(super) async fn status_of(world: &SagaWorld, order_id: &str) -> Result<OrderStatus, String> {
     match world.env.client.order(order_id).await {
         Ok(Some(order)) => Ok(order.status),
         Ok(None) => Err("HTTP 404".into()),

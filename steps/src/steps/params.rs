@@ -85,6 +85,14 @@ parameter!(
     String,
     |text| Money::parse(text).ok_or_else(|| format!("{text} is not an amount"))
 );
+parameter!(
+    /// Aliases listed in a step: `"A", "M" and "Z"`.
+    Aliases(Vec<String>),
+    "aliases",
+    r#""[^"]+"(?:(?:, | and )"[^"]+")*"#,
+    std::convert::Infallible,
+    |list| Ok(list.split(['"', ',']).map(str::trim).filter(|a| !a.is_empty() && *a != "and").map(str::to_string).collect())
+);
 
 #[cfg(test)]
 mod tests {
@@ -122,5 +130,6 @@ mod tests {
         assert_eq!("\"PAYMENT_WAIT\"".parse::<Kind>(), Ok(Kind(PushKind::PaymentWait)));
         assert_eq!("9.99".parse::<Amount>(), Ok(Amount(Money(999))));
         assert!("\"SHIPPED\"".parse::<Status>().is_err());
+        assert_eq!("\"A\", \"M\" and \"Z\"".parse::<Aliases>().unwrap().0, ["A", "M", "Z"]);
     }
 }

@@ -77,9 +77,38 @@ impl SagaWorld {
         self.settle().await;
         let world = &*self;
         let quiet = world.env.config.quiet_period();
-        if let Err(e) = crate::poll::holds_for(quiet, Duration::from_millis(50), async || still_true(world).await).await
-        {
+        let both = async || {
+            still_true(world).await?;
+            world.no_second_effects()
+        };
+        if let Err(e) = crate::poll::holds_for(quiet, Duration::from_millis(50), both).await {
             panic!("{what}: {e}");
+        }
+    }
+
+    /// "Nothing new happens" watches every saga topic and the push sink, for the scenario's
+    /// order and batch, whatever a step names (see [`checkers::second_effects`]).
+    fn no_second_effects(&self) -> Result<(), String> {
+        let orders: BTreeSet<String> = self.order.iter().chain(&self.batch).cloned().collect();
+        if orders.is_empty() {
+            return Ok(());
+        }
+        let pushes: Vec<Push> = self
+            .env
+            .sink
+            .arrivals()
+            .into_iter()
+            .filter_map(|a| a.push.ok())
+            .filter(|p| orders.contains(&p.order_id))
+            .collect();
+        let violations = checkers::second_effects(&self.env.tap.for_orders(&orders), &pushes, &orders, &self.sent);
+        match violations.first() {
+            None => Ok(()),
+            Some(first) => Err(format!(
+                "a second effect: {}{}",
+                violations.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "),
+                self.evidence(&first.order_id)
+            )),
         }
     }
 }
@@ -251,11 +280,11 @@ async fn exactly_one_of_each(world: &mut SagaWorld, topics: TopicList) {
         world.record(*t).await;
     }
     world
-        .stays("one event per topic", async |world| {
-            for t in &topics {
-                let n = world.events_on(*t, &id).len();
-                if n != 1 {
-                    return Err(format!("{n} distinct events on {t}{}", world.evidence(&id)));
+        .stays("one event per topic, none on the others", async |world| {
+            for t in SagaTopic::ALL {
+                let (n, expected) = (world.events_on(t, &id).len(), usize::from(topics.contains(&t)));
+                if n != expected {
+                    return Err(format!("{n} distinct events on {t}, expected {expected}{}", world.evidence(&id)));
                 }
             }
             Ok(())
@@ -297,7 +326,7 @@ async fn redeliver(world: &mut SagaWorld, topic: Topic) {
         .partition(original.partition)
         .headers(headers);
     match world.env.producer.send(record, Duration::from_secs(10)).await {
-        Ok(delivery) => world.injected.push((topic, delivery.partition, delivery.offset)),
+        Ok(delivery) => world.mark_injected(topic, delivery.partition, delivery.offset),
         Err((e, _)) => panic!("re-publishing {} failed: {e}", original.summary()),
     }
 }
