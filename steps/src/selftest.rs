@@ -173,6 +173,16 @@ pub const FAULTS: &[Fault] = &[
         tags: "@CRASH-1",
         seeds: &[(Service::Payment, "kit::push-from-memory=return(300)")],
     },
+    Fault {
+        name: "push-forgotten-on-error",
+        bug: "a push is sent once and forgotten when the gateway answers 5xx or does not answer",
+        family: "PUSH",
+        tags: "@PUSH",
+        seeds: &[
+            (Service::Order, "kit::push-forgotten-on-error=return"),
+            (Service::Payment, "kit::push-forgotten-on-error=return"),
+        ],
+    },
 ];
 
 /// One row of the kill matrix.
@@ -456,9 +466,10 @@ mod tests {
         names.sort();
         names.dedup();
         assert_eq!(names.len(), FAULTS.len(), "fault names must be unique (they name report directories)");
-        for family in
-            ["FLOW", "FAIL", "ORDER", "IDEMP", "TIME", "COUPLING", "WIRE", "INPUT", "STOCK", "LATE", "CRASH", "FIELDS"]
-        {
+        for family in [
+            "FLOW", "FAIL", "ORDER", "IDEMP", "TIME", "COUPLING", "WIRE", "INPUT", "STOCK", "LATE", "CRASH", "FIELDS",
+            "PUSH",
+        ] {
             assert!(FAULTS.iter().any(|f| f.family == family), "no seeded fault for {family}");
         }
         for f in FAULTS {

@@ -34,6 +34,7 @@ pub(super) enum Fault {
 impl SagaWorld {
     /// Restarts, resumes or brings back whatever this scenario left stopped, newest first.
     pub async fn undo_faults(&mut self) {
+        self.gateway_recovers();
         while let Some(fault) = self.faults.pop() {
             if let Err(e) = self.undo(fault).await {
                 eprintln!("undoing {fault:?} after the scenario: {e:#}");

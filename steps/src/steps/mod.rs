@@ -7,6 +7,7 @@
 mod catalogue;
 mod faults;
 mod fields;
+mod gateway;
 mod input;
 mod late;
 mod load;
@@ -105,6 +106,8 @@ pub struct SagaWorld {
     faults_in_place: tokio::sync::watch::Sender<usize>,
     /// The steady load of a crash scenario (stops when dropped).
     load: Option<load::Load>,
+    /// The push gateway's outage this scenario put in place.
+    gateway: Option<gateway::GatewayOutage>,
     /// Timing samples this scenario measured.
     samples: Vec<crate::timing::Sample>,
 }
@@ -135,6 +138,7 @@ impl SagaWorld {
             fault_spans: Vec::new(),
             faults_in_place: tokio::sync::watch::Sender::new(0),
             load: None,
+            gateway: None,
             samples: Vec::new(),
         }
     }
