@@ -183,6 +183,17 @@ pub const FAULTS: &[Fault] = &[
             (Service::Payment, "kit::push-forgotten-on-error=return"),
         ],
     },
+    Fault {
+        name: "decode-with-own-schema",
+        bug: "consumers decode with their own copy of the schema, ignoring the writer's schema id",
+        family: "WIRE",
+        tags: "@WIRE",
+        seeds: &[
+            (Service::Order, "kit::decode-with-own-schema=return"),
+            (Service::Product, "kit::decode-with-own-schema=return"),
+            (Service::Payment, "kit::decode-with-own-schema=return"),
+        ],
+    },
 ];
 
 /// One row of the kill matrix.

@@ -392,7 +392,7 @@ async fn decode(codec: &EventCodec, topics: &Topics, message: &rdkafka::message:
 }
 
 /// The record on `topic` must be that topic's contract record and parse as its type.
-fn validate(topic: SagaTopic, decoded: &saga_contract::Decoded) -> Result<(), String> {
+pub(crate) fn validate(topic: SagaTopic, decoded: &saga_contract::Decoded) -> Result<(), String> {
     let expected = topic.record_full_name();
     if decoded.record_name.as_deref() != Some(expected) {
         return Err(format!("expected {expected}, got {:?}", decoded.record_name));

@@ -5,6 +5,7 @@
 //! step's message carries the evidence (the order's records and pushes).
 
 mod catalogue;
+mod evolve;
 mod faults;
 mod fields;
 mod gateway;

@@ -14,7 +14,7 @@ static LINE: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r#"^(\d+) of (unknown product )?"([^"]+)"(?: at ([\d.]+))?$"#).unwrap());
 
 /// "2 of "P1" and 1 of "P2" at 9.99 and 1 of unknown product "X" at 1.00" → order lines.
-fn lines(world: &SagaWorld, text: &str) -> Vec<OrderLine> {
+pub(super) fn lines(world: &SagaWorld, text: &str) -> Vec<OrderLine> {
     text.split(" and ")
         .map(|part| {
             let c = LINE.captures(part.trim()).unwrap_or_else(|| panic!("cannot read the order line {part:?}"));
