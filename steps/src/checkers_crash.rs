@@ -280,6 +280,7 @@ mod tests {
             user_id: None,
             amount: json!(1),
             status: saga_contract::PaymentStatus::PaymentWait,
+            created_at: json!("2026-12-07T04:35:00Z"),
         }
     }
 

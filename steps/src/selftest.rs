@@ -194,6 +194,13 @@ pub const FAULTS: &[Fault] = &[
             (Service::Payment, "kit::decode-with-own-schema=return"),
         ],
     },
+    Fault {
+        name: "no-total-cap",
+        bug: "the intake caps each line's amount but not the order's total (two lines may sum past 99,999,999.99)",
+        family: "INPUT",
+        tags: "@INPUT-1",
+        seeds: &[(Service::Order, "order::no-total-cap=return")],
+    },
 ];
 
 /// One row of the kill matrix.
