@@ -15,8 +15,8 @@ Feature: Crashes under load
   In the reference stacks one PostgreSQL server holds the databases of all three services, so
   killing it takes every service's database away at once. The broker and the database stay
   down for a long outage (`[faults] long_outage_seconds`, 15 s by default) with the load going
-  on: longer than any sensible retry budget, as outages in production are, so a consumer that
-  gives up on a record after a few attempts and commits past it loses that order.
+  on: longer than any sensible retry budget, as outages in production are, so whatever gives up
+  on a record after a few attempts and moves past it shows as an order that never settles.
 
   @CRASH-1 @serial @must
   Scenario Outline: The <service> Service is killed mid-flight and restarted

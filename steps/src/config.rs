@@ -152,8 +152,8 @@ pub struct Faults {
     /// consumer-group session timeout, so the broker gives the paused member's partitions away.
     pub zombie_pause_seconds: u64,
     /// How long the long outages (the database's in @CRASH-3, the broker's in @CRASH-2) last,
-    /// with the load going on: long enough to exhaust any sensible retry budget, so a consumer
-    /// that gives up on a record and commits past it loses the order.
+    /// with the load going on: long enough to exhaust any sensible retry budget, as outages in
+    /// production do.
     pub long_outage_seconds: u64,
 }
 

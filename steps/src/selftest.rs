@@ -184,17 +184,6 @@ pub const FAULTS: &[Fault] = &[
         ],
     },
     Fault {
-        name: "skip-after-retries",
-        bug: "a consumer gives up on a record after 5 failed attempts (~1.5 s) and commits past it",
-        family: "CRASH",
-        tags: "@CRASH-3",
-        seeds: &[
-            (Service::Order, "kit::skip-after-retries=return(5)"),
-            (Service::Product, "kit::skip-after-retries=return(5)"),
-            (Service::Payment, "kit::skip-after-retries=return(5)"),
-        ],
-    },
-    Fault {
         name: "decode-with-own-schema",
         bug: "consumers decode with their own copy of the schema, ignoring the writer's schema id",
         family: "WIRE",
