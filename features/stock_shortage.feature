@@ -17,6 +17,7 @@ Feature: Stock reservation fails, the order is cancelled
     And "stock.reservation.failed" is published for the order
     And the failure lists "P1" with 5 requested and 3 available
     And the order becomes "ORDER_CANCELLED"
+    And the order reads back with cancellation reason "STOCK_UNAVAILABLE"
     And "order.cancelled" is published for the order with reason "STOCK_UNAVAILABLE"
     And the "order.cancelled" event is keyed by the order and carries user "U1" and the ordered lines
     And user "U1" receives the push "재고 부족으로 주문이 취소되었습니다" of type "ORDER_CANCELLED" for the order

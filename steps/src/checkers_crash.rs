@@ -316,6 +316,7 @@ mod tests {
             user_id: Some("u".into()),
             amount: json!(2.5 * quantity as f64 + 10.0),
             status: saga_contract::PaymentStatus::PaymentWait,
+            created_at: json!("2026-12-07T04:35:00Z"),
         }
     }
 

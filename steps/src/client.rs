@@ -66,6 +66,9 @@ pub struct Order {
     pub total_amount: Value,
     #[serde(default)]
     pub items: Value,
+    /// Why it was cancelled (`STOCK_UNAVAILABLE`); null or absent otherwise.
+    #[serde(default)]
+    pub cancellation_reason: Option<String>,
 }
 
 /// `PUT /api/v1/products/{productId}` body.
@@ -98,6 +101,9 @@ pub struct Payment {
     #[serde(default)]
     pub amount: Value,
     pub status: PaymentStatus,
+    /// RFC 3339 date-time.
+    #[serde(default)]
+    pub created_at: Value,
 }
 
 /// An answer to a request whose body the caller judges itself (bad input, the 201's headers).
@@ -173,6 +179,15 @@ impl SagaClient {
     ) -> Result<Answer, ClientError> {
         let started = Instant::now();
         Ok(answer(self.post_order(user, body, true).await?, started))
+    }
+
+    /// POSTs `body` for `user` declared as `content_type` (a wrong one on purpose) and returns
+    /// whatever came back; only "no answer" is an error.
+    pub async fn post_order_as(&self, user: &str, content_type: &str, body: String) -> Result<Answer, ClientError> {
+        let started = Instant::now();
+        let request =
+            self.http.post(&self.orders_url).header("content-type", content_type).header("X-User-Id", user).body(body);
+        Ok(answer(self.send("POST", &self.orders_url, request, true).await?, started))
     }
 
     /// POSTs a pre-serialised order body: its status and body text, nothing parsed or copied
@@ -251,6 +266,14 @@ impl SagaClient {
             Some(payments) => Ok(payments),
             None => Err(ClientError::Status { method: "GET", url, status: 404, body: String::new() }),
         }
+    }
+
+    /// `GET <service's base URL><path>` and whatever came back (the bad-input scenarios); only
+    /// "no answer" is an error.
+    pub async fn get_raw(&self, service: Service, path: &str) -> Result<Answer, ClientError> {
+        let url = format!("{}{path}", self.base(service));
+        let started = Instant::now();
+        Ok(answer(self.send("GET", &url, self.http.get(&url), true).await?, started))
     }
 
     /// `GET /health` of `service` answers 2xx.

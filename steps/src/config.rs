@@ -151,6 +151,10 @@ pub struct Faults {
     /// How long the zombie scenario keeps a service paused: longer than the implementation's
     /// consumer-group session timeout, so the broker gives the paused member's partitions away.
     pub zombie_pause_seconds: u64,
+    /// How long the long outages (the database's in @CRASH-3, the broker's in @CRASH-2) last,
+    /// with the load going on: long enough to exhaust any sensible retry budget, as outages in
+    /// production do.
+    pub long_outage_seconds: u64,
 }
 
 /// The run-level field checks (`steps/src/fields.rs`).
@@ -240,7 +244,7 @@ impl Default for Faults {
     fn default() -> Self {
         // The reference's session timeout (services/kit/src/config.rs) plus room for the
         // coordinator to notice and rebalance.
-        Faults { zombie_pause_seconds: 13 }
+        Faults { zombie_pause_seconds: 13, long_outage_seconds: 15 }
     }
 }
 
@@ -404,5 +408,9 @@ impl Config {
 
     pub fn zombie_pause(&self) -> Duration {
         Duration::from_secs(self.faults.zombie_pause_seconds)
+    }
+
+    pub fn long_outage(&self) -> Duration {
+        Duration::from_secs(self.faults.long_outage_seconds)
     }
 }

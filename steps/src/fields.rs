@@ -47,12 +47,17 @@ pub fn push_cause(kind: PushKind) -> SagaTopic {
     }
 }
 
-/// Every field check over the run. Dead letters are copies of records already checked, and
-/// records that did not decode are reported by the contract checks, so both are left out.
+/// The poison the suite itself publishes (INPUT-4/5): the one record on a saga topic that is
+/// not the contract's on purpose.
+pub const SUITE_POISON: &[u8] = b"this is not Avro";
+
+/// Every field check over the run. Dead letters are copies of records already checked; records
+/// that did not decode are reported by the contract check alone.
 pub fn check_run(records: &[TapRecord], pushes: &[Push], window: RunWindow) -> Vec<Violation> {
+    let mut violations = contract(records);
     let saga: Vec<&TapRecord> =
         records.iter().filter(|r| !r.dead_letter && r.saga_topic.is_some() && r.value.is_some()).collect();
-    let mut violations = event_ids(&saga);
+    violations.extend(event_ids(&saga));
     violations.extend(timestamps(&saga, window));
     violations.extend(push_causes(&saga, pushes));
     violations.extend(cancellations(&saga));
@@ -83,6 +88,13 @@ fn violation(checker: &'static str, r: &TapRecord, detail: String) -> Violation 
         order_id: r.order_id.clone().unwrap_or_default(),
         detail: format!("{} ({}[{}]@{})", detail, r.topic, r.partition, r.offset),
     }
+}
+
+/// Every record on a saga topic is its topic's contract record, whichever compatible version
+/// of the schema wrote it (the tap resolves the writer's schema by id and reads by name).
+fn contract(records: &[TapRecord]) -> Vec<Violation> {
+    let broken = records.iter().filter(|r| !r.dead_letter && r.saga_topic.is_some() && r.raw != SUITE_POISON);
+    broken.filter_map(|r| r.contract_error.as_ref().map(|e| violation("contract", r, e.clone()))).collect()
 }
 
 fn is_uuid(text: &str) -> bool {
@@ -396,6 +408,17 @@ mod tests {
 
     fn checkers_of(violations: &[Violation]) -> Vec<&'static str> {
         violations.iter().map(|v| v.checker).collect()
+    }
+
+    #[test]
+    fn a_record_that_is_not_the_contracts_is_caught_but_not_the_suites_own_poison() {
+        let (mut records, pushes) = healthy();
+        let mut poison = records[0].clone();
+        (poison.raw, poison.value, poison.contract_error) = (SUITE_POISON.to_vec(), None, Some("cannot decode".into()));
+        records.push(poison);
+        assert!(check_run(&records, &pushes, WINDOW).is_empty(), "the suite's poison is not the implementation's");
+        records[1].contract_error = Some("expected StockReserved, got OrderCreated".into());
+        assert_eq!(checkers_of(&check_run(&records, &pushes, WINDOW)), ["contract"]);
     }
 
     #[test]

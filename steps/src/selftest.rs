@@ -204,6 +204,34 @@ pub const FAULTS: &[Fault] = &[
         tags: "@LATE",
         seeds: &[(Service::Order, "order::cancel-ignores-status=return")],
     },
+    Fault {
+        name: "push-forgotten-on-error",
+        bug: "a push is sent once and forgotten when the gateway answers 5xx or does not answer",
+        family: "PUSH",
+        tags: "@PUSH",
+        seeds: &[
+            (Service::Order, "kit::push-forgotten-on-error=return"),
+            (Service::Payment, "kit::push-forgotten-on-error=return"),
+        ],
+    },
+    Fault {
+        name: "decode-with-own-schema",
+        bug: "consumers decode with their own copy of the schema, ignoring the writer's schema id",
+        family: "WIRE",
+        tags: "@WIRE",
+        seeds: &[
+            (Service::Order, "kit::decode-with-own-schema=return"),
+            (Service::Product, "kit::decode-with-own-schema=return"),
+            (Service::Payment, "kit::decode-with-own-schema=return"),
+        ],
+    },
+    Fault {
+        name: "no-total-cap",
+        bug: "the intake caps each line's amount but not the order's total (two lines may sum past 99,999,999.99)",
+        family: "INPUT",
+        tags: "@INPUT-1",
+        seeds: &[(Service::Order, "order::no-total-cap=return")],
+    },
 ];
 
 /// One row of the kill matrix.
@@ -487,9 +515,10 @@ mod tests {
         names.sort();
         names.dedup();
         assert_eq!(names.len(), FAULTS.len(), "fault names must be unique (they name report directories)");
-        for family in
-            ["FLOW", "FAIL", "ORDER", "IDEMP", "TIME", "COUPLING", "WIRE", "INPUT", "STOCK", "LATE", "CRASH", "FIELDS"]
-        {
+        for family in [
+            "FLOW", "FAIL", "ORDER", "IDEMP", "TIME", "COUPLING", "WIRE", "INPUT", "STOCK", "LATE", "CRASH", "FIELDS",
+            "PUSH",
+        ] {
             assert!(FAULTS.iter().any(|f| f.family == family), "no seeded fault for {family}");
         }
         for f in FAULTS {

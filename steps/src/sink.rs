@@ -1,10 +1,13 @@
 //! The push gateway stand-in: a wiremock server that accepts every POST and keeps it, so
-//! steps can check which notifications arrived, and how many times.
+//! steps can check which notifications arrived, and how many times. For a while it can also
+//! misbehave as a real gateway does ([`Outage`]): answer a 5xx, not answer before the client
+//! gives up, or answer slowly. It is the suite's own, so this works on every backend.
 
 use crate::poll;
 use saga_contract::PushKind;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
@@ -18,20 +21,66 @@ pub struct Arrival {
     pub push: Result<Push, String>,
 }
 
-/// Answers 200 and journals each request with its arrival time (wiremock's own journal has
-/// no timestamps).
-struct Journal(Arc<Mutex<Vec<Arrival>>>, tokio::sync::watch::Sender<usize>);
+/// How the gateway misbehaves while an outage lasts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outage {
+    /// Answers this status (a 5xx) and does not take the push.
+    Status(u16),
+    /// Holds every request until the outage ends, then answers 504 without taking the push:
+    /// longer than any sensible client timeout for a request sent early in the outage.
+    Hang,
+    /// Takes the push but answers 200 only after this long.
+    Slow(Duration),
+}
+
+/// An outage and when it ends.
+#[derive(Debug, Clone, Copy)]
+struct Window {
+    outage: Outage,
+    until: Instant,
+}
+
+/// What the gateway answers to a request arriving at `now` (`None` during no outage: take it,
+/// 200 at once): whether it takes the push, the status and how long it holds the answer.
+fn answer(window: Option<Window>, now: Instant) -> Option<(bool, u16, Duration)> {
+    let window = window.filter(|w| w.until > now)?;
+    Some(match window.outage {
+        Outage::Status(status) => (false, status, Duration::ZERO),
+        Outage::Hang => (false, 504, window.until - now),
+        Outage::Slow(delay) => (true, 200, delay),
+    })
+}
+
+/// Journals each push it takes with its arrival time (wiremock's own journal has no
+/// timestamps) and answers as the current outage says (200 at once without one).
+struct Journal {
+    arrivals: Arc<Mutex<Vec<Arrival>>>,
+    changed: tokio::sync::watch::Sender<usize>,
+    outage: Arc<Mutex<Option<Window>>>,
+    /// Requests answered otherwise than 200 at once.
+    disturbed: Arc<AtomicUsize>,
+}
 
 impl Respond for Journal {
     fn respond(&self, request: &Request) -> ResponseTemplate {
-        let push = read_push(&request.body);
-        let len = {
-            let mut journal = self.0.lock().expect("journal poisoned");
-            journal.push(Arrival { at_ms: saga_contract::now_millis(), push });
-            journal.len()
+        let window = *self.outage.lock().expect("outage lock poisoned");
+        let (take, status, hold) = match answer(window, Instant::now()) {
+            Some(answer) => {
+                self.disturbed.fetch_add(1, Ordering::SeqCst);
+                answer
+            }
+            None => (true, 200, Duration::ZERO),
         };
-        self.1.send_replace(len);
-        ResponseTemplate::new(200)
+        if take {
+            let push = read_push(&request.body);
+            let len = {
+                let mut journal = self.arrivals.lock().expect("journal poisoned");
+                journal.push(Arrival { at_ms: saga_contract::now_millis(), push });
+                journal.len()
+            };
+            self.changed.send_replace(len);
+        }
+        ResponseTemplate::new(status).set_delay(hold)
     }
 }
 
@@ -39,6 +88,8 @@ pub struct PushSink {
     server: MockServer,
     journal: Arc<Mutex<Vec<Arrival>>>,
     changed: tokio::sync::watch::Receiver<usize>,
+    outage: Arc<Mutex<Option<Window>>>,
+    disturbed: Arc<AtomicUsize>,
 }
 
 impl PushSink {
@@ -55,8 +106,29 @@ impl PushSink {
         };
         let journal = Arc::new(Mutex::new(Vec::new()));
         let (tx, changed) = tokio::sync::watch::channel(0);
-        Mock::given(method("POST")).respond_with(Journal(journal.clone(), tx)).mount(&server).await;
-        Ok(PushSink { server, journal, changed })
+        let (outage, disturbed) = (Arc::new(Mutex::new(None)), Arc::new(AtomicUsize::new(0)));
+        let responder =
+            Journal { arrivals: journal.clone(), changed: tx, outage: outage.clone(), disturbed: disturbed.clone() };
+        Mock::given(method("POST")).respond_with(responder).mount(&server).await;
+        Ok(PushSink { server, journal, changed, outage, disturbed })
+    }
+
+    /// Misbehaves as `outage` says for the next `length` (replacing any outage in place); when
+    /// it ends.
+    pub fn fail_for(&self, outage: Outage, length: Duration) -> Instant {
+        let until = Instant::now() + length;
+        *self.outage.lock().expect("outage lock poisoned") = Some(Window { outage, until });
+        until
+    }
+
+    /// Ends the outage in place, if any.
+    pub fn recover(&self) {
+        *self.outage.lock().expect("outage lock poisoned") = None;
+    }
+
+    /// How many requests so far were answered otherwise than 200 at once (refused, held, slow).
+    pub fn disturbed(&self) -> usize {
+        self.disturbed.load(Ordering::SeqCst)
     }
 
     /// The URL to give the implementation as `PUSH_GATEWAY_URL`.
@@ -118,4 +190,41 @@ pub(crate) fn read_push(body: &[u8]) -> Result<Push, String> {
 
 fn pushes_of(arrivals: &[Arrival], order_id: &str) -> Vec<Push> {
     arrivals.iter().filter_map(|a| a.push.as_ref().ok()).filter(|p| p.order_id == order_id).cloned().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_outage_answers_as_it_says_and_only_while_it_lasts() {
+        let now = Instant::now();
+        let until = now + Duration::from_secs(5);
+        let window = |outage| Some(Window { outage, until });
+        assert_eq!(answer(None, now), None, "no outage: take it, 200 at once");
+        assert_eq!(answer(window(Outage::Status(503)), now), Some((false, 503, Duration::ZERO)));
+        assert_eq!(answer(window(Outage::Hang), now), Some((false, 504, Duration::from_secs(5))), "held to the end");
+        let slow = Outage::Slow(Duration::from_secs(2));
+        assert_eq!(answer(window(slow), now), Some((true, 200, Duration::from_secs(2))));
+        assert_eq!(answer(window(Outage::Status(503)), until), None, "over once it ends");
+    }
+
+    #[tokio::test]
+    async fn a_failing_gateway_does_not_keep_what_it_refuses() {
+        let sink = PushSink::start(None).await.unwrap();
+        let client = reqwest::Client::new();
+        let body = r#"{"userId":"u","orderId":"o","type":"ORDER_CONFIRMED","message":"m","eventId":"e"}"#;
+        let post = || client.post(sink.url()).body(body).send();
+        sink.fail_for(Outage::Status(503), Duration::from_secs(30));
+        assert_eq!(post().await.unwrap().status(), 503);
+        assert!(sink.arrivals().is_empty(), "a refused push is not delivered");
+        sink.fail_for(Outage::Hang, Duration::from_millis(300));
+        let began = Instant::now();
+        assert_eq!(post().await.unwrap().status(), 504);
+        assert!(began.elapsed() >= Duration::from_millis(250), "answered after {:?}", began.elapsed());
+        assert!(sink.arrivals().is_empty(), "a held push is not delivered");
+        assert_eq!(post().await.unwrap().status(), 200, "the outage is over");
+        assert_eq!(sink.arrivals().len(), 1);
+        assert_eq!(sink.disturbed(), 2);
+    }
 }

@@ -383,7 +383,7 @@ async fn decode(codec: &EventCodec, topics: &Topics, message: &rdkafka::message:
         contract_error: None,
         raw,
     };
-    match codec.decode(&record.raw).await {
+    match decode_patiently(codec, &record.raw).await {
         Ok(decoded) => {
             record.schema_id = Some(decoded.schema_id);
             record.record_name = decoded.record_name.clone();
@@ -404,8 +404,30 @@ async fn decode(codec: &EventCodec, topics: &Topics, message: &rdkafka::message:
     record
 }
 
+/// How long the tap keeps asking a registry that cannot answer (its database is down in a
+/// fault scenario) before it reports the record as undecodable.
+const REGISTRY_PATIENCE: Duration = Duration::from_secs(60);
+
+/// Decodes `raw`, asking again while the registry is unavailable: the suite must not blame the
+/// implementation for a schema it could not look up. The records behind wait meanwhile.
+async fn decode_patiently(
+    codec: &EventCodec,
+    raw: &[u8],
+) -> Result<saga_contract::Decoded, saga_contract::FramingError> {
+    let give_up = std::time::Instant::now() + REGISTRY_PATIENCE;
+    loop {
+        match codec.decode(raw).await {
+            // Retry pacing while the registry is down, not a wait for a condition of the run.
+            Err(e) if e.is_transient() && std::time::Instant::now() < give_up => {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            decoded => return decoded,
+        }
+    }
+}
+
 /// The record on `topic` must be that topic's contract record and parse as its type.
-fn validate(topic: SagaTopic, decoded: &saga_contract::Decoded) -> Result<(), String> {
+pub(crate) fn validate(topic: SagaTopic, decoded: &saga_contract::Decoded) -> Result<(), String> {
     let expected = topic.record_full_name();
     if decoded.record_name.as_deref() != Some(expected) {
         return Err(format!("expected {expected}, got {:?}", decoded.record_name));

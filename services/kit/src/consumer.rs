@@ -409,7 +409,11 @@ async fn handle_once<H: Handler>(
             HandleError::Poison(format!("{} is not a saga topic {} consumes", message.topic(), config.service_name))
         })?;
         let payload = message.payload().ok_or_else(|| HandleError::Poison("record has no value".into()))?;
-        let record = codec.decode(payload).await?;
+        let record = if crate::failpoint::active("kit::decode-with-own-schema") {
+            decode_with_own_schema(topic, payload)?
+        } else {
+            codec.decode(payload).await?
+        };
         let expected = topic.record_full_name();
         if record.record_name.as_deref() != Some(expected) {
             return Err(HandleError::Poison(format!("expected {expected}, got {:?}", record.record_name)));
@@ -428,6 +432,18 @@ async fn handle_once<H: Handler>(
     }
     tx.commit().await?;
     Ok(outcomes)
+}
+
+/// Seeded fault (self-test): the record decoded with the consumer's own contract schema, the
+/// frame's schema id ignored — right until a producer writes with a newer compatible version.
+fn decode_with_own_schema(topic: SagaTopic, payload: &[u8]) -> Result<Decoded, HandleError> {
+    let poison = |e: &dyn std::fmt::Display| HandleError::Poison(format!("decoding with the own schema: {e}"));
+    let schema = apache_avro::Schema::parse_str(topic.schema_json()).map_err(|e| poison(&e))?;
+    let (header, mut body) = payload.split_at_checked(5).ok_or_else(|| poison(&"shorter than a frame"))?;
+    let reader = apache_avro::reader::datum::GenericDatumReader::builder(&schema).build();
+    let value = reader.and_then(|r| r.read_value(&mut body)).map_err(|e| poison(&e))?;
+    let schema_id = u32::from_be_bytes([header[1], header[2], header[3], header[4]]);
+    Ok(Decoded { schema_id, record_name: Some(topic.record_full_name().to_string()), value })
 }
 
 struct DeadLetters {

@@ -40,6 +40,22 @@ fn float_total(order: &ValidOrder) -> Money {
     Money((total * 100.0) as i64)
 }
 
+/// Seeded fault `order::no-total-cap`: each line is validated on its own (so one line's
+/// amount stays capped) and the lines' amounts are summed unchecked: the order's total cap is
+/// missing.
+fn without_total_cap(body: CreateOrder) -> Result<ValidOrder, domain::Invalid> {
+    if body.items.is_empty() || body.items.len() > domain::MAX_LINES {
+        return domain::validate(body);
+    }
+    let mut order = ValidOrder { store_id: body.store_id.clone(), items: Vec::new(), total: Money(0) };
+    for item in body.items {
+        let line = domain::validate(CreateOrder { store_id: body.store_id.clone(), items: vec![item] })?;
+        order.total = Money(order.total.0 + line.total.0);
+        order.items.extend(line.items);
+    }
+    Ok(order)
+}
+
 async fn create_order(
     State(api): State<OrderApi>,
     headers: HeaderMap,
@@ -48,7 +64,9 @@ async fn create_order(
     let user_id = user_id(&headers)?;
     // Seeded fault `order::slow-intake`: work done in line before answering.
     failpoint::stall("order::slow-intake").await;
-    let mut order = domain::validate(body).map_err(|invalid| Problem::unprocessable(invalid.0))?;
+    let validated =
+        if failpoint::active("order::no-total-cap") { without_total_cap(body) } else { domain::validate(body) };
+    let mut order = validated.map_err(|invalid| Problem::unprocessable(invalid.0))?;
     // Seeded fault `order::accept-duplicate-lines`: two lines of one product are let through.
     if !failpoint::active("order::accept-duplicate-lines") {
         domain::one_line_per_product(&order.items).map_err(|invalid| Problem::unprocessable(invalid.0))?;

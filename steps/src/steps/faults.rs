@@ -11,6 +11,7 @@ use crate::Service;
 use crate::checkers_crash::FaultSpan;
 use cucumber::{given, when};
 use saga_contract::{SagaTopic, now_millis};
+use std::time::Duration;
 
 /// A fault in place.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,6 +35,7 @@ pub(super) enum Fault {
 impl SagaWorld {
     /// Restarts, resumes or brings back whatever this scenario left stopped, newest first.
     pub async fn undo_faults(&mut self) {
+        self.gateway_recovers();
         while let Some(fault) = self.faults.pop() {
             if let Err(e) = self.undo(fault).await {
                 eprintln!("undoing {fault:?} after the scenario: {e:#}");
@@ -177,6 +179,17 @@ async fn service_zombie(world: &mut SagaWorld, service: Svc) {
 #[when(regex = r"^the Kafka broker(?: leading the saga topics' partitions)? is killed$")]
 async fn broker_killed(world: &mut SagaWorld) {
     world.put(Fault::BrokerKilled, "killing the Kafka broker").await;
+}
+
+/// A long outage: the fault just put in place stays for `[faults] long_outage_seconds` from
+/// the moment it was in place, longer than any retry budget (the load goes on meanwhile).
+#[when("the fault lasts a long outage")]
+async fn long_outage(world: &mut SagaWorld) {
+    let (fault, span) = *world.fault_spans.last().expect("no fault was put in place in this scenario");
+    assert!(span.lifted_ms.is_none(), "{fault:?} was already lifted");
+    let elapsed = Duration::from_millis(u64::try_from(now_millis() - span.in_place_ms).unwrap_or_default());
+    // The fault's duration, not a wait for a condition: the outage itself is what is injected.
+    tokio::time::sleep(world.env.config.long_outage().saturating_sub(elapsed)).await;
 }
 
 #[when("the PostgreSQL server is killed")]

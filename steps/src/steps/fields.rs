@@ -90,6 +90,10 @@ async fn payment_matches_order(world: &mut SagaWorld, user: String, total: Amoun
     let payment = &found[0];
     assert_eq!(payment.order_id, id, "the payment is for another order: {payment:?}");
     assert_eq!(payment.user_id, Some(world.user(&user)), "the payment is not the buyer's: {payment:?}");
+    assert!(payment.payment_id.as_deref().is_some_and(|p| !p.is_empty()), "the payment has no paymentId: {payment:?}");
+    let created = world.record(SagaTopic::OrderCreated).await.timestamp_ms;
+    check_created_at(&payment.created_at, created, world.env.config.fields.clock_skew_ms)
+        .unwrap_or_else(|e| panic!("the payment's createdAt {e}: {payment:?}"));
     let amount = amount_of(&payment.amount, "the payment's amount");
     assert_eq!(amount, total.0, "payment {payment:?}");
     let order = read_order(world, &id).await;
@@ -98,6 +102,27 @@ async fn payment_matches_order(world: &mut SagaWorld, user: String, total: Amoun
         amount_of(&order.total_amount, "the order's totalAmount"),
         "the payment's amount is not the order's total: payment {payment:?}, order {order:?}"
     );
+}
+
+/// `createdAt` is an RFC 3339 date-time no earlier than the order (`order_ms`, epoch ms) and
+/// no later than now, give or take the clock skew allowed (`[fields] clock_skew_ms`).
+fn check_created_at(value: &Value, order_ms: i64, skew_ms: i64) -> Result<(), String> {
+    let text = value.as_str().ok_or_else(|| format!("is {value}, not an RFC 3339 date-time string"))?;
+    let at = chrono::DateTime::parse_from_rfc3339(text)
+        .map_err(|e| format!("{text:?} is not an RFC 3339 date-time: {e}"))?
+        .timestamp_millis();
+    let now = saga_contract::now_millis();
+    if at < order_ms - skew_ms || at > now + skew_ms {
+        return Err(format!("{text} is not between the order ({order_ms} ms) and now ({now} ms), ± {skew_ms} ms"));
+    }
+    Ok(())
+}
+
+#[then(expr = "the order reads back with cancellation reason {string}")]
+async fn reads_back_cancellation_reason(world: &mut SagaWorld, reason: String) {
+    let id = world.order_id();
+    let order = read_order(world, &id).await;
+    assert_eq!(order.cancellation_reason.as_deref(), Some(reason.as_str()), "GET order {id}: {order:?}");
 }
 
 #[then(
@@ -138,5 +163,23 @@ async fn push_names_its_cause(world: &mut SagaWorld, kind: Kind, topic: Topic) {
             p.event_id,
             world.evidence(&id)
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Value, check_created_at};
+    use serde_json::json;
+
+    #[test]
+    fn created_at_must_be_a_date_time_between_the_order_and_now() {
+        let order_ms = 1_790_000_000_000; // 2026-09-21T14:13:20Z
+        let at = |value: Value| check_created_at(&value, order_ms, 5000);
+        at(json!("2026-09-21T14:13:20.250Z")).expect("just after the order");
+        at(json!("2026-09-21T16:13:19+02:00")).expect("an offset, within the skew");
+        assert!(at(json!(order_ms)).is_err(), "epoch milliseconds are not a date-time");
+        assert!(at(json!("yesterday")).is_err());
+        assert!(at(json!("2026-09-21T14:13:14Z")).is_err(), "before the order, beyond the skew");
+        assert!(at(json!("2999-01-01T00:00:00Z")).is_err(), "in the future");
     }
 }

@@ -1,10 +1,13 @@
-//! Bad input: malformed requests and poison records.
+//! Bad input and the contract's limits: malformed requests, orders just past a limit (refused)
+//! and at it (accepted), and poison records.
 
-use super::SagaWorld;
-use super::orders::post_order;
-use super::params::Topic;
+use super::orders::{place, post_order};
+use super::params::{Amount, Topic};
+use super::{Product, SagaWorld};
+use crate::client::{OrderLine, ProductSpec};
 use crate::tap::TapRecord;
-use cucumber::{then, when};
+use cucumber::{given, then, when};
+use futures::StreamExt;
 use rdkafka::producer::FutureRecord;
 use saga_contract::SagaTopic;
 use serde_json::json;
@@ -28,6 +31,58 @@ async fn posts_oversized(world: &mut SagaWorld, user: String, mib: usize) {
     world.answer = Some(post_order(world, Some(&world.user(&user)), body).await);
 }
 
+#[when(regex = r#"^user "([^"]+)" posts an order of (\d+) lines$"#)]
+async fn posts_lines(world: &mut SagaWorld, user: String, count: usize) {
+    let items: Vec<_> =
+        (1..=count).map(|i| json!({"productId": format!("P{i}"), "quantity": 1, "unitPrice": 1})).collect();
+    let body = json!({"storeId": "S1", "items": items}).to_string();
+    world.answer = Some(post_order(world, Some(&world.user(&user)), body).await);
+}
+
+#[when(regex = r#"^user "([^"]+)" posts a well-formed order as "([^"]+)"$"#)]
+async fn posts_as(world: &mut SagaWorld, user: String, content_type: String) {
+    let body = json!({"storeId": "S1", "items": [{"productId": "P", "quantity": 1, "unitPrice": 10}]}).to_string();
+    let answer = world.env.client.post_order_as(&world.user(&user), &content_type, body).await;
+    world.answer = Some(answer.unwrap_or_else(|e| panic!("{e}")));
+}
+
+#[given(regex = r#"^the catalogue has products "([A-Za-z]+)1" to "[A-Za-z]+(\d+)" priced (\S+) with (\d+) in stock$"#)]
+async fn seed_products(world: &mut SagaWorld, prefix: String, count: usize, price: Amount, stock: i64) {
+    let seeding = (1..=count).map(|i| {
+        let (alias, client) = (format!("{prefix}{i}"), &world.env.client);
+        let id = format!("{alias}-{}", world.tag);
+        async move {
+            let spec = ProductSpec { name: format!("{alias} (conformance)"), price: price.0, stock };
+            client.put_product(&id, &spec).await.unwrap_or_else(|e| panic!("{e}"));
+            (alias, Product { id, price: price.0 })
+        }
+    });
+    let seeded = futures::stream::iter(seeding).buffer_unordered(16).collect::<Vec<_>>().await;
+    world.products.extend(seeded);
+}
+
+#[when(regex = r#"^user "([^"]+)" orders 1 of each of "([A-Za-z]+)1" to "[A-Za-z]+(\d+)" at store "([^"]+)"$"#)]
+async fn orders_each(world: &mut SagaWorld, user: String, prefix: String, count: usize, store: String) {
+    let items: Vec<OrderLine> = (1..=count)
+        .map(|i| {
+            let product = world.product(&format!("{prefix}{i}"));
+            OrderLine { product_id: product.id, quantity: 1, unit_price: product.price }
+        })
+        .collect();
+    world.request_items = items.clone();
+    let (id, answer) = place(world, &world.user(&user), &format!("{store}-{}", world.tag), items).await;
+    world.order = Some(id);
+    world.answer = Some(answer);
+}
+
+/// `GET <path>` of a service; `{unknown}` in the path stands for an id nobody created.
+#[when(regex = r#"^the (Order|Product|Payment) Service is asked for "([^"]+)"$"#)]
+async fn asks(world: &mut SagaWorld, service: String, path: String) {
+    let service = crate::Service::parse(&service).expect("one of the three services");
+    let path = path.replace("{unknown}", &uuid::Uuid::new_v4().to_string());
+    world.answer = Some(world.env.client.get_raw(service, &path).await.unwrap_or_else(|e| panic!("{e}")));
+}
+
 #[then(regex = r"^the response status is (\d+) with a problem body$")]
 async fn problem(world: &mut SagaWorld, status: u16) {
     let answer = world.answer.as_ref().expect("no answer");
@@ -39,11 +94,13 @@ async fn problem(world: &mut SagaWorld, status: u16) {
         answer.body
     );
     assert_eq!(answer.body["status"], json!(status), "problem body: {}", answer.body);
-    assert!(
-        answer.body["title"].as_str().is_some_and(|t| !t.is_empty()),
-        "problem body without title: {}",
-        answer.body
-    );
+    for member in ["type", "title", "detail"] {
+        assert!(
+            answer.body[member].as_str().is_some_and(|t| !t.is_empty()),
+            "problem body without {member} (RFC 9457: type, title, status, detail): {}",
+            answer.body
+        );
+    }
 }
 
 #[then(regex = r#"^nothing is published on "order.created" for user "([^"]+)"$"#)]
@@ -71,7 +128,7 @@ async fn publish_poison(world: &mut SagaWorld, topic: Topic) {
     // One on every partition, so whichever partition the next order lands on has one ahead.
     for partition in 0..partitions(world, &name) {
         let key = format!("poison-{}-{partition}", world.tag);
-        let record = FutureRecord::to(&name).key(&key).payload("this is not Avro".as_bytes()).partition(partition);
+        let record = FutureRecord::to(&name).key(&key).payload(crate::fields::SUITE_POISON).partition(partition);
         match world.env.producer.send(record, Duration::from_secs(10)).await {
             Ok(delivery) => world.poison.push((key, delivery.partition, delivery.offset)),
             Err((e, _)) => panic!("publishing poison to {name}[{partition}] failed: {e}"),
@@ -121,6 +178,6 @@ async fn poison_dead_lettered(world: &mut SagaWorld, topic: Topic) {
         assert_eq!(header("dlt.original.partition"), Some(partition.to_string()), "{}", record.summary());
         assert_eq!(header("dlt.original.offset"), Some(offset.to_string()), "{}", record.summary());
         assert!(header("dlt.error").is_some_and(|e| !e.is_empty()), "no dlt.error header: {:?}", record.headers);
-        assert_eq!(record.raw, b"this is not Avro", "the dead letter must carry the original bytes");
+        assert_eq!(record.raw, crate::fields::SUITE_POISON, "the dead letter must carry the original bytes");
     }
 }

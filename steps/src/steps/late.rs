@@ -19,7 +19,7 @@ use uuid::Uuid;
 impl SagaWorld {
     /// Publishes `value` on `topic` keyed by `key` (to `partition`, if given) and remembers it
     /// as injected, so later "nothing new happens" checks wait until it was consumed.
-    async fn inject(&mut self, topic: SagaTopic, key: &str, value: Vec<u8>, partition: Option<i32>) {
+    pub(super) async fn inject(&mut self, topic: SagaTopic, key: &str, value: Vec<u8>, partition: Option<i32>) {
         let name = self.env.topics.name(topic).to_string();
         let mut record: FutureRecord<'_, str, [u8]> = FutureRecord::to(&name).key(key).payload(&value);
         if let Some(p) = partition {

@@ -141,6 +141,12 @@ impl Load {
         }
     }
 
+    /// The orders accepted that were sent at or after `since_ms` (epoch ms).
+    pub(super) fn accepted_since(&self, since_ms: i64) -> Vec<String> {
+        let attempts = self.journal.attempts().into_iter().filter(|a| a.sent_ms >= since_ms);
+        attempts.filter_map(|a| if let Answer::Accepted(id) = a.answer { Some(id) } else { None }).collect()
+    }
+
     /// One line on what the load did, for every failure message.
     fn summary(&self) -> String {
         let attempts = self.journal.attempts();
@@ -184,7 +190,7 @@ impl Load {
 }
 
 impl SagaWorld {
-    fn load(&mut self) -> &mut Load {
+    pub(super) fn load(&mut self) -> &mut Load {
         self.load.as_mut().expect(
             "no load runs in this scenario: start one with `Given orders flow at N per second for product \"P1\"`",
         )
@@ -291,7 +297,7 @@ async fn read_stock(env: &SuiteEnv, product_id: &str) -> Result<i64, String> {
 }
 
 /// What an order reads as: its status (`None`: 404) and its payments.
-type State = (Option<OrderStatus>, Vec<Payment>);
+pub(super) type State = (Option<OrderStatus>, Vec<Payment>);
 
 /// An order's status and, when asked or when it is confirmed, its payments.
 async fn read_state(client: &SagaClient, order_id: &str, all_payments: bool) -> Result<State, ClientError> {
@@ -303,7 +309,7 @@ async fn read_state(client: &SagaClient, order_id: &str, all_payments: bool) -> 
 }
 
 /// Reads every order in `ids` (a few at a time); the first failed read fails the step.
-async fn read_states(env: &SuiteEnv, ids: Vec<String>, all_payments: bool) -> Vec<(String, State)> {
+pub(super) async fn read_states(env: &SuiteEnv, ids: Vec<String>, all_payments: bool) -> Vec<(String, State)> {
     let client = env.client.with_timeout(REQUEST_TIMEOUT);
     let reads = futures::stream::iter(ids).map(|id| {
         let client = &client;
@@ -319,7 +325,7 @@ async fn read_states(env: &SuiteEnv, ids: Vec<String>, all_payments: bool) -> Ve
         .collect()
 }
 
-fn terminal((status, payments): &State) -> bool {
+pub(super) fn terminal((status, payments): &State) -> bool {
     match status {
         Some(OrderStatus::Cancelled) => true,
         Some(OrderStatus::Confirmed) => !payments.is_empty(),
@@ -515,8 +521,26 @@ async fn load_payments(world: &mut SagaWorld) {
 
 #[then("each order got exactly one push of each kind it is due, counted by eventId")]
 async fn load_pushes(world: &mut SagaWorld) {
-    let violations = crash::pushes(world.settled());
-    world.judge("push", &violations);
+    // Pushes may trail the orders' outcomes (those a failing gateway refused are retried), so
+    // the pushes are read until every order has its own, or the deadline passes.
+    let settled = world.settled().to_vec();
+    let judged = world
+        .env
+        .sink
+        .wait_until(world.deadline(), |arrivals| {
+            let mut pushes: BTreeMap<&str, Vec<crate::sink::Push>> = BTreeMap::new();
+            for p in arrivals.iter().filter_map(|a| a.push.as_ref().ok()) {
+                pushes.entry(p.order_id.as_str()).or_default().push(p.clone());
+            }
+            let now: Vec<Settled> = settled
+                .iter()
+                .map(|o| Settled { pushes: pushes.remove(o.order_id.as_str()).unwrap_or_default(), ..o.clone() })
+                .collect();
+            let violations = crash::pushes(&now);
+            if violations.is_empty() { Ok(()) } else { Err(violations) }
+        })
+        .await;
+    world.judge("push", &judged.err().unwrap_or_default());
 }
 
 #[then("no order of the load has a duplicate or conflicting effect on Kafka")]

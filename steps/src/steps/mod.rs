@@ -5,8 +5,10 @@
 //! step's message carries the evidence (the order's records and pushes).
 
 mod catalogue;
+mod evolve;
 mod faults;
 mod fields;
+mod gateway;
 mod input;
 mod late;
 mod lines;
@@ -110,6 +112,8 @@ pub struct SagaWorld {
     faults_in_place: tokio::sync::watch::Sender<usize>,
     /// The steady load of a crash scenario (stops when dropped).
     load: Option<load::Load>,
+    /// The push gateway's outage this scenario put in place.
+    gateway: Option<gateway::GatewayOutage>,
     /// Timing samples this scenario measured.
     samples: Vec<crate::timing::Sample>,
 }
@@ -141,6 +145,7 @@ impl SagaWorld {
             fault_spans: Vec::new(),
             faults_in_place: tokio::sync::watch::Sender::new(0),
             load: None,
+            gateway: None,
             samples: Vec::new(),
         }
     }

@@ -11,6 +11,9 @@
 //!   method, and its responses are exactly the status codes its handler can answer with (read
 //!   from the handler: `Problem::*` constructors, the JSON extractor, `?` on the database);
 //!   the push webhook's body has the fields of `saga_contract::PushNotification`.
+//! - Coverage: every rule of `docs/contract.md` (its `[C-…]` ids) and every answer of
+//!   `openapi.yaml` has a row in `docs/requirements.md`'s clause table naming a requirement a
+//!   scenario carries, or saying why it is not checked.
 //!
 //! The checks are functions over the parsed documents, so the last tests show each one failing
 //! on a doctored copy.
@@ -538,4 +541,129 @@ fn a_doctored_openapi_document_fails() {
     let mut push = original;
     push["components"]["schemas"]["PushNotification"]["properties"].as_object_mut().unwrap().remove("eventId");
     assert!(openapi_problems(&push, &routes).iter().any(|p| p.starts_with("the pushNotification webhook documents")));
+}
+
+/// The rule ids of `docs/contract.md` (`[C-HTTP-1]`, …).
+fn contract_rules(text: &str) -> BTreeSet<String> {
+    let id = Regex::new(r"\[(C-[A-Z]+-\d+)\]").unwrap();
+    id.captures_iter(text).map(|c| c[1].to_string()).collect()
+}
+
+/// Every answer `openapi.yaml` documents, as `METHOD path status` (a webhook as `POST <name>`).
+fn openapi_answers(doc: &Value) -> BTreeSet<String> {
+    let mut answers = BTreeSet::new();
+    let operations = |node: &Value| -> Vec<(String, Vec<String>)> {
+        let Some(methods) = node.as_object() else { return Vec::new() };
+        methods
+            .iter()
+            .filter(|(method, _)| ["get", "put", "post", "delete", "patch"].contains(&method.as_str()))
+            .map(|(method, op)| {
+                let codes = op["responses"].as_object().map(|r| r.keys().cloned().collect()).unwrap_or_default();
+                (method.to_uppercase(), codes)
+            })
+            .collect()
+    };
+    for section in ["paths", "webhooks"] {
+        for (name, node) in doc[section].as_object().into_iter().flatten() {
+            for (method, codes) in operations(node) {
+                answers.extend(codes.into_iter().map(|code| format!("{method} {name} {code}")));
+            }
+        }
+    }
+    answers
+}
+
+/// The requirement ids the features carry (`@FLOW-1`, …), and `FIELDS-1` (the whole-run check).
+fn feature_requirements() -> BTreeSet<String> {
+    let tag = Regex::new(r"@([A-Z]+-\d+)\b").unwrap();
+    let mut ids = BTreeSet::from(["FIELDS-1".to_string()]);
+    for entry in std::fs::read_dir(root().join("features")).expect("features/") {
+        let path = entry.expect("a features/ entry").path();
+        if path.extension().is_some_and(|e| e == "feature") {
+            let text = std::fs::read_to_string(&path).expect("a feature file");
+            ids.extend(tag.captures_iter(&text).map(|c| c[1].to_string()));
+        }
+    }
+    ids
+}
+
+/// The rows of requirements.md's clause table: (rule or answer, what checks it).
+fn coverage_table(text: &str) -> Vec<(String, String)> {
+    let section = text.split("## Every clause and what checks it").nth(1).unwrap_or_default();
+    let section = section.split("\n## ").next().unwrap_or_default();
+    let row = Regex::new(r"(?m)^\| `([^`]+)` \|[^|]*\| (.+) \|$").unwrap();
+    row.captures_iter(section).map(|c| (c[1].to_string(), c[2].trim().to_string())).collect()
+}
+
+/// What is wrong with the clause table: a rule or an answer without a row, a row for nothing,
+/// a row naming no requirement (or one no scenario carries), "not checked" without a reason.
+fn coverage_problems(
+    rules: &BTreeSet<String>,
+    answers: &BTreeSet<String>,
+    table: &[(String, String)],
+    requirements: &BTreeSet<String>,
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    let rows: BTreeSet<&str> = table.iter().map(|(id, _)| id.as_str()).collect();
+    for missing in rules.iter().chain(answers).filter(|id| !rows.contains(id.as_str())) {
+        problems.push(format!("{missing} has no row in requirements.md's clause table: which requirement checks it?"));
+    }
+    let requirement = Regex::new(r"\b([A-Z]+-\d+)\b").unwrap();
+    for (id, checked_by) in table {
+        if !rules.contains(id) && !answers.contains(id) {
+            problems.push(format!("row {id} names no rule of contract.md and no answer of openapi.yaml"));
+        }
+        if let Some(reason) = checked_by.strip_prefix("not checked:") {
+            if reason.trim().len() < 10 {
+                problems.push(format!("row {id} is not checked and does not say why"));
+            }
+            continue;
+        }
+        let named: Vec<&str> = requirement.captures_iter(checked_by).map(|c| c.get(1).unwrap().as_str()).collect();
+        if named.is_empty() {
+            problems.push(format!("row {id} names no requirement: {checked_by:?}"));
+        }
+        for unknown in named.into_iter().filter(|r| !requirements.contains(*r)) {
+            problems.push(format!("row {id}: {unknown} is no scenario's requirement tag"));
+        }
+    }
+    problems
+}
+
+#[test]
+fn every_clause_of_the_contract_has_a_requirement() {
+    let rules = contract_rules(&read("docs/contract.md"));
+    assert!(rules.len() >= 30, "found only {} rule ids in docs/contract.md: {rules:?}", rules.len());
+    let answers = openapi_answers(&load_yaml("docs/contract/openapi.yaml"));
+    assert!(answers.contains("POST /api/v1/orders 415"), "{answers:?}");
+    assert!(answers.contains("POST pushNotification 200"), "{answers:?}");
+    let table = coverage_table(&read("docs/requirements.md"));
+    let problems = coverage_problems(&rules, &answers, &table, &feature_requirements());
+    assert!(problems.is_empty(), "docs/requirements.md's clause table:\n  {}", problems.join("\n  "));
+}
+
+#[test]
+fn a_clause_without_a_requirement_fails() {
+    let rules = contract_rules("a rule [C-X-1] and another [C-X-2]");
+    let answers = BTreeSet::from(["GET /a 200".to_string()]);
+    let requirements = BTreeSet::from(["FLOW-1".to_string()]);
+    let row = |id: &str, by: &str| (id.to_string(), by.to_string());
+    let good =
+        vec![row("C-X-1", "FLOW-1"), row("C-X-2", "not checked: the reason is given"), row("GET /a 200", "FLOW-1")];
+    assert!(coverage_problems(&rules, &answers, &good, &requirements).is_empty());
+    let problems_of = |table: Vec<(String, String)>| coverage_problems(&rules, &answers, &table, &requirements);
+    assert!(problems_of(good[1..].to_vec()).iter().any(|p| p.starts_with("C-X-1 has no row")));
+    assert!(problems_of(good[..2].to_vec()).iter().any(|p| p.starts_with("GET /a 200 has no row")));
+    let mut unknown = good.clone();
+    unknown[0].1 = "FLOW-9".into();
+    assert!(problems_of(unknown).iter().any(|p| p.contains("FLOW-9 is no scenario's requirement tag")));
+    let mut no_reason = good.clone();
+    no_reason[1].1 = "not checked:".into();
+    assert!(problems_of(no_reason).iter().any(|p| p.contains("does not say why")));
+    let mut stale = good;
+    stale.push(row("C-X-3", "FLOW-1"));
+    assert!(problems_of(stale).iter().any(|p| p.contains("row C-X-3 names no rule")));
+    // The table is read from its section, row by row.
+    let text = "## Every clause and what checks it\n\n| Rule | Clause | Checked by |\n|---|---|---|\n| `C-X-1` | c | FLOW-1 |\n\n## Next\n| `C-X-2` | c | FLOW-1 |\n";
+    assert_eq!(coverage_table(text), vec![row("C-X-1", "FLOW-1")]);
 }
