@@ -102,7 +102,7 @@ pub fn render(results: &[ScenarioResult], skipped: &[Skipped], judgement: &Judge
 }
 
 /// `FLOW-4 The order is confirmed …`: the requirement id first, so CI lists sort by it.
-fn case_name(tags: &[String], scenario: &str) -> String {
+pub(crate) fn case_name(tags: &[String], scenario: &str) -> String {
     let ids: Vec<&str> = tags.iter().map(String::as_str).filter(|t| crate::report::is_requirement_id(t)).collect();
     if ids.is_empty() { scenario.to_string() } else { format!("{} {scenario}", ids.join(" ")) }
 }
