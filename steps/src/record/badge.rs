@@ -58,7 +58,7 @@ mod tests {
     #[test]
     fn the_badge_says_the_verified_verdict_in_its_colour() {
         // The sample record is no full run: it cannot make a badge.
-        assert!(verify(&crate::record::tests::sample_record()).is_err());
+        assert!(verify(&crate::record::build::tests::sample_record()).is_err());
         let record = crate::record::verify::tests::full_run(&[], &[], &Default::default(), None, 0);
         let verified = verify(&record).unwrap();
         let svg = render(&record, &verified);

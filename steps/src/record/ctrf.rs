@@ -99,7 +99,7 @@ fn test(e: &Entry) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::tests::sample_record;
+    use crate::record::build::tests::sample_record;
 
     #[test]
     fn statuses_follow_the_verdict_and_the_summary_adds_up() {

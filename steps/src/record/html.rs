@@ -85,7 +85,7 @@ mod tests {
 
     #[test]
     fn the_header_names_the_suite_the_implementation_and_the_declarations() {
-        let record = crate::record::tests::sample_record();
+        let record = crate::record::build::tests::sample_record();
         let h = header(&record);
         assert!(h.contains(&format!(
             "implementation <b>{} {}</b>",

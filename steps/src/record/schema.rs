@@ -161,7 +161,7 @@ fn short(value: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::tests::sample_record;
+    use crate::record::build::tests::sample_record;
 
     #[test]
     fn a_record_the_kit_writes_matches_the_published_schema() {

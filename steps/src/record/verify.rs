@@ -16,8 +16,10 @@ use crate::verdict::{Baseline, Judgement, Level, Verdict};
 use cucumber::gherkin::{Feature, GherkinEnv};
 use std::collections::BTreeMap;
 
-/// A record that holds up, and what it shows.
+/// A record that holds up, and what it shows. Outside this crate only [`verify`] makes one (a
+/// badge needs one).
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Verified {
     pub verdict: Verdict,
     pub judgement: Judgement,
@@ -27,8 +29,6 @@ pub struct Verified {
     pub statement: String,
     /// Things worth knowing that do not refuse the record.
     pub notes: Vec<String>,
-    /// Private: only [`verify`] makes a `Verified` (a badge needs one).
-    _sealed: (),
 }
 
 /// Verifies `record` against this kit: `Err` holds every reason it is refused.
@@ -119,15 +119,7 @@ pub fn verify(record: &Record) -> Result<Verified, Vec<String>> {
             excused.join(", ")
         ));
     }
-    Ok(Verified {
-        verdict: judgement.verdict,
-        judgement,
-        must_total: must.len(),
-        must_passed,
-        statement,
-        notes,
-        _sealed: (),
-    })
+    Ok(Verified { verdict: judgement.verdict, judgement, must_total: must.len(), must_passed, statement, notes })
 }
 
 /// The record's entries as the verdict reads them: results that ran, skipped scenarios, and the
@@ -224,7 +216,7 @@ pub fn kit_requirements() -> BTreeMap<String, Level> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::record::tests::record_of;
+    use crate::record::build::tests::record_of;
     use crate::report::Status;
 
     /// One passing scenario per requirement of the kit, at its level; `skip` lists ids that were
