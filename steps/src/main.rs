@@ -54,7 +54,7 @@ enum Command {
         #[arg(long)]
         badge: Option<PathBuf>,
     },
-    /// Draw the SVG badge of a conformance record ("saga-conformance 0.1.0 | CONFORMS 51/51
+    /// Draw the SVG badge of a conformance record ("saga-conformance 0.1.0 | CONFORMS 50/50
     /// must"); only a record `verify` accepts gets one (exit 1 otherwise).
     Badge {
         record: PathBuf,

@@ -1,6 +1,6 @@
 //! `badge.svg`: a shields-style badge a team can commit or serve — `saga-conformance 0.1.0 |
-//! CONFORMS 51/51 must` (green), `CONFORMS 50/51 must, 1 by baseline` (yellow-green),
-//! `INCOMPLETE 47/51 must` (yellow), `DOES NOT CONFORM 49/51 must` (red). It is drawn only from
+//! CONFORMS 50/50 must` (green), `CONFORMS 49/50 must, 1 by baseline` (yellow-green),
+//! `INCOMPLETE 46/50 must` (yellow), `DOES NOT CONFORM 49/50 must` (red). It is drawn only from
 //! a [`Verified`] record, which only [`super::verify::verify`] makes, so a badge never shows a
 //! filtered or edited run.
 
