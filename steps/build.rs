@@ -3,12 +3,55 @@
 //! without the clone. Writes `$OUT_DIR/features.rs`: `FEATURES`, (file name, text) pairs sorted
 //! by name. A build script rather than a directory-embedding macro because cargo re-runs it when
 //! a feature file is added, removed or edited (`rerun-if-changed` on the directory).
+//!
+//! Also sets `SAGA_GIT_REVISION` for the conformance record (`steps/src/record/`): the commit the
+//! kit was built from — `SAGA_GIT_REVISION` from the build's environment if set (an image built
+//! from a tarball), else `git rev-parse HEAD` in the clone, else `unknown`. Never fails the build.
 
 use std::fmt::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 
 fn main() {
     let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    println!("cargo:rustc-env=SAGA_GIT_REVISION={}", git_revision(&manifest));
+    embed_features(&manifest);
+}
+
+/// The commit HEAD names, or `unknown`; asks cargo to rebuild when HEAD moves.
+fn git_revision(manifest: &Path) -> String {
+    println!("cargo:rerun-if-env-changed=SAGA_GIT_REVISION");
+    if let Ok(revision) = std::env::var("SAGA_GIT_REVISION")
+        && !revision.trim().is_empty()
+    {
+        return revision.trim().to_string();
+    }
+    let git = |args: &[&str]| -> Option<String> {
+        let out = Command::new("git").arg("-C").arg(manifest).args(args).output().ok()?;
+        out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    };
+    let Some(revision) = git(&["rev-parse", "HEAD"]) else { return "unknown".into() };
+    // HEAD, the branch it names and packed-refs: where a commit or a checkout shows.
+    let git_dir = git(&["rev-parse", "--absolute-git-dir"]).map(PathBuf::from);
+    let common = git(&["rev-parse", "--path-format=absolute", "--git-common-dir"]).map(PathBuf::from);
+    let branch = git(&["symbolic-ref", "-q", "HEAD"]);
+    let mut watched: Vec<PathBuf> = Vec::new();
+    if let Some(dir) = &git_dir {
+        watched.push(dir.join("HEAD"));
+    }
+    if let Some(common) = common.as_ref().or(git_dir.as_ref()) {
+        watched.push(common.join("packed-refs"));
+        if let Some(branch) = &branch {
+            watched.push(common.join(branch));
+        }
+    }
+    for path in watched.iter().filter(|p| p.exists()) {
+        println!("cargo:rerun-if-changed={}", path.display());
+    }
+    revision
+}
+
+fn embed_features(manifest: &Path) {
     let dir = manifest.join("../features");
     println!("cargo:rerun-if-changed={}", dir.display());
     let mut names: Vec<String> = std::fs::read_dir(&dir)

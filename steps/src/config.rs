@@ -4,7 +4,7 @@
 
 use anyhow::Context;
 use saga_contract::Topics;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -50,6 +50,8 @@ pub struct Config {
     pub containers: ContainerImages,
     /// `saga-conformance monitor` (it reads the system from `[external]`).
     pub monitor: Monitor,
+    /// Who the implementation says it is (`[implementation]`), for the conformance record.
+    pub implementation: Implementation,
     /// The processes backend's build of the services (set by `saga-conformance selftest`,
     /// never read from a file).
     #[serde(skip)]
@@ -119,7 +121,7 @@ impl ContainerImages {
 }
 
 /// The seed's processing-time table as budgets, checked on a percentile over many orders.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Timing {
     /// Multiplies every budget (e.g. 3.0 on a slow CI machine).
@@ -135,7 +137,7 @@ pub struct Timing {
     pub saga_ms: f64,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Deadlines {
     /// How long a step waits for an asynchronous outcome before failing.
@@ -145,7 +147,7 @@ pub struct Deadlines {
 }
 
 /// How the fault scenarios hold their faults.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Faults {
     /// How long the zombie scenario keeps a service paused: longer than the implementation's
@@ -158,7 +160,7 @@ pub struct Faults {
 }
 
 /// The run-level field checks (`steps/src/fields.rs`).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Fields {
     /// How far an event's `eventTimestamp`/`*At` may lie outside the run's wall-clock span:
@@ -211,6 +213,7 @@ impl Default for Config {
             external: External::default(),
             containers: ContainerImages::default(),
             monitor: Monitor::default(),
+            implementation: Implementation::default(),
             service_variant: Default::default(),
         }
     }
@@ -247,6 +250,23 @@ impl Default for Faults {
         Faults { zombie_pause_seconds: 13, long_outage_seconds: 15 }
     }
 }
+
+/// `[implementation] name = "…", version = "…"`: the identity the implementation under test
+/// declares, written into `conformance.json` and the report's header. Unset, the processes and
+/// containers backends (which run the reference) name the reference at the kit's version; an
+/// external implementation that names nothing is recorded as such.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Implementation {
+    pub name: Option<String>,
+    pub version: Option<String>,
+}
+
+/// The reference's name in records and reports.
+pub const REFERENCE_NAME: &str = "saga-conformance reference";
+
+/// The external implementation that declares no `[implementation]`.
+pub const UNNAMED: &str = "unnamed implementation";
 
 /// The live monitor (`steps/src/monitor/`): where it serves, how long a saga may take, where
 /// it starts reading.
@@ -396,6 +416,18 @@ impl Config {
             self.kafka_brokers
         );
         Ok(crate::backend::Scale { instances: self.instances, brokers: self.kafka_brokers })
+    }
+
+    /// The implementation's declared name and version, defaults applied (see [`Implementation`]).
+    pub fn implementation_identity(&self) -> (String, String) {
+        let (name, version) = match self.backend {
+            BackendKind::External => (UNNAMED, "unknown"),
+            _ => (REFERENCE_NAME, env!("CARGO_PKG_VERSION")),
+        };
+        (
+            self.implementation.name.clone().unwrap_or_else(|| name.to_string()),
+            self.implementation.version.clone().unwrap_or_else(|| version.to_string()),
+        )
     }
 
     pub fn outcome_deadline(&self) -> Duration {

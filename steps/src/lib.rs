@@ -19,6 +19,8 @@
 //! - [`steps`]: the cucumber World and step definitions; [`report`]: the HTML report;
 //!   [`svg`]: escaping and the SVG pieces the report and the bench share;
 //!   [`junit`]: `junit.xml`; [`verdict`]: levels, the baseline, the verdict and exit codes;
+//! - [`record`]: the conformance record `conformance.json` (what ran, against what, with which
+//!   declarations), `saga-conformance verify` and `badge`, and `ctrf.json`;
 //! - [`selftest`]: the suite run against seeded faults in the reference (the kill matrix);
 //! - [`bench`]: `saga-conformance bench`, open-loop load and its measurements against the
 //!   reference or an external implementation;
@@ -39,6 +41,7 @@ pub mod junit;
 pub mod membership;
 pub mod monitor;
 pub mod poll;
+pub mod record;
 pub mod report;
 pub mod runner;
 pub mod selftest;

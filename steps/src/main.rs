@@ -2,6 +2,8 @@
 //!
 //! ```text
 //! saga-conformance run   [--config FILE] [--backend processes|containers|external] [--tags EXPR] [--report-dir DIR] [--baseline FILE] [--features-dir DIR]
+//! saga-conformance verify RECORD [--badge FILE]
+//! saga-conformance badge  RECORD [-o FILE]
 //! saga-conformance stack [--push-port PORT]
 //! saga-conformance selftest [--fault NAME]… [--report-dir DIR]
 //! saga-conformance bench [--config FILE] [--rate R] [--duration S] [--warmup S] [--json FILE] [--find-max] [--report-dir DIR]
@@ -41,6 +43,24 @@ enum Command {
         /// reported, but they do not fail the run.
         #[arg(long)]
         baseline: Option<PathBuf>,
+    },
+    /// Check a conformance record (`conformance.json`, written beside every report): recompute
+    /// its verdict, check its features against this kit's built-in ones, and say what it is —
+    /// "a full, unfiltered run of saga-conformance X against Y: VERDICT" (exit 0) — or why it is
+    /// refused: other features, a --tags run, an edit, a missing @must requirement (exit 1).
+    Verify {
+        record: PathBuf,
+        /// Also write the badge of the verified record here.
+        #[arg(long)]
+        badge: Option<PathBuf>,
+    },
+    /// Draw the SVG badge of a conformance record ("saga-conformance 0.1.0 | CONFORMS 50/50
+    /// must"); only a record `verify` accepts gets one (exit 1 otherwise).
+    Badge {
+        record: PathBuf,
+        /// Where to write the SVG (default: badge.svg beside the record).
+        #[arg(short, long)]
+        output: Option<PathBuf>,
     },
     /// Start the reference stack (PostgreSQL, Kafka, registry, the three services and a push
     /// sink) on free loopback ports, print the endpoints, and stop it all on Ctrl-C.
@@ -130,8 +150,17 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 println!("baseline: {id} names no scenario of this run");
             }
             println!("report: {}", summary.report_dir.join("index.html").display());
+            println!(
+                "record: {} (check it: saga-conformance verify {0})",
+                summary.report_dir.join(saga_conformance::record::FILE_NAME).display()
+            );
             println!("{}", judgement.closing_line());
             Ok(std::process::ExitCode::from(judgement.verdict.exit_code()))
+        }
+        Command::Verify { record, badge } => Ok(verify_record(&record, badge.as_deref())?),
+        Command::Badge { record, output } => {
+            let output = output.unwrap_or_else(|| record.with_file_name("badge.svg"));
+            Ok(verify_record(&record, Some(&output))?)
         }
         Command::Selftest { config, faults, report_dir } => {
             let faults = saga_conformance::selftest::select(&faults)?;
@@ -221,6 +250,40 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
     }
 }
 
+/// `verify` (and `badge`): prints what the record is, or why it is refused; writes the badge of
+/// a verified record to `badge`.
+fn verify_record(path: &std::path::Path, badge: Option<&std::path::Path>) -> anyhow::Result<std::process::ExitCode> {
+    use saga_conformance::record::{Record, badge, verify};
+    let record = Record::load(path)?;
+    match verify::verify(&record) {
+        Ok(verified) => {
+            for note in &verified.notes {
+                println!("note: {note}");
+            }
+            println!("{}", verified.statement);
+            if let Some(out) = badge {
+                std::fs::write(out, badge::render(&record, &verified))
+                    .map_err(|e| anyhow::anyhow!("writing the badge {}: {e}", out.display()))?;
+                println!("badge: {}", out.display());
+            }
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+        Err(reasons) => {
+            println!(
+                "{} is refused: it is not a full, unfiltered run of this kit's features as recorded",
+                path.display()
+            );
+            for reason in &reasons {
+                println!("  - {reason}");
+            }
+            if badge.is_some() {
+                println!("no badge: only a record that verify accepts gets one");
+            }
+            Ok(std::process::ExitCode::FAILURE)
+        }
+    }
+}
+
 /// Resolves on Ctrl-C (SIGINT) or SIGTERM, naming which.
 async fn interrupted() -> &'static str {
     let terminate = async {
@@ -240,7 +303,9 @@ async fn interrupted() -> &'static str {
 fn external_config(stack: &Stack, push_port: u16, control_port: u16) -> String {
     let e = &stack.endpoints;
     format!(
-        "# Written by `saga-conformance stack --push-port {push_port}`.\nbackend = \"external\"\nreport_dir = \"reports/external\"\n\n[external]\norder_url = \"{}\"\nproduct_url = \"{}\"\npayment_url = \"{}\"\nkafka_bootstrap = \"{}\"\nregistry_url = \"{}\"\npush_sink_port = {push_port}\ndead_letter_topics = true\n\n[external.commands]   # the stack's fault endpoint (steps/src/backend/processes/control.rs)\n{}\n[external.consumer_groups]\n{}",
+        "# Written by `saga-conformance stack --push-port {push_port}`.\nbackend = \"external\"\nreport_dir = \"reports/external\"\n\n[implementation]\nname = \"{}\"\nversion = \"{}\"\n\n[external]\norder_url = \"{}\"\nproduct_url = \"{}\"\npayment_url = \"{}\"\nkafka_bootstrap = \"{}\"\nregistry_url = \"{}\"\npush_sink_port = {push_port}\ndead_letter_topics = true\n\n[external.commands]   # the stack's fault endpoint (steps/src/backend/processes/control.rs)\n{}\n[external.consumer_groups]\n{}",
+        saga_conformance::config::REFERENCE_NAME,
+        env!("CARGO_PKG_VERSION"),
         e.order_url,
         e.product_url,
         e.payment_url,

@@ -1,5 +1,6 @@
-//! Reports: cucumber writes `cucumber.json` and `junit.xml`; this module reads the JSON back
-//! and writes `index.html` — one self-contained page with the verdict per requirement, what
+//! Reports: cucumber writes `cucumber.json`; this module reads the JSON back and writes
+//! `index.html` — one self-contained page with the suite, implementation and declarations of
+//! the conformance record in its header, the verdict per requirement, what
 //! was skipped and why, the latency percentiles per stage with a chart, and for every failure
 //! the step that failed with its evidence.
 
@@ -192,6 +193,7 @@ pub fn append_skipped(path: &Path, skipped: &[Skipped]) -> anyhow::Result<()> {
 )]
 pub fn write_html(
     config: &Config,
+    record: &crate::record::Record,
     results: &[ScenarioResult],
     skipped: &[Skipped],
     judgement: &Judgement,
@@ -229,6 +231,7 @@ details summary{{cursor:pointer;color:#444}}
 <p class="sub">backend <b>{backend:?}</b> · {n} scenarios · {total:.0} s in all, {scen:.0} s running scenarios · generated {when}</p>
 <p><span class="verdict {cls}">{word}</span> &nbsp; {passed} passed, {failed} failed, {known} known failure(s), {skipped} skipped ({skipped_must} required), {not_selected} not selected</p>
 <p class="sub">{meaning}</p>
+{identity}
 "#,
         backend = config.backend,
         n = results.len(),
@@ -243,6 +246,7 @@ details summary{{cursor:pointer;color:#444}}
         skipped = skipped.len(),
         skipped_must = judgement.skipped_must,
         not_selected = judgement.not_selected,
+        identity = crate::record::html::header(record),
         meaning = match judgement.verdict {
             Verdict::Conforms => "Every required (@must) scenario ran and passed.",
             Verdict::PassedSubset =>
@@ -370,7 +374,7 @@ details summary{{cursor:pointer;color:#444}}
     }
     write!(
         h,
-        "<p class=\"sub\">Raw results: <a href=\"cucumber.json\">cucumber.json</a> · <a href=\"junit.xml\">junit.xml</a> · <a href=\"timing.json\">timing.json</a> · process logs in <code>logs/</code> (processes backend).</p></body></html>"
+        "<p class=\"sub\">Raw results: <a href=\"conformance.json\">conformance.json</a> (the record: <code>saga-conformance verify</code>) · <a href=\"ctrf.json\">ctrf.json</a> · <a href=\"cucumber.json\">cucumber.json</a> · <a href=\"junit.xml\">junit.xml</a> · <a href=\"timing.json\">timing.json</a> · process logs in <code>logs/</code> (processes backend).</p></body></html>"
     )?;
     std::fs::write(config.report_dir.join("index.html"), h)?;
     Ok(())

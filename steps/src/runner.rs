@@ -1,10 +1,12 @@
 //! One conformance run: start the push sink and the backend, start the tap, run the features
-//! with cucumber (console + JUnit + cucumber JSON), stop the backend, write the HTML report
-//! and print the closing count.
+//! with cucumber (console + cucumber JSON), stop the backend, write the reports — `junit.xml`,
+//! the conformance record `conformance.json` and `ctrf.json`, the HTML report — and print the
+//! closing count.
 
 use crate::backend::Backend;
 use crate::client::SagaClient;
 use crate::config::{BackendKind, Config};
+use crate::record::{Record, RunFacts};
 use crate::report::{self, Skipped};
 use crate::sink::PushSink;
 use crate::steps::{SagaWorld, SuiteEnv};
@@ -19,6 +21,10 @@ use cucumber::{World as _, WriterExt as _, writer};
 use rdkafka::config::ClientConfig;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
+
+/// The tags of the run-level field check (FIELDS-1), which the runner adds to the results as one
+/// more required scenario.
+pub const FIELDS_TAGS: [&str; 3] = ["FIELDS", "FIELDS-1", "must"];
 
 /// The run's result: the scenarios, what was skipped, and the verdict on them.
 #[derive(Debug, Clone)]
@@ -97,6 +103,7 @@ pub async fn run(config: Config, tags: Option<String>) -> anyhow::Result<RunSumm
         codec,
         groups,
         notes: Mutex::default(),
+        figures: Mutex::default(),
     }));
 
     let skipped: Arc<Mutex<Vec<Skipped>>> = Arc::default();
@@ -138,12 +145,13 @@ pub async fn run(config: Config, tags: Option<String>) -> anyhow::Result<RunSumm
     SagaWorld::cucumber()
         .max_concurrent_scenarios(config.concurrency)
         .fail_on_skipped()
-        .after(|_, _, _, _, world| {
+        .after(|feature, _, scenario, _, world| {
             Box::pin(async move {
                 // Put back whatever a fault scenario left stopped or paused, so later scenarios run
                 // against the whole implementation.
                 if let Some(world) = world {
                     world.undo_faults().await;
+                    world.hand_over_figures(&feature.name, &scenario.name);
                 }
             })
         })
@@ -175,7 +183,7 @@ pub async fn run(config: Config, tags: Option<String>) -> anyhow::Result<RunSumm
     results.push(report::ScenarioResult {
         feature: "Field meanings over the whole run".into(),
         scenario: "every record and push of the run means what the contract says".into(),
-        tags: vec!["FIELDS".into(), "FIELDS-1".into(), "must".into()],
+        tags: FIELDS_TAGS.iter().map(|t| t.to_string()).collect(),
         status: if field_violations.is_empty() { report::Status::Passed } else { report::Status::Failed },
         failed_step: (!field_violations.is_empty()).then(|| format!("{} field violation(s)", field_violations.len())),
         error: (!field_violations.is_empty())
@@ -187,8 +195,38 @@ pub async fn run(config: Config, tags: Option<String>) -> anyhow::Result<RunSumm
     std::fs::write(config.report_dir.join("junit.xml"), crate::junit::render(&results, &skipped, &judgement))
         .context("writing junit.xml")?;
     let samples = env.timing.samples();
+    let figures = std::mem::take(&mut *env.figures.lock().expect("figures lock poisoned"));
+    let record = Record::from_run(&RunFacts {
+        config: &config,
+        features: &features,
+        capabilities: &env.capabilities,
+        tags: tags.as_deref(),
+        baseline: &baseline,
+        results: &results,
+        skipped: &skipped,
+        judgement: &judgement,
+        figures,
+        started_ms: run_began_ms,
+        stopped_ms: saga_contract::now_millis(),
+    })?;
+    record.write(&config.report_dir)?;
+    std::fs::write(
+        config.report_dir.join(crate::record::ctrf::FILE_NAME),
+        serde_json::to_string_pretty(&crate::record::ctrf::render(&record))? + "\n",
+    )
+    .context("writing ctrf.json")?;
     let notes: Vec<String> = env.notes.lock().expect("notes lock poisoned").iter().cloned().collect();
-    report::write_html(&config, &results, &skipped, &judgement, &notes, &samples, began.elapsed(), scenarios_took)?;
+    report::write_html(
+        &config,
+        &record,
+        &results,
+        &skipped,
+        &judgement,
+        &notes,
+        &samples,
+        began.elapsed(),
+        scenarios_took,
+    )?;
     let summary = RunSummary { results, skipped, judgement, report_dir: config.report_dir.clone() };
     eprintln!(
         "[run {:>5.1}s] report: {}",

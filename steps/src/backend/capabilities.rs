@@ -83,6 +83,11 @@ impl Capabilities {
         Capabilities { available, scale, external: true }
     }
 
+    /// Every capability this backend has, sorted.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.available.iter().map(String::as_str)
+    }
+
     pub fn has(&self, capability: &str) -> bool {
         self.available.contains(capability)
     }

@@ -18,6 +18,11 @@ mod embedded {
     include!(concat!(env!("OUT_DIR"), "/features.rs"));
 }
 
+/// The features built into the kit: (file name, Gherkin text), sorted by name.
+pub fn built_in_features() -> &'static [(&'static str, &'static str)] {
+    embedded::FEATURES
+}
+
 /// `docker/kafka/server.properties.example`: the broker settings' one template.
 pub const KAFKA_SERVER_PROPERTIES: &str = include_str!("../../../docker/kafka/server.properties.example");
 /// `docker/kafka/log4j2.yaml`: the broker's log configuration (as in our Kafka image).
@@ -77,6 +82,36 @@ impl FeaturesDir {
         &self.path
     }
 
+    /// Whether these are the features built into the kit.
+    pub fn is_built_in(&self) -> bool {
+        self.built_in.is_some()
+    }
+
+    /// The `*.feature` files this run reads: (path relative to the directory with `/`, text),
+    /// sorted by path — the input of [`crate::record::features_digest`].
+    pub fn files(&self) -> anyhow::Result<Vec<(String, String)>> {
+        if self.built_in.is_some() {
+            return Ok(built_in_features().iter().map(|(n, t)| (n.to_string(), t.to_string())).collect());
+        }
+        let mut files = Vec::new();
+        let mut dirs = vec![self.path.clone()];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))? {
+                let path = entry.with_context(|| format!("reading {}", dir.display()))?.path();
+                if path.is_dir() {
+                    dirs.push(path);
+                } else if path.extension().is_some_and(|e| e == "feature") {
+                    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+                    let relative = path.strip_prefix(&self.path).unwrap_or(&path);
+                    let name = relative.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>();
+                    files.push((name.join("/"), text));
+                }
+            }
+        }
+        files.sort();
+        Ok(files)
+    }
+
     /// For the run's log: where the features come from.
     pub fn describe(&self) -> String {
         match self.built_in {
@@ -126,6 +161,21 @@ mod tests {
                 std::fs::read_to_string(repo_file("features").join(name)).unwrap()
             );
         }
+    }
+
+    #[test]
+    fn a_directory_lists_the_same_files_as_the_built_in_set() {
+        let built_in = FeaturesDir::new(None).unwrap();
+        let from_clone = FeaturesDir::new(Some(&repo_file("features"))).unwrap();
+        assert!(built_in.is_built_in() && !from_clone.is_built_in());
+        assert_eq!(built_in.files().unwrap(), from_clone.files().unwrap());
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        std::fs::write(dir.path().join("sub/b.feature"), "B").unwrap();
+        std::fs::write(dir.path().join("a.feature"), "A").unwrap();
+        std::fs::write(dir.path().join("notes.txt"), "not a feature").unwrap();
+        let files = FeaturesDir::new(Some(dir.path())).unwrap().files().unwrap();
+        assert_eq!(files, vec![("a.feature".into(), "A".into()), ("sub/b.feature".into(), "B".into())]);
     }
 
     #[test]

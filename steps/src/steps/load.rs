@@ -148,16 +148,24 @@ impl Load {
     }
 
     /// One line on what the load did, for every failure message.
-    fn summary(&self) -> String {
+    /// What the load did, as the conformance record's `load` figure.
+    fn figures(&self) -> serde_json::Value {
         let attempts = self.journal.attempts();
         let count = |f: fn(&Answer) -> bool| attempts.iter().filter(|a| f(&a.answer)).count();
+        json!({
+            "sent": attempts.len(),
+            "rate_per_second": self.rate,
+            "accepted": count(|a| matches!(a, Answer::Accepted(_))),
+            "unavailable": count(|a| matches!(a, Answer::Unavailable(_))),
+            "failed": count(|a| matches!(a, Answer::Failed(_))),
+        })
+    }
+
+    fn summary(&self) -> String {
+        let f = self.figures();
         format!(
             "load: {} sent at {}/s, {} accepted, {} unavailable (503 or no answer), {} failed",
-            attempts.len(),
-            self.rate,
-            count(|a| matches!(a, Answer::Accepted(_))),
-            count(|a| matches!(a, Answer::Unavailable(_))),
-            count(|a| matches!(a, Answer::Failed(_)))
+            f["sent"], f["rate_per_second"], f["accepted"], f["unavailable"], f["failed"]
         )
     }
 
@@ -437,6 +445,8 @@ async fn load_stops(world: &mut SagaWorld) {
         burst.await.expect("a burst's task failed");
     }
     eprintln!("[crash] {}", load.summary());
+    let figures = load.figures();
+    world.figures.insert("load".into(), figures);
 }
 
 #[then("every order the load placed settles: confirmed with a payment, or cancelled")]

@@ -55,6 +55,8 @@ pub struct SuiteEnv {
     pub groups: crate::groups::ConsumerGroups,
     /// Things the report should say about how the run was judged (e.g. a fallback taken).
     pub notes: std::sync::Mutex<std::collections::BTreeSet<String>>,
+    /// What scenarios measured, by (feature, scenario) name, for the conformance record.
+    pub figures: std::sync::Mutex<crate::record::Figures>,
 }
 
 /// The environment of the run in progress. cucumber builds Worlds through a plain
@@ -116,6 +118,8 @@ pub struct SagaWorld {
     gateway: Option<gateway::GatewayOutage>,
     /// Timing samples this scenario measured.
     samples: Vec<crate::timing::Sample>,
+    /// What this scenario measured, by name (the conformance record's `figures`).
+    figures: std::collections::BTreeMap<String, serde_json::Value>,
 }
 
 impl std::fmt::Debug for SagaWorld {
@@ -147,6 +151,7 @@ impl SagaWorld {
             load: None,
             gateway: None,
             samples: Vec::new(),
+            figures: Default::default(),
         }
     }
 
@@ -163,6 +168,16 @@ impl SagaWorld {
 
     fn order_id(&self) -> String {
         self.order.clone().expect("no order was placed in this scenario")
+    }
+
+    /// Hands what this scenario measured to the run, for the conformance record (the runner's
+    /// hook, after the scenario).
+    pub fn hand_over_figures(&mut self, feature: &str, scenario: &str) {
+        let figures = std::mem::take(&mut self.figures);
+        if !figures.is_empty() {
+            let mut all = self.env.figures.lock().expect("figures lock poisoned");
+            all.insert((feature.to_string(), scenario.to_string()), figures);
+        }
     }
 
     /// The environment, for the runner's hooks.

@@ -80,6 +80,7 @@ async fn within_budget(world: &mut SagaWorld) {
         })
         .collect();
     eprintln!("  [timing] {} samples\n  {}", world.samples.len(), table.join("\n  "));
+    world.figures.insert("latency_ms".into(), serde_json::to_value(&summary).expect("stage summaries are JSON"));
     assert!(world.samples.len() >= timing.samples, "only {} samples", world.samples.len());
     assert!(summary.iter().all(|s| s.within_budget), "stages over budget:\n{}", table.join("\n"));
 }
