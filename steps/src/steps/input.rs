@@ -54,7 +54,7 @@ async fn seed_products(world: &mut SagaWorld, prefix: String, count: usize, pric
         async move {
             let spec = ProductSpec { name: format!("{alias} (conformance)"), price: price.0, stock };
             client.put_product(&id, &spec).await.unwrap_or_else(|e| panic!("{e}"));
-            (alias, Product { id, price: price.0 })
+            (alias, Product { id, price: price.0, stock })
         }
     });
     let seeded = futures::stream::iter(seeding).buffer_unordered(16).collect::<Vec<_>>().await;
