@@ -3,6 +3,10 @@
 //! produces. Each record is kept with its coordinates (topic, partition, offset, key,
 //! timestamp, headers), its Confluent schema id and its decoded value, and is validated against
 //! the contract in `avro/` as it arrives. Steps wait on the log with deadlines.
+//!
+//! Like any consumer of the saga, the tap reads committed records only (`read_committed`): an
+//! implementation that publishes in Kafka transactions is judged on what its consumers see, and
+//! the records of an aborted transaction never reach a check.
 
 use crate::poll;
 use anyhow::Context as _;
@@ -250,7 +254,8 @@ fn topic_names(topics: &Topics) -> Vec<String> {
 
 /// A consumer assigned every partition of `names` at `start`. Its group id is its own
 /// (`saga-conformance-<role>-<uuid>`) and it never commits: it joins no one's group and moves
-/// no one's offsets.
+/// no one's offsets. It reads committed records only (`read_committed`), as the saga's own
+/// consumers do.
 ///
 /// `Pace::Live` sees each record as soon as the broker has it (the suite's waits wake on
 /// it). `Pace::Batched` lets the broker hold a fetch up to 200 ms to fill it: for the bench,
@@ -273,7 +278,7 @@ pub async fn assigned_consumer(
         .set("enable.auto.commit", "false")
         .set("fetch.wait.max.ms", fetch_wait_ms)
         .set("fetch.min.bytes", fetch_min_bytes)
-        .set("isolation.level", "read_uncommitted")
+        .set("isolation.level", "read_committed")
         .create()
         .with_context(|| format!("creating the {role}'s Kafka consumer for {bootstrap}"))?;
     let assignment = tokio::task::spawn_blocking({
