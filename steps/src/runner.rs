@@ -60,15 +60,21 @@ pub async fn run(config: Config, tags: Option<String>) -> anyhow::Result<RunSumm
     );
     let topics = config.topic_map();
     let result = async {
-        let tap =
-            Tap::start(&endpoints.kafka_bootstrap, &endpoints.registry_url, topics.clone(), crate::tap::Pace::Live)
-                .await?;
+        let capabilities = backend.capabilities();
+        let dead_letters = capabilities.has("dead-letters");
+        let tap = Tap::start(
+            &endpoints.kafka_bootstrap,
+            &endpoints.registry_url,
+            topics.clone(),
+            dead_letters,
+            crate::tap::Pace::Live,
+        )
+        .await?;
         let producer = ClientConfig::new()
             .set("bootstrap.servers", &endpoints.kafka_bootstrap)
             .set("acks", "all")
             .create()
             .context("creating the kit's Kafka producer")?;
-        let capabilities = backend.capabilities();
         let codec = saga_contract::EventCodec::new(&endpoints.registry_url)?;
         let groups = crate::groups::ConsumerGroups::new(&endpoints.kafka_bootstrap, config.consumer_groups()?);
         Ok::<_, anyhow::Error>((tap, producer, capabilities, codec, groups))

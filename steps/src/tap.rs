@@ -1,8 +1,9 @@
-//! The tap: one consumer assigned to every partition of every saga topic (and its `.dlt`),
-//! starting at the end offsets of the moment it starts, so it records everything the run
-//! produces. Each record is kept with its coordinates (topic, partition, offset, key,
-//! timestamp, headers), its Confluent schema id and its decoded value, and is validated against
-//! the contract in `avro/` as it arrives. Steps wait on the log with deadlines.
+//! The tap: one consumer assigned to every partition of every saga topic (and its `.dlt`, when
+//! the implementation declares dead-letter topics), starting at the end offsets of the moment it
+//! starts, so it records everything the run produces. Each record is kept with its coordinates
+//! (topic, partition, offset, key, timestamp, headers), its Confluent schema id and its decoded
+//! value, and is validated against the contract in `avro/` as it arrives. Steps wait on the log
+//! with deadlines.
 //!
 //! Like any consumer of the saga, the tap reads committed records only (`read_committed`): an
 //! implementation that publishes in Kafka transactions is judged on what its consumers see, and
@@ -119,10 +120,18 @@ pub struct Tap {
 }
 
 impl Tap {
-    /// Assigns every partition of the saga topics and their dead-letter topics at their
-    /// current end and starts recording (`pace`: see [`assigned_consumer`]).
-    pub async fn start(bootstrap: &str, registry_url: &str, topics: Topics, pace: Pace) -> anyhow::Result<Tap> {
-        let consumer = assigned_consumer(bootstrap, &topic_names(&topics), StartAt::End, pace, "tap").await?;
+    /// Assigns every partition of the saga topics — and, when the implementation has them
+    /// (`dead_letters`), their dead-letter topics — at their current end and starts recording
+    /// (`pace`: see [`assigned_consumer`]). Without `dead_letters` no `.dlt` topic need exist.
+    pub async fn start(
+        bootstrap: &str,
+        registry_url: &str,
+        topics: Topics,
+        dead_letters: bool,
+        pace: Pace,
+    ) -> anyhow::Result<Tap> {
+        let names = topic_names(&topics, dead_letters);
+        let consumer = assigned_consumer(bootstrap, &names, StartAt::End, pace, "tap").await?;
         let codec = EventCodec::new(registry_url)?;
         let (changed, _) = watch::channel(0);
         let (closed, close) = watch::channel(false);
@@ -247,9 +256,11 @@ pub enum StartAt {
     TimeMs(i64),
 }
 
-/// The saga topics and their dead-letter topics.
-fn topic_names(topics: &Topics) -> Vec<String> {
-    SagaTopic::ALL.into_iter().flat_map(|t| [topics.name(t).to_string(), topics.dead_letter(t)]).collect()
+/// The saga topics, and their dead-letter topics when `dead_letters`.
+fn topic_names(topics: &Topics, dead_letters: bool) -> Vec<String> {
+    let saga = SagaTopic::ALL.into_iter().map(|t| topics.name(t).to_string());
+    let dead = SagaTopic::ALL.into_iter().filter(|_| dead_letters).map(|t| topics.dead_letter(t));
+    saga.chain(dead).collect()
 }
 
 /// A consumer assigned every partition of `names` at `start`. Its group id is its own
@@ -433,5 +444,21 @@ pub fn avro_to_json(value: &Value) -> serde_json::Value {
             serde_json::Value::Object(fields.iter().map(|(k, v)| (k.clone(), avro_to_json(v))).collect())
         }
         other => json!(format!("{other:?}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dead_letter_topics_are_read_only_when_declared() {
+        let topics = Topics::default();
+        let without = topic_names(&topics, false);
+        assert_eq!(without.len(), SagaTopic::ALL.len());
+        assert!(without.iter().all(|t| !t.ends_with(".dlt")), "{without:?}");
+        let with = topic_names(&topics, true);
+        assert_eq!(with.len(), 2 * SagaTopic::ALL.len());
+        assert!(with.contains(&"order.created.dlt".to_string()), "{with:?}");
     }
 }

@@ -390,6 +390,7 @@ async fn consumer_loop_recovers_in_seconds_and_dead_letters_poison_at_once() {
             &ctx.stack.endpoints.kafka_bootstrap,
             &ctx.stack.endpoints.registry_url,
             topics.clone(),
+            true,
             Pace::Live,
         )
         .await?;

@@ -277,7 +277,7 @@ async fn monitor_counts_nothing_on_clean_traffic_and_each_injected_violation_onc
     config.monitor.lag_poll_ms = 100;
     let outcome = async {
         let monitor = Monitor::start(&config).await?;
-        let tap = Tap::start(&e.kafka_bootstrap, &e.registry_url, topics.clone(), Pace::Live).await?;
+        let tap = Tap::start(&e.kafka_bootstrap, &e.registry_url, topics.clone(), true, Pace::Live).await?;
         let producer: FutureProducer = ClientConfig::new().set("bootstrap.servers", &e.kafka_bootstrap).create()?;
         let http = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(10)).build()?;
         let client = SagaClient::new(http.clone(), &e);
