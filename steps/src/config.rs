@@ -192,8 +192,9 @@ pub struct Deadlines {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Faults {
-    /// How long the zombie scenario keeps a service paused: longer than the implementation's
-    /// consumer-group session timeout, so the broker gives the paused member's partitions away.
+    /// The longest the zombie scenario keeps a service paused waiting for its consumer groups to
+    /// evict it (the pause ends at the eviction, as the implementation's session timeout makes
+    /// it); with no group known, how long the pause lasts.
     pub zombie_pause_seconds: u64,
 }
 
@@ -282,9 +283,9 @@ impl Default for Deadlines {
 
 impl Default for Faults {
     fn default() -> Self {
-        // The reference's session timeout (services/kit/src/config.rs) plus room for the
-        // coordinator to notice and rebalance.
-        Faults { zombie_pause_seconds: 13 }
+        // Past the Kafka client's default session timeout (45 s) with room for the coordinator
+        // to notice; the reference (10 s) is evicted after ~10 s and the pause ends then.
+        Faults { zombie_pause_seconds: 60 }
     }
 }
 
