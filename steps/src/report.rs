@@ -108,6 +108,14 @@ struct JsonElement {
     tags: Vec<JsonTag>,
     #[serde(default)]
     steps: Vec<JsonStep>,
+    /// Before hooks (the check after a failed scenario, steps/src/steps/recovery.rs).
+    #[serde(default)]
+    before: Vec<JsonHook>,
+}
+
+#[derive(Deserialize)]
+struct JsonHook {
+    result: JsonResult,
 }
 
 #[derive(Deserialize)]
@@ -151,8 +159,17 @@ pub fn read_cucumber_json(path: &Path) -> anyhow::Result<Vec<ScenarioResult>> {
                 _ => Status::Passed,
             };
             let culprit = failed.or(incomplete);
-            let not_judged = failed.and_then(|s| crate::verdict::not_judged_reason(s.result.error_message.as_deref()?));
-            let status = if not_judged.is_some() { Status::NotJudged } else { status };
+            // A failed before hook: the scenario's steps did not run.
+            let hook = element.before.iter().find(|h| h.result.status == "failed").map(|h| &h.result);
+            let not_judged = match hook {
+                Some(hook) => hook.error_message.as_deref().and_then(crate::verdict::not_judged_reason),
+                None => failed.and_then(|s| crate::verdict::not_judged_reason(s.result.error_message.as_deref()?)),
+            };
+            let status = match (&not_judged, hook) {
+                (Some(_), _) => Status::NotJudged,
+                (None, Some(_)) => Status::Failed,
+                (None, None) => status,
+            };
             let mut tags = feature_tags.clone();
             tags.extend(element.tags.iter().map(|t| t.name.trim_start_matches('@').to_string()));
             // Every row of an outline carries the outline's name: its first step (with the
@@ -166,10 +183,16 @@ pub fn read_cucumber_json(path: &Path) -> anyhow::Result<Vec<ScenarioResult>> {
                 scenario,
                 tags,
                 status,
-                failed_step: culprit.map(|s| format!("{}{}", s.keyword, s.name)),
+                failed_step: match hook {
+                    Some(_) => Some("Before the scenario (the check after a failed one)".into()),
+                    None => culprit.map(|s| format!("{}{}", s.keyword, s.name)),
+                },
                 error: not_judged.map(|why| format!("not judged: {why}")).or_else(|| {
-                    culprit
-                        .map(|s| s.result.error_message.clone().unwrap_or_else(|| format!("step {}", s.result.status)))
+                    hook.map(|h| h.error_message.clone().unwrap_or_default()).or_else(|| {
+                        culprit.map(|s| {
+                            s.result.error_message.clone().unwrap_or_else(|| format!("step {}", s.result.status))
+                        })
+                    })
                 }),
                 duration_ms: steps.iter().filter_map(|s| s.result.duration).sum::<u64>() as f64 / 1e6,
             });
@@ -462,9 +485,14 @@ mod tests {
             std::panic::catch_unwind(|| crate::verdict::not_judged("intake accepted 0 of 443 orders")).unwrap_err();
         let mark = panic.downcast_ref::<String>().unwrap().clone();
         let scenario = |steps: Vec<serde_json::Value>| serde_json::json!({"type": "scenario", "keyword": "Scenario", "name": "s", "tags": [{"name": "@CRASH-1"}], "steps": steps});
+        let mut after_a_failure = scenario(vec![step("a", "skipped", None)]);
+        let unrecovered = mark.replace("intake accepted 0 of 443 orders", "not recovered since \"s\"");
+        let error = format!("Step panicked. Captured output: {unrecovered}");
+        after_a_failure["before"] = serde_json::json!([{"result": {"status": "failed", "error_message": error}}]);
         let json = serde_json::json!([{"name": "Crash", "elements": [
             scenario(vec![step("a", "passed", None), step("b", "failed", Some(&format!("Step panicked. Captured output: {mark}")))]),
             scenario(vec![step("a", "failed", Some("only 11 orders were open"))]),
+            after_a_failure,
         ]}]);
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("cucumber.json");
@@ -474,5 +502,7 @@ mod tests {
         assert_eq!(results[0].error.as_deref(), Some("not judged: intake accepted 0 of 443 orders"));
         assert_eq!(results[0].failed_step.as_deref(), Some("Then b"));
         assert_eq!(results[1].status, Status::Failed);
+        assert_eq!(results[2].status, Status::NotJudged);
+        assert_eq!(results[2].error.as_deref(), Some("not judged: not recovered since \"s\""));
     }
 }

@@ -7,11 +7,12 @@ use crate::client::SagaClient;
 use crate::config::{BackendKind, Config};
 use crate::report::{self, Skipped};
 use crate::sink::PushSink;
-use crate::steps::{SagaWorld, SuiteEnv};
+use crate::steps::{SagaWorld, SuiteEnv, recovery};
 use crate::tap::Tap;
 use crate::timing::Recorder;
 use crate::verdict::{Baseline, Judgement};
 use anyhow::Context;
+use cucumber::event::ScenarioFinished;
 use cucumber::gherkin::tagexpr::TagOperation;
 use cucumber::tag::Ext as _;
 use cucumber::writer::Coloring;
@@ -103,6 +104,7 @@ pub async fn run(config: Config, tags: Option<String>) -> anyhow::Result<RunSumm
         codec,
         groups,
         notes: Mutex::default(),
+        recovery: Default::default(),
     }));
 
     let skipped: Arc<Mutex<Vec<Skipped>>> = Arc::default();
@@ -144,12 +146,20 @@ pub async fn run(config: Config, tags: Option<String>) -> anyhow::Result<RunSumm
     SagaWorld::cucumber()
         .max_concurrent_scenarios(config.concurrency)
         .fail_on_skipped()
-        .after(|_, _, _, _, world| {
+        .before(|_, _, scenario, world| {
+            // After a failed scenario: is the implementation healthy and idle again? If not, this
+            // scenario is not judged (steps/src/steps/recovery.rs).
+            Box::pin(async move { recovery::check_before(world.env(), &scenario.name).await })
+        })
+        .after(|_, _, scenario, finished, world| {
             Box::pin(async move {
                 // Put back whatever a fault scenario left stopped or paused, so later scenarios run
                 // against the whole implementation.
                 if let Some(world) = world {
                     world.undo_faults().await;
+                    if matches!(finished, ScenarioFinished::StepFailed(..)) {
+                        recovery::scenario_failed(world.env(), &scenario.name).await;
+                    }
                 }
             })
         })

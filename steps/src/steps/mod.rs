@@ -12,6 +12,7 @@ mod late;
 mod load;
 mod orders;
 mod params;
+pub mod recovery;
 mod saga;
 mod scale;
 mod timing;
@@ -52,6 +53,8 @@ pub struct SuiteEnv {
     pub groups: crate::groups::ConsumerGroups,
     /// Things the report should say about how the run was judged (e.g. a fallback taken).
     pub notes: std::sync::Mutex<std::collections::BTreeSet<String>>,
+    /// Whether the implementation must be checked before the next scenario (one failed).
+    pub recovery: tokio::sync::Mutex<recovery::Recovery>,
 }
 
 /// The environment of the run in progress. cucumber builds Worlds through a plain
