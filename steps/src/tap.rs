@@ -38,7 +38,8 @@ pub struct TapRecord {
     pub timestamp_ms: i64,
     /// When the tap received it, epoch ms.
     pub seen_at_ms: i64,
-    pub headers: Vec<(String, String)>,
+    /// The record's headers, values as sent (bytes: text, or binary as Spring writes some).
+    pub headers: Vec<(String, Vec<u8>)>,
     /// From the Confluent frame, when the value has one.
     pub schema_id: Option<u32>,
     pub record_name: Option<String>,
@@ -359,13 +360,7 @@ async fn decode(codec: &EventCodec, topics: &Topics, message: &rdkafka::message:
     let raw = message.payload().unwrap_or_default().to_vec();
     let headers = message
         .headers()
-        .map(|h| {
-            h.iter()
-                .map(|h| {
-                    (h.key.to_string(), h.value.map(|v| String::from_utf8_lossy(v).into_owned()).unwrap_or_default())
-                })
-                .collect()
-        })
+        .map(|h| h.iter().map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec).unwrap_or_default())).collect())
         .unwrap_or_default();
     let mut record = TapRecord {
         seq: 0,
