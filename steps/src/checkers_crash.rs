@@ -136,13 +136,29 @@ pub fn intake(attempts: &[Attempt], faults: &[FaultSpan]) -> Vec<Violation> {
 }
 
 /// How many orders were accepted and not yet terminal at some moment while the fault was in
-/// place (accepted before it was lifted, terminal — if ever — after it was in place).
-pub fn in_flight(orders: &[Settled], fault: &FaultSpan) -> usize {
+/// place (accepted before it was lifted — or before now while it still is — and terminal, if
+/// ever, after it was in place). `orders`: each order's (accepted, terminal) times.
+pub fn in_flight(orders: impl IntoIterator<Item = (Option<i64>, Option<i64>)>, fault: &FaultSpan) -> usize {
     let lifted = fault.lifted_ms.unwrap_or(i64::MAX);
     orders
-        .iter()
-        .filter(|o| o.accepted_ms.is_some_and(|a| a <= lifted) && o.terminal_ms.is_none_or(|t| t > fault.in_place_ms))
+        .into_iter()
+        .filter(|(accepted, terminal)| {
+            accepted.is_some_and(|a| a <= lifted) && terminal.is_none_or(|t| t > fault.in_place_ms)
+        })
         .count()
+}
+
+/// [`in_flight`] while the fault is still in place, from the load's answers so far and when each
+/// order's last stage was seen (`terminal`: orderId → when its `PAYMENT_WAIT` or
+/// `ORDER_CANCELLED` push arrived).
+pub fn in_flight_now(attempts: &[Attempt], terminal: &BTreeMap<&str, i64>, fault: &FaultSpan) -> usize {
+    in_flight(
+        attempts.iter().filter_map(|a| match &a.answer {
+            Answer::Accepted(id) => Some((Some(a.answered_ms), terminal.get(id.as_str()).copied())),
+            _ => None,
+        }),
+        fault,
+    )
 }
 
 /// Every order ended: `ORDER_CONFIRMED` with a payment, or `ORDER_CANCELLED`.
@@ -412,7 +428,30 @@ mod tests {
         orders.push(Settled { terminal_ms: None, ..confirmed("o5", 1, 1300, 0) });
         orders.push(confirmed("o6", 1, 2100, 2200));
         // o3 (cancelled) was accepted at 0 and ended at 1: not in flight.
-        assert_eq!(in_flight(&orders, &fault()), 3);
+        assert_eq!(in_flight(orders.iter().map(|o| (o.accepted_ms, o.terminal_ms)), &fault()), 3);
+    }
+
+    #[test]
+    fn in_flight_now_counts_only_accepted_orders_not_finished_before_the_fault() {
+        let span = FaultSpan { began_ms: 1000, in_place_ms: 1100, lifted_ms: None };
+        let attempt = |seq: usize, answered_ms: i64, answer: Answer| Attempt {
+            seq,
+            sent_ms: answered_ms - 5,
+            answered_ms,
+            lines: Vec::new(),
+            answer,
+        };
+        let attempts = vec![
+            attempt(0, 500, Answer::Accepted("done-before".into())),
+            attempt(1, 900, Answer::Accepted("open".into())),
+            attempt(2, 950, Answer::Accepted("done-during".into())),
+            attempt(3, 1200, Answer::Unavailable("503".into())),
+            attempt(4, 1300, Answer::Accepted("accepted-during".into())),
+        ];
+        let terminal: BTreeMap<&str, i64> = [("done-before", 1000), ("done-during", 1150)].into();
+        // 3 open: short of a precondition of 20, which the hold step then reports as not judged.
+        assert_eq!(in_flight_now(&attempts, &terminal, &span), 3);
+        assert_eq!(in_flight_now(&attempts[..1], &terminal, &span), 0);
     }
 
     #[test]

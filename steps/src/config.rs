@@ -77,6 +77,49 @@ pub struct ContainerImages {
     pub order: String,
     pub product: String,
     pub payment: String,
+    /// The services' consumer groups, keyed `order`, `product`, `payment`, as in
+    /// `[external.consumer_groups]`. A service whose image is the reference's (the default) has
+    /// the reference's group; another team's image has the groups named here, or none known.
+    pub consumer_groups: HashMap<String, GroupNames>,
+}
+
+/// A service's consumer groups as the config names them: one (`order = "order-service"`) or
+/// several (`order = ["orders-reserved", "orders-failed"]`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum GroupNames {
+    One(String),
+    Several(Vec<String>),
+}
+
+impl GroupNames {
+    pub fn names(&self) -> Vec<String> {
+        match self {
+            GroupNames::One(name) => vec![name.clone()],
+            GroupNames::Several(names) => names.clone(),
+        }
+    }
+}
+
+/// `[<section>.consumer_groups]` by service; an unknown key or an empty name is an error.
+fn groups_by_service(
+    section: &str,
+    groups: &HashMap<String, GroupNames>,
+) -> anyhow::Result<HashMap<crate::Service, Vec<String>>> {
+    groups
+        .iter()
+        .map(|(key, names)| {
+            let Some(service) = crate::Service::parse(key) else {
+                anyhow::bail!("[{section}.consumer_groups] {key}: use order, product or payment")
+            };
+            let names = names.names();
+            anyhow::ensure!(
+                !names.is_empty() && names.iter().all(|n| !n.trim().is_empty()),
+                "[{section}.consumer_groups] {key}: name the group (a string, or a list of strings), not {names:?}"
+            );
+            Ok((service, names))
+        })
+        .collect()
 }
 
 impl Default for ContainerImages {
@@ -89,6 +132,7 @@ impl Default for ContainerImages {
             order: "saga-order-service:latest".into(),
             product: "saga-product-service:latest".into(),
             payment: "saga-payment-service:latest".into(),
+            consumer_groups: HashMap::new(),
         }
     }
 }
@@ -150,8 +194,9 @@ pub struct Deadlines {
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Faults {
-    /// How long the zombie scenario keeps a service paused: longer than the implementation's
-    /// consumer-group session timeout, so the broker gives the paused member's partitions away.
+    /// The longest the zombie scenario keeps a service paused waiting for its consumer groups to
+    /// evict it (the pause ends at the eviction, as the implementation's session timeout makes
+    /// it); with no group known, how long the pause lasts.
     pub zombie_pause_seconds: u64,
     /// How long the long outages (the database's in @CRASH-3, the broker's in @CRASH-2) last,
     /// with the load going on: long enough to exhaust any sensible retry budget, as outages in
@@ -189,10 +234,10 @@ pub struct External {
     /// Shell commands that stop/start a service, keyed `stop_order`, `start_product`, …;
     /// without them the fault scenarios are skipped (and listed as such in the report).
     pub commands: HashMap<String, String>,
-    /// The services' consumer groups, keyed `order`, `product`, `payment`: the suite reads
-    /// their committed offsets to know when an injected record was consumed. Without them it
-    /// waits longer and says so in the report.
-    pub consumer_groups: HashMap<String, String>,
+    /// The services' consumer groups, keyed `order`, `product`, `payment` (one name or a list):
+    /// the suite reads their committed offsets to know when an injected record was consumed.
+    /// Without them it waits longer and says so in the report.
+    pub consumer_groups: HashMap<String, GroupNames>,
 }
 
 impl Default for Config {
@@ -245,9 +290,9 @@ impl Default for Deadlines {
 
 impl Default for Faults {
     fn default() -> Self {
-        // The reference's session timeout (services/kit/src/config.rs) plus room for the
-        // coordinator to notice and rebalance.
-        Faults { zombie_pause_seconds: 13, long_outage_seconds: 15 }
+        // Past the Kafka client's default session timeout (45 s) with room for the coordinator
+        // to notice; the reference (10 s) is evicted after ~10 s and the pause ends then.
+        Faults { zombie_pause_seconds: 60, long_outage_seconds: 15 }
     }
 }
 
@@ -387,20 +432,25 @@ impl Config {
         })
     }
 
-    /// The implementation's consumer groups by service: the reference's names on the backends
-    /// that run it, `[external.consumer_groups]` otherwise.
-    pub fn consumer_groups(&self) -> anyhow::Result<HashMap<crate::Service, String>> {
-        if self.backend != BackendKind::External {
-            return Ok(crate::groups::ConsumerGroups::reference_names());
+    /// The implementation's consumer groups by service: the reference's names on the processes
+    /// backend; on the containers backend the reference's for a service run from the reference's
+    /// image, `[containers.consumer_groups]` for another team's; `[external.consumer_groups]`
+    /// for an external implementation. A service with none known is left out.
+    pub fn consumer_groups(&self) -> anyhow::Result<HashMap<crate::Service, Vec<String>>> {
+        match self.backend {
+            BackendKind::Processes => Ok(crate::groups::ConsumerGroups::reference_names()),
+            BackendKind::External => groups_by_service("external", &self.external.consumer_groups),
+            BackendKind::Containers => {
+                let mut named = groups_by_service("containers", &self.containers.consumer_groups)?;
+                let reference = ContainerImages::default();
+                for (service, groups) in crate::groups::ConsumerGroups::reference_names() {
+                    if self.containers.service(service) == reference.service(service) {
+                        named.entry(service).or_insert(groups);
+                    }
+                }
+                Ok(named)
+            }
         }
-        self.external
-            .consumer_groups
-            .iter()
-            .map(|(key, group)| match crate::Service::parse(key) {
-                Some(service) => Ok((service, group.clone())),
-                None => anyhow::bail!("[external.consumer_groups] {key}: use order, product or payment"),
-            })
-            .collect()
     }
 
     /// The stack's scale (`instances`, `kafka_brokers`), checked.
@@ -444,5 +494,54 @@ impl Config {
 
     pub fn long_outage(&self) -> Duration {
         Duration::from_secs(self.faults.long_outage_seconds)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Service;
+
+    fn parse(text: &str) -> Config {
+        toml::from_str(text).unwrap_or_else(|e| panic!("{text}: {e}"))
+    }
+
+    #[test]
+    fn a_service_names_one_consumer_group_or_several() {
+        let config = parse(
+            "backend = \"external\"\n[external.consumer_groups]\norder = [\"orders-reserved\", \"orders-failed\"]\nproduct = \"product-service\"\n",
+        );
+        let groups = config.consumer_groups().unwrap();
+        assert_eq!(groups[&Service::Order], ["orders-reserved", "orders-failed"]);
+        assert_eq!(groups[&Service::Product], ["product-service"]);
+        assert!(!groups.contains_key(&Service::Payment));
+    }
+
+    #[test]
+    fn an_unknown_service_or_an_empty_group_list_is_refused() {
+        let typo = parse("backend = \"external\"\n[external.consumer_groups]\norders = \"x\"\n");
+        assert!(typo.consumer_groups().unwrap_err().to_string().contains("use order, product or payment"));
+        let empty = parse("backend = \"external\"\n[external.consumer_groups]\norder = []\n");
+        assert!(empty.consumer_groups().unwrap_err().to_string().contains("name the group"));
+        assert!(toml::from_str::<Config>("[external.consumer_groups]\norder = 3\n").is_err());
+    }
+
+    #[test]
+    fn containers_take_another_teams_groups_from_the_config_not_the_references() {
+        let reference = parse("backend = \"containers\"\n").consumer_groups().unwrap();
+        assert_eq!(reference, crate::groups::ConsumerGroups::reference_names());
+        let theirs = parse(
+            "backend = \"containers\"\n[containers]\norder = \"their-order:1\"\nproduct = \"their-product:1\"\n[containers.consumer_groups]\norder = [\"a\", \"b\"]\n",
+        );
+        let groups = theirs.consumer_groups().unwrap();
+        assert_eq!(groups[&Service::Order], ["a", "b"]);
+        assert!(!groups.contains_key(&Service::Product), "their product image has no group named: {groups:?}");
+        assert_eq!(groups[&Service::Payment], ["payment-service"]);
+    }
+
+    #[test]
+    fn dead_letter_topics_default_to_declared_and_can_be_declined() {
+        assert!(parse("backend = \"external\"\n").external.dead_letter_topics);
+        assert!(!parse("[external]\ndead_letter_topics = false\n").external.dead_letter_topics);
     }
 }

@@ -1,9 +1,10 @@
 //! `junit.xml` for CI systems, written from the judged results rather than by cucumber, so that
 //! what CI shows agrees with the verdict: scenarios the backend could not run appear as
 //! `<skipped message="why">`, failures the baseline expects as `<skipped message="expected
-//! failure: …">` with the failure in `<system-out>`, and every other failure as `<failure>`.
-//! The attributes follow the Jenkins JUnit schema (`docs/junit/junit-10.xsd`, which
-//! `docs/check-reports.sh` validates against): `errors` on every suite, `skipped` per suite only.
+//! failure: …">` with the failure in `<system-out>`, scenarios not judged as `<skipped
+//! message="not judged: …">`, and every other failure as `<failure>`. The attributes follow the
+//! Jenkins JUnit schema (`docs/junit/junit-10.xsd`, which `docs/check-reports.sh` validates
+//! against): `errors` on every suite, `skipped` per suite only.
 
 use crate::report::{ScenarioResult, Skipped, Status};
 use crate::svg::esc;
@@ -26,7 +27,7 @@ pub fn render(results: &[ScenarioResult], skipped: &[Skipped], judgement: &Judge
     }
     let count = |pred: &dyn Fn(&Case<'_>) -> bool| by_feature.values().flatten().filter(|c| pred(c)).count();
     let is_failure =
-        |c: &Case<'_>| matches!(c, Case::Ran(r) if r.status != Status::Passed && !judgement.is_known_failure(r));
+        |c: &Case<'_>| matches!(c, Case::Ran(r) if r.status.is_failure() && !judgement.is_known_failure(r));
     let is_skip = |c: &Case<'_>| !matches!(c, Case::Ran(r) if r.status == Status::Passed) && !is_failure(c);
     let mut xml = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     let _ = writeln!(
@@ -62,6 +63,13 @@ pub fn render(results: &[ScenarioResult], skipped: &[Skipped], judgement: &Judge
                     );
                     if r.status == Status::Passed {
                         xml.push_str("/>\n");
+                    } else if r.status == Status::NotJudged {
+                        let _ = write!(
+                            xml,
+                            ">\n      <skipped message=\"{}\"/>\n      <system-out>{}</system-out>\n    </testcase>\n",
+                            esc(r.error.as_deref().unwrap_or("not judged")),
+                            esc(&detail)
+                        );
                     } else if judgement.is_known_failure(r) {
                         let reason = judgement
                             .known_failures
@@ -127,8 +135,14 @@ mod tests {
 
     #[test]
     fn failures_skips_and_known_failures_are_told_apart() {
-        let results =
-            vec![result("FLOW-1", Status::Passed), result("FLOW-2", Status::Failed), result("FLOW-3", Status::Failed)];
+        let mut unjudged = result("CRASH-2", Status::NotJudged);
+        unjudged.error = Some("not judged: only 11 of 20 orders open".into());
+        let results = vec![
+            result("FLOW-1", Status::Passed),
+            result("FLOW-2", Status::Failed),
+            result("FLOW-3", Status::Failed),
+            unjudged,
+        ];
         let skipped = vec![Skipped {
             feature: "Crash".into(),
             scenario: "kill".into(),
@@ -139,10 +153,11 @@ mod tests {
         let judgement = judge(&results, &skipped, &baseline, 0);
         let xml = render(&results, &skipped, &judgement);
         assert!(
-            xml.contains("<testsuites name=\"saga-conformance\" tests=\"4\" failures=\"1\" errors=\"0\">"),
+            xml.contains("<testsuites name=\"saga-conformance\" tests=\"5\" failures=\"1\" errors=\"0\">"),
             "{xml}"
         );
-        assert!(xml.contains("name=\"Flow\" tests=\"3\" failures=\"1\" errors=\"0\" skipped=\"1\""), "{xml}");
+        assert!(xml.contains("name=\"Flow\" tests=\"4\" failures=\"1\" errors=\"0\" skipped=\"2\""), "{xml}");
+        assert!(xml.contains("<skipped message=\"not judged: only 11 of 20 orders open\"/>"), "{xml}");
         assert!(
             xml.contains(
                 "name=\"FLOW-2 s FLOW-2\" time=\"1.500\">\n      <failure message=\"Then it &lt;breaks&gt;\">"

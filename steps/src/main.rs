@@ -316,7 +316,7 @@ fn external_config(stack: &Stack, push_port: u16, control_port: u16) -> String {
             .into_iter()
             .collect::<std::collections::BTreeMap<_, _>>()
             .into_iter()
-            .map(|(service, group)| format!("{} = \"{group}\"\n", service.binary().trim_end_matches("-service")))
+            .map(|(service, groups)| format!("{} = {groups:?}\n", service.binary().trim_end_matches("-service")))
             .collect::<Vec<_>>()
             .concat()
     )

@@ -115,6 +115,22 @@ pub fn check_spread(group: &GroupState, all: &BTreeSet<Partition>, live: usize) 
     Ok(())
 }
 
+/// Whether the group has dropped every member it had `before` a service was paused: the
+/// broker evicted the hung member(s) once their session timed out — the zombie a pause is meant
+/// to make. `Err` names the members still there.
+pub fn evicted(before: &GroupState, now: &GroupState) -> Result<(), String> {
+    if before.members.is_empty() {
+        return Err(format!("the group had no member before the pause ({}): nothing to evict", before.state));
+    }
+    let still: Vec<&str> = now
+        .members
+        .iter()
+        .filter(|m| before.members.iter().any(|b| b.member_id == m.member_id))
+        .map(|m| m.member_id.as_str())
+        .collect();
+    if still.is_empty() { Ok(()) } else { Err(format!("still a member: {} ({})", still.join(", "), now.state)) }
+}
+
 /// Waits until [`check_spread`] holds; returns how long that took, or the last state seen.
 pub async fn wait_spread(
     bootstrap: &str,
@@ -186,6 +202,17 @@ mod tests {
         // Two members (one of them the killed instance, not yet timed out) when one is live.
         let v = check_spread(&stable(vec![member("m1", &[0, 1]), member("dead", &[2])]), &all(), 1);
         assert!(v.unwrap_err().contains("2 member(s)"));
+    }
+
+    #[test]
+    fn a_paused_member_is_evicted_only_once_the_group_dropped_it() {
+        let before = stable(vec![member("m1", &[0, 1, 2])]);
+        let empty = GroupState { state: "Empty".into(), members: vec![] };
+        assert_eq!(evicted(&before, &empty), Ok(()));
+        // Still there (its session has not timed out): no zombie yet.
+        assert!(evicted(&before, &before).unwrap_err().contains("still a member: m1"));
+        // A group with no member before the pause: the pause hung nobody the broker knew of.
+        assert!(evicted(&empty, &empty).unwrap_err().contains("no member before the pause"));
     }
 
     #[test]

@@ -20,6 +20,28 @@ pub enum Status {
     Failed,
     /// A step was skipped or undefined (a defect of the run; counted as a failure).
     Incomplete,
+    /// The scenario ran, but its experiment did not hold — its precondition could not be made
+    /// true, or the implementation had not recovered from an earlier scenario — so it says
+    /// nothing about the requirement either way. Its reason, with the figures seen, is the
+    /// result's `error`. Never a pass: the run is INCOMPLETE at best (see [`crate::verdict`]).
+    NotJudged,
+}
+
+impl Status {
+    /// The word reports use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Passed => "passed",
+            Status::Failed => "failed",
+            Status::Incomplete => "incomplete",
+            Status::NotJudged => "not judged",
+        }
+    }
+
+    /// A failure of the implementation (or of a step): what fails a run.
+    pub fn is_failure(self) -> bool {
+        matches!(self, Status::Failed | Status::Incomplete)
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -87,6 +109,14 @@ struct JsonElement {
     tags: Vec<JsonTag>,
     #[serde(default)]
     steps: Vec<JsonStep>,
+    /// Before hooks (the check after a failed scenario, steps/src/steps/recovery.rs).
+    #[serde(default)]
+    before: Vec<JsonHook>,
+}
+
+#[derive(Deserialize)]
+struct JsonHook {
+    result: JsonResult,
 }
 
 #[derive(Deserialize)]
@@ -130,6 +160,17 @@ pub fn read_cucumber_json(path: &Path) -> anyhow::Result<Vec<ScenarioResult>> {
                 _ => Status::Passed,
             };
             let culprit = failed.or(incomplete);
+            // A failed before hook: the scenario's steps did not run.
+            let hook = element.before.iter().find(|h| h.result.status == "failed").map(|h| &h.result);
+            let not_judged = match hook {
+                Some(hook) => hook.error_message.as_deref().and_then(crate::verdict::not_judged_reason),
+                None => failed.and_then(|s| crate::verdict::not_judged_reason(s.result.error_message.as_deref()?)),
+            };
+            let status = match (&not_judged, hook) {
+                (Some(_), _) => Status::NotJudged,
+                (None, Some(_)) => Status::Failed,
+                (None, None) => status,
+            };
             let mut tags = feature_tags.clone();
             tags.extend(element.tags.iter().map(|t| t.name.trim_start_matches('@').to_string()));
             // Every row of an outline carries the outline's name: its first step (with the
@@ -143,9 +184,17 @@ pub fn read_cucumber_json(path: &Path) -> anyhow::Result<Vec<ScenarioResult>> {
                 scenario,
                 tags,
                 status,
-                failed_step: culprit.map(|s| format!("{}{}", s.keyword, s.name)),
-                error: culprit
-                    .map(|s| s.result.error_message.clone().unwrap_or_else(|| format!("step {}", s.result.status))),
+                failed_step: match hook {
+                    Some(_) => Some("Before the scenario (the check after a failed one)".into()),
+                    None => culprit.map(|s| format!("{}{}", s.keyword, s.name)),
+                },
+                error: not_judged.map(|why| format!("not judged: {why}")).or_else(|| {
+                    hook.map(|h| h.error_message.clone().unwrap_or_default()).or_else(|| {
+                        culprit.map(|s| {
+                            s.result.error_message.clone().unwrap_or_else(|| format!("step {}", s.result.status))
+                        })
+                    })
+                }),
                 duration_ms: steps.iter().filter_map(|s| s.result.duration).sum::<u64>() as f64 / 1e6,
             });
             background = Vec::new();
@@ -229,7 +278,7 @@ details summary{{cursor:pointer;color:#444}}
 </style></head><body>
 <h1>Order-creation saga — conformance report</h1>
 <p class="sub">backend <b>{backend:?}</b> · {n} scenarios · {total:.0} s in all, {scen:.0} s running scenarios · generated {when}</p>
-<p><span class="verdict {cls}">{word}</span> &nbsp; {passed} passed, {failed} failed, {known} known failure(s), {skipped} skipped ({skipped_must} required), {not_selected} not selected</p>
+<p><span class="verdict {cls}">{word}</span> &nbsp; {passed} passed, {failed} failed, {known} known failure(s), {not_judged} not judged, {skipped} skipped ({skipped_must} required), {not_selected} not selected</p>
 <p class="sub">{meaning}</p>
 {identity}
 "#,
@@ -243,6 +292,7 @@ details summary{{cursor:pointer;color:#444}}
         passed = judgement.passed,
         failed = judgement.failed.len(),
         known = judgement.known_failures.len(),
+        not_judged = judgement.not_judged.len(),
         skipped = skipped.len(),
         skipped_must = judgement.skipped_must,
         not_selected = judgement.not_selected,
@@ -253,7 +303,7 @@ details summary{{cursor:pointer;color:#444}}
                 "Every selected scenario passed; --tags left others out, so this is no claim of conformance.",
             Verdict::DoesNotConform => "At least one scenario failed that the baseline does not list.",
             Verdict::Incomplete =>
-                "Nothing failed, but required (@must) scenarios could not run on this backend: give it the capabilities listed under Skipped.",
+                "Nothing failed, but required (@must) scenarios could not run on this backend (give it the capabilities listed under Skipped), or some ran without a verdict (not judged: their reason says what did not hold).",
         },
     )?;
 
@@ -264,8 +314,8 @@ details summary{{cursor:pointer;color:#444}}
         let (label, cls) = match r.status {
             Status::Passed => ("passed", "ok"),
             _ if judgement.is_known_failure(r) => ("known failure", "skip"),
-            Status::Failed => ("failed", "bad"),
-            Status::Incomplete => ("incomplete", "bad"),
+            Status::NotJudged => (Status::NotJudged.as_str(), "skip"),
+            Status::Failed | Status::Incomplete => (r.status.as_str(), "bad"),
         };
         write!(
             h,
@@ -423,4 +473,40 @@ fn chart(stages: &[StageSummary]) -> String {
     }
     svg.push_str(r##"<text x="110" y="12" fill="#555" font-size="11">bars: p50 (dark), p95, p99 (light) — log scale</text></svg>"##);
     svg
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn step(name: &str, status: &str, error: Option<&str>) -> serde_json::Value {
+        serde_json::json!({"keyword": "Then ", "name": name, "result": {"status": status, "error_message": error, "duration": 1000}})
+    }
+
+    #[test]
+    fn a_step_ended_as_not_judged_makes_its_scenario_not_judged_and_a_plain_failure_does_not() {
+        let panic =
+            std::panic::catch_unwind(|| crate::verdict::not_judged("intake accepted 0 of 443 orders")).unwrap_err();
+        let mark = panic.downcast_ref::<String>().unwrap().clone();
+        let scenario = |steps: Vec<serde_json::Value>| serde_json::json!({"type": "scenario", "keyword": "Scenario", "name": "s", "tags": [{"name": "@CRASH-1"}], "steps": steps});
+        let mut after_a_failure = scenario(vec![step("a", "skipped", None)]);
+        let unrecovered = mark.replace("intake accepted 0 of 443 orders", "not recovered since \"s\"");
+        let error = format!("Step panicked. Captured output: {unrecovered}");
+        after_a_failure["before"] = serde_json::json!([{"result": {"status": "failed", "error_message": error}}]);
+        let json = serde_json::json!([{"name": "Crash", "elements": [
+            scenario(vec![step("a", "passed", None), step("b", "failed", Some(&format!("Step panicked. Captured output: {mark}")))]),
+            scenario(vec![step("a", "failed", Some("only 11 orders were open"))]),
+            after_a_failure,
+        ]}]);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cucumber.json");
+        std::fs::write(&path, json.to_string()).unwrap();
+        let results = read_cucumber_json(&path).unwrap();
+        assert_eq!(results[0].status, Status::NotJudged);
+        assert_eq!(results[0].error.as_deref(), Some("not judged: intake accepted 0 of 443 orders"));
+        assert_eq!(results[0].failed_step.as_deref(), Some("Then b"));
+        assert_eq!(results[1].status, Status::Failed);
+        assert_eq!(results[2].status, Status::NotJudged);
+        assert_eq!(results[2].error.as_deref(), Some("not judged: not recovered since \"s\""));
+    }
 }

@@ -9,11 +9,12 @@ use crate::config::{BackendKind, Config};
 use crate::record::{Record, RunFacts};
 use crate::report::{self, Skipped};
 use crate::sink::PushSink;
-use crate::steps::{SagaWorld, SuiteEnv};
+use crate::steps::{SagaWorld, SuiteEnv, recovery};
 use crate::tap::Tap;
 use crate::timing::Recorder;
 use crate::verdict::{Baseline, Judgement};
 use anyhow::Context;
+use cucumber::event::ScenarioFinished;
 use cucumber::gherkin::tagexpr::TagOperation;
 use cucumber::tag::Ext as _;
 use cucumber::writer::Coloring;
@@ -66,15 +67,21 @@ pub async fn run(config: Config, tags: Option<String>) -> anyhow::Result<RunSumm
     );
     let topics = config.topic_map();
     let result = async {
-        let tap =
-            Tap::start(&endpoints.kafka_bootstrap, &endpoints.registry_url, topics.clone(), crate::tap::Pace::Live)
-                .await?;
+        let capabilities = backend.capabilities();
+        let dead_letters = capabilities.has("dead-letters");
+        let tap = Tap::start(
+            &endpoints.kafka_bootstrap,
+            &endpoints.registry_url,
+            topics.clone(),
+            dead_letters,
+            crate::tap::Pace::Live,
+        )
+        .await?;
         let producer = ClientConfig::new()
             .set("bootstrap.servers", &endpoints.kafka_bootstrap)
             .set("acks", "all")
             .create()
             .context("creating the kit's Kafka producer")?;
-        let capabilities = backend.capabilities();
         let codec = saga_contract::EventCodec::new(&endpoints.registry_url)?;
         let groups = crate::groups::ConsumerGroups::new(&endpoints.kafka_bootstrap, config.consumer_groups()?);
         Ok::<_, anyhow::Error>((tap, producer, capabilities, codec, groups))
@@ -104,6 +111,7 @@ pub async fn run(config: Config, tags: Option<String>) -> anyhow::Result<RunSumm
         groups,
         notes: Mutex::default(),
         figures: Mutex::default(),
+        recovery: Default::default(),
     }));
 
     let skipped: Arc<Mutex<Vec<Skipped>>> = Arc::default();
@@ -145,13 +153,21 @@ pub async fn run(config: Config, tags: Option<String>) -> anyhow::Result<RunSumm
     SagaWorld::cucumber()
         .max_concurrent_scenarios(config.concurrency)
         .fail_on_skipped()
-        .after(|feature, _, scenario, _, world| {
+        .before(|_, _, scenario, world| {
+            // After a failed scenario: is the implementation healthy and idle again? If not, this
+            // scenario is not judged (steps/src/steps/recovery.rs).
+            Box::pin(async move { recovery::check_before(world.env(), &scenario.name).await })
+        })
+        .after(|feature, _, scenario, finished, world| {
             Box::pin(async move {
                 // Put back whatever a fault scenario left stopped or paused, so later scenarios run
                 // against the whole implementation.
                 if let Some(world) = world {
                     world.undo_faults().await;
                     world.hand_over_figures(&feature.name, &scenario.name);
+                    if matches!(finished, ScenarioFinished::StepFailed(..)) {
+                        recovery::scenario_failed(world.env(), &scenario.name).await;
+                    }
                 }
             })
         })

@@ -1,8 +1,13 @@
-//! The tap: one consumer assigned to every partition of every saga topic (and its `.dlt`),
-//! starting at the end offsets of the moment it starts, so it records everything the run
-//! produces. Each record is kept with its coordinates (topic, partition, offset, key,
-//! timestamp, headers), its Confluent schema id and its decoded value, and is validated against
-//! the contract in `avro/` as it arrives. Steps wait on the log with deadlines.
+//! The tap: one consumer assigned to every partition of every saga topic (and its `.dlt`, when
+//! the implementation declares dead-letter topics), starting at the end offsets of the moment it
+//! starts, so it records everything the run produces. Each record is kept with its coordinates
+//! (topic, partition, offset, key, timestamp, headers), its Confluent schema id and its decoded
+//! value, and is validated against the contract in `avro/` as it arrives. Steps wait on the log
+//! with deadlines.
+//!
+//! Like any consumer of the saga, the tap reads committed records only (`read_committed`): an
+//! implementation that publishes in Kafka transactions is judged on what its consumers see, and
+//! the records of an aborted transaction never reach a check.
 
 use crate::poll;
 use anyhow::Context as _;
@@ -33,7 +38,8 @@ pub struct TapRecord {
     pub timestamp_ms: i64,
     /// When the tap received it, epoch ms.
     pub seen_at_ms: i64,
-    pub headers: Vec<(String, String)>,
+    /// The record's headers, values as sent (bytes: text, or binary as Spring writes some).
+    pub headers: Vec<(String, Vec<u8>)>,
     /// From the Confluent frame, when the value has one.
     pub schema_id: Option<u32>,
     pub record_name: Option<String>,
@@ -115,10 +121,18 @@ pub struct Tap {
 }
 
 impl Tap {
-    /// Assigns every partition of the saga topics and their dead-letter topics at their
-    /// current end and starts recording (`pace`: see [`assigned_consumer`]).
-    pub async fn start(bootstrap: &str, registry_url: &str, topics: Topics, pace: Pace) -> anyhow::Result<Tap> {
-        let consumer = assigned_consumer(bootstrap, &topic_names(&topics), StartAt::End, pace, "tap").await?;
+    /// Assigns every partition of the saga topics — and, when the implementation has them
+    /// (`dead_letters`), their dead-letter topics — at their current end and starts recording
+    /// (`pace`: see [`assigned_consumer`]). Without `dead_letters` no `.dlt` topic need exist.
+    pub async fn start(
+        bootstrap: &str,
+        registry_url: &str,
+        topics: Topics,
+        dead_letters: bool,
+        pace: Pace,
+    ) -> anyhow::Result<Tap> {
+        let names = topic_names(&topics, dead_letters);
+        let consumer = assigned_consumer(bootstrap, &names, StartAt::End, pace, "tap").await?;
         let codec = EventCodec::new(registry_url)?;
         let (changed, _) = watch::channel(0);
         let (closed, close) = watch::channel(false);
@@ -256,14 +270,17 @@ pub enum StartAt {
     TimeMs(i64),
 }
 
-/// The saga topics and their dead-letter topics.
-fn topic_names(topics: &Topics) -> Vec<String> {
-    SagaTopic::ALL.into_iter().flat_map(|t| [topics.name(t).to_string(), topics.dead_letter(t)]).collect()
+/// The saga topics, and their dead-letter topics when `dead_letters`.
+fn topic_names(topics: &Topics, dead_letters: bool) -> Vec<String> {
+    let saga = SagaTopic::ALL.into_iter().map(|t| topics.name(t).to_string());
+    let dead = SagaTopic::ALL.into_iter().filter(|_| dead_letters).map(|t| topics.dead_letter(t));
+    saga.chain(dead).collect()
 }
 
 /// A consumer assigned every partition of `names` at `start`. Its group id is its own
 /// (`saga-conformance-<role>-<uuid>`) and it never commits: it joins no one's group and moves
-/// no one's offsets.
+/// no one's offsets. It reads committed records only (`read_committed`), as the saga's own
+/// consumers do.
 ///
 /// `Pace::Live` sees each record as soon as the broker has it (the suite's waits wake on
 /// it). `Pace::Batched` lets the broker hold a fetch up to 200 ms to fill it: for the bench,
@@ -286,7 +303,7 @@ pub async fn assigned_consumer(
         .set("enable.auto.commit", "false")
         .set("fetch.wait.max.ms", fetch_wait_ms)
         .set("fetch.min.bytes", fetch_min_bytes)
-        .set("isolation.level", "read_uncommitted")
+        .set("isolation.level", "read_committed")
         .create()
         .with_context(|| format!("creating the {role}'s Kafka consumer for {bootstrap}"))?;
     let assignment = tokio::task::spawn_blocking({
@@ -356,13 +373,7 @@ async fn decode(codec: &EventCodec, topics: &Topics, message: &rdkafka::message:
     let raw = message.payload().unwrap_or_default().to_vec();
     let headers = message
         .headers()
-        .map(|h| {
-            h.iter()
-                .map(|h| {
-                    (h.key.to_string(), h.value.map(|v| String::from_utf8_lossy(v).into_owned()).unwrap_or_default())
-                })
-                .collect()
-        })
+        .map(|h| h.iter().map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec).unwrap_or_default())).collect())
         .unwrap_or_default();
     let mut record = TapRecord {
         seq: 0,
@@ -463,5 +474,21 @@ pub fn avro_to_json(value: &Value) -> serde_json::Value {
             serde_json::Value::Object(fields.iter().map(|(k, v)| (k.clone(), avro_to_json(v))).collect())
         }
         other => json!(format!("{other:?}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dead_letter_topics_are_read_only_when_declared() {
+        let topics = Topics::default();
+        let without = topic_names(&topics, false);
+        assert_eq!(without.len(), SagaTopic::ALL.len());
+        assert!(without.iter().all(|t| !t.ends_with(".dlt")), "{without:?}");
+        let with = topic_names(&topics, true);
+        assert_eq!(with.len(), 2 * SagaTopic::ALL.len());
+        assert!(with.contains(&"order.created.dlt".to_string()), "{with:?}");
     }
 }

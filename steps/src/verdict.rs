@@ -6,6 +6,11 @@
 //! conforms fully: the failures it lists are reported but do not fail the run, and a listed
 //! requirement that passes is flagged so the baseline gets tightened.
 //!
+//! A scenario whose experiment did not hold (its precondition could not be made true, or the
+//! implementation had not recovered from an earlier scenario) is *not judged*: neither a pass
+//! nor a failure of the implementation, and the run is INCOMPLETE at best. A step ends its
+//! scenario that way with [`not_judged`].
+//!
 //! Exit codes: 0 conforms, 1 does not conform, 2 could not run, 3 incomplete.
 
 use crate::report::{ScenarioResult, Skipped, Status};
@@ -13,6 +18,20 @@ use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
+
+/// What a step's panic message carries when it ends its scenario as not judged.
+const NOT_JUDGED_MARK: &str = "[NOT JUDGED] ";
+
+/// Ends the running scenario as not judged, for `reason` — what did not hold, with the figures
+/// seen. The step's panic carries a mark the results reader ([`crate::report`]) recognises.
+pub fn not_judged(reason: impl std::fmt::Display) -> ! {
+    panic!("{NOT_JUDGED_MARK}{reason}")
+}
+
+/// The reason of a step that ended its scenario with [`not_judged`], from its error message.
+pub fn not_judged_reason(error: &str) -> Option<String> {
+    error.split_once(NOT_JUDGED_MARK).map(|(_, reason)| reason.trim_end().to_string())
+}
 
 /// A scenario's level: its `@must` / `@should` tag (`@must` when it has neither).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -65,7 +84,8 @@ pub enum Verdict {
     PassedSubset,
     /// A scenario failed that the baseline does not list.
     DoesNotConform,
-    /// Nothing failed, but a `@must` scenario could not run (or nothing ran at all).
+    /// Nothing failed, but a `@must` scenario could not run, a scenario ran without a verdict
+    /// (not judged), or nothing ran at all.
     Incomplete,
 }
 
@@ -103,6 +123,8 @@ pub struct Judgement {
     pub passed: usize,
     /// Failed scenarios the baseline does not list (feature — scenario).
     pub failed: Vec<String>,
+    /// Scenarios that ran without a verdict (feature — scenario: reason).
+    pub not_judged: Vec<String>,
     pub known_failures: Vec<KnownFailure>,
     /// Baseline entries whose scenarios all passed: the baseline can be tightened.
     pub fixed_known_failures: Vec<String>,
@@ -117,7 +139,7 @@ pub struct Judgement {
 impl Judgement {
     /// Whether a scenario's failure is one the baseline expects.
     pub fn is_known_failure(&self, result: &ScenarioResult) -> bool {
-        result.status != Status::Passed
+        result.status.is_failure()
             && self
                 .known_failures
                 .iter()
@@ -130,6 +152,9 @@ impl Judgement {
             format!("conformance: {} — {} passed, {} failed", self.verdict.banner(), self.passed, self.failed.len());
         if !self.known_failures.is_empty() {
             line.push_str(&format!(", {} known failure(s)", self.known_failures.len()));
+        }
+        if !self.not_judged.is_empty() {
+            line.push_str(&format!(", {} not judged", self.not_judged.len()));
         }
         let skipped = self.skipped_must + self.skipped_should;
         if skipped > 0 {
@@ -151,7 +176,7 @@ fn label(result: &ScenarioResult) -> String {
 pub fn judge(results: &[ScenarioResult], skipped: &[Skipped], baseline: &Baseline, not_selected: usize) -> Judgement {
     let mut failed = Vec::new();
     let mut known_failures = Vec::new();
-    for r in results.iter().filter(|r| r.status != Status::Passed) {
+    for r in results.iter().filter(|r| r.status.is_failure()) {
         match baseline.reason_for(r) {
             Some((requirement, reason)) => {
                 known_failures.push(KnownFailure { requirement, scenario: label(r), reason })
@@ -169,11 +194,16 @@ pub fn judge(results: &[ScenarioResult], skipped: &[Skipped], baseline: &Baselin
             fixed_known_failures.push(id.clone());
         }
     }
+    let not_judged: Vec<String> = results
+        .iter()
+        .filter(|r| r.status == Status::NotJudged)
+        .map(|r| format!("{}: {}", label(r), r.error.as_deref().unwrap_or("not judged")))
+        .collect();
     let skipped_must = skipped.iter().filter(|s| Level::of(&s.tags) == Level::Must).count();
     let passed = results.iter().filter(|r| r.status == Status::Passed).count();
     let verdict = if !failed.is_empty() {
         Verdict::DoesNotConform
-    } else if skipped_must > 0 || results.is_empty() {
+    } else if skipped_must > 0 || !not_judged.is_empty() || results.is_empty() {
         Verdict::Incomplete
     } else if not_selected > 0 {
         Verdict::PassedSubset
@@ -184,6 +214,7 @@ pub fn judge(results: &[ScenarioResult], skipped: &[Skipped], baseline: &Baselin
         verdict,
         passed,
         failed,
+        not_judged,
         known_failures,
         fixed_known_failures,
         unmatched_baseline,
@@ -253,6 +284,36 @@ mod tests {
         assert_eq!(judge(&[], &[], &Baseline::default(), 0).verdict, Verdict::Incomplete);
         let incomplete_step = result("A-1", "must", Status::Incomplete);
         assert_eq!(judge(&[incomplete_step], &[], &Baseline::default(), 0).verdict, Verdict::DoesNotConform);
+    }
+
+    #[test]
+    fn a_scenario_not_judged_is_neither_a_pass_nor_a_failure_and_never_conforms() {
+        let mut unjudged = result("CRASH-1", "must", Status::NotJudged);
+        unjudged.error = Some("not judged: only 11 orders open".into());
+        let ran = [result("A-1", "must", Status::Passed), unjudged.clone()];
+        let j = judge(&ran, &[], &Baseline::default(), 0);
+        assert_eq!(j.verdict, Verdict::Incomplete);
+        assert_eq!(j.verdict.exit_code(), 3);
+        assert_eq!((j.passed, j.failed.len()), (1, 0));
+        assert!(j.not_judged[0].contains("only 11 orders open"), "{:?}", j.not_judged);
+        assert!(j.closing_line().contains("1 not judged"), "{}", j.closing_line());
+        // Not even a tag subset passes with it, and a baseline cannot list it away.
+        assert_eq!(judge(&ran, &[], &Baseline::default(), 5).verdict, Verdict::Incomplete);
+        let j = judge(&ran, &[], &baseline(&[("CRASH-1", "flaky")]), 0);
+        assert_eq!(j.verdict, Verdict::Incomplete);
+        assert!(!j.is_known_failure(&unjudged));
+        // A real failure still outweighs it.
+        let failing = [result("A-1", "must", Status::Failed), unjudged];
+        assert_eq!(judge(&failing, &[], &Baseline::default(), 0).verdict, Verdict::DoesNotConform);
+    }
+
+    #[test]
+    fn a_not_judged_step_is_recognised_by_its_mark_and_nothing_else_is() {
+        let panic = std::panic::catch_unwind(|| not_judged("only 11 of 20 orders open")).unwrap_err();
+        let message = panic.downcast_ref::<String>().unwrap();
+        let captured = format!("Step panicked. Captured output: {message}\n");
+        assert_eq!(not_judged_reason(&captured).as_deref(), Some("only 11 of 20 orders open"));
+        assert_eq!(not_judged_reason("assertion failed: not judged: by whom?"), None);
     }
 
     #[test]

@@ -58,7 +58,7 @@ impl External {
                 format!("the external {name} endpoint {url} does not answer: start the implementation or fix [external] in the config")
             })?;
         }
-        let nodes = broker_ids(&endpoints.kafka_bootstrap).await.with_context(|| {
+        let nodes = broker_ids(&endpoints.kafka_bootstrap, Duration::from_secs(5)).await.with_context(|| {
             format!(
                 "the external Kafka at {} does not answer: fix [external] kafka_bootstrap",
                 endpoints.kafka_bootstrap

@@ -129,14 +129,14 @@ pub async fn wait_replicated(bootstrap: &str, topics: &[String], deadline: Durat
 }
 
 /// The node ids of the brokers the cluster's metadata lists now (a node that died drops out once
-/// the controller fences it).
-pub async fn broker_ids(bootstrap: &str) -> anyhow::Result<Vec<i32>> {
+/// the controller fences it); an error when no node answers within `wait`.
+pub async fn broker_ids(bootstrap: &str, wait: Duration) -> anyhow::Result<Vec<i32>> {
     use rdkafka::consumer::Consumer;
     let consumer = metadata_client(bootstrap)?;
     let bootstrap = bootstrap.to_string();
     tokio::task::spawn_blocking(move || {
         let metadata = consumer
-            .fetch_metadata(None, Duration::from_secs(5))
+            .fetch_metadata(None, wait)
             .with_context(|| format!("reading the cluster's brokers from {bootstrap}"))?;
         let mut ids: Vec<i32> = metadata.brokers().iter().map(|b| b.id()).collect();
         ids.sort_unstable();

@@ -212,8 +212,15 @@ async fn bench_on(
     let endpoints = backend.endpoints().clone();
     let (procs, database_url) = insight(backend).await.unzip();
     let http = reqwest::Client::builder().timeout(HTTP_DEADLINE).tcp_nodelay(true).build()?;
-    let tap =
-        Tap::start(&endpoints.kafka_bootstrap, &endpoints.registry_url, config.topic_map(), Pace::Batched).await?;
+    let dead_letters = backend.capabilities().has("dead-letters");
+    let tap = Tap::start(
+        &endpoints.kafka_bootstrap,
+        &endpoints.registry_url,
+        config.topic_map(),
+        dead_letters,
+        Pace::Batched,
+    )
+    .await?;
     let mut ctx = Ctx {
         client: Arc::new(SagaClient::new(http, &endpoints)),
         sink,

@@ -57,24 +57,25 @@ async fn poll(
     shared: &Shared,
 ) -> anyhow::Result<()> {
     for service in Service::ALL {
-        let Some(group) = groups.group_of(service) else { continue };
         let consumed: Vec<(String, i32)> = partitions
             .iter()
             .filter(|(topic, _)| topics.topic_of(topic).and_then(consumer_of) == Some(service))
             .cloned()
             .collect();
-        let Some(committed) = groups.committed(service, &consumed).await? else { continue };
-        for ((topic, partition), offset) in committed {
-            let Some(offset) = offset else { continue };
-            let high = tokio::task::spawn_blocking({
-                let (probe, topic) = (probe.clone(), topic.clone());
-                move || probe.fetch_watermarks(&topic, partition, Duration::from_secs(5))
-            })
-            .await??
-            .1;
-            shared.metrics.lag(group, &topic, partition, (high - offset).max(0));
-            if service == Service::Payment && topics.topic_of(&topic) == Some(SagaTopic::OrderConfirmed) {
-                shared.update(|sagas| sagas.consumed(partition, offset, now_millis()));
+        for group in groups.groups_of(service) {
+            for ((topic, partition), offset) in groups.committed(group, &consumed).await? {
+                // A group of the service that reads other topics has no offset here.
+                let Some(offset) = offset else { continue };
+                let high = tokio::task::spawn_blocking({
+                    let (probe, topic) = (probe.clone(), topic.clone());
+                    move || probe.fetch_watermarks(&topic, partition, Duration::from_secs(5))
+                })
+                .await??
+                .1;
+                shared.metrics.lag(group, &topic, partition, (high - offset).max(0));
+                if service == Service::Payment && topics.topic_of(&topic) == Some(SagaTopic::OrderConfirmed) {
+                    shared.update(|sagas| sagas.consumed(partition, offset, now_millis()));
+                }
             }
         }
     }

@@ -138,7 +138,7 @@ impl Monitor {
             clock_skew_ms: config.fields.clock_skew_ms,
             payment_tracked: groups.contains_key(&Service::Payment),
         });
-        let group_names: Vec<String> = groups.values().cloned().collect();
+        let group_names: Vec<String> = groups.values().flatten().cloned().collect();
         let shared = Arc::new(Shared {
             metrics: Metrics::default(),
             state: Mutex::new(State {

@@ -41,7 +41,7 @@ pub fn header(record: &Record) -> String {
         ("dead-letter topics", if d.dead_letter_topics { "declared".into() } else { "not declared".into() }),
         ("capabilities", join(&d.capabilities)),
         ("fault commands", join(&d.fault_commands)),
-        ("consumer groups", map(&d.consumer_groups)),
+        ("consumer groups", map(&d.consumer_groups.iter().map(|(s, g)| (s.clone(), g.join(", "))).collect())),
         ("topic overrides", map(&d.topics)),
         (
             "timing budgets",

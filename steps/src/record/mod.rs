@@ -103,7 +103,7 @@ pub struct Declarations {
     pub capabilities: Vec<String>,
     /// The `[external.commands]` keys declared (the commands themselves stay private).
     pub fault_commands: Vec<String>,
-    pub consumer_groups: BTreeMap<String, String>,
+    pub consumer_groups: BTreeMap<String, Vec<String>>,
     pub topics: BTreeMap<String, String>,
     pub concurrency: usize,
     pub timing: Timing,
@@ -174,6 +174,7 @@ pub fn result_name(status: Status) -> &'static str {
         Status::Passed => "passed",
         Status::Failed => "failed",
         Status::Incomplete => "incomplete",
+        Status::NotJudged => "not-judged",
     }
 }
 
@@ -183,6 +184,7 @@ pub fn parse_result(name: &str) -> Option<Status> {
     match name {
         "passed" => Some(Status::Passed),
         "failed" => Some(Status::Failed),
+        "not-judged" => Some(Status::NotJudged),
         "skipped" => None,
         _ => Some(Status::Incomplete),
     }
@@ -309,7 +311,8 @@ mod tests {
     fn unknown_result_names_never_count_as_passed() {
         assert_eq!(parse_result("passed"), Some(Status::Passed));
         assert_eq!(parse_result("skipped"), None);
-        assert_eq!(parse_result("not-judged"), Some(Status::Incomplete));
+        assert_eq!(parse_result("not-judged"), Some(Status::NotJudged));
+        assert_eq!(parse_result("frobbed"), Some(Status::Incomplete));
         for v in [Verdict::Conforms, Verdict::PassedSubset, Verdict::DoesNotConform, Verdict::Incomplete] {
             assert_eq!(parse_verdict(v.banner()), Some(v));
         }

@@ -4,14 +4,29 @@
 //! the runner undoes whatever a scenario left in place (see [`SagaWorld::undo_faults`]). Each
 //! fault's time span is kept for the crash checkers (when was the implementation allowed to be
 //! unavailable, which orders were in flight).
+//!
+//! A fault command that did not take effect is not a fault: after a service is stopped, killed
+//! or paused the suite confirms its `/health` stopped answering, after the broker is stopped or
+//! killed that it dropped out of the cluster's metadata, and after a zombie pause that the
+//! service's consumer groups evicted the hung member — otherwise the step fails with "the fault
+//! did not take effect" and what was seen. (A killed database cannot be observed black-box: the
+//! suite has no address for it.)
 
 use super::SagaWorld;
 use super::params::Svc;
 use crate::Service;
+use crate::backend::kafka_meta::broker_ids;
 use crate::checkers_crash::FaultSpan;
+use crate::membership::{self, GroupState};
 use cucumber::{given, when};
 use saga_contract::{SagaTopic, now_millis};
 use std::time::Duration;
+
+/// How long a fault may take to show once its command returned (a stopped process's port
+/// closes, a killed node drops out of the cluster's metadata once the controller fences it).
+const TAKES_EFFECT: Duration = Duration::from_secs(15);
+/// How long one look at a part that may be down waits for its answer.
+const PROBE_WAIT: Duration = Duration::from_secs(1);
 
 /// A fault in place.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,8 +73,13 @@ impl SagaWorld {
         }
     }
 
-    /// Puts `fault` in place through the backend and notes when.
+    /// Puts `fault` in place through the backend, confirms it took effect and notes when.
     pub(super) async fn put(&mut self, fault: Fault, what: &str) {
+        let bootstrap = self.env.endpoints.kafka_bootstrap.clone();
+        let brokers_before = match fault {
+            Fault::BrokerStopped | Fault::BrokerKilled => broker_ids(&bootstrap, TAKES_EFFECT).await.ok(),
+            _ => None,
+        };
         let began_ms = now_millis();
         let backend = &self.env.backend;
         let outcome = match fault {
@@ -74,7 +94,42 @@ impl SagaWorld {
             Fault::InstanceAdded(..) => Err(anyhow::anyhow!("an instance is added by its step, then recorded")),
         };
         outcome.unwrap_or_else(|e| panic!("{what}: {e:#}"));
+        // Undone after the scenario whether or not it showed.
         self.record_fault(fault, began_ms);
+        let shown = match fault {
+            Fault::Stopped(service) | Fault::Killed(service) | Fault::Paused(service) => {
+                self.health_gone(service).await
+            }
+            Fault::BrokerStopped | Fault::BrokerKilled => broker_gone(&bootstrap, brokers_before).await,
+            _ => Ok(()),
+        };
+        if let Err(seen) = shown {
+            panic!("{what}: the fault did not take effect: {seen}");
+        }
+    }
+
+    /// Waits until `service`'s `/health` no longer answers (refused, reset or silent for
+    /// [`PROBE_WAIT`]); `Err`: what it still answered.
+    async fn health_gone(&self, service: Service) -> Result<(), String> {
+        let client = self.env.client.with_timeout(PROBE_WAIT);
+        let probe = async || match client.health(service).await {
+            Ok(()) => Err(format!("the {service}'s /health still answered 2xx {TAKES_EFFECT:?} after the command")),
+            Err(_) => Ok(()),
+        };
+        crate::poll::until(TAKES_EFFECT, Duration::from_millis(100), probe).await
+    }
+
+    /// `service`'s consumer groups as they are now (empty: none known, or one could not be read).
+    async fn group_states(&self, service: Service) -> Vec<(String, GroupState)> {
+        let Ok(client) = membership::admin_client(&self.env.endpoints.kafka_bootstrap) else { return Vec::new() };
+        let mut states = Vec::new();
+        for group in self.env.groups.groups_of(service) {
+            match membership::describe(client.clone(), group).await {
+                Ok(state) => states.push((group.clone(), state)),
+                Err(e) => eprintln!("[faults] describing {group}: {e:#}"),
+            }
+        }
+        states
     }
 
     /// Notes `fault` as in place since `began_ms` (to undo after the scenario, and for the checkers).
@@ -166,13 +221,42 @@ async fn service_killed(world: &mut SagaWorld, service: Svc) {
 }
 
 /// A zombie: the service hangs longer than its consumer-group session timeout, so the broker
-/// gives its partitions away while it still holds records it fetched, then it wakes up.
+/// gives its partitions away while it still holds records it fetched, then it wakes up. The
+/// pause lasts until every group of the service has evicted its members — as long as the
+/// implementation's own session timeout makes it — up to `[faults] zombie_pause_seconds`; a
+/// member still there by then means no zombie was made, and the step fails so. Without known
+/// groups the pause lasts `zombie_pause_seconds` and the report says so.
 #[when(expr = "the {service} is paused past its consumer-group session timeout")]
 async fn service_zombie(world: &mut SagaWorld, service: Svc) {
     let service = service.0;
+    let at_most = world.env.config.zombie_pause();
+    let before = world.group_states(service).await;
     world.put(Fault::Paused(service), &format!("pausing the {service}")).await;
-    // The fault's duration, not a wait for a condition: the hang itself is what is injected.
-    tokio::time::sleep(world.env.config.zombie_pause()).await;
+    if before.is_empty() {
+        world.env.notes.lock().expect("notes lock poisoned").insert(format!(
+            "The {service}'s consumer groups are not known: its zombie pause lasted [faults] zombie_pause_seconds ({at_most:?}) without confirming its group evicted it."
+        ));
+        // The fault's duration, not a wait for a condition: nothing to observe it by.
+        tokio::time::sleep(at_most).await;
+        return;
+    }
+    let began = std::time::Instant::now();
+    let evicted = crate::poll::until(at_most, Duration::from_millis(250), async || {
+        for (group, state) in world.group_states(service).await.into_iter().filter_map(|(g, now)| {
+            let was = before.iter().find(|(b, _)| *b == g)?;
+            Some((g, membership::evicted(&was.1, &now)))
+        }) {
+            state.map_err(|why| format!("group {group}: {why}"))?;
+        }
+        Ok::<(), String>(())
+    })
+    .await;
+    match evicted {
+        Ok(()) => eprintln!("[faults] the {service}'s group(s) evicted it {:?} into the pause", began.elapsed()),
+        Err(seen) => panic!(
+            "pausing the {service}: the fault did not take effect: paused for {at_most:?} ([faults] zombie_pause_seconds) and not evicted — {seen}; raise zombie_pause_seconds above the implementation's consumer-group session timeout"
+        ),
+    }
 }
 
 /// On a cluster the backend picks the node leading the most saga partitions (either wording).
@@ -200,4 +284,20 @@ async fn database_killed(world: &mut SagaWorld) {
 #[when("the PostgreSQL server is started again")]
 async fn database_up(world: &mut SagaWorld) {
     world.lift(&[Fault::DatabaseKilled], "starting the PostgreSQL server").await;
+}
+
+/// Waits until the broker is no longer serving: no node answers, or a node listed `before` the
+/// fault dropped out of the metadata. `Err`: what the cluster still listed.
+async fn broker_gone(bootstrap: &str, before: Option<Vec<i32>>) -> Result<(), String> {
+    let Some(before) = before else { return Ok(()) };
+    crate::poll::until(TAKES_EFFECT, Duration::from_millis(200), async || {
+        match broker_ids(bootstrap, PROBE_WAIT).await {
+            Err(_) => Ok(()),
+            Ok(now) if before.iter().any(|id| !now.contains(id)) => Ok(()),
+            Ok(now) => Err(format!(
+                "the cluster still listed node(s) {now:?} (as before the command) {TAKES_EFFECT:?} after it"
+            )),
+        }
+    })
+    .await
 }

@@ -173,11 +173,123 @@ async fn poison_dead_lettered(world: &mut SagaWorld, topic: Topic) {
                 world.deadline()
             )
         });
-        let header = |k: &str| record.headers.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
-        assert_eq!(header("dlt.original.topic").as_deref(), Some(name.as_str()), "{}", record.summary());
-        assert_eq!(header("dlt.original.partition"), Some(partition.to_string()), "{}", record.summary());
-        assert_eq!(header("dlt.original.offset"), Some(offset.to_string()), "{}", record.summary());
-        assert!(header("dlt.error").is_some_and(|e| !e.is_empty()), "no dlt.error header: {:?}", record.headers);
+        let origin = dead_letter_origin(&record.headers)
+            .unwrap_or_else(|why| panic!("{why}: {:?} on {}", shown(&record.headers), record.summary()));
+        assert_eq!(
+            (origin.topic.as_str(), origin.partition, origin.offset),
+            (name.as_str(), partition, offset),
+            "the dead letter's origin headers name another record: {}",
+            record.summary()
+        );
         assert_eq!(record.raw, crate::fields::SUITE_POISON, "the dead letter must carry the original bytes");
+    }
+}
+
+/// Where a dead letter came from, as its headers say.
+#[derive(Debug, PartialEq, Eq)]
+struct Origin {
+    topic: String,
+    partition: i32,
+    offset: i64,
+}
+
+/// The contract's dead-letter headers (`dlt.original.topic`, `…partition`, `…offset`,
+/// `dlt.error`) or Spring Kafka's (`kafka_dlt-original-topic`, `…-partition`, `…-offset`,
+/// `kafka_dlt-exception-message`); numbers as decimal text (the contract) or big-endian binary
+/// (Spring: 4 bytes for the partition, 8 for the offset). `Err`: which header is missing or
+/// unreadable.
+fn dead_letter_origin(headers: &[(String, Vec<u8>)]) -> Result<Origin, String> {
+    let find = |names: [&str; 2]| {
+        headers
+            .iter()
+            .find(|(n, _)| names.contains(&n.as_str()))
+            .map(|(_, v)| v.as_slice())
+            .ok_or_else(|| format!("no {} header (nor {})", names[0], names[1]))
+    };
+    let number = |names: [&str; 2]| -> Result<i64, String> {
+        let bytes = find(names)?;
+        header_number(bytes)
+            .ok_or_else(|| format!("{} is neither decimal text nor a big-endian int: {bytes:?}", names[0]))
+    };
+    let topic = String::from_utf8(find(["dlt.original.topic", "kafka_dlt-original-topic"])?.to_vec())
+        .map_err(|_| "dlt.original.topic is not UTF-8".to_string())?;
+    let partition = number(["dlt.original.partition", "kafka_dlt-original-partition"])?;
+    let offset = number(["dlt.original.offset", "kafka_dlt-original-offset"])?;
+    let error = find(["dlt.error", "kafka_dlt-exception-message"])?;
+    if error.is_empty() {
+        return Err("the dead letter's error header is empty".into());
+    }
+    let partition = i32::try_from(partition).map_err(|_| format!("partition {partition} is out of range"))?;
+    Ok(Origin { topic, partition, offset })
+}
+
+/// A header number: decimal text, or a big-endian int of 4 or 8 bytes.
+fn header_number(bytes: &[u8]) -> Option<i64> {
+    if let Some(n) = std::str::from_utf8(bytes).ok().and_then(|t| t.trim().parse().ok()) {
+        return Some(n);
+    }
+    match bytes.len() {
+        4 => Some(i64::from(i32::from_be_bytes(bytes.try_into().ok()?))),
+        8 => Some(i64::from_be_bytes(bytes.try_into().ok()?)),
+        _ => None,
+    }
+}
+
+/// Headers as text where they are text, for a failure message.
+fn shown(headers: &[(String, Vec<u8>)]) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .map(|(k, v)| (k.clone(), String::from_utf8(v.clone()).unwrap_or_else(|_| format!("{v:?}"))))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&str, &[u8])]) -> Vec<(String, Vec<u8>)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_vec())).collect()
+    }
+
+    #[test]
+    fn the_contracts_text_headers_and_springs_binary_ones_both_read() {
+        let ours = headers(&[
+            ("dlt.original.topic", b"order.created"),
+            ("dlt.original.partition", b"2"),
+            ("dlt.original.offset", b"1234"),
+            ("dlt.error", b"not Avro"),
+        ]);
+        let want = Origin { topic: "order.created".into(), partition: 2, offset: 1234 };
+        assert_eq!(dead_letter_origin(&ours), Ok(want));
+        let spring = headers(&[
+            ("kafka_dlt-original-topic", b"order.created"),
+            ("kafka_dlt-original-partition", &2i32.to_be_bytes()),
+            ("kafka_dlt-original-offset", &1234i64.to_be_bytes()),
+            ("kafka_dlt-exception-message", b"Deserialization failed"),
+        ]);
+        assert_eq!(
+            dead_letter_origin(&spring),
+            Ok(Origin { topic: "order.created".into(), partition: 2, offset: 1234 })
+        );
+    }
+
+    #[test]
+    fn a_missing_or_unreadable_origin_header_is_caught() {
+        let no_offset = headers(&[("dlt.original.topic", b"t"), ("dlt.original.partition", b"0"), ("dlt.error", b"e")]);
+        assert!(dead_letter_origin(&no_offset).unwrap_err().contains("no dlt.original.offset header"));
+        let garbled = headers(&[
+            ("dlt.original.topic", b"t"),
+            ("dlt.original.partition", b"0"),
+            ("dlt.original.offset", &[1, 2, 3]),
+            ("dlt.error", b"e"),
+        ]);
+        assert!(dead_letter_origin(&garbled).unwrap_err().contains("neither decimal text nor a big-endian int"));
+        let silent = headers(&[
+            ("dlt.original.topic", b"t"),
+            ("dlt.original.partition", b"0"),
+            ("dlt.original.offset", b"5"),
+            ("dlt.error", b""),
+        ]);
+        assert!(dead_letter_origin(&silent).unwrap_err().contains("error header is empty"));
     }
 }

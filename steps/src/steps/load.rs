@@ -505,16 +505,48 @@ async fn load_settles(world: &mut SagaWorld) {
     world.judge(&format!("settled-within-{deadline:?}"), &violations);
 }
 
-#[then(regex = r"^at least (\d+) orders were in flight while the fault was in place$")]
-async fn load_in_flight(world: &mut SagaWorld, at_least: usize) {
+/// The crash scenarios' precondition, made true rather than hoped for: the fault in place is held
+/// until at least `at_least` accepted orders are open — accepted and not at their last stage
+/// (the `PAYMENT_WAIT` or `ORDER_CANCELLED` push) before the fault was in place — or until
+/// [`HOLD_AT_MOST`] has passed. Short of that the experiment did not hit the implementation
+/// mid-flight, which says nothing about it: the scenario ends as not judged, with the figures.
+#[when(regex = r"^the fault is held until (\d+) orders are open$")]
+async fn load_hold(world: &mut SagaWorld, at_least: usize) {
     let (fault, span) = world.fault_spans.last().copied().expect("no fault was put in place in this scenario");
-    let count = crash::in_flight(world.settled(), &span);
-    let summary = world.load.as_ref().map(Load::summary).unwrap_or_default();
-    assert!(
-        count >= at_least,
-        "only {count} accepted orders were open while {fault:?} was in place ({span:?}), not {at_least}: the fault did not hit the implementation mid-flight; {summary}"
-    );
+    assert!(span.lifted_ms.is_none(), "{fault:?} was already lifted: hold it before lifting it");
+    let env = world.env.clone();
+    let journal = world.load().journal.clone();
+    let began = std::time::Instant::now();
+    let open = crate::poll::until(HOLD_AT_MOST, Duration::from_millis(100), async || {
+        let arrivals = env.sink.arrivals();
+        let mut terminal: BTreeMap<&str, i64> = BTreeMap::new();
+        for a in &arrivals {
+            if let Ok(p) = &a.push
+                && matches!(p.kind, PushKind::PaymentWait | PushKind::OrderCancelled)
+            {
+                let at = terminal.entry(p.order_id.as_str()).or_insert(a.at_ms);
+                *at = (*at).min(a.at_ms);
+            }
+        }
+        match crash::in_flight_now(&journal.attempts(), &terminal, &span) {
+            n if n >= at_least => Ok(n),
+            n => Err(n),
+        }
+    })
+    .await;
+    let summary = world.load().summary();
+    match open {
+        Ok(n) => {
+            eprintln!("[crash] {n} orders open while {fault:?} was in place (≥ {at_least}) after {:?}", began.elapsed())
+        }
+        Err(n) => crate::verdict::not_judged(format!(
+            "the experiment's precondition did not hold: {n} accepted orders were open while {fault:?} was in place, held {HOLD_AT_MOST:?} for at least {at_least}; {summary}"
+        )),
+    }
 }
+
+/// The longest a crash scenario holds its fault waiting for enough orders to be open.
+const HOLD_AT_MOST: Duration = Duration::from_secs(10);
 
 #[then("the load was answered 201, or 503 or not at all only while the fault was in place")]
 async fn load_intake(world: &mut SagaWorld) {

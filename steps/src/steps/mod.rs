@@ -15,6 +15,7 @@ mod lines;
 mod load;
 mod orders;
 mod params;
+pub mod recovery;
 mod saga;
 mod scale;
 mod timing;
@@ -57,6 +58,8 @@ pub struct SuiteEnv {
     pub notes: std::sync::Mutex<std::collections::BTreeSet<String>>,
     /// What scenarios measured, by (feature, scenario) name, for the conformance record.
     pub figures: std::sync::Mutex<crate::record::Figures>,
+    /// Whether the implementation must be checked before the next scenario (one failed).
+    pub recovery: tokio::sync::Mutex<recovery::Recovery>,
 }
 
 /// The environment of the run in progress. cucumber builds Worlds through a plain

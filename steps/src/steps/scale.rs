@@ -68,7 +68,8 @@ async fn instance_added(world: &mut SagaWorld, service: Svc) {
 async fn partitions_spread(world: &mut SagaWorld, service: Svc) {
     let service = service.0;
     let env = world.env.clone();
-    let group = env.groups.group_of(service).unwrap_or_else(|| panic!("the {service}'s consumer group is not known"));
+    let groups = env.groups.groups_of(service);
+    assert!(!groups.is_empty(), "the {service}'s consumer group is not known: name it in [external.consumer_groups]");
     let topics: Vec<String> = SagaTopic::ALL
         .into_iter()
         .filter(|t| consumer_of(*t) == Some(service))
@@ -80,19 +81,40 @@ async fn partitions_spread(world: &mut SagaWorld, service: Svc) {
     let all: BTreeSet<Partition> = partitions.into_keys().collect();
     let live = world.live_instances(service).await;
     let deadline = world.deadline();
-    match membership::wait_spread(&env.endpoints.kafka_bootstrap, group, &all, live, deadline).await {
-        Ok(took) => {
-            eprintln!("[scale] {group}: {} partition(s) spread over {live} live instance(s) after {took:?}", all.len())
+    for group in groups {
+        let theirs = group_partitions(&env, group, groups.len(), &all).await;
+        match membership::wait_spread(&env.endpoints.kafka_bootstrap, group, &theirs, live, deadline).await {
+            Ok(took) => eprintln!(
+                "[scale] {group}: {} partition(s) spread over {live} live instance(s) after {took:?}",
+                theirs.len()
+            ),
+            Err(last) => panic!(
+                "the {service}'s group {group} did not spread its {} partitions over its {live} live instance(s) within {deadline:?}: {last} (a killed or paused member is dropped once its session times out — KAFKA_SESSION_TIMEOUT_MS)",
+                theirs.len()
+            ),
         }
-        Err(last) => panic!(
-            "the {service}'s group {group} did not spread its {} partitions over its {live} live instance(s) within {deadline:?}: {last} (a killed or paused member is dropped once its session times out — KAFKA_SESSION_TIMEOUT_MS)",
-            all.len()
-        ),
     }
     // Before any fault this is the scenario's precondition (every instance has work to lose).
     if !world.fault_spans.is_empty() {
-        world.absorbed(&format!("waiting for {group} to rebalance"));
+        world.absorbed(&format!("waiting for {} to rebalance", groups.join(", ")));
     }
+}
+
+/// The partitions of `all` that `group` consumes: all of them when it is its service's only
+/// group; otherwise those of the topics it has committed offsets on.
+async fn group_partitions(
+    env: &crate::steps::SuiteEnv,
+    group: &str,
+    of: usize,
+    all: &BTreeSet<Partition>,
+) -> BTreeSet<Partition> {
+    if of == 1 {
+        return all.clone();
+    }
+    let listed: Vec<Partition> = all.iter().cloned().collect();
+    let committed = env.groups.committed(group, &listed).await.unwrap_or_else(|e| panic!("{e:#}"));
+    let read: BTreeSet<&String> = committed.iter().filter(|(_, o)| o.is_some()).map(|((t, _), _)| t).collect();
+    all.iter().filter(|(t, _)| read.contains(t)).cloned().collect()
 }
 
 /// The cluster took over from the node that went down: every saga partition has a leader among

@@ -333,7 +333,9 @@ async fn poison(ctx: &Ctx, tap: &Tap, topics: &Topics) -> anyhow::Result<f64> {
         .unwrap_or_else(|letters| letters);
     let mut seen = HashSet::new();
     for letter in &letters {
-        let header = |name: &str| letter.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+        // The reference writes every header as text (docs/contract.md).
+        let header =
+            |name: &str| letter.headers.iter().find(|(k, _)| k == name).and_then(|(_, v)| std::str::from_utf8(v).ok());
         let id = header("poison.id").unwrap_or_default();
         let (topic, partition, offset) = expected
             .get(id)
@@ -391,6 +393,7 @@ async fn consumer_loop_recovers_in_seconds_and_dead_letters_poison_at_once() {
             &ctx.stack.endpoints.kafka_bootstrap,
             &ctx.stack.endpoints.registry_url,
             topics.clone(),
+            true,
             Pace::Live,
         )
         .await?;

@@ -24,7 +24,7 @@ use saga_conformance::Service;
 use saga_conformance::backend::paths::repo_file;
 use saga_conformance::backend::processes::{Stack, StackOptions};
 use saga_conformance::client::{NewOrder, OrderLine, ProductSpec, SagaClient};
-use saga_conformance::config::{BackendKind, Config};
+use saga_conformance::config::{BackendKind, Config, GroupNames};
 use saga_conformance::groups::ConsumerGroups;
 use saga_conformance::monitor::Monitor;
 use saga_conformance::poll;
@@ -271,14 +271,14 @@ async fn monitor_counts_nothing_on_clean_traffic_and_each_injected_violation_onc
     config.external.registry_url = e.registry_url.clone();
     config.external.consumer_groups = ConsumerGroups::reference_names()
         .into_iter()
-        .map(|(s, g)| (s.binary().trim_end_matches("-service").to_string(), g))
+        .map(|(s, g)| (s.binary().trim_end_matches("-service").to_string(), GroupNames::Several(g)))
         .collect();
     config.monitor.listen = "127.0.0.1:0".into();
     config.monitor.saga_deadline_ms = SAGA_DEADLINE.as_millis() as u64;
     config.monitor.lag_poll_ms = 100;
     let outcome = async {
         let monitor = Monitor::start(&config).await?;
-        let tap = Tap::start(&e.kafka_bootstrap, &e.registry_url, topics.clone(), Pace::Live).await?;
+        let tap = Tap::start(&e.kafka_bootstrap, &e.registry_url, topics.clone(), true, Pace::Live).await?;
         let producer: FutureProducer = ClientConfig::new().set("bootstrap.servers", &e.kafka_bootstrap).create()?;
         let http = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(10)).build()?;
         let client = SagaClient::new(http.clone(), &e);

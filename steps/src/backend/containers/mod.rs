@@ -82,8 +82,10 @@ impl Containers {
         ));
         let (pg_name, pg_tag) = split_image(&images.postgres);
         // Trust auth: the services' URLs carry no password (the official image demands one).
+        // Durable, as everywhere (docs/containers.md): the module turns fsync off unless asked.
         let postgres = Postgres::default()
             .with_host_auth()
+            .with_fsync_enabled()
             .with_name(pg_name)
             .with_tag(pg_tag)
             .with_network(&network)
