@@ -455,19 +455,37 @@ async fn load_settles(world: &mut SagaWorld) {
     let (deadline, quiet) = (world.deadline(), env.config.quiet_period());
     let load = world.load();
     assert!(load.ticker.is_none(), "stop the load first (`When the load stops`)");
-    let orders = load.orders(&env.tap.records());
     let user = load.template.user.clone();
-    let ids: Vec<String> = orders.iter().map(|(id, _, _)| id.clone()).collect();
+    let began = std::time::Instant::now();
     let mut states: BTreeMap<String, State> = BTreeMap::new();
-    let _ = crate::poll::until(deadline, Duration::from_millis(200), async || {
-        let open: Vec<String> = ids.iter().filter(|id| !states.get(*id).is_some_and(terminal)).cloned().collect();
-        states.extend(read_states(&env, open, false).await);
-        let open = ids.iter().filter(|id| !states.get(*id).is_some_and(terminal)).count();
-        if open == 0 { Ok(()) } else { Err(open) }
-    })
-    .await;
-    // The quiet period: whatever a late redelivery or a zombie still does shows in the read after it.
-    tokio::time::sleep(quiet).await;
+    // The orders are read from the journal and the tap again until none appears: an order whose
+    // 201 was lost in an outage (committed as the server went down, the client given a 503 or no
+    // answer) shows on `order.created` only once its outbox row is sent, which may be after the
+    // others settled — and it takes stock like any other.
+    let mut orders = load.orders(&env.tap.records());
+    loop {
+        let _ = crate::poll::until(deadline.saturating_sub(began.elapsed()), Duration::from_millis(200), async || {
+            orders = load.orders(&env.tap.records());
+            let open: Vec<String> = orders
+                .iter()
+                .map(|(id, _, _)| id)
+                .filter(|id| !states.get(*id).is_some_and(terminal))
+                .cloned()
+                .collect();
+            let count = open.len();
+            states.extend(read_states(&env, open, false).await);
+            if count == 0 { Ok(()) } else { Err(count) }
+        })
+        .await;
+        // The quiet period: whatever a late redelivery or a zombie still does shows in the read after it.
+        tokio::time::sleep(quiet).await;
+        let known = orders.len();
+        orders = load.orders(&env.tap.records());
+        if orders.len() == known || began.elapsed() >= deadline {
+            break;
+        }
+    }
+    let ids: Vec<String> = orders.iter().map(|(id, _, _)| id.clone()).collect();
     let states: BTreeMap<String, State> = read_states(&env, ids, true).await.into_iter().collect();
     let arrivals = env.sink.arrivals();
     let mut pushes: BTreeMap<&str, Vec<(i64, crate::sink::Push)>> = BTreeMap::new();
