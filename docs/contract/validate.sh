@@ -5,7 +5,7 @@
 # installed once into $SAGA_CACHE_DIR/node-tools (outside the clone) and reused. Neither tool
 # phones home: AsyncAPI's analytics are disabled by its config file, Redocly's telemetry and
 # update check by env. That the documents match the code is checked by
-# steps/tests/contract_docs.rs (cargo test), not here.
+# steps/tests/integration/contract_docs.rs (cargo test), not here.
 set -euo pipefail
 cd "$(dirname "$0")"
 
