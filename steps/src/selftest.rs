@@ -191,13 +191,6 @@ pub const FAULTS: &[Fault] = &[
         ],
     },
     Fault {
-        name: "unordered-locks",
-        bug: "stock rows locked one by one in request order (A+B and B+A deadlock), and the deadlock taken for poison",
-        family: "STOCK",
-        tags: "@STOCK-3",
-        seeds: &[(Service::Product, "product::unordered-locks=return(200)")],
-    },
-    Fault {
         name: "cancel-without-guard",
         bug: "stock.reservation.failed cancels the order whatever its status: the cancel path has no guard",
         family: "LATE",
