@@ -3,12 +3,12 @@
 //! products of the scenario's catalogue it is given (with two, orders of one line mix with
 //! orders of both, their lines in either order; see [`order_lines`]) and records every answer. Steps wait until it has placed
 //! so many orders, add a burst, stop it, read back what every order ended as (over HTTP, the
-//! push sink and the tap) and judge that with [`crate::checkers_crash`]. A load is bounded: it
+//! push sink and the tap); `load_verdicts.rs` judges that with [`crate::checkers_crash`]. A load is bounded: it
 //! stops by itself after [`MAX_RUN`], and when its scenario's World is dropped.
 
 use super::params::Aliases;
 use super::{SagaWorld, SuiteEnv};
-use crate::checkers::{self, Violation};
+use crate::checkers::Violation;
 use crate::checkers_crash::{self as crash, Answer, Attempt, Settled};
 use crate::client::{ClientError, NewOrder, OrderLine, Payment, SagaClient};
 use crate::tap::TapRecord;
@@ -65,7 +65,7 @@ fn order_lines(products: &[(String, Money)], seq: usize) -> Vec<OrderLine> {
 }
 
 /// Every answer so far; `sent` counts the requests sent, answered or not.
-struct Journal {
+pub(super) struct Journal {
     attempts: Mutex<Vec<Attempt>>,
     sent: watch::Sender<usize>,
 }
@@ -81,7 +81,7 @@ impl Journal {
         seq
     }
 
-    fn attempts(&self) -> Vec<Attempt> {
+    pub(super) fn attempts(&self) -> Vec<Attempt> {
         self.attempts.lock().expect("load journal poisoned").clone()
     }
 
@@ -92,11 +92,11 @@ impl Journal {
 
 pub(super) struct Load {
     template: Arc<Template>,
-    journal: Arc<Journal>,
+    pub(super) journal: Arc<Journal>,
     rate: f64,
     /// Each product's stock when the load started (the scenario's own products: only the load
     /// orders them).
-    initial_stock: BTreeMap<String, i64>,
+    pub(super) initial_stock: BTreeMap<String, i64>,
     stop: watch::Sender<bool>,
     /// `None` once stopped.
     ticker: Option<JoinHandle<()>>,
@@ -161,7 +161,7 @@ impl Load {
         })
     }
 
-    fn summary(&self) -> String {
+    pub(super) fn summary(&self) -> String {
         let f = self.figures();
         format!(
             "load: {} sent at {}/s, {} accepted, {} unavailable (503 or no answer), {} failed",
@@ -204,7 +204,7 @@ impl SagaWorld {
         )
     }
 
-    fn settled(&self) -> &[Settled] {
+    pub(super) fn settled(&self) -> &[Settled] {
         self.load
             .as_ref()
             .and_then(|l| l.settled.as_deref())
@@ -212,7 +212,7 @@ impl SagaWorld {
     }
 
     /// Fails the step with the violations, the load's summary and the evidence of a few orders.
-    fn judge(&self, what: &str, violations: &[Violation]) {
+    pub(super) fn judge(&self, what: &str, violations: &[Violation]) {
         if violations.is_empty() {
             return;
         }
@@ -296,7 +296,7 @@ async fn run(template: Arc<Template>, journal: Arc<Journal>, rate: f64, mut stop
     while requests.join_next().await.is_some() {}
 }
 
-async fn read_stock(env: &SuiteEnv, product_id: &str) -> Result<i64, String> {
+pub(super) async fn read_stock(env: &SuiteEnv, product_id: &str) -> Result<i64, String> {
     match env.client.with_timeout(REQUEST_TIMEOUT).product(product_id).await {
         Ok(Some(product)) => Ok(product.stock),
         Ok(None) => Err(format!("product {product_id} answered 404")),
@@ -565,62 +565,3 @@ async fn load_hold(world: &mut SagaWorld, at_least: usize) {
 
 /// The longest a crash scenario holds its fault waiting for enough orders to be open.
 const HOLD_AT_MOST: Duration = Duration::from_secs(10);
-
-#[then("the load was answered 201, or 503 or not at all only while the fault was in place")]
-async fn load_intake(world: &mut SagaWorld) {
-    let spans: Vec<_> = world.fault_spans.iter().map(|(_, span)| *span).collect();
-    let violations = crash::intake(&world.load().journal.attempts(), &spans);
-    world.judge("intake", &violations);
-}
-
-#[then("each confirmed order has exactly one payment and no cancelled order has one")]
-async fn load_payments(world: &mut SagaWorld) {
-    let violations = crash::payments(world.settled());
-    world.judge("payment", &violations);
-}
-
-#[then("each order got exactly one push of each kind it is due, counted by eventId")]
-async fn load_pushes(world: &mut SagaWorld) {
-    // Pushes may trail the orders' outcomes (those a failing gateway refused are retried), so
-    // the pushes are read until every order has its own, or the deadline passes.
-    let settled = world.settled().to_vec();
-    let judged = world
-        .env
-        .sink
-        .wait_until(world.deadline(), |arrivals| {
-            let mut pushes: BTreeMap<&str, Vec<crate::sink::Push>> = BTreeMap::new();
-            for p in arrivals.iter().filter_map(|a| a.push.as_ref().ok()) {
-                pushes.entry(p.order_id.as_str()).or_default().push(p.clone());
-            }
-            let now: Vec<Settled> = settled
-                .iter()
-                .map(|o| Settled { pushes: pushes.remove(o.order_id.as_str()).unwrap_or_default(), ..o.clone() })
-                .collect();
-            let violations = crash::pushes(&now);
-            if violations.is_empty() { Ok(()) } else { Err(violations) }
-        })
-        .await;
-    world.judge("push", &judged.err().unwrap_or_default());
-}
-
-#[then("no order of the load has a duplicate or conflicting effect on Kafka")]
-async fn load_kafka_effects(world: &mut SagaWorld) {
-    let orders: BTreeSet<String> = world.settled().iter().map(|o| o.order_id.clone()).collect();
-    let log = world.env.tap.records();
-    let mut violations = checkers::duplicate_effects(&log, &orders);
-    violations.extend(crash::conflicting_outcomes(&log, &orders));
-    world.judge("Kafka effect", &violations);
-}
-
-#[then(regex = r#"^the stock of "([^"]+)" fell by exactly the units confirmed$"#)]
-async fn load_stock(world: &mut SagaWorld, alias: String) {
-    let product = world.product(&alias);
-    let load = world.load.as_ref().expect("no load ran in this scenario");
-    let Some(initial) = load.initial_stock.get(&product.id).copied() else {
-        panic!("the load did not order {alias}: it orders {:?}", load.initial_stock.keys())
-    };
-    let now = read_stock(&world.env, &product.id).await.unwrap_or_else(|e| panic!("reading the stock of {alias}: {e}"));
-    if let Err(e) = crash::stock(&product.id, initial, now, world.settled()) {
-        panic!("product {alias} ({}): {e}; {}", product.id, load.summary());
-    }
-}

@@ -13,6 +13,7 @@ mod input;
 mod late;
 mod lines;
 mod load;
+mod load_verdicts;
 mod orders;
 mod params;
 pub mod recovery;
