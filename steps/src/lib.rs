@@ -2,32 +2,46 @@
 //!
 //! The conformance kit for the order-creation saga. It drives an implementation of the three
 //! services black-box — over HTTP, Kafka and push notifications — and checks it against the
-//! documented requirements in `features/`:
+//! documented requirements in `features/`. Run it: `saga-conformance run` (see the README), or
+//! `cargo test -p saga-conformance`.
 //!
-//! - [`backend`]: where the implementation runs and how faults are put on it — `processes` (the
-//!   reference stack as local processes), `containers` (testcontainers), `external` (URLs and
-//!   commands), one folder each;
-//! - [`client`]: the saga's HTTP API (orders, products, payments, health), typed;
-//! - [`poll`]: waiting with a deadline — until something holds, or that it holds throughout;
-//! - [`tap`]: a Kafka consumer that records every saga record, decoded and validated;
-//! - [`checkers`]: Jepsen-style checks over the tap's log (keys, order, duplicates);
-//! - [`groups`]: the implementation's consumer groups' committed offsets (when was a record consumed);
-//! - [`membership`]: which member of a consumer group owns which partition (the scale scenarios);
-//! - [`checkers_crash`]: checks of what a steady load's orders ended as after a crash;
-//! - [`fields`]: field meanings over the whole run (eventIds, timestamps, push causes, lines);
-//! - [`sink`]: the push gateway stand-in (wiremock) the implementation is pointed at;
-//! - [`steps`]: the cucumber World and step definitions; [`report`]: the HTML report;
-//!   [`svg`]: escaping and the SVG pieces the report and the bench share;
-//!   [`junit`]: `junit.xml`; [`verdict`]: levels, the baseline, the verdict and exit codes;
-//! - [`record`]: the conformance record `conformance.json` (what ran, against what, with which
-//!   declarations), `saga-conformance verify` and `badge`, and `ctrf.json`;
-//! - [`selftest`]: the suite run against seeded faults in the reference (the kill matrix);
-//! - [`bench`]: `saga-conformance bench`, open-loop load and its measurements against the
-//!   reference or an external implementation;
-//! - [`monitor`]: `saga-conformance monitor`, the checkers applied to a live system's topics,
-//!   served as Prometheus metrics and a page of recent violations.
+//! ## Layers, bottom up
 //!
-//! Run it: `saga-conformance run` (see the README), or `cargo test -p saga-conformance`.
+//! The kit is built in layers, as the services are: a module imports from its own layer or the
+//! ones below, never from above, and no two modules import each other, even round a circle. The
+//! numbered list below is the table the layer check (`layers.rs`, a unit test) reads: it fails on
+//! an import circle, an upward import, a module missing from the list, more than 9 floors from
+//! `main.rs` down, or a source file over 500 lines.
+//!
+//! 1. **types** (`crate`, `config`, `timing`, `poll`, `svg`, `layers`): plain data and pure
+//!    helpers everything may use — [`Service`] (here), the configuration [`config`]
+//!    (`conformance.toml`), stage timings [`timing`], waiting with a deadline [`poll`] (until
+//!    something holds, or that it holds throughout), the SVG pieces [`svg`] the reports share; and
+//!    the layer check itself (test only).
+//! 2. **checkers** (`checkers`, `checkers_crash`, `fields`): the judgements, Jepsen-style, over
+//!    what was observed — [`checkers`] (keys, order, duplicates over the tap's log),
+//!    [`checkers_crash`] (what a steady load's orders ended as after a crash), [`fields`] (field
+//!    meanings over the whole run: eventIds, timestamps, push causes, lines).
+//! 3. **watching and calling** (`tap`, `sink`, `client`, `groups`, `membership`): the
+//!    implementation seen from outside — [`tap`] (a Kafka consumer that records every saga record,
+//!    decoded and validated), [`sink`] (the push gateway stand-in, wiremock), [`client`] (the
+//!    saga's HTTP API, typed), [`groups`] (the consumer groups' committed offsets),
+//!    [`membership`] (which member of a consumer group owns which partition).
+//! 4. **faults and backends** (`backend`): where the implementation runs and how faults are put
+//!    on it — `processes` (the reference stack as local processes), `containers`
+//!    (testcontainers), `external` (URLs and commands), one folder each.
+//! 5. **run** (`verdict`, `junit`, `report`, `record`): a run's results and what is written of
+//!    them — [`verdict`] (levels, the baseline, the verdict and exit codes), [`junit`]
+//!    (`junit.xml`), [`report`] (the HTML report), [`record`] (the conformance record
+//!    `conformance.json`, its `verify` and `badge`, and `ctrf.json`).
+//! 6. **steps** (`steps`): the cucumber World and the step definitions, glue between the
+//!    features and the layers below.
+//! 7. **commands** (`runner`, `bench`, `monitor`, `selftest`): what `main.rs` runs —
+//!    [`runner`] (`saga-conformance run`), [`bench`] (open-loop load and its measurements),
+//!    [`monitor`] (the checkers on a live system's topics, as Prometheus metrics and a page),
+//!    [`selftest`] (the suite against seeded faults in the reference: the kill matrix).
+//!
+//! `main.rs` stands above them all: it parses the command line and calls a command.
 
 pub mod backend;
 pub mod bench;
@@ -38,6 +52,8 @@ pub mod config;
 pub mod fields;
 pub mod groups;
 pub mod junit;
+#[cfg(test)]
+mod layers;
 pub mod membership;
 pub mod monitor;
 pub mod poll;
