@@ -2,8 +2,7 @@
 //! holds), worded so a failed scenario says what went wrong and where. They are pure
 //! functions, tested below on synthetic logs built to contain exactly one kind of violation.
 
-use crate::sink::Push;
-use crate::tap::TapRecord;
+use crate::observed::{Push, TapRecord};
 use saga_contract::{PushKind, SagaTopic};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -140,7 +139,7 @@ pub fn second_effects(
     let effects: Vec<TapRecord> =
         log.iter().filter(|r| !injected.contains(&(r.topic.clone(), r.partition, r.offset))).cloned().collect();
     let mut violations = duplicate_effects(&effects, orders);
-    violations.extend(crate::checkers_crash::conflicting_outcomes(&effects, orders));
+    violations.extend(conflicting_outcomes(&effects, orders));
     let mut kinds: BTreeMap<&str, BTreeMap<PushKind, BTreeSet<&str>>> = BTreeMap::new();
     for p in pushes.iter().filter(|p| orders.contains(&p.order_id)) {
         kinds.entry(&p.order_id).or_default().entry(p.kind).or_default().insert(&p.event_id);
@@ -160,6 +159,36 @@ pub fn second_effects(
                 order_id: order_id.to_string(),
                 detail: format!("pushed both cancelled and confirmed/paid: {:?}", kinds.keys().collect::<Vec<_>>()),
             });
+        }
+    }
+    violations
+}
+
+/// No order has both outcomes on Kafka: `stock.reserved` and `stock.reservation.failed`, or
+/// `order.confirmed` and `order.cancelled` (e.g. a reservation handled twice after a crash).
+pub fn conflicting_outcomes(log: &[TapRecord], orders: &BTreeSet<String>) -> Vec<Violation> {
+    let mut topics: BTreeMap<&str, BTreeSet<SagaTopic>> = BTreeMap::new();
+    for r in log.iter().filter(|r| !r.dead_letter) {
+        if let (Some(order), Some(topic)) = (r.order_id.as_deref(), r.saga_topic)
+            && orders.contains(order)
+        {
+            topics.entry(order).or_default().insert(topic);
+        }
+    }
+    let pairs = [
+        (SagaTopic::StockReserved, SagaTopic::StockReservationFailed),
+        (SagaTopic::OrderConfirmed, SagaTopic::OrderCancelled),
+    ];
+    let mut violations = Vec::new();
+    for (order, seen) in topics {
+        for (a, b) in pairs {
+            if seen.contains(&a) && seen.contains(&b) {
+                violations.push(Violation {
+                    checker: "conflict",
+                    order_id: order.to_string(),
+                    detail: format!("both {} and {} were published", a.default_name(), b.default_name()),
+                });
+            }
         }
     }
     violations
@@ -298,5 +327,23 @@ mod tests {
         let mut log = healthy();
         log[0].contract_error = Some("expected OrderCreated".into());
         assert_eq!(contract_violations(&log, &orders()).len(), 1);
+    }
+
+    #[test]
+    fn both_outcomes_on_kafka_are_caught() {
+        let record =
+            |topic: SagaTopic, order: &str| TapRecord::of(topic, serde_json::json!({"orderId": order, "eventId": "e"}));
+        let orders: BTreeSet<String> = ["o1".to_string(), "o2".to_string()].into();
+        let mut log = vec![
+            record(SagaTopic::OrderCreated, "o1"),
+            record(SagaTopic::StockReserved, "o1"),
+            record(SagaTopic::StockReservationFailed, "o2"),
+            record(SagaTopic::OrderCancelled, "o2"),
+        ];
+        assert!(conflicting_outcomes(&log, &orders).is_empty());
+        log.push(record(SagaTopic::StockReservationFailed, "o1"));
+        let v = conflicting_outcomes(&log, &orders);
+        assert_eq!(v.len(), 1);
+        assert_eq!(v[0].order_id, "o1");
     }
 }

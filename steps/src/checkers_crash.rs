@@ -4,11 +4,10 @@
 //! it found (empty = holds), worded with the order and what was seen; the tests below build
 //! healthy outcomes and break exactly one thing each.
 
+use crate::api::{OrderLine, Payment};
 use crate::checkers::Violation;
-use crate::client::{OrderLine, Payment};
-use crate::sink::Push;
-use crate::tap::TapRecord;
-use saga_contract::{Money, OrderStatus, PushKind, SagaTopic};
+use crate::observed::Push;
+use saga_contract::{Money, OrderStatus, PushKind};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// What one request of the load got back.
@@ -257,36 +256,6 @@ pub fn pushes(orders: &[Settled]) -> Vec<Violation> {
     violations
 }
 
-/// No order has both outcomes on Kafka: `stock.reserved` and `stock.reservation.failed`, or
-/// `order.confirmed` and `order.cancelled` (e.g. a reservation handled twice after a crash).
-pub fn conflicting_outcomes(log: &[TapRecord], orders: &BTreeSet<String>) -> Vec<Violation> {
-    let mut topics: BTreeMap<&str, BTreeSet<SagaTopic>> = BTreeMap::new();
-    for r in log.iter().filter(|r| !r.dead_letter) {
-        if let (Some(order), Some(topic)) = (r.order_id.as_deref(), r.saga_topic)
-            && orders.contains(order)
-        {
-            topics.entry(order).or_default().insert(topic);
-        }
-    }
-    let pairs = [
-        (SagaTopic::StockReserved, SagaTopic::StockReservationFailed),
-        (SagaTopic::OrderConfirmed, SagaTopic::OrderCancelled),
-    ];
-    let mut violations = Vec::new();
-    for (order, seen) in topics {
-        for (a, b) in pairs {
-            if seen.contains(&a) && seen.contains(&b) {
-                violations.push(violation(
-                    "conflict",
-                    order,
-                    format!("both {} and {} were published", a.default_name(), b.default_name()),
-                ));
-            }
-        }
-    }
-    violations
-}
-
 /// The product's stock fell by exactly the units of it the confirmed orders hold (a cancelled
 /// order took nothing, of any of its lines), and is not negative.
 pub fn stock(product_id: &str, initial: i64, now: i64, orders: &[Settled]) -> Result<(), String> {
@@ -516,22 +485,5 @@ mod tests {
         assert!(stock("a", 4, -1, &orders).unwrap_err().contains("negative"));
         // A cancelled order's other line taken anyway (all or none broken): "b" fell by 3, not 2.
         assert!(stock("b", 10, 7, &orders).unwrap_err().contains("the 2 confirmed orders hold 2 units"));
-    }
-
-    #[test]
-    fn both_outcomes_on_kafka_are_caught() {
-        let record = |topic: SagaTopic, order: &str| TapRecord::of(topic, json!({"orderId": order, "eventId": "e"}));
-        let orders: BTreeSet<String> = ["o1".to_string(), "o2".to_string()].into();
-        let mut log = vec![
-            record(SagaTopic::OrderCreated, "o1"),
-            record(SagaTopic::StockReserved, "o1"),
-            record(SagaTopic::StockReservationFailed, "o2"),
-            record(SagaTopic::OrderCancelled, "o2"),
-        ];
-        assert!(conflicting_outcomes(&log, &orders).is_empty());
-        log.push(record(SagaTopic::StockReservationFailed, "o1"));
-        let v = conflicting_outcomes(&log, &orders);
-        assert_eq!(v.len(), 1);
-        assert_eq!(v[0].order_id, "o1");
     }
 }

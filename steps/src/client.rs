@@ -8,10 +8,9 @@
 //! an error naming it and the allowed values.
 
 use crate::Service;
-use crate::backend::Endpoints;
-use saga_contract::{Money, OrderStatus, PaymentStatus};
+pub use crate::api::{NewOrder, Order, OrderLine, Payment, Placed, Product, ProductSpec};
+use crate::types::Endpoints;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::time::{Duration, Instant};
 
@@ -24,86 +23,6 @@ pub enum ClientError {
     Status { method: &'static str, url: String, status: u16, body: String },
     #[error("{method} {url} answered {status} with a body that is not {what} ({error}): {body}")]
     Body { method: &'static str, url: String, status: u16, what: &'static str, error: String, body: String },
-}
-
-/// `POST /api/v1/orders` body.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct NewOrder {
-    pub store_id: String,
-    pub items: Vec<OrderLine>,
-}
-
-/// One line of an order request.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct OrderLine {
-    pub product_id: String,
-    pub quantity: i64,
-    pub unit_price: Money,
-}
-
-/// The 201 of `POST /api/v1/orders`: the orderId is what every placed order needs. Its
-/// `status` and `message` are one scenario's to judge (from the [`Answer`]'s body), so a wrong
-/// one fails that check rather than every order placed.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Placed {
-    pub order_id: String,
-}
-
-/// `GET /api/v1/orders/{orderId}`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Order {
-    pub order_id: String,
-    pub status: OrderStatus,
-    #[serde(default)]
-    pub user_id: Option<String>,
-    #[serde(default)]
-    pub store_id: Option<String>,
-    #[serde(default)]
-    pub total_amount: Value,
-    #[serde(default)]
-    pub items: Value,
-    /// Why it was cancelled (`STOCK_UNAVAILABLE`); null or absent otherwise.
-    #[serde(default)]
-    pub cancellation_reason: Option<String>,
-}
-
-/// `PUT /api/v1/products/{productId}` body.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ProductSpec {
-    pub name: String,
-    pub price: Money,
-    pub stock: i64,
-}
-
-/// `GET /api/v1/products/{productId}`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Product {
-    pub product_id: String,
-    pub stock: i64,
-    #[serde(default)]
-    pub price: Value,
-}
-
-/// One element of `GET /api/v1/payments?orderId=…`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Payment {
-    #[serde(default)]
-    pub payment_id: Option<String>,
-    pub order_id: String,
-    #[serde(default)]
-    pub user_id: Option<String>,
-    #[serde(default)]
-    pub amount: Value,
-    pub status: PaymentStatus,
-    /// RFC 3339 date-time.
-    #[serde(default)]
-    pub created_at: Value,
 }
 
 /// An answer to a request whose body the caller judges itself (bad input, the 201's headers).
@@ -383,6 +302,7 @@ pub fn chain(error: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use saga_contract::Money;
 
     #[test]
     fn an_order_request_is_spelled_as_the_contract_says() {

@@ -55,7 +55,7 @@ pub struct Config {
     /// The processes backend's build of the services (set by `saga-conformance selftest`,
     /// never read from a file).
     #[serde(skip)]
-    pub service_variant: crate::backend::processes::ServiceVariant,
+    pub service_variant: crate::types::ServiceVariant,
 }
 
 /// Images for the `containers` backend. Another implementation runs by changing these names;
@@ -438,12 +438,12 @@ impl Config {
     /// for an external implementation. A service with none known is left out.
     pub fn consumer_groups(&self) -> anyhow::Result<HashMap<crate::Service, Vec<String>>> {
         match self.backend {
-            BackendKind::Processes => Ok(crate::groups::ConsumerGroups::reference_names()),
+            BackendKind::Processes => Ok(crate::types::reference_consumer_groups()),
             BackendKind::External => groups_by_service("external", &self.external.consumer_groups),
             BackendKind::Containers => {
                 let mut named = groups_by_service("containers", &self.containers.consumer_groups)?;
                 let reference = ContainerImages::default();
-                for (service, groups) in crate::groups::ConsumerGroups::reference_names() {
+                for (service, groups) in crate::types::reference_consumer_groups() {
                     if self.containers.service(service) == reference.service(service) {
                         named.entry(service).or_insert(groups);
                     }
@@ -454,7 +454,7 @@ impl Config {
     }
 
     /// The stack's scale (`instances`, `kafka_brokers`), checked.
-    pub fn scale(&self) -> anyhow::Result<crate::backend::Scale> {
+    pub fn scale(&self) -> anyhow::Result<crate::types::Scale> {
         anyhow::ensure!(
             (1..=8).contains(&self.instances),
             "instances = {}: run 1 to 8 processes of each service",
@@ -465,7 +465,7 @@ impl Config {
             "kafka_brokers = {}: use 1 (a single node) or 3 to 5 (a cluster with replication factor 3 and min.insync.replicas 2)",
             self.kafka_brokers
         );
-        Ok(crate::backend::Scale { instances: self.instances, brokers: self.kafka_brokers })
+        Ok(crate::types::Scale { instances: self.instances, brokers: self.kafka_brokers })
     }
 
     /// The implementation's declared name and version, defaults applied (see [`Implementation`]).
@@ -529,7 +529,7 @@ mod tests {
     #[test]
     fn containers_take_another_teams_groups_from_the_config_not_the_references() {
         let reference = parse("backend = \"containers\"\n").consumer_groups().unwrap();
-        assert_eq!(reference, crate::groups::ConsumerGroups::reference_names());
+        assert_eq!(reference, crate::types::reference_consumer_groups());
         let theirs = parse(
             "backend = \"containers\"\n[containers]\norder = \"their-order:1\"\nproduct = \"their-product:1\"\n[containers.consumer_groups]\norder = [\"a\", \"b\"]\n",
         );

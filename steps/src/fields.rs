@@ -1,8 +1,8 @@
 //! Field meanings, checked once over the whole run: every record the tap saw and every push the
 //! sink received, so each scenario contributes evidence, including the fault scenarios. The
 //! checks are pure functions over those logs (unit-tested below on synthetic logs that each
-//! hold one kind of violation); [`check_suite`] runs them at the end of a run and the runner
-//! reports the result as the requirement `FIELDS-1`.
+//! hold one kind of violation); the steps' `check_suite` runs them at the end of a run and the
+//! runner reports the result as the requirement `FIELDS-1`.
 //!
 //! What they prove: every `eventId` is a UUID and names one event only (an effect never reuses
 //! its cause's id; a redelivery of the same record is allowed); `eventTimestamp` and every `*At`
@@ -11,8 +11,7 @@
 //! `order.confirmed` carries its order's user and total.
 
 use crate::checkers::Violation;
-use crate::sink::{Arrival, Push};
-use crate::tap::TapRecord;
+use crate::observed::{Arrival, Push, TapRecord};
 use saga_contract::{Money, PushKind, SagaTopic};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
@@ -205,7 +204,7 @@ fn text<'a>(r: &'a TapRecord, field: &str) -> Option<&'a str> {
 
 /// Each push's eventId is that of the record that caused it ([`push_cause`]), for the same
 /// order and user.
-fn push_causes(records: &[&TapRecord], pushes: &[Push]) -> Vec<Violation> {
+pub fn push_causes(records: &[&TapRecord], pushes: &[Push]) -> Vec<Violation> {
     let by_id: HashMap<(SagaTopic, &str), &TapRecord> =
         records.iter().filter_map(|r| Some(((r.saga_topic?, r.event_id.as_deref()?), *r))).collect();
     let mut violations = Vec::new();
@@ -322,25 +321,6 @@ fn confirmations(records: &[&TapRecord]) -> Vec<Violation> {
             ));
         }
     }
-    violations
-}
-
-/// Runs [`check_run`] at the end of a run, over everything the tap and the sink saw since
-/// `start_ms`. A push can arrive a moment before the tap has fetched its record (the two are
-/// sent independently), so it first waits, up to the outcome deadline, until every push's cause
-/// is in the tap; in a run without such a violation that wait ends at once.
-pub async fn check_suite(env: &crate::steps::SuiteEnv, start_ms: i64) -> Vec<Violation> {
-    let (pushes, mut violations) = pushes_of(&env.sink.arrivals());
-    let causes_seen = |log: &[TapRecord]| {
-        let saga: Vec<&TapRecord> =
-            log.iter().filter(|r| !r.dead_letter && r.saga_topic.is_some() && r.value.is_some()).collect();
-        let missing = push_causes(&saga, &pushes);
-        if missing.is_empty() { Ok(()) } else { Err(missing) }
-    };
-    let _ = env.tap.wait_until(env.config.outcome_deadline(), causes_seen).await;
-    let window =
-        RunWindow { start_ms, end_ms: saga_contract::now_millis(), tolerance_ms: env.config.fields.clock_skew_ms };
-    violations.extend(check_run(&env.tap.records(), &pushes, window));
     violations
 }
 

@@ -37,11 +37,6 @@ impl ConsumerGroups {
         ConsumerGroups { bootstrap: bootstrap.to_string(), names, readers: Mutex::default() }
     }
 
-    /// The group names of the reference services (`<service>-service`, one each).
-    pub fn reference_names() -> HashMap<Service, Vec<String>> {
-        Service::ALL.into_iter().map(|s| (s, vec![s.binary().to_string()])).collect()
-    }
-
     pub fn bootstrap(&self) -> &str {
         &self.bootstrap
     }

@@ -6,7 +6,7 @@
 //! Jenkins JUnit schema (`docs/junit/junit-10.xsd`, which `docs/check-reports.sh` validates
 //! against): `errors` on every suite, `skipped` per suite only.
 
-use crate::report::{ScenarioResult, Skipped, Status};
+use crate::results::{ScenarioResult, Skipped, Status};
 use crate::svg::esc;
 use crate::verdict::Judgement;
 use std::collections::BTreeMap;
@@ -112,7 +112,7 @@ pub fn render(results: &[ScenarioResult], skipped: &[Skipped], judgement: &Judge
 
 /// `FLOW-4 The order is confirmed …`: the requirement id first, so CI lists sort by it.
 pub(crate) fn case_name(tags: &[String], scenario: &str) -> String {
-    let ids: Vec<&str> = tags.iter().map(String::as_str).filter(|t| crate::report::is_requirement_id(t)).collect();
+    let ids: Vec<&str> = tags.iter().map(String::as_str).filter(|t| crate::results::is_requirement_id(t)).collect();
     if ids.is_empty() { scenario.to_string() } else { format!("{} {scenario}", ids.join(" ")) }
 }
 

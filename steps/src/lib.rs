@@ -13,11 +13,14 @@
 //! an import circle, an upward import, a module missing from the list, more than 9 floors from
 //! `main.rs` down, or a source file over 500 lines.
 //!
-//! 1. **types** (`crate`, `config`, `timing`, `poll`, `svg`, `layers`): plain data and pure
-//!    helpers everything may use — [`Service`] (here), the configuration [`config`]
-//!    (`conformance.toml`), stage timings [`timing`], waiting with a deadline [`poll`] (until
-//!    something holds, or that it holds throughout), the SVG pieces [`svg`] the reports share; and
-//!    the layer check itself (test only).
+//! 1. **types** (`crate`, `types`, `api`, `observed`, `results`, `config`, `timing`, `poll`, `svg`,
+//!    `layers`): plain data and pure helpers everything may use — [`Service`] (here); a stack's
+//!    [`types`] (its scale, endpoints, build); the HTTP API's bodies [`api`]; what the kit
+//!    [`observed`] (Kafka records, pushes); a run's [`results`] (statuses, requirement ids, what
+//!    cucumber's JSON says); the configuration [`config`] (`conformance.toml`); stage timings
+//!    [`timing`]; waiting with a deadline [`poll`] (until something holds, or that it holds
+//!    throughout); the SVG pieces [`svg`] the reports share; and the layer check itself (test
+//!    only).
 //! 2. **checkers** (`checkers`, `checkers_crash`, `fields`): the judgements, Jepsen-style, over
 //!    what was observed — [`checkers`] (keys, order, duplicates over the tap's log),
 //!    [`checkers_crash`] (what a steady load's orders ended as after a crash), [`fields`] (field
@@ -43,6 +46,7 @@
 //!
 //! `main.rs` stands above them all: it parses the command line and calls a command.
 
+pub mod api;
 pub mod backend;
 pub mod bench;
 pub mod checkers;
@@ -56,9 +60,11 @@ pub mod junit;
 mod layers;
 pub mod membership;
 pub mod monitor;
+pub mod observed;
 pub mod poll;
 pub mod record;
 pub mod report;
+pub mod results;
 pub mod runner;
 pub mod selftest;
 pub mod sink;
@@ -66,6 +72,7 @@ pub mod steps;
 pub mod svg;
 pub mod tap;
 pub mod timing;
+pub mod types;
 pub mod verdict;
 
 use std::fmt;

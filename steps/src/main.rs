@@ -14,7 +14,6 @@ use clap::{Parser, Subcommand};
 use saga_conformance::backend::processes::control::{self, Faults};
 use saga_conformance::backend::processes::{Stack, StackOptions};
 use saga_conformance::config::{Config, Overrides};
-use saga_conformance::groups::ConsumerGroups;
 use saga_conformance::sink::PushSink;
 use std::path::PathBuf;
 
@@ -312,7 +311,7 @@ fn external_config(stack: &Stack, push_port: u16, control_port: u16) -> String {
         e.kafka_bootstrap,
         e.registry_url,
         control::commands_toml(control_port),
-        ConsumerGroups::reference_names()
+        saga_conformance::types::reference_consumer_groups()
             .into_iter()
             .collect::<std::collections::BTreeMap<_, _>>()
             .into_iter()

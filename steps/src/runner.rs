@@ -7,7 +7,8 @@ use crate::backend::Backend;
 use crate::client::SagaClient;
 use crate::config::{BackendKind, Config};
 use crate::record::{Record, RunFacts};
-use crate::report::{self, Skipped};
+use crate::report;
+use crate::results::{FIELDS_TAGS, ScenarioResult, Skipped, Status, append_skipped, read_cucumber_json};
 use crate::sink::PushSink;
 use crate::steps::{SagaWorld, SuiteEnv, recovery};
 use crate::tap::Tap;
@@ -23,14 +24,10 @@ use rdkafka::config::ClientConfig;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-/// The tags of the run-level field check (FIELDS-1), which the runner adds to the results as one
-/// more required scenario.
-pub const FIELDS_TAGS: [&str; 3] = ["FIELDS", "FIELDS-1", "must"];
-
 /// The run's result: the scenarios, what was skipped, and the verdict on them.
 #[derive(Debug, Clone)]
 pub struct RunSummary {
-    pub results: Vec<report::ScenarioResult>,
+    pub results: Vec<ScenarioResult>,
     pub skipped: Vec<Skipped>,
     pub judgement: Judgement,
     pub report_dir: std::path::PathBuf,
@@ -184,30 +181,30 @@ pub async fn run(config: Config, tags: Option<String>) -> anyhow::Result<RunSumm
     let scenarios_took = scenarios_began.elapsed();
 
     // FIELDS-1: field meanings over every record and push of the run (steps/src/fields.rs).
-    let field_violations = crate::fields::check_suite(&env, run_began_ms).await;
+    let field_violations = crate::steps::check_suite(&env, run_began_ms).await;
     for v in &field_violations {
         eprintln!("[run] FIELDS-1 violation: {v}");
     }
 
     env.tap.close();
     env.backend.shutdown().await;
-    let results = report::read_cucumber_json(&json_path)?;
+    let results = read_cucumber_json(&json_path)?;
     let skipped = skipped.lock().expect("poisoned").clone();
     let mut results = results;
     // The run-level field check counts as one more required scenario, so the verdict, the
     // report, junit.xml and the baseline all treat it like any other requirement.
-    results.push(report::ScenarioResult {
+    results.push(ScenarioResult {
         feature: "Field meanings over the whole run".into(),
         scenario: "every record and push of the run means what the contract says".into(),
         tags: FIELDS_TAGS.iter().map(|t| t.to_string()).collect(),
-        status: if field_violations.is_empty() { report::Status::Passed } else { report::Status::Failed },
+        status: if field_violations.is_empty() { Status::Passed } else { Status::Failed },
         failed_step: (!field_violations.is_empty()).then(|| format!("{} field violation(s)", field_violations.len())),
         error: (!field_violations.is_empty())
             .then(|| field_violations.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")),
         duration_ms: 0.0,
     });
     let judgement = crate::verdict::judge(&results, &skipped, &baseline, *not_selected.lock().expect("poisoned"));
-    report::append_skipped(&json_path, &skipped)?;
+    append_skipped(&json_path, &skipped)?;
     std::fs::write(config.report_dir.join("junit.xml"), crate::junit::render(&results, &skipped, &judgement))
         .context("writing junit.xml")?;
     let samples = env.timing.samples();

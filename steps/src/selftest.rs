@@ -8,10 +8,10 @@
 //! requirements) is printed and written to `selftest.json` and `index.html`.
 
 use crate::Service;
-use crate::backend::processes::ServiceVariant;
 use crate::config::{BackendKind, Config};
-use crate::report::Status;
+use crate::results::Status;
 use crate::svg::esc;
+use crate::types::ServiceVariant;
 use serde::Serialize;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};

@@ -3,6 +3,7 @@
 //! misbehave as a real gateway does ([`Outage`]): answer a 5xx, not answer before the client
 //! gives up, or answer slowly. It is the suite's own, so this works on every backend.
 
+pub use crate::observed::{Arrival, Push};
 use crate::poll;
 use saga_contract::PushKind;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -10,16 +11,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
-
-/// A push as the contract defines it.
-pub use saga_contract::PushNotification as Push;
-
-/// A push and when it arrived (epoch ms), for the timing scenarios.
-#[derive(Debug, Clone)]
-pub struct Arrival {
-    pub at_ms: i64,
-    pub push: Result<Push, String>,
-}
 
 /// How the gateway misbehaves while an outage lasts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

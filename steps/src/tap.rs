@@ -9,6 +9,7 @@
 //! implementation that publishes in Kafka transactions is judged on what its consumers see, and
 //! the records of an aborted transaction never reach a check.
 
+pub use crate::observed::TapRecord;
 use crate::poll;
 use anyhow::Context as _;
 use apache_avro::types::Value;
@@ -21,84 +22,6 @@ use serde_json::json;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tokio::sync::watch;
-
-/// One recorded Kafka record.
-#[derive(Debug, Clone)]
-pub struct TapRecord {
-    /// Arrival order at the tap.
-    pub seq: usize,
-    pub topic: String,
-    /// The saga topic this record is on (for a dead letter: the topic it came from).
-    pub saga_topic: Option<SagaTopic>,
-    pub dead_letter: bool,
-    pub partition: i32,
-    pub offset: i64,
-    pub key: Option<String>,
-    /// The record's timestamp (producer CreateTime), epoch ms.
-    pub timestamp_ms: i64,
-    /// When the tap received it, epoch ms.
-    pub seen_at_ms: i64,
-    /// The record's headers, values as sent (bytes: text, or binary as Spring writes some).
-    pub headers: Vec<(String, Vec<u8>)>,
-    /// From the Confluent frame, when the value has one.
-    pub schema_id: Option<u32>,
-    pub record_name: Option<String>,
-    /// The decoded value as JSON (decimals as numbers).
-    pub value: Option<serde_json::Value>,
-    pub event_id: Option<String>,
-    pub order_id: Option<String>,
-    /// Why the record does not satisfy the contract, if it does not.
-    pub contract_error: Option<String>,
-    pub raw: Vec<u8>,
-}
-
-impl TapRecord {
-    /// The one-line form used in evidence.
-    pub fn summary(&self) -> String {
-        format!(
-            "{}[{}]@{} key={} ts={} schema_id={} event_id={} value={}{}",
-            self.topic,
-            self.partition,
-            self.offset,
-            self.key.as_deref().unwrap_or("<none>"),
-            self.timestamp_ms,
-            self.schema_id.map(|i| i.to_string()).unwrap_or_else(|| "-".into()),
-            self.event_id.as_deref().unwrap_or("-"),
-            self.value
-                .as_ref()
-                .map(|v| v.to_string())
-                .unwrap_or_else(|| format!("<{} undecodable bytes>", self.raw.len())),
-            self.contract_error.as_ref().map(|e| format!(" CONTRACT VIOLATION: {e}")).unwrap_or_default(),
-        )
-    }
-}
-
-#[cfg(test)]
-impl TapRecord {
-    /// A decoded record of `topic` holding `value`, keyed and identified by its `orderId` and
-    /// `eventId` and timed by its `eventTimestamp`: what the checkers' tests build logs from.
-    pub(crate) fn of(topic: SagaTopic, value: serde_json::Value) -> TapRecord {
-        TapRecord {
-            seq: 0,
-            topic: topic.default_name().into(),
-            saga_topic: Some(topic),
-            dead_letter: false,
-            partition: 0,
-            offset: 0,
-            key: value["orderId"].as_str().map(str::to_string),
-            timestamp_ms: value["eventTimestamp"].as_i64().unwrap_or_default(),
-            seen_at_ms: value["eventTimestamp"].as_i64().unwrap_or_default(),
-            headers: vec![],
-            schema_id: Some(1),
-            record_name: None,
-            event_id: value["eventId"].as_str().map(str::to_string),
-            order_id: value["orderId"].as_str().map(str::to_string),
-            value: Some(value),
-            contract_error: None,
-            raw: vec![],
-        }
-    }
-}
 
 /// How eagerly the tap fetches (see [`assigned_consumer`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -9,29 +9,15 @@
 //! A scenario whose experiment did not hold (its precondition could not be made true, or the
 //! implementation had not recovered from an earlier scenario) is *not judged*: neither a pass
 //! nor a failure of the implementation, and the run is INCOMPLETE at best. A step ends its
-//! scenario that way with [`not_judged`].
+//! scenario that way with [`crate::results::not_judged`].
 //!
 //! Exit codes: 0 conforms, 1 does not conform, 2 could not run, 3 incomplete.
 
-use crate::report::{ScenarioResult, Skipped, Status};
+use crate::results::{ScenarioResult, Skipped, Status};
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
-
-/// What a step's panic message carries when it ends its scenario as not judged.
-const NOT_JUDGED_MARK: &str = "[NOT JUDGED] ";
-
-/// Ends the running scenario as not judged, for `reason` — what did not hold, with the figures
-/// seen. The step's panic carries a mark the results reader ([`crate::report`]) recognises.
-pub fn not_judged(reason: impl std::fmt::Display) -> ! {
-    panic!("{NOT_JUDGED_MARK}{reason}")
-}
-
-/// The reason of a step that ended its scenario with [`not_judged`], from its error message.
-pub fn not_judged_reason(error: &str) -> Option<String> {
-    error.split_once(NOT_JUDGED_MARK).map(|(_, reason)| reason.trim_end().to_string())
-}
 
 /// A scenario's level: its `@must` / `@should` tag (`@must` when it has neither).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -305,15 +291,6 @@ mod tests {
         // A real failure still outweighs it.
         let failing = [result("A-1", "must", Status::Failed), unjudged];
         assert_eq!(judge(&failing, &[], &Baseline::default(), 0).verdict, Verdict::DoesNotConform);
-    }
-
-    #[test]
-    fn a_not_judged_step_is_recognised_by_its_mark_and_nothing_else_is() {
-        let panic = std::panic::catch_unwind(|| not_judged("only 11 of 20 orders open")).unwrap_err();
-        let message = panic.downcast_ref::<String>().unwrap();
-        let captured = format!("Step panicked. Captured output: {message}\n");
-        assert_eq!(not_judged_reason(&captured).as_deref(), Some("only 11 of 20 orders open"));
-        assert_eq!(not_judged_reason("assertion failed: not judged: by whom?"), None);
     }
 
     #[test]

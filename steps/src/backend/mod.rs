@@ -11,7 +11,7 @@
 //! | [`broker_config`] | the broker's settings from their one template, for a process or an image |
 //! | [`paths`] | what the kit needs at run time: the built-in features and broker settings, a checkout's scripts, the cache, the service binaries |
 //!
-//! Every backend gives the suite the same [`Endpoints`] and the same fault operations, which
+//! Every backend gives the suite the same [`Endpoints`] (a plain type, [`crate::types`]) and the same fault operations, which
 //! [`Backend`] dispatches; a scaled-out stack ([`Scale`]) adds the operations on one instance of
 //! several and on one Kafka node of a cluster.
 
@@ -24,6 +24,7 @@ pub mod kafka_meta;
 pub mod paths;
 pub mod processes;
 
+pub use crate::types::{Endpoints, InstanceId, Scale};
 pub use capabilities::Capabilities;
 
 use crate::Service;
@@ -34,45 +35,6 @@ use external::External;
 use processes::{Stack, StackOptions};
 use saga_contract::SagaTopic;
 use std::time::Duration;
-
-/// How big the stack is: processes (or containers) per service and Kafka nodes (`instances`,
-/// `kafka_brokers`); for an external implementation, what it declares it runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Scale {
-    pub instances: usize,
-    pub brokers: usize,
-}
-
-impl Default for Scale {
-    fn default() -> Self {
-        Scale { instances: 1, brokers: 1 }
-    }
-}
-
-/// One instance of a service: the service and its number (1-based; 1 is the one the suite's
-/// HTTP requests go to).
-pub type InstanceId = (Service, usize);
-
-/// URLs of a running implementation — the same shape for every backend.
-#[derive(Debug, Clone)]
-pub struct Endpoints {
-    pub order_url: String,
-    pub product_url: String,
-    pub payment_url: String,
-    pub kafka_bootstrap: String,
-    pub registry_url: String,
-}
-
-impl Endpoints {
-    /// The base URL of `service`'s HTTP API.
-    pub fn service_url(&self, service: Service) -> &str {
-        match service {
-            Service::Order => &self.order_url,
-            Service::Product => &self.product_url,
-            Service::Payment => &self.payment_url,
-        }
-    }
-}
 
 /// What every service of a stack is told: the runtime knobs of the contract (docs/contract.md,
 /// "Runtime knobs") — the same for processes and containers, and for every instance.

@@ -2,7 +2,7 @@
 //! intake was answered, its stage latencies and its push and reservation counts — for analyses
 //! the report does not make.
 
-use super::load::Outcome;
+use super::outcome::Outcome;
 use super::report::Report;
 use serde::{Serialize, Serializer};
 use std::path::Path;

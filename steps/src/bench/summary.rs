@@ -2,7 +2,7 @@
 //! counts (completed, lost, duplicated, intake errors), the achieved send rate, the 1-second
 //! timeline the chart draws, and what the step cost (CPU, PostgreSQL, handler times).
 
-use super::load::{Outcome, Plan, Sent};
+use super::outcome::{Outcome, Plan, Sent};
 use super::pgstats::PgRates;
 use super::procfs::CpuUse;
 use super::stats::Pct;

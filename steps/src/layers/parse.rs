@@ -11,13 +11,16 @@ pub(super) struct Table {
     pub(super) names: BTreeMap<usize, String>,
 }
 
-/// Parses the lines `//! N. **name** (`module`, `module`, …)…` of `lib.rs`'s header.
+/// Parses the items `N. **name** (`module`, `module`, …)` of `lib.rs`'s header (an item may run
+/// over several lines).
 pub(super) fn parse_table(lib_rs: &str) -> Table {
+    let doc: Vec<&str> = lib_rs.lines().filter_map(|l| l.strip_prefix("//!")).map(str::trim).collect();
+    let doc = doc.join(" ");
     let mut table = Table::default();
-    for line in lib_rs.lines() {
-        let Some(rest) = line.strip_prefix("//! ") else { continue };
-        let Some((number, rest)) = rest.split_once(". **") else { continue };
-        let Ok(layer) = number.trim().parse::<usize>() else { continue };
+    for (at, _) in doc.match_indices(". **") {
+        let number: String = doc[..at].chars().rev().take_while(char::is_ascii_digit).collect();
+        let Ok(layer) = number.chars().rev().collect::<String>().parse::<usize>() else { continue };
+        let rest = &doc[at + 4..];
         let Some((name, rest)) = rest.split_once("** (") else { continue };
         let Some((modules, _)) = rest.split_once(')') else { continue };
         table.names.insert(layer, name.to_string());

@@ -5,7 +5,6 @@
 //! here: each check is the suite's own function, run on the saga's records alone.
 
 use crate::checkers::{self, Violation};
-use crate::checkers_crash;
 use crate::fields::{self, RunWindow};
 use crate::tap::TapRecord;
 use saga_contract::SagaTopic;
@@ -58,7 +57,7 @@ pub fn check(
     found.extend(checkers::causal_order(records, &orders, names));
     found.extend(checkers::duplicate_effects(records, &orders));
     found.extend(checkers::contract_violations(records, &orders));
-    found.extend(checkers_crash::conflicting_outcomes(records, &orders));
+    found.extend(checkers::conflicting_outcomes(records, &orders));
     found.extend(fields::check_run(records, &[], window));
     if due {
         let topics: Vec<&str> = names.iter().map(|(_, n)| *n).collect();

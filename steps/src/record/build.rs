@@ -6,7 +6,7 @@ use super::*;
 use crate::backend::Capabilities;
 use crate::backend::paths::FeaturesDir;
 use crate::config::Config;
-use crate::report::{ScenarioResult, Skipped};
+use crate::results::{ScenarioResult, Skipped};
 use crate::verdict::{Baseline, Judgement};
 
 /// How much of a failure's message the record keeps (the HTML report has all of it).

@@ -20,7 +20,7 @@ pub mod verify;
 pub use build::{Figures, RunFacts};
 
 use crate::config::{Deadlines, Faults, Timing};
-use crate::report::Status;
+use crate::results::Status;
 use crate::verdict::{Level, Verdict};
 use anyhow::Context;
 use serde::{Deserialize, Serialize};

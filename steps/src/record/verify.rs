@@ -11,7 +11,7 @@
 //! code. What makes a record trustworthy is that anyone can rerun the kit it names.
 
 use super::{Entry, KIT_REVISION, KIT_VERSION, Record};
-use crate::report::{ScenarioResult, Skipped};
+use crate::results::{ScenarioResult, Skipped};
 use crate::verdict::{Baseline, Judgement, Level, Verdict};
 use cucumber::gherkin::{Feature, GherkinEnv};
 use std::collections::BTreeMap;
@@ -161,7 +161,7 @@ fn check_levels(record: &Record, kit: &BTreeMap<String, Level>, refusals: &mut V
         if e.level != by_tags {
             refusals.push(format!("{}: level {:?} but its tags make it {by_tags}", e.requirement, e.level));
         }
-        for id in e.tags.iter().filter(|t| crate::report::is_requirement_id(t)) {
+        for id in e.tags.iter().filter(|t| crate::results::is_requirement_id(t)) {
             match kit.get(id) {
                 Some(level) if super::level_name(*level) != by_tags => refusals.push(format!(
                     "{id} is @{} in the kit's features but @{by_tags} in the record",
@@ -192,14 +192,14 @@ pub fn kit_requirements() -> BTreeMap<String, Level> {
     let mut ids: BTreeMap<String, Level> = BTreeMap::new();
     let mut add = |tags: Vec<String>| {
         let level = Level::of(&tags);
-        for id in tags.into_iter().filter(|t| crate::report::is_requirement_id(t)) {
+        for id in tags.into_iter().filter(|t| crate::results::is_requirement_id(t)) {
             let entry = ids.entry(id).or_insert(level);
             if level == Level::Must {
                 *entry = Level::Must;
             }
         }
     };
-    add(crate::runner::FIELDS_TAGS.iter().map(|t| t.to_string()).collect());
+    add(crate::results::FIELDS_TAGS.iter().map(|t| t.to_string()).collect());
     for (name, text) in crate::backend::paths::built_in_features() {
         let feature = Feature::parse(text, GherkinEnv::default())
             .unwrap_or_else(|e| panic!("the built-in feature {name} does not parse: {e}"));
@@ -217,7 +217,7 @@ pub fn kit_requirements() -> BTreeMap<String, Level> {
 pub(crate) mod tests {
     use super::*;
     use crate::record::build::tests::record_of;
-    use crate::report::Status;
+    use crate::results::Status;
 
     /// One passing scenario per requirement of the kit, at its level; `skip` lists ids that were
     /// skipped instead, `fail` ids that failed.

@@ -4,14 +4,39 @@
 //! `15000.0` and `"15000.00"` are equal; `120.07999999999998` is no amount). Reading state is
 //! strict: an HTTP error or a body that is not JSON fails the step, it never reads as "empty".
 
-use super::SagaWorld;
 use super::params::{Amount, Kind, Topic};
+use super::{SagaWorld, SuiteEnv};
+use crate::checkers::Violation;
 use crate::client::Order;
+use crate::fields;
+use crate::observed::TapRecord;
 use crate::sink::Push;
 use cucumber::then;
 use saga_contract::{Money, SagaTopic};
 use serde_json::{Value, json};
 use std::time::Duration;
+
+/// Runs [`crate::fields::check_run`] at the end of a run, over everything the tap and the sink saw since
+/// `start_ms`. A push can arrive a moment before the tap has fetched its record (the two are
+/// sent independently), so it first waits, up to the outcome deadline, until every push's cause
+/// is in the tap; in a run without such a violation that wait ends at once.
+pub async fn check_suite(env: &SuiteEnv, start_ms: i64) -> Vec<Violation> {
+    let (pushes, mut violations) = fields::pushes_of(&env.sink.arrivals());
+    let causes_seen = |log: &[TapRecord]| {
+        let saga: Vec<&TapRecord> =
+            log.iter().filter(|r| !r.dead_letter && r.saga_topic.is_some() && r.value.is_some()).collect();
+        let missing = fields::push_causes(&saga, &pushes);
+        if missing.is_empty() { Ok(()) } else { Err(missing) }
+    };
+    let _ = env.tap.wait_until(env.config.outcome_deadline(), causes_seen).await;
+    let window = fields::RunWindow {
+        start_ms,
+        end_ms: saga_contract::now_millis(),
+        tolerance_ms: env.config.fields.clock_skew_ms,
+    };
+    violations.extend(fields::check_run(&env.tap.records(), &pushes, window));
+    violations
+}
 
 /// The order, which must read back (200).
 async fn read_order(world: &SagaWorld, order_id: &str) -> Order {

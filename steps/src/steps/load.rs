@@ -557,7 +557,7 @@ async fn load_hold(world: &mut SagaWorld, at_least: usize) {
         Ok(n) => {
             eprintln!("[crash] {n} orders open while {fault:?} was in place (≥ {at_least}) after {:?}", began.elapsed())
         }
-        Err(n) => crate::verdict::not_judged(format!(
+        Err(n) => crate::results::not_judged(format!(
             "the experiment's precondition did not hold: {n} accepted orders were open while {fault:?} was in place, held {HOLD_AT_MOST:?} for at least {at_least}; {summary}"
         )),
     }

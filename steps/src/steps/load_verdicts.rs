@@ -53,7 +53,7 @@ async fn load_kafka_effects(world: &mut SagaWorld) {
     let orders: BTreeSet<String> = world.settled().iter().map(|o| o.order_id.clone()).collect();
     let log = world.env.tap.records();
     let mut violations = checkers::duplicate_effects(&log, &orders);
-    violations.extend(crash::conflicting_outcomes(&log, &orders));
+    violations.extend(checkers::conflicting_outcomes(&log, &orders));
     world.judge("Kafka effect", &violations);
 }
 

@@ -29,6 +29,7 @@ use crate::config::Config;
 use crate::sink::PushSink;
 use crate::tap::Tap;
 use crate::timing::Recorder;
+pub use fields::check_suite;
 use rdkafka::producer::FutureProducer;
 use saga_contract::{Money, SagaTopic, Topics};
 use std::collections::HashMap;

@@ -51,7 +51,7 @@ pub async fn check_before(env: &SuiteEnv, scenario: &str) {
         }
         Err(seen) => {
             recovery.still_broken = true;
-            crate::verdict::not_judged(format!("the implementation had not recovered since \"{since}\": {seen}"))
+            crate::results::not_judged(format!("the implementation had not recovered since \"{since}\": {seen}"))
         }
     }
 }

@@ -25,7 +25,6 @@ use saga_conformance::backend::paths::repo_file;
 use saga_conformance::backend::processes::{Stack, StackOptions};
 use saga_conformance::client::{NewOrder, OrderLine, ProductSpec, SagaClient};
 use saga_conformance::config::{BackendKind, Config, GroupNames};
-use saga_conformance::groups::ConsumerGroups;
 use saga_conformance::monitor::Monitor;
 use saga_conformance::poll;
 use saga_conformance::sink::PushSink;
@@ -269,7 +268,7 @@ async fn monitor_counts_nothing_on_clean_traffic_and_each_injected_violation_onc
     let mut config = Config { backend: BackendKind::External, ..Config::default() };
     config.external.kafka_bootstrap = e.kafka_bootstrap.clone();
     config.external.registry_url = e.registry_url.clone();
-    config.external.consumer_groups = ConsumerGroups::reference_names()
+    config.external.consumer_groups = saga_conformance::types::reference_consumer_groups()
         .into_iter()
         .map(|(s, g)| (s.binary().trim_end_matches("-service").to_string(), GroupNames::Several(g)))
         .collect();

@@ -17,12 +17,13 @@ pub use registry::{CCOMPAT_PATH, apicurio_env};
 use super::paths::{cache_dir, default_bin_dir};
 use super::{Endpoints, InstanceId, Scale, ServiceWiring};
 use crate::Service;
+pub use crate::types::ServiceVariant;
 use anyhow::{Context, bail};
 use instances::Instances;
 use process::Proc;
 use rustix::process::Signal;
 use saga_contract::{SagaTopic, Topics};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
@@ -44,15 +45,6 @@ pub struct StackOptions {
     pub scale: Scale,
 }
 
-/// Another build of the reference services, e.g. the self-test's: binaries named
-/// `<service><bin_suffix>` (`order-service-failpoints`) with extra environment per service
-/// (its `FAILPOINTS`). The default is the normal build with nothing added.
-#[derive(Debug, Clone, Default)]
-pub struct ServiceVariant {
-    pub bin_suffix: String,
-    pub env: HashMap<Service, Vec<(String, String)>>,
-}
-
 impl StackOptions {
     /// The reference services' normal build, one instance of each on one Kafka node, the
     /// binaries and Kafka jars where `./saga setup` puts them; set `variant` and `scale` for more.
@@ -66,12 +58,6 @@ impl StackOptions {
             variant: ServiceVariant::default(),
             scale: Scale::default(),
         }
-    }
-}
-
-impl ServiceVariant {
-    fn binary(&self, service: Service) -> String {
-        format!("{}{}", service.binary(), self.bin_suffix)
     }
 }
 
