@@ -21,10 +21,9 @@
 //!    [`timing`]; waiting with a deadline [`poll`] (until something holds, or that it holds
 //!    throughout); the SVG pieces [`svg`] the reports share; and the layer check itself (test
 //!    only).
-//! 2. **checkers** (`checkers`, `checkers_crash`, `fields`): the judgements, Jepsen-style, over
-//!    what was observed — [`checkers`] (keys, order, duplicates over the tap's log),
-//!    [`checkers_crash`] (what a steady load's orders ended as after a crash), [`fields`] (field
-//!    meanings over the whole run: eventIds, timestamps, push causes, lines).
+//! 2. **checkers** (`checkers`): the judgements, Jepsen-style, over what was observed —
+//!    [`checkers`] (keys, order, duplicates, lost events over the tap's log; what a steady
+//!    load's orders ended as after a crash; field meanings over the whole run; stage latencies).
 //! 3. **watching and calling** (`tap`, `sink`, `client`, `groups`, `membership`): the
 //!    implementation seen from outside — [`tap`] (a Kafka consumer that records every saga record,
 //!    decoded and validated), [`sink`] (the push gateway stand-in, wiremock), [`client`] (the
@@ -50,10 +49,8 @@ pub mod api;
 pub mod backend;
 pub mod bench;
 pub mod checkers;
-pub mod checkers_crash;
 pub mod client;
 pub mod config;
-pub mod fields;
 pub mod groups;
 pub mod junit;
 #[cfg(test)]

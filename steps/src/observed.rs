@@ -91,3 +91,9 @@ pub struct Arrival {
     pub at_ms: i64,
     pub push: Result<Push, String>,
 }
+
+/// A push as the contract defines it; a body the contract cannot read (an unknown type, a
+/// missing field) is kept as text with the reason, for the evidence and the whole-run check.
+pub fn read_push(body: &[u8]) -> Result<Push, String> {
+    serde_json::from_slice::<Push>(body).map_err(|e| format!("{} — {e}", String::from_utf8_lossy(body)))
+}

@@ -3,6 +3,7 @@
 //! misbehave as a real gateway does ([`Outage`]): answer a 5xx, not answer before the client
 //! gives up, or answer slowly. It is the suite's own, so this works on every backend.
 
+use crate::observed::read_push;
 pub use crate::observed::{Arrival, Push};
 use crate::poll;
 use saga_contract::PushKind;
@@ -171,12 +172,6 @@ impl PushSink {
         let journal = &self.journal;
         poll::until(deadline, self.changed.clone(), async || check(&journal.lock().expect("journal poisoned"))).await
     }
-}
-
-/// A push as the contract defines it; a body the contract cannot read (an unknown type, a
-/// missing field) is kept as text with the reason, for the evidence and the whole-run check.
-pub(crate) fn read_push(body: &[u8]) -> Result<Push, String> {
-    serde_json::from_slice::<Push>(body).map_err(|e| format!("{} — {e}", String::from_utf8_lossy(body)))
 }
 
 fn pushes_of(arrivals: &[Arrival], order_id: &str) -> Vec<Push> {

@@ -3,6 +3,7 @@
 //! `orders.csv` read.
 
 use super::trace::Trace;
+use crate::checkers::stages::Stamps;
 
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Plan {
@@ -43,20 +44,31 @@ impl Outcome {
     pub fn accepted(&self) -> bool {
         self.sent.status == 201 && self.sent.order_id.is_some()
     }
+    /// When the tap and the sink saw each step of the order's saga: its stage latencies are
+    /// [`Stamps`]'s.
+    pub fn stamps(&self) -> Stamps {
+        Stamps {
+            sent_ms: Some(self.sent.sent_at_ms),
+            created_ms: self.trace.created_ts.map(|t| t as f64),
+            reserved_ms: self.trace.reserved_ts.map(|t| t as f64),
+            ended_ms: self.trace.confirmed_ts.map(|t| t as f64),
+            paid_ms: self.payment_at_ms.map(|t| t as f64),
+        }
+    }
     pub fn e2e(&self) -> Option<f64> {
-        self.payment_at_ms.map(|at| at as f64 - self.sent.sent_at_ms)
+        self.stamps().saga()
     }
     pub fn created(&self) -> Option<f64> {
-        self.trace.created_ts.map(|c| c as f64 - self.sent.sent_at_ms)
+        self.stamps().created()
     }
     pub fn reservation(&self) -> Option<f64> {
-        Some((self.trace.reserved_ts? - self.trace.created_ts?) as f64)
+        self.stamps().reservation()
     }
     pub fn confirmation(&self) -> Option<f64> {
-        Some((self.trace.confirmed_ts? - self.trace.reserved_ts?) as f64)
+        self.stamps().confirmation()
     }
     pub fn payment(&self) -> Option<f64> {
-        Some((self.payment_at_ms? - self.trace.confirmed_ts?) as f64)
+        self.stamps().payment()
     }
     pub fn lost(&self) -> bool {
         self.accepted() && self.payment_at_ms.is_none()

@@ -4,8 +4,8 @@
 //! order CRASH-1's, and every field meaning of `fields.rs` is FIELDS-1. No rule is written
 //! here: each check is the suite's own function, run on the saga's records alone.
 
+use crate::checkers::fields::{self, RunWindow};
 use crate::checkers::{self, Violation};
-use crate::fields::{self, RunWindow};
 use crate::tap::TapRecord;
 use saga_contract::SagaTopic;
 use std::collections::BTreeSet;

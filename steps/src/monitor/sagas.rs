@@ -14,7 +14,8 @@
 
 use super::rules;
 use crate::checkers::Violation;
-use crate::fields::RunWindow;
+use crate::checkers::fields::RunWindow;
+use crate::checkers::stages::Stamps;
 use crate::tap::TapRecord;
 use saga_contract::{SagaTopic, Topics};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -214,20 +215,29 @@ impl Sagas {
         if complete && saga.completed_ms.is_none() {
             saga.completed_ms = Some(now_ms);
             if let (Some(created), Some(outcome), Some(end)) = (created, outcome, end) {
-                let seconds = |from: i64, to: i64| (to - from).max(0) as f64 / 1000.0;
-                changes.stages.push(("reservation", seconds(created, outcome)));
-                changes.stages.push(("confirmation", seconds(outcome, end)));
                 // Consumption is seen on the monitor's clock when the group's commit is read: an
                 // upper bound (commit interval plus poll interval), compared with the
-                // order.confirmed's own timestamp.
-                let finished = match saga.consumed_ms {
-                    Some(consumed) if chain[2] == SagaTopic::OrderConfirmed => {
-                        changes.stages.push(("payment", seconds(end, consumed)));
-                        consumed
-                    }
-                    _ => end,
+                // order.confirmed's own timestamp. Without it the saga ends at its end record.
+                let consumed = saga.consumed_ms.filter(|_| chain[2] == SagaTopic::OrderConfirmed);
+                let stamps = Stamps {
+                    sent_ms: Some(created as f64),
+                    created_ms: Some(created as f64),
+                    reserved_ms: Some(outcome as f64),
+                    ended_ms: Some(end as f64),
+                    paid_ms: consumed.map(|c| c as f64),
                 };
-                changes.stages.push(("saga", seconds(created, finished)));
+                let ended = Stamps { paid_ms: Some(consumed.unwrap_or(end) as f64), ..stamps };
+                let stages = [
+                    ("reservation", stamps.reservation()),
+                    ("confirmation", stamps.confirmation()),
+                    ("payment", stamps.payment()),
+                    ("saga", ended.saga()),
+                ];
+                for (stage, ms) in stages {
+                    if let Some(ms) = ms {
+                        changes.stages.push((stage, ms.max(0.0) / 1000.0));
+                    }
+                }
             }
         }
         changes

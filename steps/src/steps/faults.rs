@@ -16,7 +16,7 @@ use super::SagaWorld;
 use super::params::Svc;
 use crate::Service;
 use crate::backend::kafka_meta::broker_ids;
-use crate::checkers_crash::FaultSpan;
+use crate::checkers::crash::FaultSpan;
 use crate::membership::{self, GroupState};
 use cucumber::{given, when};
 use saga_contract::{SagaTopic, now_millis};

@@ -7,8 +7,8 @@
 use super::params::{Amount, Kind, Topic};
 use super::{SagaWorld, SuiteEnv};
 use crate::checkers::Violation;
+use crate::checkers::fields;
 use crate::client::Order;
-use crate::fields;
 use crate::observed::TapRecord;
 use crate::sink::Push;
 use cucumber::then;
@@ -16,7 +16,7 @@ use saga_contract::{Money, SagaTopic};
 use serde_json::{Value, json};
 use std::time::Duration;
 
-/// Runs [`crate::fields::check_run`] at the end of a run, over everything the tap and the sink saw since
+/// Runs [`crate::checkers::fields::check_run`] at the end of a run, over everything the tap and the sink saw since
 /// `start_ms`. A push can arrive a moment before the tap has fetched its record (the two are
 /// sent independently), so it first waits, up to the outcome deadline, until every push's cause
 /// is in the tap; in a run without such a violation that wait ends at once.

@@ -128,7 +128,8 @@ async fn publish_poison(world: &mut SagaWorld, topic: Topic) {
     // One on every partition, so whichever partition the next order lands on has one ahead.
     for partition in 0..partitions(world, &name) {
         let key = format!("poison-{}-{partition}", world.tag);
-        let record = FutureRecord::to(&name).key(&key).payload(crate::fields::SUITE_POISON).partition(partition);
+        let record =
+            FutureRecord::to(&name).key(&key).payload(crate::checkers::fields::SUITE_POISON).partition(partition);
         match world.env.producer.send(record, Duration::from_secs(10)).await {
             Ok(delivery) => world.poison.push((key, delivery.partition, delivery.offset)),
             Err((e, _)) => panic!("publishing poison to {name}[{partition}] failed: {e}"),
@@ -181,7 +182,7 @@ async fn poison_dead_lettered(world: &mut SagaWorld, topic: Topic) {
             "the dead letter's origin headers name another record: {}",
             record.summary()
         );
-        assert_eq!(record.raw, crate::fields::SUITE_POISON, "the dead letter must carry the original bytes");
+        assert_eq!(record.raw, crate::checkers::fields::SUITE_POISON, "the dead letter must carry the original bytes");
     }
 }
 

@@ -3,13 +3,13 @@
 //! products of the scenario's catalogue it is given (with two, orders of one line mix with
 //! orders of both, their lines in either order; see [`order_lines`]) and records every answer. Steps wait until it has placed
 //! so many orders, add a burst, stop it, read back what every order ended as (over HTTP, the
-//! push sink and the tap); `load_verdicts.rs` judges that with [`crate::checkers_crash`]. A load is bounded: it
+//! push sink and the tap); `load_verdicts.rs` judges that with [`crate::checkers::crash`]. A load is bounded: it
 //! stops by itself after [`MAX_RUN`], and when its scenario's World is dropped.
 
 use super::params::Aliases;
 use super::{SagaWorld, SuiteEnv};
 use crate::checkers::Violation;
-use crate::checkers_crash::{self as crash, Answer, Attempt, Settled};
+use crate::checkers::crash::{self as crash, Answer, Attempt, Settled};
 use crate::client::{ClientError, NewOrder, OrderLine, Payment, SagaClient};
 use crate::tap::TapRecord;
 use cucumber::{given, then, when};

@@ -2,12 +2,12 @@
 //! order the load placed settles …` in `load.rs`, which reads them back): intake only unavailable
 //! while the fault was in place, one payment per confirmed order, one push of each kind, no
 //! duplicate or conflicting effect on Kafka, each product's stock down by the units confirmed —
-//! each judged by [`crate::checkers_crash`].
+//! each judged by [`crate::checkers::crash`].
 
 use super::SagaWorld;
 use super::load::read_stock;
 use crate::checkers;
-use crate::checkers_crash::{self as crash, Settled};
+use crate::checkers::crash::{self as crash, Settled};
 use cucumber::then;
 use std::collections::{BTreeMap, BTreeSet};
 

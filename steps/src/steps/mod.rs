@@ -113,7 +113,7 @@ pub struct SagaWorld {
     /// Faults this scenario put in place and has not undone; the runner undoes them after it.
     faults: Vec<faults::Fault>,
     /// When each fault of this scenario was in place, for the crash checkers.
-    fault_spans: Vec<(faults::Fault, crate::checkers_crash::FaultSpan)>,
+    fault_spans: Vec<(faults::Fault, crate::checkers::crash::FaultSpan)>,
     /// How many faults have been put in place so far: a burst keeps the implementation busy
     /// until the next one is (see `load::load_burst`).
     faults_in_place: tokio::sync::watch::Sender<usize>,

@@ -3,7 +3,7 @@
 //! conditions that show the implementation absorbed them — the consumer group spread its
 //! partitions over the live instances, the cluster elected leaders on the live nodes. The load,
 //! the other faults and every check are the crash scenarios' own (`load.rs`, `faults.rs`,
-//! `checkers_crash.rs`).
+//! `checkers/crash.rs`).
 
 use super::SagaWorld;
 use super::faults::Fault;

@@ -3,6 +3,7 @@
 
 use super::SagaWorld;
 use super::orders::place;
+use crate::checkers::stages::Stamps;
 use crate::client::OrderLine;
 use crate::timing::{Sample, summarize};
 use cucumber::{then, when};
@@ -46,12 +47,22 @@ async fn timed_orders(world: &mut SagaWorld, quantity: i64, alias: String) {
             ts.insert(topic, record.timestamp_ms as f64);
         }
         let payment_at = world.env.sink.arrival_of(&order_id, PushKind::PaymentWait).expect("the push arrived") as f64;
+        let stamps = Stamps {
+            sent_ms: Some(started_at_ms as f64),
+            created_ms: Some(ts[&SagaTopic::OrderCreated]),
+            reserved_ms: Some(ts[&SagaTopic::StockReserved]),
+            ended_ms: Some(ts[&SagaTopic::OrderConfirmed]),
+            paid_ms: Some(payment_at),
+        };
         let mut sample = Sample { order_id: order_id.clone(), started_at_ms, ..Sample::default() };
         sample.stages.insert("intake", answer.elapsed_ms);
-        sample.stages.insert("reservation", ts[&SagaTopic::StockReserved] - ts[&SagaTopic::OrderCreated]);
-        sample.stages.insert("confirmation", ts[&SagaTopic::OrderConfirmed] - ts[&SagaTopic::StockReserved]);
-        sample.stages.insert("payment", payment_at - ts[&SagaTopic::OrderConfirmed]);
-        sample.stages.insert("saga", payment_at - started_at_ms as f64);
+        let stages = [
+            ("reservation", stamps.reservation()),
+            ("confirmation", stamps.confirmation()),
+            ("payment", stamps.payment()),
+            ("saga", stamps.saga()),
+        ];
+        sample.stages.extend(stages.into_iter().filter_map(|(stage, ms)| Some((stage, ms?))));
         world.samples.push(sample);
         let done = n + 1 - warmup;
         if done % 10 == 0 || done == samples {

@@ -1,6 +1,20 @@
-//! Jepsen-style checkers over the tap's log. Each returns the violations it found (empty =
-//! holds), worded so a failed scenario says what went wrong and where. They are pure
-//! functions, tested below on synthetic logs built to contain exactly one kind of violation.
+//! The checkers: Jepsen-style judgements over what the kit observed ([`crate::observed`]: the
+//! tap's log, the pushes) and the plain facts the steps, the bench and the monitor hand them.
+//! Each returns the violations it found (empty = holds), worded so a failed scenario says what
+//! went wrong and where. They are pure functions — no checker imports a step, a client or a
+//! backend — each tested below its code on synthetic inputs built to contain exactly one kind
+//! of violation.
+//!
+//! - here: [`Violation`] and the checks over the tap's log — keys, causal order, duplicated
+//!   effects, lost events, contract matches, second effects, both outcomes;
+//! - [`crash`]: what a steady load's orders ended as after a crash (intake, unsettled orders,
+//!   payments, pushes, stock);
+//! - [`fields`]: field meanings over the whole run (eventIds, timestamps, push causes, lines);
+//! - [`stages`]: a saga's stage latencies, defined once for the steps, the bench and the monitor.
+
+pub mod crash;
+pub mod fields;
+pub mod stages;
 
 use crate::observed::{Push, TapRecord};
 use saga_contract::{PushKind, SagaTopic};

@@ -10,11 +10,15 @@
 //! [`push_cause`]); `order.cancelled` is keyed by orderId and carries the order's lines; and
 //! `order.confirmed` carries its order's user and total.
 
+mod outcomes;
+mod records;
+
 use crate::checkers::Violation;
 use crate::observed::{Arrival, Push, TapRecord};
-use saga_contract::{Money, PushKind, SagaTopic};
-use serde_json::Value;
-use std::collections::{BTreeMap, HashMap};
+use outcomes::{cancellations, confirmations};
+use records::{event_ids, timestamps};
+use saga_contract::{PushKind, SagaTopic};
+use std::collections::HashMap;
 
 /// The span of wall-clock time a run's events may carry, widened by the clock skew allowed
 /// between the implementation's machines and the kit's (`[fields] clock_skew_ms`).
@@ -81,6 +85,7 @@ pub fn pushes_of(arrivals: &[Arrival]) -> (Vec<Push>, Vec<Violation>) {
     (pushes, violations)
 }
 
+/// A violation of `checker` shown with the record's coordinates.
 fn violation(checker: &'static str, r: &TapRecord, detail: String) -> Violation {
     Violation {
         checker,
@@ -94,108 +99,6 @@ fn violation(checker: &'static str, r: &TapRecord, detail: String) -> Violation 
 fn contract(records: &[TapRecord]) -> Vec<Violation> {
     let broken = records.iter().filter(|r| !r.dead_letter && r.saga_topic.is_some() && r.raw != SUITE_POISON);
     broken.filter_map(|r| r.contract_error.as_ref().map(|e| violation("contract", r, e.clone()))).collect()
-}
-
-fn is_uuid(text: &str) -> bool {
-    // The canonical 8-4-4-4-12 form: other spellings of the same UUID would defeat a
-    // consumer's dedupe on the string.
-    text.len() == 36 && uuid::Uuid::try_parse(text).is_ok()
-}
-
-/// Each eventId is a UUID and belongs to one event: the same id on two topics, or on two
-/// different records of one topic, is a violation; the same record again is a redelivery.
-fn event_ids(records: &[&TapRecord]) -> Vec<Violation> {
-    let mut violations = Vec::new();
-    let mut first: HashMap<&str, &TapRecord> = HashMap::new();
-    for r in records {
-        let Some(id) = r.event_id.as_deref() else {
-            violations.push(violation("event-id", r, "the record has no eventId".into()));
-            continue;
-        };
-        if !is_uuid(id) {
-            violations.push(violation("event-id", r, format!("eventId {id:?} is not a UUID (8-4-4-4-12 hex)")));
-        }
-        match first.get(id) {
-            None => {
-                first.insert(id, r);
-            }
-            Some(earlier) if earlier.topic != r.topic => violations.push(violation(
-                "event-id",
-                r,
-                format!(
-                    "eventId {id} is already the id of a {} record ({}[{}]@{}): an effect must have an id of its own",
-                    earlier.topic, earlier.topic, earlier.partition, earlier.offset
-                ),
-            )),
-            Some(earlier) if earlier.value != r.value => violations.push(violation(
-                "event-id",
-                r,
-                format!(
-                    "eventId {id} names two different {} records: {} and {}",
-                    r.topic,
-                    earlier.value.as_ref().map(Value::to_string).unwrap_or_default(),
-                    r.value.as_ref().map(Value::to_string).unwrap_or_default()
-                ),
-            )),
-            Some(_) => {}
-        }
-    }
-    violations
-}
-
-/// `eventTimestamp` and every `*At` field, at any depth, is an integer of epoch ms in the window.
-fn timestamps(records: &[&TapRecord], window: RunWindow) -> Vec<Violation> {
-    let mut violations = Vec::new();
-    for r in records {
-        let mut fields = Vec::new();
-        time_fields(r.value.as_ref().unwrap_or(&Value::Null), "", &mut fields);
-        for (path, value) in fields {
-            let detail = match value.as_i64() {
-                None => Some(format!("{path} is {value}, not epoch milliseconds")),
-                Some(ms) if !window.contains(ms) => Some(format!(
-                    "{path} = {ms} is outside the run ({}..{} ms ± {} ms){}",
-                    window.start_ms,
-                    window.end_ms,
-                    window.tolerance_ms,
-                    unit_hint(ms, window)
-                )),
-                Some(_) => None,
-            };
-            violations.extend(detail.map(|d| violation("timestamp", r, d)));
-        }
-    }
-    violations
-}
-
-fn time_fields<'a>(value: &'a Value, path: &str, out: &mut Vec<(String, &'a Value)>) {
-    match value {
-        Value::Object(map) => {
-            for (k, v) in map {
-                let here = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
-                if k == "eventTimestamp" || (k.len() > 2 && k.ends_with("At")) {
-                    out.push((here, v));
-                } else {
-                    time_fields(v, &here, out);
-                }
-            }
-        }
-        Value::Array(items) => items.iter().enumerate().for_each(|(i, v)| time_fields(v, &format!("{path}[{i}]"), out)),
-        _ => {}
-    }
-}
-
-/// Names the unit a timestamp outside the window looks like it is in.
-fn unit_hint(ms: i64, window: RunWindow) -> &'static str {
-    let near = |v: i64| window.contains(v);
-    if near(ms.saturating_mul(1000)) {
-        " — it looks like seconds"
-    } else if near(ms / 1000) {
-        " — it looks like microseconds"
-    } else if near(ms / 1_000_000) {
-        " — it looks like nanoseconds"
-    } else {
-        ""
-    }
 }
 
 fn text<'a>(r: &'a TapRecord, field: &str) -> Option<&'a str> {
@@ -228,105 +131,10 @@ pub fn push_causes(records: &[&TapRecord], pushes: &[Push]) -> Vec<Violation> {
     violations
 }
 
-/// The order's lines as (productId, quantity), sorted (their order in the record is not a field
-/// meaning).
-fn lines(r: &TapRecord) -> Vec<(String, i64)> {
-    let items = r.value.as_ref().and_then(|v| v.get("items")).and_then(Value::as_array).cloned().unwrap_or_default();
-    let mut lines: Vec<(String, i64)> = items
-        .iter()
-        .map(|i| (i["productId"].as_str().unwrap_or_default().to_string(), i["quantity"].as_i64().unwrap_or_default()))
-        .collect();
-    lines.sort();
-    lines
-}
-
-fn created_by_order<'a>(records: &[&'a TapRecord]) -> BTreeMap<&'a str, &'a TapRecord> {
-    let mut created = BTreeMap::new();
-    for r in records.iter().filter(|r| r.saga_topic == Some(SagaTopic::OrderCreated)) {
-        if let Some(o) = r.order_id.as_deref() {
-            created.entry(o).or_insert(*r);
-        }
-    }
-    created
-}
-
-/// `order.cancelled` is keyed by its orderId and lists exactly the lines of that order's
-/// `order.created`, for the same user.
-fn cancellations(records: &[&TapRecord]) -> Vec<Violation> {
-    let created = created_by_order(records);
-    let mut violations = Vec::new();
-    for r in records.iter().filter(|r| r.saga_topic == Some(SagaTopic::OrderCancelled)) {
-        if r.key.is_none() || r.key != r.order_id {
-            violations.push(violation(
-                "cancelled-fields",
-                r,
-                format!("order.cancelled has key {:?}, not its orderId {:?}", r.key, r.order_id),
-            ));
-        }
-        let Some(order) = r.order_id.as_deref().and_then(|o| created.get(o)) else {
-            violations.push(violation(
-                "cancelled-fields",
-                r,
-                "order.cancelled for an order with no order.created in the run".into(),
-            ));
-            continue;
-        };
-        if lines(r) != lines(order) {
-            violations.push(violation(
-                "cancelled-fields",
-                r,
-                format!("order.cancelled lists {:?}, the order has {:?}", lines(r), lines(order)),
-            ));
-        }
-        if text(r, "userId") != text(order, "userId") {
-            violations.push(violation(
-                "cancelled-fields",
-                r,
-                format!(
-                    "order.cancelled is for user {:?}, the order is {:?}'s",
-                    text(r, "userId"),
-                    text(order, "userId")
-                ),
-            ));
-        }
-    }
-    violations
-}
-
-/// `order.confirmed` carries its order's user and total (compared as decimals).
-fn confirmations(records: &[&TapRecord]) -> Vec<Violation> {
-    let created = created_by_order(records);
-    let amount = |r: &TapRecord| r.value.as_ref().and_then(|v| Money::from_json(&v["totalAmount"]));
-    let mut violations = Vec::new();
-    for r in records.iter().filter(|r| r.saga_topic == Some(SagaTopic::OrderConfirmed)) {
-        let Some(order) = r.order_id.as_deref().and_then(|o| created.get(o)) else {
-            violations.push(violation(
-                "confirmed-fields",
-                r,
-                "order.confirmed for an order with no order.created in the run".into(),
-            ));
-            continue;
-        };
-        if text(r, "userId") != text(order, "userId") || amount(r).is_none() || amount(r) != amount(order) {
-            violations.push(violation(
-                "confirmed-fields",
-                r,
-                format!(
-                    "order.confirmed has user {:?} total {:?}, the order user {:?} total {:?}",
-                    text(r, "userId"),
-                    amount(r).map(|m| m.to_string()),
-                    text(order, "userId"),
-                    amount(order).map(|m| m.to_string())
-                ),
-            ));
-        }
-    }
-    violations
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
     use serde_json::json;
 
     const T0: i64 = 1_790_000_000_000;
@@ -506,7 +314,7 @@ mod tests {
     #[test]
     fn a_push_of_a_type_outside_the_contract_is_a_body_that_is_no_push() {
         let body = br#"{"userId": "U1", "orderId": "o", "type": "CONFIRMED", "message": "m", "eventId": "e"}"#;
-        let arrival = Arrival { at_ms: T0, push: crate::sink::read_push(body) };
+        let arrival = Arrival { at_ms: T0, push: crate::observed::read_push(body) };
         let (pushes, v) = pushes_of(&[arrival]);
         assert!(pushes.is_empty());
         assert_eq!(checkers_of(&v), ["push-body"]);
