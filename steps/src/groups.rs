@@ -7,7 +7,7 @@
 use crate::Service;
 use anyhow::Context;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use rdkafka::{Offset, TopicPartitionList};
 use saga_contract::SagaTopic;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -51,15 +51,7 @@ impl ConsumerGroups {
         if let Some(reader) = readers.get(group) {
             return Ok(reader.clone());
         }
-        // Never subscribed and never committing: this only asks the coordinator for offsets.
-        let reader: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &self.bootstrap)
-            .set("group.id", group)
-            .set("enable.auto.commit", "false")
-            .set("enable.auto.offset.store", "false")
-            .create()
-            .with_context(|| format!("creating an offset reader for group {group}"))?;
-        let reader = Arc::new(reader);
+        let reader = Arc::new(crate::kafka::offset_reader(&self.bootstrap, group)?);
         readers.insert(group.to_string(), reader.clone());
         Ok(reader)
     }

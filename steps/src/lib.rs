@@ -24,11 +24,12 @@
 //! 2. **checkers** (`checkers`): the judgements, Jepsen-style, over what was observed —
 //!    [`checkers`] (keys, order, duplicates, lost events over the tap's log; what a steady
 //!    load's orders ended as after a crash; field meanings over the whole run; stage latencies).
-//! 3. **watching and calling** (`tap`, `sink`, `client`, `groups`, `membership`): the
-//!    implementation seen from outside — [`tap`] (a Kafka consumer that records every saga record,
-//!    decoded and validated), [`sink`] (the push gateway stand-in, wiremock), [`client`] (the
-//!    saga's HTTP API, typed), [`groups`] (the consumer groups' committed offsets),
-//!    [`membership`] (which member of a consumer group owns which partition).
+//! 3. **watching and calling** (`kafka`, `tap`, `sink`, `client`, `groups`, `membership`): the
+//!    implementation seen from outside — [`kafka`] (every Kafka client the kit makes, one
+//!    function per kind), [`tap`] (a Kafka consumer that records every saga record, decoded and
+//!    validated), [`sink`] (the push gateway stand-in, wiremock), [`client`] (the saga's HTTP
+//!    API, typed), [`groups`] (the consumer groups' committed offsets), [`membership`] (which
+//!    member of a consumer group owns which partition).
 //! 4. **faults and backends** (`backend`): where the implementation runs and how faults are put
 //!    on it — `processes` (the reference stack as local processes), `containers`
 //!    (testcontainers), `external` (URLs and commands), one folder each.
@@ -53,6 +54,7 @@ pub mod client;
 pub mod config;
 pub mod groups;
 pub mod junit;
+pub mod kafka;
 #[cfg(test)]
 mod layers;
 pub mod membership;

@@ -5,7 +5,6 @@
 //! judgement, [`wait_spread`] polls it with a deadline.
 
 use anyhow::Context;
-use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -31,11 +30,7 @@ pub struct GroupState {
 
 /// A client that only asks coordinators about groups (never joins one).
 pub fn admin_client(bootstrap: &str) -> anyhow::Result<Arc<BaseConsumer>> {
-    let client: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .create()
-        .with_context(|| format!("creating a Kafka client for {bootstrap}"))?;
-    Ok(Arc::new(client))
+    Ok(Arc::new(crate::kafka::metadata_client(bootstrap)?))
 }
 
 /// Describes `group` (its coordinator answers through `client`).

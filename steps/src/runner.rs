@@ -20,7 +20,6 @@ use cucumber::gherkin::tagexpr::TagOperation;
 use cucumber::tag::Ext as _;
 use cucumber::writer::Coloring;
 use cucumber::{World as _, WriterExt as _, writer};
-use rdkafka::config::ClientConfig;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -74,11 +73,7 @@ pub async fn run(config: Config, tags: Option<String>) -> anyhow::Result<RunSumm
             crate::tap::Pace::Live,
         )
         .await?;
-        let producer = ClientConfig::new()
-            .set("bootstrap.servers", &endpoints.kafka_bootstrap)
-            .set("acks", "all")
-            .create()
-            .context("creating the kit's Kafka producer")?;
+        let producer = crate::kafka::producer(&endpoints.kafka_bootstrap)?;
         let codec = saga_contract::EventCodec::new(&endpoints.registry_url)?;
         let groups = crate::groups::ConsumerGroups::new(&endpoints.kafka_bootstrap, config.consumer_groups()?);
         Ok::<_, anyhow::Error>((tap, producer, capabilities, codec, groups))

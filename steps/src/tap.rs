@@ -9,11 +9,11 @@
 //! implementation that publishes in Kafka transactions is judged on what its consumers see, and
 //! the records of an aborted transaction never reach a check.
 
+use crate::kafka::{self, Fetch};
 pub use crate::observed::TapRecord;
 use crate::poll;
 use anyhow::Context as _;
 use apache_avro::types::Value;
-use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Headers;
 use rdkafka::{Message, Offset, TopicPartitionList};
@@ -216,19 +216,11 @@ pub async fn assigned_consumer(
     pace: Pace,
     role: &str,
 ) -> anyhow::Result<StreamConsumer> {
-    let (fetch_wait_ms, fetch_min_bytes) = match pace {
-        Pace::Live => ("100", "1"),
-        Pace::Batched => ("200", "1048576"),
+    let fetch = match pace {
+        Pace::Live => Fetch { wait_ms: 100, min_bytes: 1 },
+        Pace::Batched => Fetch { wait_ms: 200, min_bytes: 1_048_576 },
     };
-    let consumer: StreamConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", format!("saga-conformance-{role}-{}", uuid::Uuid::new_v4()))
-        .set("enable.auto.commit", "false")
-        .set("fetch.wait.max.ms", fetch_wait_ms)
-        .set("fetch.min.bytes", fetch_min_bytes)
-        .set("isolation.level", "read_committed")
-        .create()
-        .with_context(|| format!("creating the {role}'s Kafka consumer for {bootstrap}"))?;
+    let consumer = kafka::assigned_consumer(bootstrap, role, fetch)?;
     let assignment = tokio::task::spawn_blocking({
         let (bootstrap, names) = (bootstrap.to_string(), names.to_vec());
         move || start_offsets(&bootstrap, &names, start)
@@ -242,7 +234,7 @@ pub async fn assigned_consumer(
 fn start_offsets(bootstrap: &str, names: &[String], start: StartAt) -> anyhow::Result<TopicPartitionList> {
     let list = end_offsets(bootstrap, names)?;
     let StartAt::TimeMs(ms) = start else { return Ok(list) };
-    let probe: rdkafka::consumer::BaseConsumer = ClientConfig::new().set("bootstrap.servers", bootstrap).create()?;
+    let probe = kafka::metadata_client(bootstrap)?;
     let mut at = TopicPartitionList::new();
     for p in list.elements() {
         at.add_partition_offset(p.topic(), p.partition(), Offset::Offset(ms))?;
@@ -256,7 +248,7 @@ fn start_offsets(bootstrap: &str, names: &[String], start: StartAt) -> anyhow::R
 
 /// Every partition of `names` at its high watermark.
 fn end_offsets(bootstrap: &str, names: &[String]) -> anyhow::Result<TopicPartitionList> {
-    let probe: rdkafka::consumer::BaseConsumer = ClientConfig::new().set("bootstrap.servers", bootstrap).create()?;
+    let probe = kafka::metadata_client(bootstrap)?;
     let mut list = TopicPartitionList::new();
     for name in names {
         let metadata = probe

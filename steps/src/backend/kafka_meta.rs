@@ -3,6 +3,7 @@
 //! in sync, whether the broker serves a topic again. The broker faults pick their target and wait
 //! for the cluster to take over through these.
 
+use crate::kafka::metadata_client;
 use anyhow::Context;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -143,12 +144,4 @@ pub async fn broker_ids(bootstrap: &str, wait: Duration) -> anyhow::Result<Vec<i
         Ok(ids)
     })
     .await?
-}
-
-/// A client that only reads the cluster's metadata (it joins no group).
-fn metadata_client(bootstrap: &str) -> anyhow::Result<rdkafka::consumer::BaseConsumer> {
-    rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .create()
-        .with_context(|| format!("creating a Kafka metadata client for {bootstrap}"))
 }

@@ -12,13 +12,12 @@
 use super::stats::{Measured, Pct};
 use crate::Service;
 use crate::client::SagaClient;
+use crate::kafka;
 use anyhow::Context as _;
 use rdkafka::Message as _;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
-use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{Consumer as _, StreamConsumer};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::admin::{AdminOptions, NewTopic, TopicReplication};
+use rdkafka::consumer::Consumer as _;
+use rdkafka::producer::FutureRecord;
 use rdkafka::{Offset, TopicPartitionList};
 use serde::Serialize;
 use sqlx::Connection as _;
@@ -122,26 +121,15 @@ impl Floor {
 /// the services' (idempotent, `acks=all`, `linger.ms=0`), consumer `fetch.wait.max.ms=10`. The topic is deleted afterwards.
 async fn kafka_round_trips(bootstrap: &str, n: usize) -> anyhow::Result<(Pct, Pct)> {
     let topic = format!("bench.floor.{}", uuid::Uuid::new_v4().simple());
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new().set("bootstrap.servers", bootstrap).create()?;
+    let admin = kafka::admin(bootstrap)?;
     let options = AdminOptions::new()
         .operation_timeout(Some(Duration::from_secs(20)))
         .request_timeout(Some(Duration::from_secs(30)));
     for result in admin.create_topics(&[NewTopic::new(&topic, 1, TopicReplication::Fixed(1))], &options).await? {
         result.map_err(|(t, code)| anyhow::anyhow!("creating {t}: {code}"))?;
     }
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("enable.idempotence", "true")
-        .set("acks", "all")
-        .set("linger.ms", "0")
-        .set("message.timeout.ms", "30000")
-        .create()?;
-    let consumer: StreamConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", format!("bench-floor-{}", uuid::Uuid::new_v4()))
-        .set("enable.auto.commit", "false")
-        .set("fetch.wait.max.ms", "10")
-        .create()?;
+    let producer = kafka::round_trip_producer(bootstrap)?;
+    let consumer = kafka::assigned_consumer(bootstrap, "bench-floor", kafka::Fetch { wait_ms: 10, min_bytes: 1 })?;
     let mut assignment = TopicPartitionList::new();
     assignment.add_partition_offset(&topic, 0, Offset::Beginning)?;
     consumer.assign(&assignment)?;

@@ -6,7 +6,6 @@
 use super::Shared;
 use crate::Service;
 use crate::groups::{ConsumerGroups, consumer_of};
-use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer as _};
 use saga_contract::{SagaTopic, Topics, now_millis};
 use std::sync::Arc;
@@ -23,7 +22,7 @@ pub async fn watch(
     mut closed: watch::Receiver<bool>,
 ) {
     let bootstrap = groups.bootstrap().to_string();
-    let probe: Arc<BaseConsumer> = match ClientConfig::new().set("bootstrap.servers", &bootstrap).create() {
+    let probe: Arc<BaseConsumer> = match crate::kafka::metadata_client(&bootstrap) {
         Ok(probe) => Arc::new(probe),
         Err(e) => {
             tracing::error!(error = %e, "cannot create a Kafka client for high watermarks on {bootstrap}: no lag");
