@@ -11,7 +11,7 @@
 //! ```
 
 use clap::{Parser, Subcommand};
-use saga_conformance::backend::processes::control::{self, Faults};
+use saga_conformance::backend::processes::control::{self, FaultEndpoint};
 use saga_conformance::backend::processes::{Stack, StackOptions};
 use saga_conformance::config::{Config, Overrides};
 use saga_conformance::sink::PushSink;
@@ -219,7 +219,7 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             );
             let mut faults = None;
             if let Some(port) = push_port {
-                let endpoint = Faults::serve().await?;
+                let endpoint = FaultEndpoint::serve().await?;
                 let external = PathBuf::from("reports/stack/external.toml");
                 std::fs::write(&external, external_config(&stack, port, endpoint.port()))?;
                 faults = Some(endpoint);

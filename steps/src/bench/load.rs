@@ -4,7 +4,7 @@
 //! drain until every accepted order's `PAYMENT_WAIT` push has arrived or the deadline passed,
 //! and each order's outcome from the push sink and the tap.
 
-use super::metrics::{handler_means, scrape_handlers};
+use super::handler_times::{handler_means, scrape_handlers};
 use super::outcome::{Outcome, Plan, Sent};
 use super::pgstats::PgStats;
 use super::procfs::{CpuSnapshot, Procs};

@@ -28,7 +28,7 @@
 //!    `order.confirmed`; end-to-end = push arrival − send. Percentiles are nearest-rank.
 //! 6. **Resources**: CPU and max RSS per process ([`procfs`]; the reference's processes from
 //!    [`crate::backend::processes::Stack::pids`], an external implementation's are unknown: "not measured (external)"),
-//!    machine CPU busy %, the services' handler times from `/metrics` ([`metrics`]), and
+//!    machine CPU busy %, the services' handler times from `/metrics` ([`handler_times`]), and
 //!    PostgreSQL's commits and WAL fsyncs per second ([`pgstats`], reference only). Before the
 //!    load, `--idle-seconds` of CPU on the idle target.
 //!
@@ -41,8 +41,8 @@
 
 mod chart;
 mod floor;
+mod handler_times;
 mod load;
-mod metrics;
 mod orders_csv;
 mod outcome;
 mod pgstats;
@@ -278,7 +278,7 @@ async fn bench_on(
     tap.close();
     let rss = rss.stop().await;
     // The services' own view after the run (handler times, publish/push counters, lag).
-    metrics::save(&ctx.client, &args.report_dir.join("metrics")).await?;
+    handler_times::save(&ctx.client, &args.report_dir.join("metrics")).await?;
 
     let report = Report {
         args: args.clone(),

@@ -4,7 +4,7 @@
 
 use super::BenchArgs;
 use super::floor::{Floor, FloorJson};
-use super::metrics::{BatchUse, batch_use, is_batches};
+use super::handler_times::{BatchUse, batch_use, is_batches};
 use super::pgstats::PgRates;
 use super::procfs::{CpuUse, Machine, Procs};
 use super::stats::{Measured, Pct, r2, r2_map, round2};

@@ -2,7 +2,7 @@
 //! the floor, the orders' fate, what the run cost (memory, CPU, PostgreSQL, handler times),
 //! the find-max steps, and the target lines.
 
-use super::metrics::{batch_use, is_batches};
+use super::handler_times::{batch_use, is_batches};
 use super::report::Report;
 use super::stats::{NOT_MEASURED_EXTERNAL, Pct, ms, round2};
 use std::collections::BTreeMap;

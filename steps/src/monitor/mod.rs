@@ -15,12 +15,12 @@
 //! - [`rules`]: which of the suite's checkers run on a saga, and their requirement ids;
 //! - [`lag`]: the services' groups' committed offsets — consumer lag, and when the Payment
 //!   Service consumed an `order.confirmed` (the saga's last step leaves no record);
-//! - [`metrics`]: the Prometheus metrics; [`page`]: the HTML page; [`http`]: the endpoints.
+//! - [`exposition`]: the Prometheus metrics; [`page`]: the HTML page; [`http`]: the endpoints.
 
 mod consume;
+mod exposition;
 mod http;
 mod lag;
-mod metrics;
 mod page;
 mod rules;
 mod sagas;
@@ -30,7 +30,7 @@ use crate::config::Config;
 use crate::groups::ConsumerGroups;
 use crate::tap::StartAt;
 use anyhow::Context as _;
-use metrics::Metrics;
+use exposition::Metrics;
 use saga_contract::now_millis;
 use sagas::{Changes, Found, Sagas, Settings};
 use std::collections::{BTreeMap, VecDeque};

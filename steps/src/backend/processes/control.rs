@@ -36,15 +36,15 @@ pub fn commands_toml(port: u16) -> String {
 
 type Request = (String, oneshot::Sender<Result<(), String>>);
 
-/// The commands the endpoint received, for [`Faults::apply`] to carry out on the stack.
-pub struct Faults {
+/// The commands the endpoint received, for [`FaultEndpoint::apply`] to carry out on the stack.
+pub struct FaultEndpoint {
     port: u16,
     requests: mpsc::Receiver<Request>,
 }
 
-impl Faults {
+impl FaultEndpoint {
     /// Serves the endpoint on a free loopback port until the process ends.
-    pub async fn serve() -> anyhow::Result<Faults> {
+    pub async fn serve() -> anyhow::Result<FaultEndpoint> {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
         let port = listener.local_addr()?.port();
         let (sender, requests) = mpsc::channel(1);
@@ -54,7 +54,7 @@ impl Faults {
                 eprintln!("stack: the fault endpoint stopped: {e}");
             }
         });
-        Ok(Faults { port, requests })
+        Ok(FaultEndpoint { port, requests })
     }
 
     pub fn port(&self) -> u16 {
