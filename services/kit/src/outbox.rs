@@ -306,7 +306,7 @@ pub fn start_relays(
     let push = match push_gateway {
         Some(url) => {
             let (push_tx, push_rx) = mpsc::unbounded_channel();
-            let sink = PushSink {
+            let sink = GatewaySink {
                 client: reqwest::Client::builder().timeout(Duration::from_secs(5)).build().expect("http client"),
                 url,
                 metrics,
@@ -526,13 +526,13 @@ impl Sink for KafkaSink {
 }
 
 #[derive(Clone)]
-struct PushSink {
+struct GatewaySink {
     client: reqwest::Client,
     url: String,
     metrics: Metrics,
 }
 
-impl Sink for PushSink {
+impl Sink for GatewaySink {
     /// POSTs each notification; a 2xx or a 4xx (the gateway refuses it for good) counts as
     /// done, anything else leaves the row for a retry.
     fn start(&self, rows: &[Row]) -> impl Future<Output = Vec<i64>> + Send + 'static {

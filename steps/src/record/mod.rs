@@ -19,7 +19,7 @@ pub mod verify;
 
 pub use build::{Figures, RunFacts};
 
-use crate::config::{Deadlines, Faults, Timing};
+use crate::config::{Deadlines, FaultTimings, Timing};
 use crate::results::Status;
 use crate::verdict::{Level, Verdict};
 use anyhow::Context;
@@ -108,7 +108,7 @@ pub struct Declarations {
     pub concurrency: usize,
     pub timing: Timing,
     pub deadlines: Deadlines,
-    pub faults: Faults,
+    pub faults: FaultTimings,
     pub clock_skew_ms: i64,
     /// The baseline's expected failures: requirement id → reason.
     pub baseline: BTreeMap<String, String>,

@@ -1,11 +1,15 @@
 //! `saga-conformance selftest`: the suite tests itself (mutation testing with hand-written
 //! mutants). The reference services carry seeded faults behind the `failpoints` cargo feature
-//! (`services/kit/src/failpoint.rs`); for each fault in [`FAULTS`] this starts the processes
+//! (`services/kit/src/failpoint.rs`); for each fault in [`SEEDED_BUGS`] this starts the processes
 //! backend with the `*-failpoints` binaries and the fault's `FAILPOINTS` in the services'
 //! environment, runs the families the fault can touch, and requires at least one scenario of
 //! the family named for it to fail. A baseline run of the same families with no fault seeded
 //! must pass first, or the kill matrix would mean nothing. The matrix (fault × failing
 //! requirements) is printed and written to `selftest.json` and `index.html`.
+
+mod bugs;
+
+pub use bugs::{SEEDED_BUGS, SeededBug};
 
 use crate::Service;
 use crate::config::{BackendKind, Config};
@@ -16,216 +20,6 @@ use serde::Serialize;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
-
-/// One seeded bug and what must catch it.
-#[derive(Debug, Clone, Copy)]
-pub struct Fault {
-    /// Short id, also the report's sub-directory.
-    pub name: &'static str,
-    /// The bug, as a reviewer would describe it.
-    pub bug: &'static str,
-    /// The requirement family that must catch it (a scenario tagged `@<family>` fails).
-    pub family: &'static str,
-    /// The scenarios run for it: the families (or requirements) it can touch.
-    pub tags: &'static str,
-    /// `FAILPOINTS` per service that carries the bug.
-    pub seeds: &'static [(Service, &'static str)],
-}
-
-const ALL: [Service; 3] = Service::ALL;
-
-/// The seeded faults: at least one per requirement family and one per crash window.
-pub const FAULTS: &[Fault] = &[
-    Fault {
-        name: "stock-before-reserve",
-        bug: "stock.reserved reports the stock read before the decrement, not what is left",
-        family: "FLOW",
-        tags: "@FLOW",
-        seeds: &[(Service::Product, "product::stock-before-reserve=return")],
-    },
-    Fault {
-        name: "no-cancel-push",
-        bug: "the cancellation push is never sent",
-        family: "FAIL",
-        tags: "@FAIL",
-        seeds: &[(Service::Order, "order::no-cancel-push=return")],
-    },
-    Fault {
-        name: "skip-price-check",
-        bug: "the Product Service does not compare the client's unitPrice with the catalogue",
-        family: "FAIL",
-        tags: "@FAIL",
-        seeds: &[(Service::Product, "product::skip-price-check=return")],
-    },
-    Fault {
-        name: "not-idempotent",
-        bug: "the Order Service neither dedupes by eventId nor checks the order's status",
-        family: "IDEMP",
-        tags: "@IDEMP",
-        seeds: &[(Service::Order, "kit::no-dedupe=return;order::ignore-status=return")],
-    },
-    Fault {
-        name: "key-by-event-id",
-        bug: "order.confirmed / order.cancelled are keyed by their eventId instead of the orderId",
-        family: "ORDER",
-        tags: "@ORDER",
-        seeds: &[(Service::Order, "kit::key-by-event-id=return")],
-    },
-    Fault {
-        name: "slow-intake",
-        bug: "the intake does 400 ms of work in line before answering",
-        family: "TIME",
-        tags: "@TIME",
-        seeds: &[(Service::Order, "order::slow-intake=return(400)")],
-    },
-    Fault {
-        name: "intake-waits-for-stock",
-        bug: "the intake holds its answer until the Product Service has decided (up to 10 s)",
-        family: "COUPLING",
-        tags: "@COUPLING-1 or @COUPLING-3",
-        seeds: &[(Service::Order, "order::intake-waits-for-stock=return(10000)")],
-    },
-    Fault {
-        name: "plain-avro",
-        bug: "the Product Service writes plain Avro, without the Confluent header",
-        family: "WIRE",
-        tags: "@WIRE",
-        seeds: &[(Service::Product, "kit::plain-avro=return")],
-    },
-    Fault {
-        name: "poison-retried-forever",
-        bug: "a record that cannot be decoded is retried forever instead of dead-lettered",
-        family: "INPUT",
-        tags: "@INPUT-4 or @INPUT-5",
-        seeds: &[(Service::Product, "kit::poison-retried-forever=return")],
-    },
-    Fault {
-        name: "lost-update",
-        bug: "stock is read without FOR UPDATE and the value read is written back (lost update, oversell)",
-        family: "STOCK",
-        tags: "@STOCK",
-        seeds: &[(Service::Product, "product::lost-update=return(20)")],
-    },
-    Fault {
-        name: "float-total",
-        bug: "the order total is added up in binary floating point and its cents truncated",
-        family: "FLOW",
-        tags: "@FLOW",
-        seeds: &[(Service::Order, "order::float-total=return")],
-    },
-    Fault {
-        name: "push-own-event-id",
-        bug: "the PAYMENT_WAIT push carries a fresh eventId instead of the order.confirmed that caused it",
-        family: "FIELDS",
-        tags: "@FLOW",
-        seeds: &[(Service::Payment, "payment::push-own-event-id=return")],
-    },
-    Fault {
-        name: "timestamp-seconds",
-        bug: "order.confirmed carries eventTimestamp in epoch seconds where milliseconds are due",
-        family: "FIELDS",
-        tags: "@FLOW",
-        seeds: &[(Service::Order, "order::timestamp-seconds=return")],
-    },
-    Fault {
-        name: "confirm-cancelled-order",
-        bug: "stock.reserved moves the order whatever its status (only the eventId dedupe guards it)",
-        family: "LATE",
-        tags: "@LATE",
-        seeds: &[(Service::Order, "order::ignore-status=return")],
-    },
-    Fault {
-        name: "payment-dedupe-by-event-only",
-        bug: "payments are deduped by eventId only: no one-payment-per-order constraint",
-        family: "LATE",
-        tags: "@LATE",
-        seeds: &[(Service::Payment, "payment::no-unique-order=return")],
-    },
-    Fault {
-        name: "dedupe-in-memory",
-        bug: "the Order Service remembers handled eventIds in memory only (forgotten on restart)",
-        family: "IDEMP",
-        tags: "@IDEMP",
-        seeds: &[(Service::Order, "kit::dedupe-in-memory=return;order::ignore-status=return")],
-    },
-    Fault {
-        name: "publish-from-memory",
-        bug: "crash window commit → publish: events are published 300 ms after commit from memory, with no outbox row",
-        family: "CRASH",
-        tags: "@CRASH-1",
-        seeds: &[
-            (Service::Order, "kit::publish-from-memory=return(300)"),
-            (Service::Product, "kit::publish-from-memory=return(300)"),
-            (Service::Payment, "kit::publish-from-memory=return(300)"),
-        ],
-    },
-    Fault {
-        name: "offset-before-effect",
-        bug: "crash window effect → offset: the offset is committed 100 ms before the handler's transaction",
-        family: "CRASH",
-        tags: "@CRASH-1",
-        seeds: &[(Service::Product, "kit::offset-before-effect=return(100)")],
-    },
-    Fault {
-        name: "push-from-memory",
-        bug: "crash window publish → push: the PAYMENT_WAIT push is sent 300 ms after commit from memory, with no outbox row",
-        family: "CRASH",
-        tags: "@CRASH-1",
-        seeds: &[(Service::Payment, "kit::push-from-memory=return(300)")],
-    },
-    Fault {
-        name: "keep-good-lines",
-        bug: "a refused reservation keeps the lines taken before the failing one (request order): not all or none",
-        family: "FAIL",
-        tags: "@FAIL",
-        seeds: &[(Service::Product, "product::keep-good-lines=return")],
-    },
-    Fault {
-        name: "duplicate-lines-per-line",
-        bug: "intake accepts two lines of one product, and each line is checked alone against the stock (oversell)",
-        family: "FAIL",
-        tags: "@FAIL",
-        seeds: &[
-            (Service::Order, "order::accept-duplicate-lines=return"),
-            (Service::Product, "product::per-line-stock-check=return"),
-        ],
-    },
-    Fault {
-        name: "cancel-without-guard",
-        bug: "stock.reservation.failed cancels the order whatever its status: the cancel path has no guard",
-        family: "LATE",
-        tags: "@LATE",
-        seeds: &[(Service::Order, "order::cancel-ignores-status=return")],
-    },
-    Fault {
-        name: "push-forgotten-on-error",
-        bug: "a push is sent once and forgotten when the gateway answers 5xx or does not answer",
-        family: "PUSH",
-        tags: "@PUSH",
-        seeds: &[
-            (Service::Order, "kit::push-forgotten-on-error=return"),
-            (Service::Payment, "kit::push-forgotten-on-error=return"),
-        ],
-    },
-    Fault {
-        name: "decode-with-own-schema",
-        bug: "consumers decode with their own copy of the schema, ignoring the writer's schema id",
-        family: "WIRE",
-        tags: "@WIRE",
-        seeds: &[
-            (Service::Order, "kit::decode-with-own-schema=return"),
-            (Service::Product, "kit::decode-with-own-schema=return"),
-            (Service::Payment, "kit::decode-with-own-schema=return"),
-        ],
-    },
-    Fault {
-        name: "no-total-cap",
-        bug: "the intake caps each line's amount but not the order's total (two lines may sum past 99,999,999.99)",
-        family: "INPUT",
-        tags: "@INPUT-1",
-        seeds: &[(Service::Order, "order::no-total-cap=return")],
-    },
-];
 
 /// One row of the kill matrix.
 #[derive(Debug, Clone, Serialize)]
@@ -287,16 +81,16 @@ impl SelfTest {
 }
 
 /// The faults named in `only` (all when empty); an unknown name is an error.
-pub fn select(only: &[String]) -> anyhow::Result<Vec<Fault>> {
+pub fn select(only: &[String]) -> anyhow::Result<Vec<SeededBug>> {
     if only.is_empty() {
-        return Ok(FAULTS.to_vec());
+        return Ok(SEEDED_BUGS.to_vec());
     }
     only.iter()
         .map(|name| {
-            FAULTS.iter().find(|f| f.name == name).copied().ok_or_else(|| {
+            SEEDED_BUGS.iter().find(|f| f.name == name).copied().ok_or_else(|| {
                 anyhow::anyhow!(
                     "no seeded fault {name:?}; known: {}",
-                    FAULTS.iter().map(|f| f.name).collect::<Vec<_>>().join(", ")
+                    SEEDED_BUGS.iter().map(|f| f.name).collect::<Vec<_>>().join(", ")
                 )
             })
         })
@@ -304,11 +98,11 @@ pub fn select(only: &[String]) -> anyhow::Result<Vec<Fault>> {
 }
 
 /// Runs the baseline, then every fault, each on a fresh stack under `report_dir/<fault>`.
-pub async fn run(base: Config, faults: &[Fault], report_dir: &Path) -> anyhow::Result<SelfTest> {
+pub async fn run(base: Config, faults: &[SeededBug], report_dir: &Path) -> anyhow::Result<SelfTest> {
     let began = Instant::now();
     std::fs::create_dir_all(report_dir)?;
     let union = faults.iter().map(|f| format!("({})", f.tags)).collect::<Vec<_>>().join(" or ");
-    let baseline_fault = Fault {
+    let baseline_fault = SeededBug {
         name: "baseline",
         bug: "nothing seeded: the failpoint build must conform",
         family: "",
@@ -341,13 +135,13 @@ pub async fn run(base: Config, faults: &[Fault], report_dir: &Path) -> anyhow::R
     Ok(result)
 }
 
-async fn run_one(base: &Config, fault: &Fault, tags: &str, report_dir: &Path) -> Kill {
+async fn run_one(base: &Config, fault: &SeededBug, tags: &str, report_dir: &Path) -> Kill {
     let started = Instant::now();
     let mut config = base.clone();
     config.backend = BackendKind::Processes;
     config.report_dir = report_dir.join(fault.name);
     let mut env: std::collections::HashMap<Service, Vec<(String, String)>> =
-        ALL.iter().map(|s| (*s, Vec::new())).collect();
+        Service::ALL.iter().map(|s| (*s, Vec::new())).collect();
     for (service, failpoints) in fault.seeds {
         env.entry(*service).or_default().push(("FAILPOINTS".into(), (*failpoints).into()));
     }
@@ -427,7 +221,7 @@ th{{background:#f4f4f4}} .pill{{padding:.05rem .45rem;border-radius:3px;color:#f
 </style></head><body><h1>Self-test: the kill matrix</h1>
 <p>Each row is a realistic bug seeded into the reference services (cargo feature <code>failpoints</code>), run against the families it can touch; it is caught when a scenario of its family fails.</p>
 <p><span class="verdict {cls}">{word}</span> &nbsp; {caught}/{n} faults caught · {secs:.0} s</p>
-<table><tr><th>Fault</th><th>Bug</th><th>Family</th><th>Verdict</th><th>Failing requirements</th><th>Seeded</th><th>Time</th></tr>"#,
+<table><tr><th>SeededBug</th><th>Bug</th><th>Family</th><th>Verdict</th><th>Failing requirements</th><th>Seeded</th><th>Time</th></tr>"#,
         caught = result.caught(),
         n = result.kills.len(),
         secs = result.seconds,
@@ -505,17 +299,17 @@ mod tests {
 
     #[test]
     fn every_family_and_crash_window_has_a_fault_with_a_unique_name() {
-        let mut names: Vec<&str> = FAULTS.iter().map(|f| f.name).collect();
+        let mut names: Vec<&str> = SEEDED_BUGS.iter().map(|f| f.name).collect();
         names.sort();
         names.dedup();
-        assert_eq!(names.len(), FAULTS.len(), "fault names must be unique (they name report directories)");
+        assert_eq!(names.len(), SEEDED_BUGS.len(), "fault names must be unique (they name report directories)");
         for family in [
             "FLOW", "FAIL", "ORDER", "IDEMP", "TIME", "COUPLING", "WIRE", "INPUT", "STOCK", "LATE", "CRASH", "FIELDS",
             "PUSH",
         ] {
-            assert!(FAULTS.iter().any(|f| f.family == family), "no seeded fault for {family}");
+            assert!(SEEDED_BUGS.iter().any(|f| f.family == family), "no seeded fault for {family}");
         }
-        for f in FAULTS {
+        for f in SEEDED_BUGS {
             assert!(
                 f.tags.parse::<cucumber::gherkin::tagexpr::TagOperation>().is_ok(),
                 "{}: {:?} is not a tag expression",
