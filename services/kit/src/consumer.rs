@@ -24,7 +24,6 @@ use anyhow::Context as _;
 use futures::future::BoxFuture;
 use rdkafka::Message;
 use rdkafka::client::ClientContext;
-use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{Consumer, ConsumerContext, StreamConsumer};
 use rdkafka::message::{Header, Headers, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -181,12 +180,11 @@ enum Membership {
 }
 
 fn connect(config: &ServiceConfig, topics: &[&str], metrics: &Metrics) -> anyhow::Result<StreamConsumer<LagContext>> {
-    let mut client = ClientConfig::new();
+    let mut client = crate::kafka::client(&config.kafka_bootstrap_servers);
     if let Some(id) = &config.instance_id {
         client.set("group.instance.id", id);
     }
     client
-        .set("bootstrap.servers", &config.kafka_bootstrap_servers)
         .set("group.id", config.consumer_group())
         .set("session.timeout.ms", config.session_timeout_ms.to_string())
         .set("heartbeat.interval.ms", (config.session_timeout_ms / 4).to_string())
