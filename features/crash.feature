@@ -121,3 +121,30 @@ Feature: Crashes under load
     And no order of the load has a duplicate or conflicting effect on Kafka
     And the stock of "P1" fell by exactly the units confirmed
     And the stock of "P2" fell by exactly the units confirmed
+
+  # One service's database alone goes away — its own server crashed — for a long outage while
+  # the rest of the stack serves: the intake keeps accepting, the Order Service publishes and
+  # forgets (its outbox rows are sent and deleted), so a Product Service that gives up on a
+  # record after a few failed attempts and moves past it loses the order for good. Our stacks
+  # refuse connections to product_db and end its sessions; an external implementation does it
+  # with its kill_db_product / start_db_product commands.
+  @CRASH-5 @serial @must @needs-db-kill-product
+  Scenario: The Product Service's database is taken away for a long outage and given back
+    Given the catalogue has product "P1" priced 10.00 with 200 in stock
+    And the catalogue has product "P2" priced 2.50 with 100 in stock
+    And orders flow at 25 per second for products "P1" and "P2"
+    When the load has placed 25 orders
+    And 100 more orders arrive at once
+    And the Product Service's database is taken away
+    And the fault lasts a long outage
+    And the fault is held until 20 orders are open
+    And the Product Service's database is given back
+    And the load has placed 25 more orders
+    And the load stops
+    Then every order the load placed settles: confirmed with a payment, or cancelled
+    And the load was answered 201, or 503 or not at all only while the fault was in place
+    And each confirmed order has exactly one payment and no cancelled order has one
+    And each order got exactly one push of each kind it is due, counted by eventId
+    And no order of the load has a duplicate or conflicting effect on Kafka
+    And the stock of "P1" fell by exactly the units confirmed
+    And the stock of "P2" fell by exactly the units confirmed

@@ -171,13 +171,23 @@ pub fn unsettled(orders: &[Settled]) -> Vec<Violation> {
             _ => true,
         })
         .map(|o| {
-            let origin =
-                if o.accepted_ms.is_some() { "accepted" } else { "seen only on order.created (its answer was lost)" };
-            violation(
-                "settled",
-                &o.order_id,
-                format!("{origin}, ended {} with {} payment(s)", o.status_text(), o.payments.len()),
-            )
+            let detail = match (o.accepted_ms, o.status) {
+                // Fair to an order whose answer was lost: committed, it reads back. This one was
+                // announced to the saga and never stored (published before its transaction
+                // committed, the commit then failing, and its client answered 503 or nothing).
+                (None, None) => "published on order.created, yet GET answers 404: the record announces an order \
+                                 that does not exist (sent before the order's transaction committed?)"
+                    .to_string(),
+                (accepted, _) => {
+                    let origin = if accepted.is_some() {
+                        "accepted"
+                    } else {
+                        "seen only on order.created (its answer was lost)"
+                    };
+                    format!("{origin}, ended {} with {} payment(s)", o.status_text(), o.payments.len())
+                }
+            };
+            violation("settled", &o.order_id, detail)
         })
         .collect()
 }
@@ -465,6 +475,21 @@ mod tests {
         let mut no_payment = healthy();
         no_payment[0].payments.clear();
         assert_eq!(unsettled(&no_payment).len(), 1, "confirmed without a payment is not settled");
+    }
+
+    #[test]
+    fn an_order_published_but_never_stored_is_caught() {
+        // Known only from its order.created (its client got a 503 or no answer): reading back as
+        // an order is fair (committed, answer lost), a 404 is a record for an order that does
+        // not exist.
+        let mut orders = healthy();
+        orders[0].accepted_ms = None;
+        assert!(unsettled(&orders).is_empty(), "an order whose answer was lost and that exists settles");
+        orders.push(Settled { accepted_ms: None, status: None, payments: Vec::new(), ..cancelled("phantom", 1) });
+        let v = unsettled(&orders);
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert_eq!(v[0].order_id, "phantom");
+        assert!(v[0].detail.contains("does not exist"), "{v:?}");
     }
 
     #[test]

@@ -374,6 +374,11 @@ async fn handle_with_retries<H: Handler>(
             }
             result => return Some(result),
         };
+        if gives_up(attempt) {
+            let first = &batch[0];
+            tracing::error!(topic = first.topic(), partition = first.partition(), offset = first.offset(), records = batch.len(), attempt, error = %format!("{error:#}"), "giving up on the batch; skipping it");
+            return Some(Ok(batch.iter().map(|_| Outcome::Processed).collect()));
+        }
         // The connection may be what failed (the database restarted): the next attempt takes
         // a fresh one.
         held.forget();
@@ -386,6 +391,14 @@ async fn handle_with_retries<H: Handler>(
             _ = stop.changed() => return None,
         }
     }
+}
+
+/// Never: a batch that failed on something it depends on is retried until it succeeds. Seeded
+/// fault (self-test, `kit::skip-after-retries=return(N)`): a retry budget — after N failed
+/// attempts the batch counts as handled and its offset is committed past it.
+fn gives_up(attempt: u32) -> bool {
+    crate::failpoint::seeded("kit::skip-after-retries")
+        .is_some_and(|budget| attempt >= budget.trim().parse().unwrap_or(5))
 }
 
 /// Retry pacing after `attempt` failures: 50 ms, 100 ms, … capped at [`MAX_RETRY_PAUSE`].
