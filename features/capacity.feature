@@ -15,7 +15,7 @@ Feature: Capacity and recovery, declared by the implementation
     When the load has run for 10 seconds
     And the load stops
     Then every order the load placed settles: confirmed with a payment, or cancelled
-    And the load kept up with the declared rate: every order answered 201, and what was left when it stopped settled within the saga budget
+    And the load kept up with the declared rate: every order answered 201, settled at that rate, and what was left when it stopped settled within the saga budget
 
   # The backlog is what was open when the killed service was started again: the orders accepted
   # before, and those whose answer was lost in the crash. Intake counts as back at its first 201

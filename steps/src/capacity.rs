@@ -62,10 +62,15 @@ impl Capacity {
     }
 }
 
-/// `@CAPACITY-1` on a load that ran without a fault: every request was answered 201, and what
-/// was left when the load stopped (its last request sent) settled within `drain_budget_ms` — an
-/// implementation that keeps up with the rate has only its orders in flight left then; one that
-/// falls behind has a backlog growing with the load's length. `Ok`/`Err` carry the figures.
+/// The share of the declared rate the orders must settle at (measured between the 10th and
+/// the 90th percentile of their settle times, so one slow first or last order does not count).
+pub const SETTLE_RATE_SHARE: f64 = 0.9;
+
+/// `@CAPACITY-1` on a load that ran without a fault: every request was answered 201; the orders
+/// settled at [`SETTLE_RATE_SHARE`] of the declared rate or more; and what was left when the load
+/// stopped (its last request sent) settled within `drain_budget_ms` — an implementation that
+/// keeps up with the rate has only its orders in flight left then; one that falls behind has a
+/// backlog growing with the load's length. `Ok`/`Err` carry the figures.
 pub fn sustained(attempts: &[Attempt], orders: &[Settled], rate: u32, drain_budget_ms: f64) -> Result<Value, String> {
     let accepted = attempts.iter().filter(|a| matches!(a.answer, Answer::Accepted(_))).count();
     let first_sent = attempts.iter().map(|a| a.sent_ms).min();
@@ -73,11 +78,13 @@ pub fn sustained(attempts: &[Attempt], orders: &[Settled], rate: u32, drain_budg
     let last_settled = orders.iter().map(|o| o.terminal_ms).try_fold(i64::MIN, |latest, t| t.map(|t| latest.max(t)));
     let drain_ms = last_sent.zip(last_settled).map(|(sent, settled)| (settled - sent).max(0));
     let span_ms = first_sent.zip(last_settled).map(|(first, last)| (last - first).max(1));
+    let settle_rate = settle_rate(orders);
     let figures = json!({
         "declared_rate_per_second": rate,
         "sent": attempts.len(),
         "accepted": accepted,
         "settled_per_second": span_ms.map(|span| (orders.len() as f64 * 1000.0 / span as f64 * 10.0).round() / 10.0),
+        "settle_rate_p10_p90_per_second": settle_rate.map(|r| (r * 10.0).round() / 10.0),
         "drain_after_load_ms": drain_ms,
         "drain_budget_ms": drain_budget_ms,
     });
@@ -101,6 +108,14 @@ pub fn sustained(attempts: &[Attempt], orders: &[Settled], rate: u32, drain_budg
             refused.join("; ")
         ));
     }
+    if let Some(measured) = settle_rate
+        && measured < f64::from(rate) * SETTLE_RATE_SHARE
+    {
+        wrong.push(format!(
+            "the orders settled at {measured:.1}/s (between the 10th and 90th percentile of their settle times), under {:.0} % of the declared {rate} orders/s",
+            SETTLE_RATE_SHARE * 100.0
+        ));
+    }
     match drain_ms {
         None => wrong.push("an order's last push (PAYMENT_WAIT or ORDER_CANCELLED) never arrived: no drain time".into()),
         Some(drain) if drain as f64 > drain_budget_ms => wrong.push(format!(
@@ -109,6 +124,19 @@ pub fn sustained(attempts: &[Attempt], orders: &[Settled], rate: u32, drain_budg
         Some(_) => {}
     }
     if wrong.is_empty() { Ok(figures) } else { Err(format!("{}; figures: {figures}", wrong.join("; "))) }
+}
+
+/// Orders settled per second between the 10th and the 90th percentile of the settle times
+/// (`None` with fewer than 10 orders, or one not settled).
+fn settle_rate(orders: &[Settled]) -> Option<f64> {
+    let mut times: Vec<i64> = orders.iter().map(|o| o.terminal_ms).collect::<Option<_>>()?;
+    if times.len() < 10 {
+        return None;
+    }
+    times.sort_unstable();
+    let (low, high) = (times.len() / 10, times.len() * 9 / 10);
+    let span = (times[high] - times[low]).max(1);
+    Some((high - low) as f64 * 1000.0 / span as f64)
 }
 
 /// What a recovery took, in ms after the fault was lifted: until intake answered 201 again (to a
@@ -195,6 +223,7 @@ mod tests {
         assert_eq!(figures["drain_after_load_ms"], 50);
         assert_eq!(figures["accepted"], 10);
         assert_eq!(figures["settled_per_second"], 10.5);
+        assert_eq!(figures["settle_rate_p10_p90_per_second"], 10.0);
     }
 
     #[test]
@@ -207,6 +236,11 @@ mod tests {
             "{err}"
         );
         assert!(err.contains("\"settled_per_second\":5.3"), "{err}");
+        assert!(err.contains("settled at 5.0/s"), "{err}");
+        // A generous drain budget does not hide the rate: the backlog grew at half the rate.
+        let err = sustained(&attempts, &orders, 10, 60_000.0).unwrap_err();
+        assert!(err.contains("settled at 5.0/s") && err.contains("under 90 % of the declared 10"), "{err}");
+        assert!(!err.contains("budget ([timing]"), "{err}");
     }
 
     #[test]

@@ -1,11 +1,60 @@
 //! The steps of the declared capacity (`[capacity]`, [`crate::capacity`]): the crash and scale
 //! scenarios' load at the declared rate and burst, and the capacity and recovery requirements
 //! (`features/capacity.feature`) judged on a load's answers and what its orders ended as. Every
-//! crash scenario's record also carries its `recovery` figures (measured, not judged there).
+//! crash scenario's record also carries its `recovery` figures (measured, not judged there), and
+//! a burst tops itself up only while fewer orders than its size are open ([`OpenOrders`]).
 
-use super::SagaWorld;
+use super::load::Journal;
+use super::{SagaWorld, SuiteEnv};
 use crate::capacity;
+use crate::checkers_crash::Answer;
 use cucumber::{given, then, when};
+use saga_contract::PushKind;
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How long a count of the load's open orders is reused.
+const OPEN_REFRESH: Duration = Duration::from_millis(100);
+
+/// The load's orders accepted and not yet at their last stage (no `PAYMENT_WAIT` or
+/// `ORDER_CANCELLED` push yet), counted again at most every [`OPEN_REFRESH`]: a burst tops
+/// itself up only while fewer than its size are open, so a slow implementation is not sent
+/// more than the burst it declared.
+pub(super) struct OpenOrders {
+    env: Arc<SuiteEnv>,
+    journal: Arc<Journal>,
+    counted: Option<(Instant, usize)>,
+}
+
+impl OpenOrders {
+    pub(super) fn new(env: Arc<SuiteEnv>, journal: Arc<Journal>) -> OpenOrders {
+        OpenOrders { env, journal, counted: None }
+    }
+
+    pub(super) fn now(&mut self) -> usize {
+        if let Some((at, open)) = self.counted
+            && at.elapsed() < OPEN_REFRESH
+        {
+            return open;
+        }
+        let arrivals = self.env.sink.arrivals();
+        let finished: BTreeSet<&str> = arrivals
+            .iter()
+            .filter_map(|a| a.push.as_ref().ok())
+            .filter(|p| matches!(p.kind, PushKind::PaymentWait | PushKind::OrderCancelled))
+            .map(|p| p.order_id.as_str())
+            .collect();
+        let open = self
+            .journal
+            .attempts()
+            .iter()
+            .filter(|a| matches!(&a.answer, Answer::Accepted(id) if !finished.contains(id.as_str())))
+            .count();
+        self.counted = Some((Instant::now(), open));
+        open
+    }
+}
 
 #[given(regex = r#"^orders flow at the declared rate for products? (.+)$"#)]
 async fn load_at_declared_rate(world: &mut SagaWorld, aliases: String) {
@@ -35,7 +84,7 @@ pub(super) fn note_recovery(world: &mut SagaWorld) {
 }
 
 #[then(
-    "the load kept up with the declared rate: every order answered 201, and what was left when it stopped settled within the saga budget"
+    "the load kept up with the declared rate: every order answered 201, settled at that rate, and what was left when it stopped settled within the saga budget"
 )]
 async fn load_sustained(world: &mut SagaWorld) {
     let config = &world.env.config;
@@ -59,7 +108,7 @@ async fn recovered_in_budget(world: &mut SagaWorld) {
         .get("recovery")
         .cloned()
         .expect("no recovery was measured: a fault is put in place, lifted, and the load's orders read back first");
-    let budget = std::time::Duration::from_secs(world.env.config.capacity.recovery_seconds);
+    let budget = Duration::from_secs(world.env.config.capacity.recovery_seconds);
     if let Err(failed) = capacity::recovery(&figures, budget) {
         panic!("the implementation did not recover within the declared {budget:?}: {failed}");
     }

@@ -399,14 +399,16 @@ async fn load_placed_more(world: &mut SagaWorld, count: usize) {
 /// Sends `count` orders at once and returns while they are still arriving — once a quarter of
 /// them is answered — so the fault the scenario puts in place next lands mid-burst, with orders
 /// in every stage. Until that fault is in place, every accepted order of the burst is replaced
-/// by a new one (at most [`BURST_TOP_UPS`] × `count` in all; a refused one is not, so an
-/// intake already down is not flooded): putting a fault in place takes
+/// by a new one while fewer than `count` orders of the load are open (at most [`BURST_TOP_UPS`] ×
+/// `count` in all; a refused one is not, so an intake already down is not flooded; a slow
+/// implementation still working on the burst gets no more than the burst it declared):
+/// putting a fault in place takes
 /// time (a container is killed in ~0.4 s), and a fast implementation would otherwise finish
 /// the burst first, so the fault would hit an idle saga and the scenario would test nothing.
 /// The rest is awaited when the load stops.
 #[when(regex = r"^(\d+) more orders arrive at once$")]
 pub(super) async fn load_burst(world: &mut SagaWorld, count: usize) {
-    let deadline = world.deadline();
+    let (deadline, env) = (world.deadline(), world.env.clone());
     let mut faults = world.faults_in_place.subscribe();
     let faults_before = *faults.borrow_and_update();
     let load = world.load();
@@ -414,6 +416,7 @@ pub(super) async fn load_burst(world: &mut SagaWorld, count: usize) {
     let (journal, before) = (load.journal.clone(), load.journal.answered());
     let (template, placing_journal) = (load.template.clone(), load.journal.clone());
     let stop = load.stop.subscribe();
+    let mut open = super::capacity::OpenOrders::new(env, load.journal.clone());
     load.bursts.push(tokio::spawn(async move {
         let mut placing: futures::stream::FuturesUnordered<_> =
             (0..count).map(|_| place_next(template.clone(), placing_journal.clone())).collect();
@@ -421,7 +424,7 @@ pub(super) async fn load_burst(world: &mut SagaWorld, count: usize) {
         // Bounded: each answer adds at most one order, and at most BURST_TOP_UPS × count in all.
         while let Some(accepted) = placing.next().await {
             let fault_pending = *faults.borrow() == faults_before && !*stop.borrow();
-            if accepted && fault_pending && top_ups < BURST_TOP_UPS * count {
+            if accepted && fault_pending && top_ups < BURST_TOP_UPS * count && open.now() < count {
                 placing.push(place_next(template.clone(), placing_journal.clone()));
                 top_ups += 1;
             }
