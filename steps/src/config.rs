@@ -45,6 +45,8 @@ pub struct Config {
     pub timing: Timing,
     pub deadlines: Deadlines,
     pub faults: Faults,
+    /// What the implementation declares it takes (`[capacity]`, see [`crate::capacity`]).
+    pub capacity: crate::capacity::Capacity,
     pub fields: Fields,
     pub external: External,
     pub containers: ContainerImages,
@@ -254,6 +256,7 @@ impl Default for Config {
             timing: Timing::default(),
             deadlines: Deadlines::default(),
             faults: Faults::default(),
+            capacity: Default::default(),
             fields: Fields::default(),
             external: External::default(),
             containers: ContainerImages::default(),
@@ -415,6 +418,7 @@ impl Config {
         config.timing.scale = o.timing_scale.unwrap_or(config.timing.scale);
         config.features = o.features_dir.or(config.features);
         config.scale()?;
+        config.capacity.check()?;
         Ok(config)
     }
 

@@ -14,6 +14,7 @@
 //! - [`groups`]: the implementation's consumer groups' committed offsets (when was a record consumed);
 //! - [`membership`]: which member of a consumer group owns which partition (the scale scenarios);
 //! - [`checkers_crash`]: checks of what a steady load's orders ended as after a crash;
+//! - [`capacity`]: the declared `[capacity]`, and the capacity and recovery requirements' checks;
 //! - [`fields`]: field meanings over the whole run (eventIds, timestamps, push causes, lines);
 //! - [`sink`]: the push gateway stand-in (wiremock) the implementation is pointed at;
 //! - [`steps`]: the cucumber World and step definitions; [`report`]: the HTML report;
@@ -31,6 +32,7 @@
 
 pub mod backend;
 pub mod bench;
+pub mod capacity;
 pub mod checkers;
 pub mod checkers_crash;
 pub mod client;

@@ -267,6 +267,7 @@ pub async fn run(config: Config, tags: Option<String>) -> anyhow::Result<RunSumm
         scenarios_took,
     )?;
     let summary = RunSummary { results, skipped, judgement, report_dir: config.report_dir.clone() };
+    eprintln!("[run {:>5.1}s] declared capacity: {}", began.elapsed().as_secs_f64(), config.capacity.describe());
     eprintln!(
         "[run {:>5.1}s] report: {}",
         began.elapsed().as_secs_f64(),

@@ -294,6 +294,7 @@ impl<H: Handler> Worker<H> {
 
     /// Handles a batch and stores its offsets; `false` when shutdown interrupted it.
     async fn process(&self, batch: &[OwnedMessage], held: &mut HeldConnection) -> bool {
+        crate::throttle::admit(batch.len()).await;
         let started = Instant::now();
         if let Some(pause) = crate::failpoint::delay("kit::offset-before-effect") {
             // Seeded fault: the offsets are committed before the handler's transaction (as with

@@ -4,6 +4,7 @@
 //! without seeing each other's data. Everything a step waits for has a deadline; a failing
 //! step's message carries the evidence (the order's records and pushes).
 
+mod capacity;
 mod catalogue;
 mod evolve;
 mod faults;
