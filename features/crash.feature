@@ -138,9 +138,9 @@ Feature: Crashes under load
   Scenario: The Product Service's database is taken away for a long outage and given back
     Given the catalogue has product "P1" priced 10.00 with 200 in stock
     And the catalogue has product "P2" priced 2.50 with 100 in stock
-    And orders flow at 25 per second for products "P1" and "P2"
+    And orders flow at the declared rate for products "P1" and "P2"
     When the load has placed 25 orders
-    And 100 more orders arrive at once
+    And the declared burst of orders arrives at once
     And the Product Service's database is taken away
     And the fault lasts a long outage
     And the fault is held until 20 orders are open

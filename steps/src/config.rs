@@ -200,9 +200,9 @@ pub struct Faults {
     /// evict it (the pause ends at the eviction, as the implementation's session timeout makes
     /// it); with no group known, how long the pause lasts.
     pub zombie_pause_seconds: u64,
-    /// How long the long outages (the database's in @CRASH-3, the broker's in @CRASH-2) last,
-    /// with the load going on: long enough to exhaust any sensible retry budget, as outages in
-    /// production do.
+    /// How long the long outages (the broker's in @CRASH-2, the database server's in @CRASH-3,
+    /// one service's database in @CRASH-5) last, with the load going on: long enough to exhaust
+    /// any sensible retry budget, as outages in production do.
     pub long_outage_seconds: u64,
 }
 
