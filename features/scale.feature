@@ -4,8 +4,8 @@ Feature: Scaling out: several instances of each service on a three-node Kafka cl
   replicated Kafka. That is where orders get lost or applied twice: a rebalance hands a
   partition to another instance while the first is still working on it, a hung instance wakes up
   after its partitions were given away (a zombie), the leader of a partition dies between the
-  write and the acknowledgement. Orders flow at a steady rate (plus a burst just before the
-  fault) while each of these happens; then every order that was accepted ends exactly once —
+  write and the acknowledgement. Orders flow at the declared rate (`[capacity]`, plus a burst
+  just before the fault) while each of these happens; then every order that was accepted ends exactly once —
   confirmed with one payment, or cancelled — with one push of each kind it is due, no second or
   conflicting effect on Kafka, and the stock down by exactly the units confirmed. The load, the
   faults and the checks are those of the crash scenarios (`crash.feature`).
@@ -22,10 +22,10 @@ Feature: Scaling out: several instances of each service on a three-node Kafka cl
   @SCALE-1 @serial @should @needs-kill-instance-product
   Scenario: One of two Product Service instances is killed; the survivor takes its partitions over
     Given the catalogue has product "P1" priced 10.00 with 200 in stock
-    And orders flow at 25 per second for product "P1"
+    And orders flow at the declared rate for product "P1"
     When the Product Service's partitions are spread over its live instances
     And the load has placed 25 orders
-    And 100 more orders arrive at once
+    And the declared burst of orders arrives at once
     And a Product Service instance is killed
     And the fault is held until 20 orders are open
     And the Product Service's partitions are spread over its live instances
@@ -44,11 +44,11 @@ Feature: Scaling out: several instances of each service on a three-node Kafka cl
   @SCALE-2 @serial @should @needs-add-instance-product
   Scenario: A Product Service instance is added under load; the group rebalances without loss or duplicates
     Given the catalogue has product "P1" priced 10.00 with 200 in stock
-    And orders flow at 25 per second for product "P1"
+    And orders flow at the declared rate for product "P1"
     When the Product Service's partitions are spread over its live instances
     And the load has placed 25 orders
     And a Product Service instance is added
-    And 100 more orders arrive at once
+    And the declared burst of orders arrives at once
     And the fault is held until 20 orders are open
     And the Product Service's partitions are spread over its live instances
     And the load has placed 25 more orders
@@ -63,9 +63,9 @@ Feature: Scaling out: several instances of each service on a three-node Kafka cl
   @SCALE-3 @serial @should @needs-broker-cluster
   Scenario: The Kafka node leading the saga partitions is killed; the others take over and the saga completes
     Given the catalogue has product "P1" priced 10.00 with 200 in stock
-    And orders flow at 25 per second for product "P1"
+    And orders flow at the declared rate for product "P1"
     When the load has placed 25 orders
-    And 100 more orders arrive at once
+    And the declared burst of orders arrives at once
     And the Kafka broker leading the saga topics' partitions is killed
     And the fault is held until 20 orders are open
     And the saga topics' partitions have leaders on the running brokers
@@ -84,10 +84,10 @@ Feature: Scaling out: several instances of each service on a three-node Kafka cl
   @SCALE-4 @serial @should @needs-pause-instance-product
   Scenario: A Product Service instance paused past its session timeout makes no second effect once it resumes
     Given the catalogue has product "P1" priced 10.00 with 200 in stock
-    And orders flow at 25 per second for product "P1"
+    And orders flow at the declared rate for product "P1"
     When the Product Service's partitions are spread over its live instances
     And the load has placed 25 orders
-    And 100 more orders arrive at once
+    And the declared burst of orders arrives at once
     And a Product Service instance is paused
     And the fault is held until 20 orders are open
     And the Product Service's partitions are spread over its live instances

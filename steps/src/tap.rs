@@ -12,13 +12,17 @@
 use crate::kafka::{self, Fetch};
 pub use crate::observed::TapRecord;
 use crate::poll;
+
+mod caught_up;
 use anyhow::Context as _;
 use apache_avro::types::Value;
+pub use caught_up::Behind;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Headers;
 use rdkafka::{Message, Offset, TopicPartitionList};
 use saga_contract::{EventCodec, Money, SagaTopic, Topics};
 use serde_json::json;
+use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tokio::sync::watch;
@@ -32,6 +36,9 @@ pub enum Pace {
 
 struct Inner {
     log: RwLock<Vec<TapRecord>>,
+    /// Where the tap started reading each partition: (topic, partition) → offset.
+    started_at: BTreeMap<(String, i32), i64>,
+    bootstrap: String,
     changed: watch::Sender<usize>,
     /// Set when the tap is closed; the consumer task ends.
     closed: watch::Sender<bool>,
@@ -55,11 +62,25 @@ impl Tap {
         pace: Pace,
     ) -> anyhow::Result<Tap> {
         let names = topic_names(&topics, dead_letters);
-        let consumer = assigned_consumer(bootstrap, &names, StartAt::End, pace, "tap").await?;
+        let (consumer, assignment) = assigned_consumer(bootstrap, &names, StartAt::End, pace, "tap").await?;
+        let started_at = assignment
+            .elements()
+            .iter()
+            .filter_map(|p| match p.offset() {
+                Offset::Offset(at) => Some(((p.topic().to_string(), p.partition()), at)),
+                _ => None,
+            })
+            .collect();
         let codec = EventCodec::new(registry_url)?;
         let (changed, _) = watch::channel(0);
         let (closed, close) = watch::channel(false);
-        let inner = Arc::new(Inner { log: RwLock::new(Vec::new()), changed, closed });
+        let inner = Arc::new(Inner {
+            log: RwLock::new(Vec::new()),
+            started_at,
+            bootstrap: bootstrap.to_string(),
+            changed,
+            closed,
+        });
         let tap = Tap { inner: inner.clone(), topics: topics.clone() };
         tokio::spawn(receive(consumer, codec, topics, "tap", close, move |mut record| {
             let len = {
@@ -200,7 +221,7 @@ fn topic_names(topics: &Topics, dead_letters: bool) -> Vec<String> {
     saga.chain(dead).collect()
 }
 
-/// A consumer assigned every partition of `names` at `start`. Its group id is its own
+/// A consumer assigned every partition of `names` at `start`, and that assignment. Its group id is its own
 /// (`saga-conformance-<role>-<uuid>`) and it never commits: it joins no one's group and moves
 /// no one's offsets. It reads committed records only (`read_committed`), as the saga's own
 /// consumers do.
@@ -215,7 +236,7 @@ pub async fn assigned_consumer(
     start: StartAt,
     pace: Pace,
     role: &str,
-) -> anyhow::Result<StreamConsumer> {
+) -> anyhow::Result<(StreamConsumer, TopicPartitionList)> {
     let fetch = match pace {
         Pace::Live => Fetch { wait_ms: 100, min_bytes: 1 },
         Pace::Batched => Fetch { wait_ms: 200, min_bytes: 1_048_576 },
@@ -227,7 +248,7 @@ pub async fn assigned_consumer(
     })
     .await??;
     consumer.assign(&assignment).with_context(|| format!("assigning the {role}'s partitions"))?;
-    Ok(consumer)
+    Ok((consumer, assignment))
 }
 
 /// Every partition of `names` at `start`.

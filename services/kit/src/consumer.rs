@@ -24,7 +24,6 @@ use anyhow::Context as _;
 use futures::future::BoxFuture;
 use rdkafka::Message;
 use rdkafka::client::ClientContext;
-use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{Consumer, ConsumerContext, StreamConsumer};
 use rdkafka::message::{Header, Headers, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -181,12 +180,11 @@ enum Membership {
 }
 
 fn connect(config: &ServiceConfig, topics: &[&str], metrics: &Metrics) -> anyhow::Result<StreamConsumer<LagContext>> {
-    let mut client = ClientConfig::new();
+    let mut client = crate::kafka::client(&config.kafka_bootstrap_servers);
     if let Some(id) = &config.instance_id {
         client.set("group.instance.id", id);
     }
     client
-        .set("bootstrap.servers", &config.kafka_bootstrap_servers)
         .set("group.id", config.consumer_group())
         .set("session.timeout.ms", config.session_timeout_ms.to_string())
         .set("heartbeat.interval.ms", (config.session_timeout_ms / 4).to_string())
@@ -296,6 +294,7 @@ impl<H: Handler> Worker<H> {
 
     /// Handles a batch and stores its offsets; `false` when shutdown interrupted it.
     async fn process(&self, batch: &[OwnedMessage], held: &mut HeldConnection) -> bool {
+        crate::throttle::admit(batch.len()).await;
         let started = Instant::now();
         if let Some(pause) = crate::failpoint::delay("kit::offset-before-effect") {
             // Seeded fault: the offsets are committed before the handler's transaction (as with
@@ -376,6 +375,11 @@ async fn handle_with_retries<H: Handler>(
             }
             result => return Some(result),
         };
+        if gives_up(attempt) {
+            let first = &batch[0];
+            tracing::error!(topic = first.topic(), partition = first.partition(), offset = first.offset(), records = batch.len(), attempt, error = %format!("{error:#}"), "giving up on the batch; skipping it");
+            return Some(Ok(batch.iter().map(|_| Outcome::Processed).collect()));
+        }
         // The connection may be what failed (the database restarted): the next attempt takes
         // a fresh one.
         held.forget();
@@ -388,6 +392,14 @@ async fn handle_with_retries<H: Handler>(
             _ = stop.changed() => return None,
         }
     }
+}
+
+/// Never: a batch that failed on something it depends on is retried until it succeeds. Seeded
+/// fault (self-test, `kit::skip-after-retries=return(N)`): a retry budget — after N failed
+/// attempts the batch counts as handled and its offset is committed past it.
+fn gives_up(attempt: u32) -> bool {
+    crate::failpoint::seeded("kit::skip-after-retries")
+        .is_some_and(|budget| attempt >= budget.trim().parse().unwrap_or(5))
 }
 
 /// Retry pacing after `attempt` failures: 50 ms, 100 ms, … capped at [`MAX_RETRY_PAUSE`].

@@ -13,7 +13,9 @@
 //! - [`kafka`]: producer settings (idempotent, `acks=all`) and topic creation;
 //! - [`http`]: RFC 9457 problem responses, `/health`, `/metrics`, serving with graceful shutdown;
 //! - [`metrics`]: the seed's monitoring points as Prometheus metrics;
-//! - [`failpoint`]: seeded faults for the suite's self-test (feature `failpoints` only).
+//! - [`failpoint`]: seeded faults for the suite's self-test (feature `failpoints` only);
+//! - [`throttle`]: an optional cap on records handled per second, to try the suite on a slow
+//!   implementation (`CONSUMER_MAX_RECORDS_PER_SECOND`, unset by default).
 
 pub mod claims;
 pub mod config;
@@ -26,6 +28,7 @@ pub mod metrics;
 pub mod outbox;
 pub mod service;
 pub mod telemetry;
+pub mod throttle;
 
 pub use config::ServiceConfig;
 

@@ -45,6 +45,20 @@ impl Context {
         tx.event(&name, &key, bytes);
         Ok(())
     }
+
+    /// Seeded fault `order::publish-before-commit` (self-test only): a framed record sent
+    /// straight to Kafka, before (and whatever becomes of) the transaction that stores what it
+    /// announces — the dual write the outbox exists to avoid.
+    pub async fn publish_now(&self, topic: &str, key: &str, payload: &[u8]) -> anyhow::Result<()> {
+        use rdkafka::message::{Header, OwnedHeaders};
+        let headers =
+            OwnedHeaders::new().insert(Header { key: "content-type", value: Some("application/vnd.confluent.avro") });
+        let record = rdkafka::producer::FutureRecord::to(topic).key(key).payload(payload).headers(headers);
+        match self.producer.send(record, std::time::Duration::from_secs(10)).await {
+            Ok(_) => Ok(()),
+            Err((error, _)) => Err(anyhow::anyhow!("publishing to {topic}: {error}")),
+        }
+    }
 }
 
 pub struct Started {

@@ -3,7 +3,7 @@
 //! depend on Kafka or the Product Service being up.
 
 use super::domain::{self, CreateOrder, ValidOrder};
-use super::intake::{Intake, NewOrder};
+use super::intake::{Intake, NewOrder, store_alone};
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -96,10 +96,21 @@ async fn create_order(
         .encode(topic, event.clone())
         .await
         .map_err(|e| Problem::unavailable("schema registry unreachable", e))?;
-    api.intake
-        .store(NewOrder { order_id, event, framed })
-        .await
-        .map_err(|e| Problem::unavailable("order database", e))?;
+    let new_order = NewOrder { order_id, event, framed };
+    // Seeded fault `order::publish-before-commit`: the record goes out first, then the order is
+    // stored in a transaction of its own, without its outbox row (see intake.rs) — the dual write
+    // of a service without an outbox. When that store fails, or the client gives up first (the
+    // request is dropped), the record announces an order that does not exist.
+    let stored = if failpoint::active("order::publish-before-commit") {
+        api.context
+            .publish_now(topic, &new_order.event.order_id, &new_order.framed)
+            .await
+            .map_err(|e| Problem::unavailable("kafka", e))?;
+        store_alone(&api.context, &new_order).await.map_err(|e| e.to_string())
+    } else {
+        api.intake.store(new_order).await
+    };
+    stored.map_err(|e| Problem::unavailable("order database", e))?;
     if let Some(patience) = failpoint::delay("order::intake-waits-for-stock") {
         wait_for_stock(&api.context, order_id, patience).await;
     }

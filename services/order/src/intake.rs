@@ -94,6 +94,13 @@ async fn write_batches(context: Context, waiting: Arc<Mutex<mpsc::Receiver<Pendi
     }
 }
 
+/// Seeded fault `order::publish-before-commit`: one order stored by its own request, in a
+/// transaction of its own on a connection from the pool (an intake without the group commit).
+pub async fn store_alone(context: &Context, order: &NewOrder) -> sqlx::Result<()> {
+    let mut held = HeldConnection::new(context.pool.clone());
+    store(context, &mut held, &[order]).await
+}
+
 /// The orders, their lines and their `order.created` outbox rows in one statement on the
 /// writer's connection (given back after a failure: it may be what failed).
 async fn insert(context: &Context, held: &mut HeldConnection, orders: &[&NewOrder]) -> sqlx::Result<()> {
@@ -126,8 +133,12 @@ async fn store(context: &Context, held: &mut HeldConnection, orders: &[&NewOrder
             .bind(lines().map(|(_, _, i)| i.unit_price.0).collect::<Vec<_>>()),
     );
     let topic = context.config.topics.name(saga_contract::SagaTopic::OrderCreated);
-    for order in orders {
-        tx.event(topic, &order.event.order_id, order.framed.clone());
+    // Seeded fault `order::publish-before-commit`: the record was published before this
+    // transaction (see api.rs), so it gets no outbox row.
+    if !saga_service_kit::failpoint::active("order::publish-before-commit") {
+        for order in orders {
+            tx.event(topic, &order.event.order_id, order.framed.clone());
+        }
     }
     tx.commit().await
 }

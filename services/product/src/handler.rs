@@ -41,6 +41,37 @@ macro_rules! claim_read_lock {
 /// The columns of [`claim_read_lock!`]'s statement.
 type ClaimedReservedProducts = (Vec<String>, Vec<String>, Vec<String>, Vec<i64>, Vec<i32>);
 
+/// Seeded fault `product::unordered-locks`: the batch's products locked one row at a time in
+/// the order the orders name them, with `pause` between, so a batch naming A then B and
+/// another naming B then A deadlock; PostgreSQL aborts one of them (SQLSTATE 40P01), which
+/// this takes for bad data: poison, dead-lettered instead of retried.
+async fn lock_in_request_order(
+    tx: &mut OutboxTx<'_>,
+    orders: &[OrderCreated],
+    pause: std::time::Duration,
+) -> Result<(), HandleError> {
+    let mut in_request_order: Vec<&str> = Vec::new();
+    for item in orders.iter().flat_map(|o| &o.items) {
+        if !in_request_order.contains(&item.product_id.as_str()) {
+            in_request_order.push(&item.product_id);
+        }
+    }
+    for product_id in in_request_order {
+        let lock = sqlx::query("SELECT 1 FROM products WHERE product_id = $1 FOR UPDATE")
+            .bind(product_id)
+            .execute(tx.conn().await?)
+            .await;
+        match lock {
+            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("40P01") => {
+                return Err(HandleError::Poison(format!("deadlock locking {product_id}: {e}")));
+            }
+            other => other.map(drop)?,
+        }
+        tokio::time::sleep(pause).await;
+    }
+    Ok(())
+}
+
 pub struct Reservations {
     pub context: Context,
 }
@@ -66,6 +97,10 @@ impl Handler for Reservations {
         let product_ids: BTreeSet<&str> =
             orders.iter().flat_map(|o| o.items.iter().map(|i| i.product_id.as_str())).collect();
         let product_ids: Vec<&str> = product_ids.into_iter().collect();
+        // Seeded fault `product::unordered-locks`: see `lock_in_request_order`.
+        if let Some(pause) = failpoint::delay("product::unordered-locks") {
+            lock_in_request_order(tx, &orders, pause).await?;
+        }
         // Seeded fault `product::lost-update`: read without the row lock, write back what was read.
         let lost_update = failpoint::active("product::lost-update");
         let statement = if lost_update { claim_read_lock!("") } else { claim_read_lock!(" FOR UPDATE") };

@@ -34,6 +34,8 @@ fn catalogue() -> Vec<Capability> {
         all.push(cap(format!("stop-{svc}"), [format!("stop_{svc}"), format!("start_{svc}")], ScaleNeed::None));
         all.push(cap(format!("pause-{svc}"), [format!("pause_{svc}"), format!("unpause_{svc}")], ScaleNeed::None));
         all.push(cap(format!("kill-{svc}"), [format!("kill_{svc}"), format!("start_{svc}")], ScaleNeed::None));
+        // The service's own database taken away, the rest of the stack serving.
+        all.push(cap(format!("db-kill-{svc}"), [format!("kill_db_{svc}"), format!("start_db_{svc}")], ScaleNeed::None));
         for (verb, undo) in [("kill", "start"), ("pause", "unpause"), ("add", "remove")] {
             let commands = [format!("{verb}_instance_{svc}"), format!("{undo}_instance_{svc}")];
             all.push(cap(format!("{verb}-instance-{svc}"), commands, ScaleNeed::Instances));
@@ -49,8 +51,8 @@ fn catalogue() -> Vec<Capability> {
 
 #[derive(Debug, Clone, Default)]
 pub struct Capabilities {
-    /// Capability names: `stop-<svc>`, `pause-<svc>`, `kill-<svc>`, `broker-stop`,
-    /// `broker-kill`, `db-kill`, `dead-letters` (`<svc>` is order, product or payment); with
+    /// Capability names: `stop-<svc>`, `pause-<svc>`, `kill-<svc>`, `db-kill-<svc>`,
+    /// `broker-stop`, `broker-kill`, `db-kill`, `dead-letters` (`<svc>` is order, product or payment); with
     /// several instances `kill-instance-<svc>`, `pause-instance-<svc>`, `add-instance-<svc>`,
     /// with a cluster of 3 or more Kafka nodes `broker-cluster`.
     available: BTreeSet<String>,
@@ -154,14 +156,27 @@ mod tests {
         assert!(!caps.has("dead-letters"));
         assert!(caps.missing("broker-kill").is_some_and(|why| why.contains("kill_kafka and start_kafka")));
         assert!(caps.missing("stop-product").is_none());
+        let database =
+            Capabilities::from_commands(&commands(&["kill_db_product", "start_db_product"]), false, Scale::default());
+        assert!(database.has("db-kill-product") && !database.has("db-kill-order") && !database.has("db-kill"));
+        assert!(
+            database.missing("db-kill-payment").is_some_and(|why| why.contains("kill_db_payment and start_db_payment"))
+        );
     }
 
     #[test]
     fn the_stacks_we_run_can_do_everything_at_their_scale() {
         let caps = Capabilities::all(Scale::default());
-        for capability in
-            ["stop-order", "pause-payment", "kill-product", "broker-stop", "broker-kill", "db-kill", "dead-letters"]
-        {
+        for capability in [
+            "stop-order",
+            "pause-payment",
+            "kill-product",
+            "broker-stop",
+            "broker-kill",
+            "db-kill",
+            "db-kill-product",
+            "dead-letters",
+        ] {
             assert!(caps.has(capability), "{capability}");
         }
         assert!(caps.missing("teleport").is_some_and(|why| why.contains("typo")));

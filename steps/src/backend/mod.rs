@@ -246,6 +246,23 @@ impl Backend {
         }
     }
 
+    /// Takes `service`'s database away (`allowed` false) while the server and the other
+    /// services' databases keep serving, or gives it back. Our stacks do it on their shared
+    /// server (see [`processes::set_database_access`]); an external implementation with its
+    /// `kill_db_<svc>` and `start_db_<svc>` commands.
+    pub async fn set_database_access(&self, service: Service, allowed: bool) -> anyhow::Result<()> {
+        let base_url = match self {
+            Backend::Processes(stack) => stack.database_url(""),
+            #[cfg(feature = "containers")]
+            Backend::Containers(containers) => containers.postgres_base_url(),
+            Backend::External(external) => {
+                let verb = if allowed { "start" } else { "kill" };
+                return external.run(&format!("{verb}_db_{}", short_name(service)), &[]).await;
+            }
+        };
+        processes::set_database_access(&base_url, service.database(), allowed).await
+    }
+
     /// The instances of `service` running now (paused ones included), by number.
     pub async fn running_instances(&self, service: Service) -> Vec<usize> {
         match self {

@@ -10,8 +10,10 @@
 //! - [`crash`]: what a steady load's orders ended as after a crash (intake, unsettled orders,
 //!   payments, pushes, stock);
 //! - [`fields`]: field meanings over the whole run (eventIds, timestamps, push causes, lines);
-//! - [`stages`]: a saga's stage latencies, defined once for the steps, the bench and the monitor.
+//! - [`stages`]: a saga's stage latencies, defined once for the steps, the bench and the monitor;
+//! - [`capacity`]: the declared capacity sustained, and recovery within its budget.
 
+pub mod capacity;
 pub mod crash;
 pub mod fields;
 pub mod stages;

@@ -8,8 +8,8 @@ use anyhow::Context;
 use saga_contract::Topics;
 use sections::groups_by_service;
 pub use sections::{
-    ContainerImages, Deadlines, External, FaultTimings, Fields, GroupNames, Implementation, Monitor, REFERENCE_NAME,
-    RegistryApi, Timing, UNNAMED,
+    Capacity, ContainerImages, Deadlines, External, FaultTimings, Fields, GroupNames, Implementation, Monitor,
+    REFERENCE_NAME, RegistryApi, Timing, UNNAMED,
 };
 use serde::Deserialize;
 use std::collections::HashMap;
@@ -52,6 +52,9 @@ pub struct Config {
     pub timing: Timing,
     pub deadlines: Deadlines,
     pub faults: FaultTimings,
+    /// What the implementation declares it takes (`[capacity]`, judged by
+    /// [`crate::checkers::capacity`]).
+    pub capacity: Capacity,
     pub fields: Fields,
     pub external: External,
     pub containers: ContainerImages,
@@ -79,6 +82,7 @@ impl Default for Config {
             timing: Timing::default(),
             deadlines: Deadlines::default(),
             faults: FaultTimings::default(),
+            capacity: Default::default(),
             fields: Fields::default(),
             external: External::default(),
             containers: ContainerImages::default(),
@@ -144,6 +148,7 @@ impl Config {
         config.timing.scale = o.timing_scale.unwrap_or(config.timing.scale);
         config.features = o.features_dir.or(config.features);
         config.scale()?;
+        config.capacity.check()?;
         Ok(config)
     }
 

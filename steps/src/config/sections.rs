@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
+use std::time::Duration;
 
 /// Images for the `containers` backend. Another implementation runs by changing these names;
 /// its images must read the runtime knobs of the contract (see docs/contract.md, "Runtime knobs").
@@ -145,9 +146,9 @@ pub struct FaultTimings {
     /// evict it (the pause ends at the eviction, as the implementation's session timeout makes
     /// it); with no group known, how long the pause lasts.
     pub zombie_pause_seconds: u64,
-    /// How long the long outages (the database's in @CRASH-3, the broker's in @CRASH-2) last,
-    /// with the load going on: long enough to exhaust any sensible retry budget, as outages in
-    /// production do.
+    /// How long the long outages (the broker's in @CRASH-2, the database server's in @CRASH-3,
+    /// one service's database in @CRASH-5) last, with the load going on: long enough to exhaust
+    /// any sensible retry budget, as outages in production do.
     pub long_outage_seconds: u64,
 }
 
@@ -280,5 +281,54 @@ impl Default for External {
             commands: HashMap::new(),
             consumer_groups: HashMap::new(),
         }
+    }
+}
+
+/// `[capacity]`: what the implementation declares it takes, as the crash load and the capacity
+/// and recovery requirements use it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Capacity {
+    /// Orders per second of the crash and scale scenarios' steady load, and the rate
+    /// `@CAPACITY-1` holds the implementation to.
+    pub load_rate: u32,
+    /// Orders sent at once on top of the load just before the fault.
+    pub burst: usize,
+    /// How long the load's orders have to settle once it stopped: a correctness bound, generous
+    /// so that a slow but correct implementation is not failed for its speed.
+    pub settle_seconds: u64,
+    /// `@RECOVERY-1`: how long after a crashed service is started again intake answers 201 and
+    /// the orders open at the restart have settled.
+    pub recovery_seconds: u64,
+}
+
+impl Default for Capacity {
+    fn default() -> Self {
+        Capacity { load_rate: 25, burst: 100, settle_seconds: 120, recovery_seconds: 30 }
+    }
+}
+
+impl Capacity {
+    /// Refuses declarations the suite cannot run with.
+    pub fn check(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.load_rate > 0,
+            "[capacity] load_rate = 0: declare the orders per second you sustain (1 or more)"
+        );
+        anyhow::ensure!(self.burst > 0, "[capacity] burst = 0: the crash scenarios need a burst of 1 order or more");
+        anyhow::ensure!(self.settle_seconds > 0, "[capacity] settle_seconds = 0: give the orders time to settle");
+        Ok(())
+    }
+
+    pub fn settle_bound(&self) -> Duration {
+        Duration::from_secs(self.settle_seconds)
+    }
+
+    /// The declaration as the console and the report say it.
+    pub fn describe(&self) -> String {
+        format!(
+            "{} orders/s (burst {}), settled within {} s, recovery {} s",
+            self.load_rate, self.burst, self.settle_seconds, self.recovery_seconds
+        )
     }
 }

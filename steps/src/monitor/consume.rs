@@ -5,7 +5,6 @@
 use super::Shared;
 use crate::tap::{self, Pace, StartAt};
 use anyhow::Context as _;
-use rdkafka::consumer::Consumer as _;
 use saga_contract::{EventCodec, SagaTopic, Topics, now_millis};
 use std::sync::Arc;
 use tokio::sync::watch;
@@ -22,14 +21,8 @@ pub async fn start(
     closed: watch::Receiver<bool>,
 ) -> anyhow::Result<Vec<(String, i32)>> {
     let names: Vec<String> = SagaTopic::ALL.into_iter().map(|t| topics.name(t).to_string()).collect();
-    let consumer = tap::assigned_consumer(bootstrap, &names, start, Pace::Live, "monitor").await?;
-    let partitions = consumer
-        .assignment()
-        .context("reading the monitor's assignment")?
-        .elements()
-        .iter()
-        .map(|p| (p.topic().to_string(), p.partition()))
-        .collect();
+    let (consumer, assignment) = tap::assigned_consumer(bootstrap, &names, start, Pace::Live, "monitor").await?;
+    let partitions = assignment.elements().iter().map(|p| (p.topic().to_string(), p.partition())).collect();
     let codec =
         EventCodec::new(registry_url).with_context(|| format!("using the schema registry at {registry_url}"))?;
     tokio::spawn(tap::receive(consumer, codec, topics, "monitor", closed, move |record| {

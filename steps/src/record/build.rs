@@ -87,6 +87,7 @@ impl Record {
                 timing: config.timing.clone(),
                 deadlines: config.deadlines.clone(),
                 faults: config.faults.clone(),
+                capacity: config.capacity.clone(),
                 clock_skew_ms: config.fields.clock_skew_ms,
                 baseline: facts.baseline.expected_failures.clone(),
             },

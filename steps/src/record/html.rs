@@ -69,6 +69,7 @@ pub fn header(record: &Record) -> String {
                 d.concurrency
             ),
         ),
+        ("capacity", format!("declared: {}", esc(&d.capacity.describe()))),
         ("baseline", map(&d.baseline)),
     ];
     h.push_str("<details><summary>What was declared (as in conformance.json)</summary><table>");
@@ -96,6 +97,7 @@ mod tests {
         assert!(h.contains("full run, no tags filter"), "{h}");
         assert!(h.contains("<tr><th>baseline</th><td>FLOW-2 = not built yet</td></tr>"), "{h}");
         assert!(h.contains("kill-product"), "{h}");
+        assert!(h.contains("declared: 25 orders/s (burst 100), settled within 120 s, recovery 30 s"), "{h}");
         let mut filtered = record;
         filtered.run.tags = Some("@FLOW & more".into());
         assert!(header(&filtered).contains("<b>filtered with --tags @FLOW &amp; more</b>"));

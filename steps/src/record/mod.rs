@@ -109,6 +109,8 @@ pub struct Declarations {
     pub timing: Timing,
     pub deadlines: Deadlines,
     pub faults: FaultTimings,
+    /// `[capacity]`: the rate, burst, settle bound and recovery budget the implementation declares.
+    pub capacity: crate::config::Capacity,
     pub clock_skew_ms: i64,
     /// The baseline's expected failures: requirement id → reason.
     pub baseline: BTreeMap<String, String>,

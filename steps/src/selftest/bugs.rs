@@ -176,6 +176,13 @@ pub const SEEDED_BUGS: &[SeededBug] = &[
         ],
     },
     SeededBug {
+        name: "unordered-locks",
+        bug: "stock rows locked one by one in request order, 200 ms apart (A+B and B+A deadlock), and the deadlock taken for poison",
+        family: "STOCK",
+        tags: "@STOCK-3",
+        seeds: &[(Service::Product, "product::unordered-locks=return(200)")],
+    },
+    SeededBug {
         name: "cancel-without-guard",
         bug: "stock.reservation.failed cancels the order whatever its status: the cancel path has no guard",
         family: "LATE",
@@ -201,6 +208,24 @@ pub const SEEDED_BUGS: &[SeededBug] = &[
             (Service::Order, "kit::decode-with-own-schema=return"),
             (Service::Product, "kit::decode-with-own-schema=return"),
             (Service::Payment, "kit::decode-with-own-schema=return"),
+        ],
+    },
+    SeededBug {
+        name: "publish-before-commit",
+        bug: "the intake publishes order.created before its transaction commits (no outbox row): a failed commit leaves a record for an order that does not exist",
+        family: "CRASH",
+        tags: "@CRASH-3",
+        seeds: &[(Service::Order, "order::publish-before-commit=return")],
+    },
+    SeededBug {
+        name: "skip-after-retries",
+        bug: "a consumer gives up on a record after 5 failed attempts (~1.5 s) and commits past it",
+        family: "CRASH",
+        tags: "@CRASH-5",
+        seeds: &[
+            (Service::Order, "kit::skip-after-retries=return(5)"),
+            (Service::Product, "kit::skip-after-retries=return(5)"),
+            (Service::Payment, "kit::skip-after-retries=return(5)"),
         ],
     },
     SeededBug {

@@ -10,7 +10,8 @@
 //! killed that it dropped out of the cluster's metadata, and after a zombie pause that the
 //! service's consumer groups evicted the hung member — otherwise the step fails with "the fault
 //! did not take effect" and what was seen. (A killed database cannot be observed black-box: the
-//! suite has no address for it.)
+//! suite has no address for it; one service's database taken away in our stacks is confirmed by
+//! the backend, whose connection to it is refused.)
 
 use super::SagaWorld;
 use super::params::Svc;
@@ -39,6 +40,8 @@ pub(super) enum Fault {
     BrokerKilled,
     /// The PostgreSQL server killed (every service's database, in our stacks).
     DatabaseKilled,
+    /// One service's database taken away, the rest of the stack serving.
+    DatabaseAway(Service),
     /// One instance of several killed (SIGKILL); undone by starting it again.
     InstanceKilled(Service, usize),
     /// One instance of several paused (SIGSTOP); undone by resuming it.
@@ -67,6 +70,7 @@ impl SagaWorld {
                 backend.start_broker(self.env.topics.name(SagaTopic::OrderCreated)).await
             }
             Fault::DatabaseKilled => backend.start_database().await,
+            Fault::DatabaseAway(service) => backend.set_database_access(service, true).await,
             Fault::InstanceKilled(service, n) => backend.start_instance((service, n)).await,
             Fault::InstancePaused(service, n) => backend.pause_instance((service, n), false).await,
             Fault::InstanceAdded(service, n) => backend.remove_instance((service, n)).await,
@@ -89,6 +93,7 @@ impl SagaWorld {
             Fault::Killed(service) => backend.kill_service(service).await,
             Fault::BrokerKilled => backend.kill_broker().await,
             Fault::DatabaseKilled => backend.kill_database().await,
+            Fault::DatabaseAway(service) => backend.set_database_access(service, false).await,
             Fault::InstanceKilled(service, n) => backend.kill_instance((service, n)).await,
             Fault::InstancePaused(service, n) => backend.pause_instance((service, n), true).await,
             Fault::InstanceAdded(..) => Err(anyhow::anyhow!("an instance is added by its step, then recorded")),
@@ -284,6 +289,21 @@ async fn database_killed(world: &mut SagaWorld) {
 #[when("the PostgreSQL server is started again")]
 async fn database_up(world: &mut SagaWorld) {
     world.lift(&[Fault::DatabaseKilled], "starting the PostgreSQL server").await;
+}
+
+/// One service's database gone while everything else serves (as when it has a server of its
+/// own and that server crashes): whatever the service does with it fails until it is back. Our
+/// stacks refuse connections to it and end its sessions, and confirm a connection is refused.
+#[when(expr = "the {service}'s database is taken away")]
+async fn service_database_away(world: &mut SagaWorld, service: Svc) {
+    let service = service.0;
+    world.put(Fault::DatabaseAway(service), &format!("taking the {service}'s database away")).await;
+}
+
+#[when(expr = "the {service}'s database is given back")]
+async fn service_database_back(world: &mut SagaWorld, service: Svc) {
+    let service = service.0;
+    world.lift(&[Fault::DatabaseAway(service)], &format!("giving the {service}'s database back")).await;
 }
 
 /// Waits until the broker is no longer serving: no node answers, or a node listed `before` the

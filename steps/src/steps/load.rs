@@ -6,10 +6,11 @@
 //! push sink and the tap); `load_verdicts.rs` judges that with [`crate::checkers::crash`]. A load is bounded: it
 //! stops by itself after [`MAX_RUN`], and when its scenario's World is dropped.
 
+use super::journal::{Journal, OpenOrders};
 use super::params::Aliases;
 use super::{SagaWorld, SuiteEnv};
-use crate::checkers::Violation;
 use crate::checkers::crash::{self as crash, Answer, Attempt, Settled};
+use crate::checkers::{Violation, capacity};
 use crate::client::{ClientError, NewOrder, OrderLine, Payment, SagaClient};
 use crate::tap::TapRecord;
 use cucumber::{given, then, when};
@@ -64,32 +65,6 @@ fn order_lines(products: &[(String, Money)], seq: usize) -> Vec<OrderLine> {
     }
 }
 
-/// Every answer so far; `sent` counts the requests sent, answered or not.
-pub(super) struct Journal {
-    attempts: Mutex<Vec<Attempt>>,
-    sent: watch::Sender<usize>,
-}
-
-impl Journal {
-    /// Takes the next sequence number (and counts the request as sent).
-    fn next(&self) -> usize {
-        let mut seq = 0;
-        self.sent.send_modify(|n| {
-            seq = *n;
-            *n += 1;
-        });
-        seq
-    }
-
-    pub(super) fn attempts(&self) -> Vec<Attempt> {
-        self.attempts.lock().expect("load journal poisoned").clone()
-    }
-
-    fn answered(&self) -> usize {
-        self.attempts.lock().expect("load journal poisoned").len()
-    }
-}
-
 pub(super) struct Load {
     template: Arc<Template>,
     pub(super) journal: Arc<Journal>,
@@ -123,7 +98,7 @@ impl Load {
         *self.journal.sent.borrow()
     }
 
-    async fn wait_sent(&self, target: usize) {
+    pub(super) async fn wait_sent(&self, target: usize) {
         assert!(self.ticker.is_some(), "the load has already stopped");
         // At the load's rate this takes (target − sent) / rate: allow twice that, and 5 s more.
         let left = target.saturating_sub(self.sent());
@@ -341,8 +316,22 @@ pub(super) fn terminal((status, payments): &State) -> bool {
     }
 }
 
+/// Notes, once the load's orders were read back after a fault, how long the implementation took
+/// to recover from it (the scenario's `recovery` figure; judged only by `@RECOVERY-1`).
+pub(super) fn note_recovery(world: &mut SagaWorld) {
+    let Some((_, fault)) = world.fault_spans.last().copied() else { return };
+    let figures = capacity::recovery_figures(&world.load().journal.attempts(), world.settled(), &fault);
+    eprintln!("[capacity] recovery after {:?}: {figures}", world.fault_spans.last().map(|(f, _)| f));
+    world.figures.insert("recovery".into(), figures);
+}
+
 #[given(regex = r#"^orders flow at (\d+) per second for products? (.+)$"#)]
 async fn load_starts(world: &mut SagaWorld, rate: u32, aliases: String) {
+    start(world, rate, aliases).await
+}
+
+/// Starts the scenario's load at `rate` orders per second for the products `aliases` names.
+pub(super) async fn start(world: &mut SagaWorld, rate: u32, aliases: String) {
     assert!(world.load.is_none(), "a load already runs in this scenario");
     assert!(rate > 0, "a load needs a rate above 0");
     let aliases = aliases.parse::<Aliases>().unwrap_or_else(|never| match never {}).0;
@@ -394,14 +383,16 @@ async fn load_placed_more(world: &mut SagaWorld, count: usize) {
 /// Sends `count` orders at once and returns while they are still arriving — once a quarter of
 /// them is answered — so the fault the scenario puts in place next lands mid-burst, with orders
 /// in every stage. Until that fault is in place, every accepted order of the burst is replaced
-/// by a new one (at most [`BURST_TOP_UPS`] × `count` in all; a refused one is not, so an
-/// intake already down is not flooded): putting a fault in place takes
+/// by a new one while fewer than `count` orders of the load are open (at most [`BURST_TOP_UPS`] ×
+/// `count` in all; a refused one is not, so an intake already down is not flooded; a slow
+/// implementation still working on the burst gets no more than the burst it declared):
+/// putting a fault in place takes
 /// time (a container is killed in ~0.4 s), and a fast implementation would otherwise finish
 /// the burst first, so the fault would hit an idle saga and the scenario would test nothing.
 /// The rest is awaited when the load stops.
 #[when(regex = r"^(\d+) more orders arrive at once$")]
-async fn load_burst(world: &mut SagaWorld, count: usize) {
-    let deadline = world.deadline();
+pub(super) async fn load_burst(world: &mut SagaWorld, count: usize) {
+    let (deadline, env) = (world.deadline(), world.env.clone());
     let mut faults = world.faults_in_place.subscribe();
     let faults_before = *faults.borrow_and_update();
     let load = world.load();
@@ -409,6 +400,7 @@ async fn load_burst(world: &mut SagaWorld, count: usize) {
     let (journal, before) = (load.journal.clone(), load.journal.answered());
     let (template, placing_journal) = (load.template.clone(), load.journal.clone());
     let stop = load.stop.subscribe();
+    let mut open = OpenOrders::new(env, load.journal.clone());
     load.bursts.push(tokio::spawn(async move {
         let mut placing: futures::stream::FuturesUnordered<_> =
             (0..count).map(|_| place_next(template.clone(), placing_journal.clone())).collect();
@@ -416,7 +408,7 @@ async fn load_burst(world: &mut SagaWorld, count: usize) {
         // Bounded: each answer adds at most one order, and at most BURST_TOP_UPS × count in all.
         while let Some(accepted) = placing.next().await {
             let fault_pending = *faults.borrow() == faults_before && !*stop.borrow();
-            if accepted && fault_pending && top_ups < BURST_TOP_UPS * count {
+            if accepted && fault_pending && top_ups < BURST_TOP_UPS * count && open.now() < count {
                 placing.push(place_next(template.clone(), placing_journal.clone()));
                 top_ups += 1;
             }
@@ -452,7 +444,8 @@ async fn load_stops(world: &mut SagaWorld) {
 #[then("every order the load placed settles: confirmed with a payment, or cancelled")]
 async fn load_settles(world: &mut SagaWorld) {
     let env = world.env.clone();
-    let (deadline, quiet) = (world.deadline(), env.config.quiet_period());
+    // A correctness bound, generous ([capacity] settle_seconds): speed is judged by @CAPACITY and @RECOVERY.
+    let (deadline, quiet) = (env.config.capacity.settle_bound(), env.config.quiet_period());
     let load = world.load();
     assert!(load.ticker.is_none(), "stop the load first (`When the load stops`)");
     let user = load.template.user.clone();
@@ -520,7 +513,8 @@ async fn load_settles(world: &mut SagaWorld) {
         .collect();
     let violations = crash::unsettled(&settled);
     world.load().settled = Some(settled);
-    world.judge(&format!("settled-within-{deadline:?}"), &violations);
+    note_recovery(world);
+    world.judge(&format!("settled within [capacity] settle_seconds ({deadline:?})"), &violations);
 }
 
 /// The crash scenarios' precondition, made true rather than hoped for: the fault in place is held

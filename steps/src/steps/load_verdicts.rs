@@ -32,7 +32,7 @@ async fn load_pushes(world: &mut SagaWorld) {
     let judged = world
         .env
         .sink
-        .wait_until(world.deadline(), |arrivals| {
+        .wait_until(world.env.config.capacity.settle_bound(), |arrivals| {
             let mut pushes: BTreeMap<&str, Vec<crate::sink::Push>> = BTreeMap::new();
             for p in arrivals.iter().filter_map(|a| a.push.as_ref().ok()) {
                 pushes.entry(p.order_id.as_str()).or_default().push(p.clone());

@@ -4,12 +4,14 @@
 //! without seeing each other's data. Everything a step waits for has a deadline; a failing
 //! step's message carries the evidence (the order's records and pushes).
 
+mod capacity;
 mod catalogue;
 mod evolve;
 mod faults;
 mod fields;
 mod gateway;
 mod input;
+mod journal;
 mod late;
 mod lines;
 mod load;

@@ -321,12 +321,17 @@ impl Containers {
         docker_kill(pg.id(), "postgresql").await
     }
 
+    /// `postgres://…/` of the PostgreSQL container's published port, without a database name.
+    pub fn postgres_base_url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/", self.postgres_port)
+    }
+
     /// `docker start` of the PostgreSQL container, then waits until it has recovered and
     /// accepts connections on its published port (fixed, so it is the same as before).
     pub async fn start_postgres(&self) -> anyhow::Result<()> {
         postgres_of(&self.infrastructure.lock().await)?.start().await?;
-        let url = format!("postgres://postgres@127.0.0.1:{}/postgres", self.postgres_port);
-        super::processes::wait_accepting(&url, Duration::from_secs(60)).await
+        super::processes::wait_accepting(&format!("{}postgres", self.postgres_base_url()), Duration::from_secs(60))
+            .await
     }
 
     /// Saves each container's output into the log directory, then removes every container and

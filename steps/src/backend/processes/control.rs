@@ -18,7 +18,7 @@ pub fn command_keys() -> Vec<String> {
         .iter()
         .flat_map(|service| {
             let name = service.binary().trim_end_matches("-service");
-            ["stop", "start", "kill", "pause", "unpause"].map(|verb| format!("{verb}_{name}"))
+            ["stop", "start", "kill", "pause", "unpause", "kill_db", "start_db"].map(|verb| format!("{verb}_{name}"))
         })
         .collect();
     keys.extend(["stop_kafka", "start_kafka", "kill_kafka", "kill_postgres", "start_postgres"].map(String::from));
@@ -95,7 +95,7 @@ async fn run(stack: &Stack, command: &str) -> anyhow::Result<()> {
         "start_postgres" => stack.start_postgres().await,
         _ => {
             let unknown = || anyhow::anyhow!("unknown fault command {command} (known: {})", command_keys().join(", "));
-            let (verb, name) = command.split_once('_').ok_or_else(unknown)?;
+            let (verb, name) = command.rsplit_once('_').ok_or_else(unknown)?;
             let service = Service::parse(name).ok_or_else(unknown)?;
             match verb {
                 "stop" => stack.stop_service(service, false).await,
@@ -103,6 +103,9 @@ async fn run(stack: &Stack, command: &str) -> anyhow::Result<()> {
                 "start" => stack.start_service(service).await,
                 "pause" => stack.pause_service(service, true).await,
                 "unpause" => stack.pause_service(service, false).await,
+                "kill_db" | "start_db" => {
+                    super::set_database_access(&stack.database_url(""), service.database(), verb == "start_db").await
+                }
                 _ => Err(unknown()),
             }
         }
@@ -116,7 +119,9 @@ mod tests {
     #[test]
     fn every_key_is_one_the_capabilities_know() {
         let keys = command_keys();
-        for key in ["stop_product", "start_order", "kill_payment", "pause_product", "unpause_product"] {
+        for key in
+            ["stop_product", "start_order", "kill_payment", "pause_product", "unpause_product", "kill_db_product"]
+        {
             assert!(keys.iter().any(|k| k == key), "{key}");
         }
         let toml = format!("[commands]\n{}", commands_toml(4242));

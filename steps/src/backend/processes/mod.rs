@@ -11,7 +11,7 @@ mod postgres;
 pub mod process;
 mod registry;
 
-pub use postgres::wait_accepting;
+pub use postgres::{set_access as set_database_access, wait_accepting};
 pub use registry::{CCOMPAT_PATH, apicurio_env};
 
 use super::paths::{cache_dir, default_bin_dir};

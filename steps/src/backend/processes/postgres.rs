@@ -124,6 +124,40 @@ pub async fn wait_accepting(url: &str, deadline: Duration) -> anyhow::Result<()>
     .map_err(|last| anyhow::anyhow!("PostgreSQL at {url} does not accept connections after {deadline:?}: {last}"))
 }
 
+/// Takes one database of the server at `base_url` (`postgres://…/`, as a superuser) away
+/// while the server and its other databases keep serving — new connections to it refused
+/// (`ALLOW_CONNECTIONS false`) and its sessions ended, as when its own server goes down —
+/// and confirms a connection to it is refused; `allowed` gives it back. For the stacks the kit
+/// runs (processes, containers), where each service has its database on one shared server.
+pub async fn set_access(base_url: &str, database: &str, allowed: bool) -> anyhow::Result<()> {
+    let mut admin = sqlx::PgConnection::connect(&format!("{base_url}postgres"))
+        .await
+        .with_context(|| format!("connecting to PostgreSQL at {base_url} to change access to {database}"))?;
+    anyhow::ensure!(
+        database.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
+        "{database:?} is not a database name of ours"
+    );
+    // `database` is one of DATABASES (checked above to be a plain identifier).
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("ALTER DATABASE {database} ALLOW_CONNECTIONS {allowed}")))
+        .execute(&mut admin)
+        .await
+        .with_context(|| format!("ALTER DATABASE {database} ALLOW_CONNECTIONS {allowed}"))?;
+    if allowed {
+        return Ok(());
+    }
+    sqlx::query(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+    )
+    .bind(database)
+    .execute(&mut admin)
+    .await
+    .with_context(|| format!("ending the sessions on {database}"))?;
+    match sqlx::PgConnection::connect(&format!("{base_url}{database}")).await {
+        Ok(_) => anyhow::bail!("{database} still accepted a connection after ALLOW_CONNECTIONS false"),
+        Err(_) => Ok(()),
+    }
+}
+
 /// Debian's versioned server binaries (`/usr/lib/postgresql/<v>/bin`), newest first.
 fn find_bin_dir() -> anyhow::Result<PathBuf> {
     let mut candidates: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")

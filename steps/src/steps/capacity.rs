@@ -1,0 +1,59 @@
+//! The steps of the declared capacity (`[capacity]`, [`crate::checkers::capacity`]): the crash and scale
+//! scenarios' load at the declared rate and burst, and the capacity and recovery requirements
+//! (`features/capacity.feature`) judged on a load's answers and what its orders ended as. Every
+//! crash scenario's record also carries its `recovery` figures (measured, not judged there), and
+//! a burst tops itself up only while fewer orders than its size are open ([`OpenOrders`]).
+
+use super::SagaWorld;
+use crate::checkers::capacity;
+use cucumber::{given, then, when};
+use std::time::Duration;
+
+#[given(regex = r#"^orders flow at the declared rate for products? (.+)$"#)]
+async fn load_at_declared_rate(world: &mut SagaWorld, aliases: String) {
+    let rate = world.env.config.capacity.load_rate;
+    super::load::start(world, rate, aliases).await
+}
+
+#[when("the declared burst of orders arrives at once")]
+async fn declared_burst(world: &mut SagaWorld) {
+    let burst = world.env.config.capacity.burst;
+    super::load::load_burst(world, burst).await
+}
+
+#[when(regex = r"^the load has run for (\d+) seconds$")]
+async fn load_ran_for(world: &mut SagaWorld, seconds: usize) {
+    let rate = usize::try_from(world.env.config.capacity.load_rate).unwrap_or(usize::MAX);
+    world.load().wait_sent(rate.saturating_mul(seconds)).await;
+}
+
+#[then(
+    "the load kept up with the declared rate: every order answered 201, settled at that rate, and what was left when it stopped settled within the saga budget"
+)]
+async fn load_sustained(world: &mut SagaWorld) {
+    let config = &world.env.config;
+    let (rate, budget_ms) = (config.capacity.load_rate, config.timing.saga_ms * config.timing.scale);
+    let outcome = capacity::sustained(&world.load().journal.attempts(), world.settled(), rate, budget_ms);
+    match outcome {
+        Ok(figures) => {
+            eprintln!("[capacity] sustained {rate} orders/s: {figures}");
+            world.figures.insert("capacity".into(), figures);
+        }
+        Err(failed) => panic!("the declared {rate} orders/s ([capacity] load_rate) was not sustained: {failed}"),
+    }
+}
+
+#[then(
+    "the implementation recovered within the declared recovery budget: intake answered 201 again and every order open at the restart settled"
+)]
+async fn recovered_in_budget(world: &mut SagaWorld) {
+    let figures = world
+        .figures
+        .get("recovery")
+        .cloned()
+        .expect("no recovery was measured: a fault is put in place, lifted, and the load's orders read back first");
+    let budget = Duration::from_secs(world.env.config.capacity.recovery_seconds);
+    if let Err(failed) = capacity::recovery(&figures, budget) {
+        panic!("the implementation did not recover within the declared {budget:?}: {failed}");
+    }
+}
