@@ -5,7 +5,7 @@
 //! once the gateway is back.
 
 use super::SagaWorld;
-use super::load::{read_states, terminal};
+use super::readback::{read_states, terminal};
 use crate::sink::Outage;
 use cucumber::{then, when};
 use std::time::{Duration, Instant};

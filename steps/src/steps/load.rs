@@ -6,18 +6,19 @@
 //! push sink and the tap); `load_verdicts.rs` judges that with [`crate::checkers::crash`]. A load is bounded: it
 //! stops by itself after [`MAX_RUN`], and when its scenario's World is dropped.
 
+use super::SagaWorld;
 use super::journal::{Journal, OpenOrders};
 use super::params::Aliases;
-use super::{SagaWorld, SuiteEnv};
+use super::readback::{REQUEST_TIMEOUT, State, read_states, read_stock, terminal};
+use crate::checkers::capacity;
 use crate::checkers::crash::{self as crash, Answer, Attempt, Settled};
-use crate::checkers::{Violation, capacity};
-use crate::client::{ClientError, NewOrder, OrderLine, Payment, SagaClient};
+use crate::client::{ClientError, NewOrder, OrderLine, SagaClient};
 use crate::tap::TapRecord;
 use cucumber::{given, then, when};
 use futures::StreamExt;
 use saga_contract::{Money, OrderStatus, PushKind, SagaTopic, now_millis};
 use serde_json::json;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
@@ -25,12 +26,6 @@ use tokio::task::{JoinHandle, JoinSet};
 
 /// The longest a load runs before it stops by itself.
 const MAX_RUN: Duration = Duration::from_secs(120);
-/// How long one request may take before it counts as unanswered.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
-/// Reads at once when reading the orders back.
-const READS_AT_ONCE: usize = 16;
-/// Violations listed in a failure message (the rest are counted).
-const LISTED: usize = 30;
 
 /// What every order of the load sends, but its lines.
 struct Template {
@@ -78,7 +73,7 @@ pub(super) struct Load {
     /// Bursts still being placed (see `load_burst`), awaited when the load stops.
     bursts: Vec<JoinHandle<()>>,
     /// What every order ended as, once read back.
-    settled: Option<Vec<Settled>>,
+    pub(super) settled: Option<Vec<Settled>>,
 }
 
 impl Drop for Load {
@@ -172,61 +167,6 @@ impl Load {
     }
 }
 
-impl SagaWorld {
-    pub(super) fn load(&mut self) -> &mut Load {
-        self.load.as_mut().expect(
-            "no load runs in this scenario: start one with `Given orders flow at N per second for product \"P1\"`",
-        )
-    }
-
-    pub(super) fn settled(&self) -> &[Settled] {
-        self.load
-            .as_ref()
-            .and_then(|l| l.settled.as_deref())
-            .expect("the load's orders were not read back: `Then every order the load placed settles …` comes first")
-    }
-
-    /// Fails the step with the violations, the load's summary and the evidence of a few orders.
-    pub(super) fn judge(&self, what: &str, violations: &[Violation]) {
-        if violations.is_empty() {
-            return;
-        }
-        let mut out = format!("{} {what} violation(s):\n", violations.len());
-        for v in violations.iter().take(LISTED) {
-            out.push_str(&format!("{v}\n"));
-        }
-        if violations.len() > LISTED {
-            out.push_str(&format!("… and {} more\n", violations.len() - LISTED));
-        }
-        if let Some(load) = &self.load {
-            out.push_str(&load.summary());
-        }
-        out.push_str(&format!("; faults: {:?}", self.fault_spans));
-        let known: BTreeSet<&str> = self.settled_ids();
-        for id in violations
-            .iter()
-            .map(|v| v.order_id.as_str())
-            .filter(|id| known.contains(id))
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .take(3)
-        {
-            out.push_str(&self.evidence(id));
-        }
-        panic!("{out}");
-    }
-
-    fn settled_ids(&self) -> BTreeSet<&str> {
-        self.load
-            .as_ref()
-            .and_then(|l| l.settled.as_deref())
-            .unwrap_or_default()
-            .iter()
-            .map(|o| o.order_id.as_str())
-            .collect()
-    }
-}
-
 /// POSTs one order and classifies the answer.
 async fn place(t: &Template, seq: usize, lines: Vec<OrderLine>) -> Attempt {
     let order = NewOrder { store_id: t.store.clone(), items: lines.clone() };
@@ -269,51 +209,6 @@ async fn run(template: Arc<Template>, journal: Arc<Journal>, rate: f64, mut stop
         while requests.try_join_next().is_some() {}
     }
     while requests.join_next().await.is_some() {}
-}
-
-pub(super) async fn read_stock(env: &SuiteEnv, product_id: &str) -> Result<i64, String> {
-    match env.client.with_timeout(REQUEST_TIMEOUT).product(product_id).await {
-        Ok(Some(product)) => Ok(product.stock),
-        Ok(None) => Err(format!("product {product_id} answered 404")),
-        Err(e) => Err(e.to_string()),
-    }
-}
-
-/// What an order reads as: its status (`None`: 404) and its payments.
-pub(super) type State = (Option<OrderStatus>, Vec<Payment>);
-
-/// An order's status and, when asked or when it is confirmed, its payments.
-async fn read_state(client: &SagaClient, order_id: &str, all_payments: bool) -> Result<State, ClientError> {
-    let status = client.order(order_id).await?.map(|order| order.status);
-    if !all_payments && status != Some(OrderStatus::Confirmed) {
-        return Ok((status, Vec::new()));
-    }
-    Ok((status, client.payments(order_id).await?))
-}
-
-/// Reads every order in `ids` (a few at a time); the first failed read fails the step.
-pub(super) async fn read_states(env: &SuiteEnv, ids: Vec<String>, all_payments: bool) -> Vec<(String, State)> {
-    let client = env.client.with_timeout(REQUEST_TIMEOUT);
-    let reads = futures::stream::iter(ids).map(|id| {
-        let client = &client;
-        async move {
-            let state = read_state(client, &id, all_payments).await;
-            (id, state)
-        }
-    });
-    let reads: Vec<_> = reads.buffer_unordered(READS_AT_ONCE).collect().await;
-    reads
-        .into_iter()
-        .map(|(id, state)| (id.clone(), state.unwrap_or_else(|e| panic!("reading order {id} back failed: {e}"))))
-        .collect()
-}
-
-pub(super) fn terminal((status, payments): &State) -> bool {
-    match status {
-        Some(OrderStatus::Cancelled) => true,
-        Some(OrderStatus::Confirmed) => !payments.is_empty(),
-        _ => false,
-    }
 }
 
 /// Notes, once the load's orders were read back after a fault, how long the implementation took

@@ -5,9 +5,10 @@
 //! each judged by [`crate::checkers::crash`].
 
 use super::SagaWorld;
-use super::load::read_stock;
-use crate::checkers;
+use super::load::Load;
+use super::readback::read_stock;
 use crate::checkers::crash::{self as crash, Settled};
+use crate::checkers::{self, Violation};
 use cucumber::then;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -67,5 +68,63 @@ async fn load_stock(world: &mut SagaWorld, alias: String) {
     let now = read_stock(&world.env, &product.id).await.unwrap_or_else(|e| panic!("reading the stock of {alias}: {e}"));
     if let Err(e) = crash::stock(&product.id, initial, now, world.settled()) {
         panic!("product {alias} ({}): {e}; {}", product.id, load.summary());
+    }
+}
+
+/// Violations listed in a failure message (the rest are counted).
+const LISTED: usize = 30;
+
+impl SagaWorld {
+    pub(super) fn load(&mut self) -> &mut Load {
+        self.load.as_mut().expect(
+            "no load runs in this scenario: start one with `Given orders flow at N per second for product \"P1\"`",
+        )
+    }
+
+    pub(super) fn settled(&self) -> &[Settled] {
+        self.load
+            .as_ref()
+            .and_then(|l| l.settled.as_deref())
+            .expect("the load's orders were not read back: `Then every order the load placed settles …` comes first")
+    }
+
+    /// Fails the step with the violations, the load's summary and the evidence of a few orders.
+    pub(super) fn judge(&self, what: &str, violations: &[Violation]) {
+        if violations.is_empty() {
+            return;
+        }
+        let mut out = format!("{} {what} violation(s):\n", violations.len());
+        for v in violations.iter().take(LISTED) {
+            out.push_str(&format!("{v}\n"));
+        }
+        if violations.len() > LISTED {
+            out.push_str(&format!("… and {} more\n", violations.len() - LISTED));
+        }
+        if let Some(load) = &self.load {
+            out.push_str(&load.summary());
+        }
+        out.push_str(&format!("; faults: {:?}", self.fault_spans));
+        let known: BTreeSet<&str> = self.settled_ids();
+        for id in violations
+            .iter()
+            .map(|v| v.order_id.as_str())
+            .filter(|id| known.contains(id))
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .take(3)
+        {
+            out.push_str(&self.evidence(id));
+        }
+        panic!("{out}");
+    }
+
+    fn settled_ids(&self) -> BTreeSet<&str> {
+        self.load
+            .as_ref()
+            .and_then(|l| l.settled.as_deref())
+            .unwrap_or_default()
+            .iter()
+            .map(|o| o.order_id.as_str())
+            .collect()
     }
 }

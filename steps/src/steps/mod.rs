@@ -18,6 +18,7 @@ mod load;
 mod load_verdicts;
 mod orders;
 mod params;
+mod readback;
 pub mod recovery;
 mod saga;
 mod scale;
