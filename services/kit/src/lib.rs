@@ -9,7 +9,8 @@
 //!   scan for what a crash left);
 //! - [`claims`]: the dedupe by `eventId`, claimed in the handler's first statement;
 //! - [`consumer`]: the idempotent consumer loop — dedupe by `eventId` in the handler's
-//!   transaction, offsets stored only after it commits, bounded retries then `<topic>.dlt`;
+//!   transaction, offsets stored only after it commits; a failure on a dependency retried
+//!   until it heals, a bad record alone on `<topic>.dlt`;
 //! - [`kafka`]: producer settings (idempotent, `acks=all`) and topic creation;
 //! - [`http`]: RFC 9457 problem responses, `/health`, `/metrics`, serving with graceful shutdown;
 //! - [`metrics`]: the seed's monitoring points as Prometheus metrics;

@@ -1,8 +1,10 @@
 //! The Payment Service's decisions, free of SQL: the payment an `order.confirmed` creates (in
-//! `PAYMENT_WAIT`, for the confirmed total) and the push that tells the customer to pay. The
-//! handler writes what these return; one payment per order is the table's constraint.
+//! `PAYMENT_WAIT`, for the confirmed total), which records of a batch create one (one payment
+//! per order; the table's constraint backs it up) and the push that tells the customer to pay.
+//! The handler writes what these return.
 
 use saga_contract::{Money, OrderConfirmed, PaymentStatus, PushKind, PushNotification};
+use std::collections::HashSet;
 
 /// The status every new payment starts in: the saga's final state.
 pub const NEW_PAYMENT: PaymentStatus = PaymentStatus::PaymentWait;
@@ -29,6 +31,25 @@ pub fn payment_for(confirmed: &OrderConfirmed) -> Result<NewPayment, String> {
         user_id: confirmed.user_id.clone(),
         amount: confirmed.total_amount,
     })
+}
+
+/// Which records of a batch create a payment, one flag per record in offset order: a fresh
+/// record (its eventId claimed now, see `saga_service_kit::claims::Claims::fresh`) whose order
+/// has no payment yet — neither from before the batch (`paid_before`) nor from an earlier record
+/// of it. `one_per_order` false is the seeded fault `payment::no-unique-order`: every fresh
+/// record pays.
+pub fn creates_payment(
+    payments: &[NewPayment],
+    fresh: &[bool],
+    paid_before: impl IntoIterator<Item = String>,
+    one_per_order: bool,
+) -> Vec<bool> {
+    let mut paid: HashSet<String> = paid_before.into_iter().collect();
+    payments
+        .iter()
+        .zip(fresh)
+        .map(|(payment, fresh)| *fresh && (!one_per_order || paid.insert(payment.order_id.clone())))
+        .collect()
 }
 
 /// The push sent once the payment exists. It carries the eventId of the `order.confirmed`
@@ -72,6 +93,20 @@ mod tests {
     fn a_negative_total_is_refused_naming_the_event() {
         let refused = payment_for(&confirmed(-1)).unwrap_err();
         assert!(refused.contains("e-1") && refused.contains("negative"), "{refused}");
+    }
+
+    fn payment(order_id: &str) -> NewPayment {
+        NewPayment { order_id: order_id.into(), user_id: "u-1".into(), amount: Money(100) }
+    }
+
+    #[test]
+    fn one_payment_per_order_from_fresh_records_only() {
+        let batch = [payment("o-1"), payment("o-2"), payment("o-1"), payment("o-3"), payment("o-4")];
+        // o-2's record is a redelivery; o-1 appears twice (two eventIds); o-3 was paid before.
+        let fresh = [true, false, true, true, true];
+        assert_eq!(creates_payment(&batch, &fresh, vec!["o-3".to_string()], true), [true, false, false, false, true]);
+        // The seeded fault: only the eventId dedupe guards, so every fresh record pays.
+        assert_eq!(creates_payment(&batch, &fresh, vec!["o-3".to_string()], false), [true, false, true, true, true]);
     }
 
     #[test]

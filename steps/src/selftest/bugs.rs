@@ -134,6 +134,13 @@ pub const SEEDED_BUGS: &[SeededBug] = &[
         seeds: &[(Service::Order, "kit::dedupe-in-memory=return;order::ignore-status=return")],
     },
     SeededBug {
+        name: "payment-dedupe-in-memory",
+        bug: "the Payment Service remembers handled eventIds in memory only (forgotten on restart) and has no one-payment-per-order check",
+        family: "IDEMP",
+        tags: "@IDEMP",
+        seeds: &[(Service::Payment, "kit::dedupe-in-memory=return;payment::no-unique-order=return")],
+    },
+    SeededBug {
         name: "publish-from-memory",
         bug: "crash window commit → publish: events are published 300 ms after commit from memory, with no outbox row",
         family: "CRASH",

@@ -81,7 +81,7 @@ fn services_topics() -> Vec<(&'static str, BTreeSet<SagaTopic>, BTreeSet<SagaTop
 /// Header names the service kit writes on dead letters.
 fn dead_letter_headers() -> BTreeSet<String> {
     let key = Regex::new(r#"key: "(dlt\.[a-z.]+)""#).unwrap();
-    key.captures_iter(&read("services/kit/src/consumer.rs")).map(|c| c[1].to_string()).collect()
+    key.captures_iter(&read("services/kit/src/consumer/dead_letters.rs")).map(|c| c[1].to_string()).collect()
 }
 
 /// Everything wrong with the AsyncAPI document; empty = it matches the code.
