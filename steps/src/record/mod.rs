@@ -296,6 +296,23 @@ mod tests {
         assert!(err.contains("version 2"), "{err}");
     }
 
+    /// CI once refused a genuine record: serde_json's default float parser is off by one ulp
+    /// for ~8 % of f64s (1271.7055921705467 read back as …469), so a duration written exactly
+    /// digested differently when read. The workspace enables `float_roundtrip`; this fails without it.
+    #[test]
+    fn a_record_of_awkward_floats_digests_the_same_after_reading_back() {
+        let mut record = sample_record();
+        let awkward = [1271.7055921705467, 9140.220331021943, 0.1 + 0.2, 1e-7 / 3.0, 123456.789012345];
+        for (entry, value) in record.results.iter_mut().zip(awkward.iter().cycle()) {
+            entry.duration_ms = *value;
+        }
+        record.content_digest = record.compute_content_digest().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        record.write(dir.path()).unwrap();
+        let read = Record::load(&dir.path().join(FILE_NAME)).unwrap();
+        assert_eq!(read.compute_content_digest().unwrap(), record.content_digest);
+    }
+
     #[test]
     fn the_features_digest_is_over_sorted_names_and_texts() {
         let a = features_digest(&[("b.feature", "B"), ("a.feature", "A")]);
