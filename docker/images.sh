@@ -16,7 +16,9 @@
 # saga-apicurio-registry:<apicurio version of docker/apicurio/pom.xml>, saga-order-service,
 # saga-product-service, saga-payment-service (tag latest), and the kit itself,
 # saga-conformance:<workspace version of Cargo.toml> (docker/kit/Dockerfile: the suite against an
-# external implementation, for other teams' CI).
+# external implementation, for other teams' CI). Built only when named: saga-order-service:failpoints,
+# saga-product-service:failpoints, saga-payment-service:failpoints (or `build failpoints` for the
+# three) — the services with seeded faults, for `saga-conformance selftest --backend containers`.
 # Service and kit images package host-built release binaries from ${CARGO_TARGET_DIR:-~/.cache/saga-conformance/target}/release
 # (built with `cargo build --release --workspace --bins` when missing; --cargo-build forces that).
 # Each image carries a label saga.inputs = hash of its build context + base image id; `build`
@@ -323,13 +325,33 @@ ensure_binaries() {
   log "cargo: done in $(since "$t0") s"
 }
 
-build_service() {  # image name
-  local name="$1" spec bin port ctx
+# The services with seeded faults (the self-test's `*-failpoints` binaries; docs/selftest.md).
+ensure_failpoint_binaries() {
+  local missing=() bin
+  for bin in order-service product-service payment-service; do
+    [[ -x "$target_dir/release/$bin-failpoints" ]] || missing+=("$bin-failpoints")
+  done
+  if [[ ${#missing[@]} -eq 0 && "$cargo_build" != 1 ]]; then return 0; fi
+  local t0; t0=$(now)
+  log "cargo: building the failpoint binaries into $target_dir (missing: ${missing[*]:-none}); log $logdir/cargo-failpoints.log"
+  if ! (cd "$repo" && CARGO_TARGET_DIR="$target_dir" cargo build --release --workspace \
+        --features order-service/failpoints,product-service/failpoints,payment-service/failpoints \
+        --bin order-service-failpoints --bin product-service-failpoints --bin payment-service-failpoints) \
+        >"$logdir/cargo-failpoints.log" 2>&1; then
+    tail -n 40 "$logdir/cargo-failpoints.log" >&2
+    die "cargo build of the failpoint binaries failed"
+  fi
+  log "cargo: done in $(since "$t0") s"
+}
+
+build_service() {  # image name (without tag), [failpoints]
+  local name="$1" variant="${2:-}" spec bin port ctx
   spec="${services[$name]}"; bin="${spec%%:*}"; port="${spec##*:}"
+  [[ -n "$variant" ]] && bin="$bin-$variant"
   ctx="$(new_ctx)"
   cp "$here/services/Dockerfile" "$here/base/healthcheck.sh" "$ctx/"
   cp "$target_dir/release/$bin" "$ctx/$bin"
-  build_one "$name" "$ctx" "SERVICE_BIN=$bin" "HTTP_PORT=$port"
+  build_one "$name${variant:+:$variant}" "$ctx" "SERVICE_BIN=$bin" "HTTP_PORT=$port"
 }
 
 build_kit() {
@@ -343,7 +365,7 @@ build_kit() {
 cmd_list() {
   local name
   printf '%-34s %12s  %s\n' IMAGE SIZE CREATED
-  for name in "$local_base" "${all_images[@]}"; do
+  for name in "$local_base" "${all_images[@]}" saga-{order,product,payment}-service:failpoints; do
     docker image inspect "$name" --format "{{.Size}} {{.Created}}" 2>/dev/null |
       awk -v n="$name" '{ printf "%-34s %9.0f MB  %s\n", n, $1 / 1e6, substr($2, 1, 19) }' || printf '%-34s %12s\n' "$name" "(absent)"
   done
@@ -362,8 +384,13 @@ cmd_build() {
       saga-apicurio-registry|saga-apicurio-registry:*) build_registry ;;
       saga-order-service|saga-product-service|saga-payment-service)
         ensure_binaries; build_service "$name" ;;
+      saga-order-service:failpoints|saga-product-service:failpoints|saga-payment-service:failpoints)
+        ensure_failpoint_binaries; build_service "${name%%:*}" failpoints ;;
+      failpoints)
+        ensure_failpoint_binaries
+        for name in saga-order-service saga-product-service saga-payment-service; do build_service "$name" failpoints; done ;;
       saga-conformance|saga-conformance:*) ensure_binaries; build_kit ;;
-      *) die "unknown image '$name' (known: ${all_images[*]})" ;;
+      *) die "unknown image '$name' (known: ${all_images[*]}, failpoints)" ;;
     esac
   done
   # drop the superseded (now untagged) versions of our images; nothing else is touched

@@ -5,7 +5,7 @@
 //! saga-conformance verify RECORD [--badge FILE]
 //! saga-conformance badge  RECORD [-o FILE]
 //! saga-conformance stack [--push-port PORT]
-//! saga-conformance selftest [--fault NAME]… [--report-dir DIR]
+//! saga-conformance selftest [--fault NAME]… [--backend processes|containers] [--report-dir DIR]
 //! saga-conformance bench [--config FILE] [--rate R] [--duration S] [--warmup S] [--json FILE] [--find-max] [--report-dir DIR]
 //! saga-conformance monitor [--config FILE] [--listen ADDR] [--start end|TIME]
 //! ```
@@ -13,7 +13,7 @@
 use clap::{Parser, Subcommand};
 use saga_conformance::backend::processes::control::{self, FaultEndpoint};
 use saga_conformance::backend::processes::{Stack, StackOptions};
-use saga_conformance::config::{Config, Overrides};
+use saga_conformance::config::{BackendKind, Config, Overrides};
 use saga_conformance::sink::PushSink;
 use std::path::PathBuf;
 
@@ -85,9 +85,12 @@ enum Command {
     Selftest {
         #[arg(long)]
         config: Option<PathBuf>,
-        /// Only these faults (repeatable); default: all.
+        /// Only these faults (repeatable); default: all (on containers: those a backend fault
+        /// catches, against the `:failpoints` images of `docker/images.sh build failpoints`).
         #[arg(long = "fault")]
         faults: Vec<String>,
+        #[arg(long, value_enum, default_value = "processes")]
+        backend: BackendKind,
         #[arg(long, default_value = "reports/selftest")]
         report_dir: PathBuf,
     },
@@ -161,10 +164,15 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             let output = output.unwrap_or_else(|| record.with_file_name("badge.svg"));
             Ok(verify_record(&record, Some(&output))?)
         }
-        Command::Selftest { config, faults, report_dir } => {
-            let faults = saga_conformance::selftest::select(&faults)?;
-            let result =
-                saga_conformance::selftest::run(Config::load(config.as_deref())?, &faults, &report_dir).await?;
+        Command::Selftest { config, faults, backend, report_dir } => {
+            anyhow::ensure!(
+                backend != BackendKind::External,
+                "the self-test seeds faults into the reference's own build: use --backend processes or containers"
+            );
+            let faults = saga_conformance::selftest::select(&faults, backend)?;
+            let mut config = Config::load(config.as_deref())?;
+            config.backend = backend;
+            let result = saga_conformance::selftest::run(config, &faults, &report_dir).await?;
             print!("{}", saga_conformance::selftest::matrix(&result));
             println!("{}", result.closing_line());
             Ok(if result.ok() { std::process::ExitCode::SUCCESS } else { std::process::ExitCode::FAILURE })

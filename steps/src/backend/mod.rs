@@ -103,7 +103,9 @@ impl Backend {
             #[cfg(feature = "containers")]
             BackendKind::Containers => {
                 let logs = config.report_dir.join("logs");
-                let containers = Containers::start(&config.containers, push_gateway_url, &topics, &logs, scale).await?;
+                let extra_env = &config.service_variant.env;
+                let containers =
+                    Containers::start(&config.containers, push_gateway_url, &topics, &logs, scale, extra_env).await?;
                 #[cfg(feature = "containers")]
                 Backend::Containers(Box::new(containers))
             }

@@ -15,6 +15,11 @@ pub struct SeededBug {
     pub family: &'static str,
     /// The scenarios run for it: the families (or requirements) it can touch.
     pub tags: &'static str,
+    /// The scenarios among `tags` that catch it through a fault the backend puts on the stack (a
+    /// kill, a stop, a pause, a database taken away): the self-test on the containers backend runs
+    /// these, as the fault takes another path there (`docker kill`, not SIGKILL). `None` when
+    /// what catches it does not depend on the backend.
+    pub through_backend: Option<&'static str>,
     /// `FAILPOINTS` per service that carries the bug.
     pub seeds: &'static [(Service, &'static str)],
 }
@@ -26,6 +31,7 @@ pub const SEEDED_BUGS: &[SeededBug] = &[
         bug: "stock.reserved reports the stock read before the decrement, not what is left",
         family: "FLOW",
         tags: "@FLOW",
+        through_backend: None,
         seeds: &[(Service::Product, "product::stock-before-reserve=return")],
     },
     SeededBug {
@@ -33,6 +39,7 @@ pub const SEEDED_BUGS: &[SeededBug] = &[
         bug: "the cancellation push is never sent",
         family: "FAIL",
         tags: "@FAIL",
+        through_backend: None,
         seeds: &[(Service::Order, "order::no-cancel-push=return")],
     },
     SeededBug {
@@ -40,6 +47,7 @@ pub const SEEDED_BUGS: &[SeededBug] = &[
         bug: "the Product Service does not compare the client's unitPrice with the catalogue",
         family: "FAIL",
         tags: "@FAIL",
+        through_backend: None,
         seeds: &[(Service::Product, "product::skip-price-check=return")],
     },
     SeededBug {
@@ -47,6 +55,7 @@ pub const SEEDED_BUGS: &[SeededBug] = &[
         bug: "the Order Service neither dedupes by eventId nor checks the order's status",
         family: "IDEMP",
         tags: "@IDEMP",
+        through_backend: None,
         seeds: &[(Service::Order, "kit::no-dedupe=return;order::ignore-status=return")],
     },
     SeededBug {
@@ -54,6 +63,7 @@ pub const SEEDED_BUGS: &[SeededBug] = &[
         bug: "order.confirmed / order.cancelled are keyed by their eventId instead of the orderId",
         family: "ORDER",
         tags: "@ORDER",
+        through_backend: None,
         seeds: &[(Service::Order, "kit::key-by-event-id=return")],
     },
     SeededBug {
@@ -61,6 +71,7 @@ pub const SEEDED_BUGS: &[SeededBug] = &[
         bug: "the intake does 400 ms of work in line before answering",
         family: "TIME",
         tags: "@TIME",
+        through_backend: None,
         seeds: &[(Service::Order, "order::slow-intake=return(400)")],
     },
     SeededBug {
@@ -68,6 +79,7 @@ pub const SEEDED_BUGS: &[SeededBug] = &[
         bug: "the intake holds its answer until the Product Service has decided (up to 10 s)",
         family: "COUPLING",
         tags: "@COUPLING-1 or @COUPLING-3",
+        through_backend: Some("@COUPLING-1 or @COUPLING-3"),
         seeds: &[(Service::Order, "order::intake-waits-for-stock=return(10000)")],
     },
     SeededBug {
@@ -75,6 +87,7 @@ pub const SEEDED_BUGS: &[SeededBug] = &[
         bug: "the Product Service writes plain Avro, without the Confluent header",
         family: "WIRE",
         tags: "@WIRE",
+        through_backend: None,
         seeds: &[(Service::Product, "kit::plain-avro=return")],
     },
     SeededBug {
@@ -82,6 +95,7 @@ pub const SEEDED_BUGS: &[SeededBug] = &[
         bug: "a record that cannot be decoded is retried forever instead of dead-lettered",
         family: "INPUT",
         tags: "@INPUT-4 or @INPUT-5",
+        through_backend: None,
         seeds: &[(Service::Product, "kit::poison-retried-forever=return")],
     },
     SeededBug {
@@ -89,6 +103,7 @@ pub const SEEDED_BUGS: &[SeededBug] = &[
         bug: "stock is read without FOR UPDATE and the value read is written back (lost update, oversell)",
         family: "STOCK",
         tags: "@STOCK",
+        through_backend: None,
         seeds: &[(Service::Product, "product::lost-update=return(20)")],
     },
     SeededBug {
@@ -96,6 +111,7 @@ pub const SEEDED_BUGS: &[SeededBug] = &[
         bug: "the order total is added up in binary floating point and its cents truncated",
         family: "FLOW",
         tags: "@FLOW",
+        through_backend: None,
         seeds: &[(Service::Order, "order::float-total=return")],
     },
     SeededBug {
@@ -103,6 +119,7 @@ pub const SEEDED_BUGS: &[SeededBug] = &[
         bug: "the PAYMENT_WAIT push carries a fresh eventId instead of the order.confirmed that caused it",
         family: "FIELDS",
         tags: "@FLOW",
+        through_backend: None,
         seeds: &[(Service::Payment, "payment::push-own-event-id=return")],
     },
     SeededBug {
@@ -110,6 +127,7 @@ pub const SEEDED_BUGS: &[SeededBug] = &[
         bug: "order.confirmed carries eventTimestamp in epoch seconds where milliseconds are due",
         family: "FIELDS",
         tags: "@FLOW",
+        through_backend: None,
         seeds: &[(Service::Order, "order::timestamp-seconds=return")],
     },
     SeededBug {
@@ -117,6 +135,7 @@ pub const SEEDED_BUGS: &[SeededBug] = &[
         bug: "stock.reserved moves the order whatever its status (only the eventId dedupe guards it)",
         family: "LATE",
         tags: "@LATE",
+        through_backend: None,
         seeds: &[(Service::Order, "order::ignore-status=return")],
     },
     SeededBug {
@@ -124,6 +143,7 @@ pub const SEEDED_BUGS: &[SeededBug] = &[
         bug: "payments are deduped by eventId only: no one-payment-per-order constraint",
         family: "LATE",
         tags: "@LATE",
+        through_backend: None,
         seeds: &[(Service::Payment, "payment::no-unique-order=return")],
     },
     SeededBug {
@@ -131,6 +151,7 @@ pub const SEEDED_BUGS: &[SeededBug] = &[
         bug: "the Order Service remembers handled eventIds in memory only (forgotten on restart)",
         family: "IDEMP",
         tags: "@IDEMP",
+        through_backend: Some("@IDEMP-6"),
         seeds: &[(Service::Order, "kit::dedupe-in-memory=return;order::ignore-status=return")],
     },
     SeededBug {
@@ -138,6 +159,7 @@ pub const SEEDED_BUGS: &[SeededBug] = &[
         bug: "the Payment Service remembers handled eventIds in memory only (forgotten on restart) and has no one-payment-per-order check",
         family: "IDEMP",
         tags: "@IDEMP",
+        through_backend: Some("@IDEMP-7"),
         seeds: &[(Service::Payment, "kit::dedupe-in-memory=return;payment::no-unique-order=return")],
     },
     SeededBug {
@@ -145,6 +167,7 @@ pub const SEEDED_BUGS: &[SeededBug] = &[
         bug: "crash window commit → publish: events are published 300 ms after commit from memory, with no outbox row",
         family: "CRASH",
         tags: "@CRASH-1",
+        through_backend: Some("@CRASH-1"),
         seeds: &[
             (Service::Order, "kit::publish-from-memory=return(300)"),
             (Service::Product, "kit::publish-from-memory=return(300)"),
@@ -156,6 +179,7 @@ pub const SEEDED_BUGS: &[SeededBug] = &[
         bug: "crash window effect → offset: the offset is committed 100 ms before the handler's transaction",
         family: "CRASH",
         tags: "@CRASH-1",
+        through_backend: Some("@CRASH-1"),
         seeds: &[(Service::Product, "kit::offset-before-effect=return(100)")],
     },
     SeededBug {
@@ -163,6 +187,7 @@ pub const SEEDED_BUGS: &[SeededBug] = &[
         bug: "crash window publish → push: the PAYMENT_WAIT push is sent 300 ms after commit from memory, with no outbox row",
         family: "CRASH",
         tags: "@CRASH-1",
+        through_backend: Some("@CRASH-1"),
         seeds: &[(Service::Payment, "kit::push-from-memory=return(300)")],
     },
     SeededBug {
@@ -170,6 +195,7 @@ pub const SEEDED_BUGS: &[SeededBug] = &[
         bug: "a refused reservation keeps the lines taken before the failing one (request order): not all or none",
         family: "FAIL",
         tags: "@FAIL",
+        through_backend: None,
         seeds: &[(Service::Product, "product::keep-good-lines=return")],
     },
     SeededBug {
@@ -177,6 +203,7 @@ pub const SEEDED_BUGS: &[SeededBug] = &[
         bug: "intake accepts two lines of one product, and each line is checked alone against the stock (oversell)",
         family: "FAIL",
         tags: "@FAIL",
+        through_backend: None,
         seeds: &[
             (Service::Order, "order::accept-duplicate-lines=return"),
             (Service::Product, "product::per-line-stock-check=return"),
@@ -187,6 +214,7 @@ pub const SEEDED_BUGS: &[SeededBug] = &[
         bug: "stock rows locked one by one in request order, 200 ms apart (A+B and B+A deadlock), and the deadlock taken for poison",
         family: "STOCK",
         tags: "@STOCK-3",
+        through_backend: None,
         seeds: &[(Service::Product, "product::unordered-locks=return(200)")],
     },
     SeededBug {
@@ -194,6 +222,7 @@ pub const SEEDED_BUGS: &[SeededBug] = &[
         bug: "stock.reservation.failed cancels the order whatever its status: the cancel path has no guard",
         family: "LATE",
         tags: "@LATE",
+        through_backend: None,
         seeds: &[(Service::Order, "order::cancel-ignores-status=return")],
     },
     SeededBug {
@@ -201,6 +230,7 @@ pub const SEEDED_BUGS: &[SeededBug] = &[
         bug: "a push is sent once and forgotten when the gateway answers 5xx or does not answer",
         family: "PUSH",
         tags: "@PUSH",
+        through_backend: None,
         seeds: &[
             (Service::Order, "kit::push-forgotten-on-error=return"),
             (Service::Payment, "kit::push-forgotten-on-error=return"),
@@ -211,6 +241,7 @@ pub const SEEDED_BUGS: &[SeededBug] = &[
         bug: "consumers decode with their own copy of the schema, ignoring the writer's schema id",
         family: "WIRE",
         tags: "@WIRE",
+        through_backend: None,
         seeds: &[
             (Service::Order, "kit::decode-with-own-schema=return"),
             (Service::Product, "kit::decode-with-own-schema=return"),
@@ -222,6 +253,7 @@ pub const SEEDED_BUGS: &[SeededBug] = &[
         bug: "the intake publishes order.created before its transaction commits (no outbox row): a failed commit leaves a record for an order that does not exist",
         family: "CRASH",
         tags: "@CRASH-3",
+        through_backend: Some("@CRASH-3"),
         seeds: &[(Service::Order, "order::publish-before-commit=return")],
     },
     SeededBug {
@@ -229,6 +261,7 @@ pub const SEEDED_BUGS: &[SeededBug] = &[
         bug: "a consumer gives up on a record after 5 failed attempts (~1.5 s) and commits past it",
         family: "CRASH",
         tags: "@CRASH-5",
+        through_backend: Some("@CRASH-5"),
         seeds: &[
             (Service::Order, "kit::skip-after-retries=return(5)"),
             (Service::Product, "kit::skip-after-retries=return(5)"),
@@ -240,6 +273,7 @@ pub const SEEDED_BUGS: &[SeededBug] = &[
         bug: "the intake caps each line's amount but not the order's total (two lines may sum past 99,999,999.99)",
         family: "INPUT",
         tags: "@INPUT-1",
+        through_backend: None,
         seeds: &[(Service::Order, "order::no-total-cap=return")],
     },
 ];

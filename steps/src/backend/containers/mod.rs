@@ -27,7 +27,7 @@ use anyhow::Context;
 use infra::{Container, Infra, docker_kill, docker_ok, host_container, prepare, split_image, start_registry};
 use kafka::{KafkaNodes, Placement};
 use saga_contract::{SagaTopic, Topics};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use testcontainers::ImageExt;
@@ -68,6 +68,7 @@ impl Containers {
         topics: &Topics,
         log_dir: &Path,
         scale: Scale,
+        extra_env: &HashMap<Service, Vec<(String, String)>>,
     ) -> anyhow::Result<Containers> {
         let began = Instant::now();
         let progress = |what: &str| eprintln!("[containers {:>5.1}s] {what}", began.elapsed().as_secs_f64());
@@ -128,7 +129,11 @@ impl Containers {
             push_gateway_url: push_gateway_url.to_string(),
             topics: topics.clone(),
         };
-        let service_env = Service::ALL.into_iter().map(|s| (s, wiring.env(s))).collect();
+        // The contract's knobs, then what the run adds (the self-test's FAILPOINTS).
+        let service_env = Service::ALL
+            .into_iter()
+            .map(|s| (s, wiring.env(s).into_iter().chain(extra_env.get(&s).into_iter().flatten().cloned()).collect()))
+            .collect();
         let mut containers = Containers {
             endpoints: Endpoints {
                 order_url: String::new(),
