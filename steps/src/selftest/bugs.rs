@@ -176,11 +176,11 @@ pub const SEEDED_BUGS: &[SeededBug] = &[
     },
     SeededBug {
         name: "offset-before-effect",
-        bug: "crash window effect → offset: the offset is committed 100 ms before the handler's transaction",
+        bug: "crash window effect → offset: the offset is committed 300 ms before the handler's transaction",
         family: "CRASH",
         tags: "@CRASH-1",
         through_backend: Some("@CRASH-1"),
-        seeds: &[(Service::Product, "kit::offset-before-effect=return(100)")],
+        seeds: &[(Service::Product, "kit::offset-before-effect=return(300)")],
     },
     SeededBug {
         name: "push-from-memory",
