@@ -7,9 +7,9 @@
 //! must pass first, or the kill matrix would mean nothing. The matrix (fault × failing
 //! requirements) is printed and written to `selftest.json` and `index.html`.
 
-mod bugs;
+pub mod bugs;
 
-pub use bugs::{SEEDED_BUGS, SeededBug};
+use bugs::{SEEDED_BUGS, SeededBug};
 
 use crate::Service;
 use crate::config::{BackendKind, Config};
