@@ -1,9 +1,10 @@
-//! Fault steps, carried out by the backend (processes: signals and restarts; containers:
-//! docker stop/start/pause/kill; external: the configured commands). Scenarios using them are
-//! tagged `@serial` and by capability (`@faults`, `@pause`, `@broker-faults`): they run alone, and
-//! the runner undoes whatever a scenario left in place (see [`SagaWorld::undo_faults`]). Each
-//! fault's time span is kept for the crash checkers (when was the implementation allowed to be
-//! unavailable, which orders were in flight).
+//! Fault steps: each puts a [`Fault`] in place, or lifts one by its [`Fault::undo`], through the
+//! backend (processes: signals and restarts; containers: docker stop/start/pause/kill; external:
+//! the configured commands). Scenarios using them are tagged `@serial` and by capability
+//! (`@needs-kill-product`, …, [`Fault::capability`]): they run alone, and the runner undoes
+//! whatever a scenario left in place (see [`SagaWorld::undo_faults`]). Each fault's time span is
+//! kept for the crash checkers (when was the implementation allowed to be unavailable, which
+//! orders were in flight).
 //!
 //! A fault command that did not take effect is not a fault: after a service is stopped, killed
 //! or paused the suite confirms its `/health` stopped answering, after the broker is stopped or

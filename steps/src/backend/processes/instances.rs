@@ -1,9 +1,9 @@
 //! The service processes of a local stack: `instances` processes of each service, each on its
 //! own HTTP port with its own stable `INSTANCE_ID` (its static consumer-group membership), all in
 //! the service's consumer group. Instance 1 is the one the suite talks to over HTTP; a fault on
-//! "a <svc> instance" hits another one (see [`crate::backend::Backend::victim_instance`]), a fault on "the <svc>
-//! Service" hits them all. Instances can be added while the stack runs (a rebalance), and removed
-//! again.
+//! "a <svc> instance" hits another one (see [`crate::backend::Backend::victim_instance`]), a
+//! fault on "the <svc> Service" hits them all. Instances can be added while the stack runs (a
+//! rebalance), and removed again.
 
 use super::process::{Proc, free_port, wait_http_ok};
 use crate::Service;
