@@ -8,7 +8,7 @@
 //! an error naming it and the allowed values.
 
 use crate::Service;
-pub use crate::api::{NewOrder, Order, OrderLine, Payment, Placed, Product, ProductSpec};
+use crate::api::{NewOrder, Order, Payment, Placed, Product, ProductSpec};
 use crate::types::Endpoints;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -302,6 +302,7 @@ pub fn chain(error: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::OrderLine;
     use saga_contract::Money;
 
     #[test]

@@ -311,7 +311,7 @@ fn external_config(stack: &Stack, push_port: u16, control_port: u16) -> String {
     let e = &stack.endpoints;
     format!(
         "# Written by `saga-conformance stack --push-port {push_port}`.\nbackend = \"external\"\nreport_dir = \"reports/external\"\n\n[implementation]\nname = \"{}\"\nversion = \"{}\"\n\n[external]\norder_url = \"{}\"\nproduct_url = \"{}\"\npayment_url = \"{}\"\nkafka_bootstrap = \"{}\"\nregistry_url = \"{}\"\npush_sink_port = {push_port}\ndead_letter_topics = true\n\n[external.commands]   # the stack's fault endpoint (steps/src/backend/processes/control.rs)\n{}\n[external.consumer_groups]\n{}",
-        saga_conformance::config::REFERENCE_NAME,
+        saga_conformance::config::sections::REFERENCE_NAME,
         env!("CARGO_PKG_VERSION"),
         e.order_url,
         e.product_url,

@@ -4,7 +4,7 @@
 //! gives up, or answer slowly. It is the suite's own, so this works on every backend.
 
 use crate::observed::read_push;
-pub use crate::observed::{Arrival, Push};
+use crate::observed::{Arrival, Push};
 use crate::poll;
 use saga_contract::PushKind;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -10,7 +10,7 @@
 //! the records of an aborted transaction never reach a check.
 
 use crate::kafka::{self, Fetch};
-pub use crate::observed::TapRecord;
+use crate::observed::TapRecord;
 use crate::poll;
 
 mod caught_up;

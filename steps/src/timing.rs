@@ -1,6 +1,6 @@
 //! Latency samples per saga stage, percentiles, and the budgets they are held to.
 
-use crate::config::Timing;
+use crate::config::sections::Timing;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::Mutex;

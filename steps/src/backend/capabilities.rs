@@ -4,19 +4,9 @@
 //! external one only what its `[external.commands]` allow — per service, so commands for the
 //! Product Service alone enable the scenarios that touch only it.
 
-use super::{Scale, short_name};
-use crate::Service;
+use super::fault::{Fault, ScaleNeed};
+use crate::types::Scale;
 use std::collections::{BTreeSet, HashMap};
-
-/// What a capability needs of the stack's size, besides a way to carry it out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum ScaleNeed {
-    None,
-    /// Two or more instances of each service (a fault hits one of several).
-    Instances,
-    /// A Kafka cluster of three or more nodes (one can fail, `min.insync.replicas` 2 still met).
-    Cluster,
-}
 
 /// One capability: its name, the external commands that provide it, and the scale it needs.
 struct Capability {
@@ -25,27 +15,21 @@ struct Capability {
     needs: ScaleNeed,
 }
 
-/// Every capability there is. `dead-letters` is declared, not commanded (see [`Capabilities::from_commands`]).
+/// Every capability there is: one per fault the suite puts in place ([`Fault::capability`]: the
+/// fault's command and its undoing's), and `broker-cluster`, the broker kill on a cluster whose
+/// other nodes take over. `dead-letters` is declared, not commanded (see
+/// [`Capabilities::from_commands`]).
 fn catalogue() -> Vec<Capability> {
-    let cap = |name: String, commands: [String; 2], needs| Capability { name, commands: commands.to_vec(), needs };
-    let mut all = Vec::new();
-    for service in Service::ALL {
-        let svc = short_name(service);
-        all.push(cap(format!("stop-{svc}"), [format!("stop_{svc}"), format!("start_{svc}")], ScaleNeed::None));
-        all.push(cap(format!("pause-{svc}"), [format!("pause_{svc}"), format!("unpause_{svc}")], ScaleNeed::None));
-        all.push(cap(format!("kill-{svc}"), [format!("kill_{svc}"), format!("start_{svc}")], ScaleNeed::None));
-        // The service's own database taken away, the rest of the stack serving.
-        all.push(cap(format!("db-kill-{svc}"), [format!("kill_db_{svc}"), format!("start_db_{svc}")], ScaleNeed::None));
-        for (verb, undo) in [("kill", "start"), ("pause", "unpause"), ("add", "remove")] {
-            let commands = [format!("{verb}_instance_{svc}"), format!("{undo}_instance_{svc}")];
-            all.push(cap(format!("{verb}-instance-{svc}"), commands, ScaleNeed::Instances));
-        }
-    }
-    let broker = || ["kill_kafka".to_string(), "start_kafka".to_string()];
-    all.push(cap("broker-stop".into(), ["stop_kafka".into(), "start_kafka".into()], ScaleNeed::None));
-    all.push(cap("broker-kill".into(), broker(), ScaleNeed::None));
-    all.push(cap("broker-cluster".into(), broker(), ScaleNeed::Cluster));
-    all.push(cap("db-kill".into(), ["kill_postgres".into(), "start_postgres".into()], ScaleNeed::None));
+    let of = |fault: Fault| {
+        let (name, undo) = (fault.capability()?, fault.undo()?);
+        Some(Capability { name, commands: vec![fault.command(), undo.command()], needs: fault.scale_need() })
+    };
+    let mut all: Vec<Capability> = Fault::kinds().into_iter().filter_map(of).collect();
+    all.extend(of(Fault::KillBroker).map(|kill| Capability {
+        name: "broker-cluster".into(),
+        needs: ScaleNeed::Cluster,
+        ..kill
+    }));
     all
 }
 

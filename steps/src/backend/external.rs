@@ -6,15 +6,16 @@
 //!
 //! | variable | set for | value |
 //! |---|---|---|
-//! | `SAGA_SERVICE` | every service command | `order`, `product` or `payment` |
+//! | `SAGA_SERVICE` | every command on a service, its database or an instance | `order`, `product` or `payment` |
 //! | `SAGA_INSTANCE` | `*_instance_<svc>` | the instance's number: 1 is the one at `<svc>_url`, 2.. the others (`add_instance_<svc>` gets the new one's) |
 //! | `SAGA_KAFKA_NODE` | `stop_kafka`, `kill_kafka`, `start_kafka` | the node id (`node.id`) to take down or bring back: the one leading the most saga partitions |
 
+use super::fault::{Fault, FaultTarget, short_name};
 use super::kafka_meta::{broker_ids, leading_node, wait_leaders, wait_until_serving};
 use super::processes::process::wait_http_ok_url;
-use super::{Endpoints, InstanceId, Scale, short_name};
 use crate::Service;
-use crate::config::External as ExternalConfig;
+use crate::config::sections::External as ExternalConfig;
+use crate::types::{Endpoints, InstanceId, Scale};
 use anyhow::{Context, bail};
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -90,26 +91,19 @@ impl External {
         &self.commands
     }
 
-    /// Runs `<verb>_<svc>`.
-    pub async fn on_service(&self, verb: &str, service: Service) -> anyhow::Result<()> {
-        let svc = short_name(service);
-        self.run(&format!("{verb}_{svc}"), &[("SAGA_SERVICE", svc.to_string())]).await
+    /// Runs `fault`'s command, telling it the service the fault is on (if any).
+    async fn on_service(&self, fault: &Fault) -> anyhow::Result<()> {
+        let env: Vec<(&str, String)> =
+            fault.service().map(|s| ("SAGA_SERVICE", short_name(s).to_string())).into_iter().collect();
+        self.run(&fault.command(), &env).await
     }
 
-    /// Runs `start_<svc>`, then waits for the service's `/health`.
-    pub async fn start_service(&self, service: Service) -> anyhow::Result<()> {
-        self.on_service("start", service).await?;
-        let url = self.endpoints.service_url(service);
-        wait_http_ok_url(&format!("{url}/health"), Duration::from_secs(60)).await.context("after the start command")
-    }
-
-    /// Runs `<verb>_instance_<svc>` for one instance and notes whether it runs afterwards
-    /// (`None`: it is gone for good).
-    async fn on_instance(&self, verb: &str, instance: InstanceId, runs_after: Option<bool>) -> anyhow::Result<()> {
+    /// Runs `fault`'s `<verb>_instance_<svc>` command for `instance` and notes whether it runs
+    /// afterwards (`None`: it is gone for good).
+    async fn on_instance(&self, fault: &Fault, instance: InstanceId, runs_after: Option<bool>) -> anyhow::Result<()> {
         let (service, number) = instance;
-        let svc = short_name(service);
-        let env = [("SAGA_SERVICE", svc.to_string()), ("SAGA_INSTANCE", number.to_string())];
-        self.run(&format!("{verb}_instance_{svc}"), &env).await?;
+        let env = [("SAGA_SERVICE", short_name(service).to_string()), ("SAGA_INSTANCE", number.to_string())];
+        self.run(&fault.command(), &env).await?;
         let mut instances = self.instances.lock().await;
         match runs_after {
             Some(running) => instances.insert(instance, running),
@@ -118,29 +112,9 @@ impl External {
         Ok(())
     }
 
-    pub async fn kill_instance(&self, instance: InstanceId) -> anyhow::Result<()> {
-        self.on_instance("kill", instance, Some(false)).await
-    }
-
-    pub async fn start_instance(&self, instance: InstanceId) -> anyhow::Result<()> {
-        self.on_instance("start", instance, Some(true)).await
-    }
-
-    /// A paused instance still counts as running (the scenario knows it is paused).
-    pub async fn pause_instance(&self, instance: InstanceId, paused: bool) -> anyhow::Result<()> {
-        self.on_instance(if paused { "pause" } else { "unpause" }, instance, Some(true)).await
-    }
-
-    /// Runs `add_instance_<svc>` with the next number; returns it.
-    pub async fn add_instance(&self, service: Service) -> anyhow::Result<usize> {
-        let known = self.instances.lock().await.keys().filter(|(s, _)| *s == service).map(|(_, n)| *n).max();
-        let number = known.unwrap_or(0) + 1;
-        self.on_instance("add", (service, number), Some(true)).await?;
-        Ok(number)
-    }
-
-    pub async fn remove_instance(&self, instance: InstanceId) -> anyhow::Result<()> {
-        self.on_instance("remove", instance, None).await
+    /// The numbers of `service`'s instances the suite's commands know, running or not.
+    async fn known(&self, service: Service) -> Vec<usize> {
+        self.instances.lock().await.keys().filter(|(s, _)| *s == service).map(|(_, n)| *n).collect()
     }
 
     pub async fn running_instances(&self, service: Service) -> Vec<usize> {
@@ -154,21 +128,21 @@ impl External {
         self.nodes.iter().copied().filter(|n| !down.contains(n)).collect()
     }
 
-    /// Runs `stop_kafka` or `kill_kafka` (`verb`) for the node leading the most saga partitions.
-    pub async fn take_down_broker(&self, verb: &str) -> anyhow::Result<()> {
+    /// Runs `stop_kafka` or `kill_kafka` (`fault`'s) for the node leading the most saga partitions.
+    async fn take_down_broker(&self, fault: &Fault) -> anyhow::Result<()> {
         let node = leading_node(&self.endpoints.kafka_bootstrap, &self.saga_topics, &self.live_nodes().await).await?;
-        self.run(&format!("{verb}_kafka"), &[("SAGA_KAFKA_NODE", node.to_string())]).await?;
+        self.run(&fault.command(), &[("SAGA_KAFKA_NODE", node.to_string())]).await?;
         self.down.lock().await.push(node);
         Ok(())
     }
 
-    /// Runs `start_kafka` for the node taken down last, then waits until the broker serves
-    /// `probe_topic`.
-    pub async fn start_broker(&self, probe_topic: &str) -> anyhow::Result<()> {
+    /// Runs `start_kafka` for the node taken down last, then waits until the broker serves the
+    /// saga's topics.
+    async fn start_broker(&self) -> anyhow::Result<()> {
         let node = self.down.lock().await.last().copied().context("no Kafka node was taken down")?;
         self.run("start_kafka", &[("SAGA_KAFKA_NODE", node.to_string())]).await?;
         self.down.lock().await.retain(|n| *n != node);
-        wait_until_serving(&self.endpoints.kafka_bootstrap, probe_topic, Duration::from_secs(120))
+        wait_until_serving(&self.endpoints.kafka_bootstrap, &self.saga_topics, Duration::from_secs(120))
             .await
             .context("after the start_kafka command")
     }
@@ -180,7 +154,7 @@ impl External {
 
     /// Runs `start_postgres`, then waits for every service's `/health` (the suite cannot reach
     /// the implementation's database itself).
-    pub async fn start_database(&self) -> anyhow::Result<()> {
+    async fn start_database(&self) -> anyhow::Result<()> {
         self.run("start_postgres", &[]).await?;
         for service in Service::ALL {
             let url = self.endpoints.service_url(service);
@@ -192,7 +166,7 @@ impl External {
     }
 
     /// Runs the command configured under `key` with `env` added.
-    pub async fn run(&self, key: &str, env: &[(&str, String)]) -> anyhow::Result<()> {
+    async fn run(&self, key: &str, env: &[(&str, String)]) -> anyhow::Result<()> {
         let command = self.commands.get(key).with_context(|| format!("no [external.commands] {key} configured"))?;
         let status = tokio::process::Command::new("sh")
             .arg("-c")
@@ -205,6 +179,46 @@ impl External {
             bail!("{key} ({command}) exited with {status}");
         }
         Ok(())
+    }
+}
+
+/// Each fault is its command (the module's table says what it is told); a start returns once
+/// what it started serves.
+impl FaultTarget for External {
+    async fn apply(&self, fault: &Fault) -> anyhow::Result<()> {
+        match *fault {
+            Fault::StopService(_)
+            | Fault::KillService(_)
+            | Fault::PauseService(_)
+            | Fault::UnpauseService(_)
+            | Fault::KillDatabase
+            | Fault::TakeDatabase(_)
+            | Fault::GiveDatabase(_) => self.on_service(fault).await,
+            Fault::StartService(service) => {
+                self.on_service(fault).await?;
+                let health = format!("{}/health", self.endpoints.service_url(service));
+                wait_http_ok_url(&health, Duration::from_secs(60)).await.context("after the start command")
+            }
+            Fault::StopBroker | Fault::KillBroker => self.take_down_broker(fault).await,
+            Fault::StartBroker => self.start_broker().await,
+            Fault::StartDatabase => self.start_database().await,
+            Fault::KillInstance(instance) => self.on_instance(fault, instance, Some(false)).await,
+            // A paused instance still counts as running (the scenario knows it is paused).
+            Fault::StartInstance(instance) | Fault::PauseInstance(instance) | Fault::UnpauseInstance(instance) => {
+                self.on_instance(fault, instance, Some(true)).await
+            }
+            // The next number after every instance known: a killed one may be started again.
+            Fault::AddInstance(service) => {
+                let number = self.known(service).await.into_iter().max().unwrap_or(0) + 1;
+                self.on_instance(fault, (service, number), Some(true)).await
+            }
+            Fault::RemoveInstance(service) => {
+                let added = self.known(service).await.into_iter().filter(|n| *n > self.scale.instances).max();
+                let number =
+                    added.with_context(|| format!("no instance was added to the {service}: none to remove"))?;
+                self.on_instance(fault, (service, number), None).await
+            }
+        }
     }
 }
 
@@ -239,23 +253,23 @@ mod tests {
             ("add_instance_product", r#"test "$SAGA_INSTANCE" = 3"#),
             ("remove_instance_product", "true"),
         ]);
-        e.kill_instance((Service::Product, 2)).await.expect("the command saw product/2");
+        e.apply(&Fault::KillInstance((Service::Product, 2))).await.expect("the command saw product/2");
         assert_eq!(e.running_instances(Service::Product).await, vec![1]);
         assert_eq!(e.running_instances(Service::Order).await, vec![1, 2], "other services untouched");
         // A new number, not the killed instance's: it may be started again.
-        assert_eq!(e.add_instance(Service::Product).await.expect("number 3"), 3);
+        e.apply(&Fault::AddInstance(Service::Product)).await.expect("number 3");
         assert_eq!(e.running_instances(Service::Product).await, vec![1, 3]);
-        e.remove_instance((Service::Product, 3)).await.expect("removed");
+        e.apply(&Fault::RemoveInstance(Service::Product)).await.expect("removed");
         assert_eq!(e.running_instances(Service::Product).await, vec![1]);
     }
 
     #[tokio::test]
     async fn a_missing_or_failing_command_names_itself() {
         let e = external(&[("kill_instance_order", "exit 3")]);
-        let failed = e.kill_instance((Service::Order, 2)).await.expect_err("exit 3");
+        let failed = e.apply(&Fault::KillInstance((Service::Order, 2))).await.expect_err("exit 3");
         assert!(format!("{failed:#}").contains("kill_instance_order (exit 3) exited with"), "{failed:#}");
         assert_eq!(e.running_instances(Service::Order).await, vec![1, 2], "a failed kill changes nothing");
-        let missing = e.pause_instance((Service::Payment, 2), true).await.expect_err("not configured");
+        let missing = e.apply(&Fault::PauseInstance((Service::Payment, 2))).await.expect_err("not configured");
         assert!(format!("{missing:#}").contains("no [external.commands] pause_instance_payment"), "{missing:#}");
     }
 }

@@ -39,10 +39,12 @@ pub async fn partitions(bootstrap: &str, topics: &[String]) -> anyhow::Result<BT
     .await?
 }
 
-/// Waits until the broker at `bootstrap` serves metadata for `topic` with a leader on every
-/// partition — after a restart, the moment clients can produce and fetch again.
-pub async fn wait_until_serving(bootstrap: &str, topic: &str, deadline: Duration) -> anyhow::Result<()> {
+/// Waits until the broker at `bootstrap` serves metadata for the first of `saga_topics` (the
+/// saga's first, order-created) with a leader on every partition — after a restart, the moment
+/// clients can produce and fetch again.
+pub async fn wait_until_serving(bootstrap: &str, saga_topics: &[String], deadline: Duration) -> anyhow::Result<()> {
     use rdkafka::consumer::Consumer;
+    let topic = saga_topics.first().context("no saga topic to see the Kafka broker serve")?;
     let consumer = metadata_client(bootstrap)?;
     let consumer = std::sync::Arc::new(consumer);
     // fetch_metadata itself waits up to 2 s per attempt; the 200 ms paces refused connections.

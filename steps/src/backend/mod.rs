@@ -6,25 +6,28 @@
 //! | [`processes`] | the reference stack as local processes (PostgreSQL, Kafka, Apicurio from the cache; our service binaries) |
 //! | [`containers`] | the same, or another team's images, as Docker containers through testcontainers |
 //! | [`external`] | an implementation already running elsewhere, reached by URLs, faults through shell commands |
-//! | [`capabilities`] | what each can do beyond HTTP and Kafka (the `@needs-*` tags) |
+//! | [`fault`] | the faults the suite puts on an implementation, as values, and the one method a backend carries them out by |
+//! | [`capabilities`] | what each can do beyond HTTP and Kafka (the `@needs-*` tags), from the faults' |
 //! | [`kafka_meta`] | what any cluster's metadata says: partition leaders, replicas in sync, serving again |
 //! | [`broker_config`] | the broker's settings from their one template, for a process or an image |
 //! | [`paths`] | what the kit needs at run time: the built-in features and broker settings, a checkout's scripts, the cache, the service binaries |
 //!
-//! Every backend gives the suite the same [`Endpoints`] (a plain type, [`crate::types`]) and the same fault operations, which
-//! [`Backend`] dispatches; a scaled-out stack ([`Scale`]) adds the operations on one instance of
-//! several and on one Kafka node of a cluster.
+//! Every backend gives the suite the same [`Endpoints`] (a plain type, [`crate::types`]) and
+//! carries out the same [`Fault`]s through its one [`FaultTarget::apply`], which [`Backend`]
+//! dispatches; a scaled-out stack ([`crate::types::Scale`]) adds the faults on one instance of several and on
+//! one Kafka node of a cluster.
 
 pub mod broker_config;
 pub mod capabilities;
 #[cfg(feature = "containers")]
 pub mod containers;
 pub mod external;
+pub mod fault;
 pub mod kafka_meta;
 pub mod paths;
 pub mod processes;
 
-pub use crate::types::{Endpoints, InstanceId, Scale};
+use crate::types::{Endpoints, InstanceId};
 pub use capabilities::Capabilities;
 
 use crate::Service;
@@ -32,6 +35,7 @@ use crate::config::{BackendKind, Config};
 #[cfg(feature = "containers")]
 use containers::Containers;
 use external::External;
+use fault::{Fault, FaultTarget};
 use processes::{Stack, StackOptions};
 use saga_contract::SagaTopic;
 use std::time::Duration;
@@ -139,80 +143,13 @@ impl Backend {
         }
     }
 
-    pub async fn stop_service(&self, service: Service) -> anyhow::Result<()> {
+    /// Puts `fault` in place, or lifts it, on whichever backend this is (see [`FaultTarget`]).
+    pub async fn apply(&self, fault: &Fault) -> anyhow::Result<()> {
         match self {
-            Backend::Processes(stack) => stack.stop_service(service, false).await,
+            Backend::Processes(stack) => stack.apply(fault).await,
             #[cfg(feature = "containers")]
-            Backend::Containers(containers) => containers.stop_service(service).await,
-            Backend::External(external) => external.on_service("stop", service).await,
-        }
-    }
-
-    /// Freezes (`paused`) or resumes a service without stopping it.
-    pub async fn pause_service(&self, service: Service, paused: bool) -> anyhow::Result<()> {
-        match self {
-            Backend::Processes(stack) => stack.pause_service(service, paused).await,
-            #[cfg(feature = "containers")]
-            Backend::Containers(containers) => containers.pause_service(service, paused).await,
-            Backend::External(external) => external.on_service(if paused { "pause" } else { "unpause" }, service).await,
-        }
-    }
-
-    /// Kills a service as a crash does: SIGKILL (processes), `docker kill` (containers), the
-    /// `kill_<svc>` command (external). [`Backend::start_service`] brings it back.
-    pub async fn kill_service(&self, service: Service) -> anyhow::Result<()> {
-        match self {
-            Backend::Processes(stack) => stack.stop_service(service, true).await,
-            #[cfg(feature = "containers")]
-            Backend::Containers(containers) => containers.kill_service(service).await,
-            Backend::External(external) => external.on_service("kill", service).await,
-        }
-    }
-
-    /// Starts every stopped instance of a service and returns once it answers `/health`.
-    pub async fn start_service(&self, service: Service) -> anyhow::Result<()> {
-        match self {
-            Backend::Processes(stack) => stack.start_service(service).await,
-            #[cfg(feature = "containers")]
-            Backend::Containers(containers) => containers.start_service(service).await,
-            Backend::External(external) => external.start_service(service).await,
-        }
-    }
-
-    /// Stops a Kafka node gracefully: the only one, or in a cluster the one leading the most saga
-    /// partitions. [`Backend::start_broker`] brings it back.
-    pub async fn stop_broker(&self) -> anyhow::Result<()> {
-        match self {
-            Backend::Processes(stack) => stack.stop_kafka().await.map(|_| ()),
-            #[cfg(feature = "containers")]
-            Backend::Containers(containers) => containers.take_down_kafka(false).await,
-            Backend::External(external) => external.take_down_broker("stop").await,
-        }
-    }
-
-    /// Kills a Kafka node (SIGKILL / `docker kill` / `kill_kafka`), chosen as
-    /// [`Backend::stop_broker`] chooses; [`Backend::start_broker`] brings it back on its data.
-    pub async fn kill_broker(&self) -> anyhow::Result<()> {
-        match self {
-            Backend::Processes(stack) => stack.kill_kafka().await.map(|_| ()),
-            #[cfg(feature = "containers")]
-            Backend::Containers(containers) => containers.take_down_kafka(true).await,
-            Backend::External(external) => external.take_down_broker("kill").await,
-        }
-    }
-
-    /// Starts the Kafka node taken down last and returns once the cluster serves `probe_topic`.
-    pub async fn start_broker(&self, probe_topic: &str) -> anyhow::Result<()> {
-        match self {
-            Backend::Processes(stack) => {
-                stack.start_kafka().await?;
-                // "Kafka Server started" comes before every partition has a leader again.
-                kafka_meta::wait_until_serving(&stack.endpoints.kafka_bootstrap, probe_topic, Duration::from_secs(120))
-                    .await
-            }
-            #[cfg(feature = "containers")]
-            Backend::Containers(containers) => containers.start_kafka(probe_topic).await,
-            Backend::External(external) => external.start_broker(probe_topic).await,
+            Backend::Containers(containers) => containers.apply(fault).await,
+            Backend::External(external) => external.apply(fault).await,
         }
     }
 
@@ -225,44 +162,6 @@ impl Backend {
             Backend::Containers(containers) => containers.wait_kafka_leaders(deadline).await,
             Backend::External(external) => external.wait_kafka_leaders(deadline).await,
         }
-    }
-
-    /// Kills the PostgreSQL server (in our stacks one server holds every service's database).
-    pub async fn kill_database(&self) -> anyhow::Result<()> {
-        match self {
-            Backend::Processes(stack) => stack.kill_postgres().await,
-            #[cfg(feature = "containers")]
-            Backend::Containers(containers) => containers.kill_postgres().await,
-            Backend::External(external) => external.run("kill_postgres", &[]).await,
-        }
-    }
-
-    /// Starts PostgreSQL again and returns once it accepts connections (external: once every
-    /// service answers `/health` after the `start_postgres` command).
-    pub async fn start_database(&self) -> anyhow::Result<()> {
-        match self {
-            Backend::Processes(stack) => stack.start_postgres().await,
-            #[cfg(feature = "containers")]
-            Backend::Containers(containers) => containers.start_postgres().await,
-            Backend::External(external) => external.start_database().await,
-        }
-    }
-
-    /// Takes `service`'s database away (`allowed` false) while the server and the other
-    /// services' databases keep serving, or gives it back. Our stacks do it on their shared
-    /// server (see [`processes::set_database_access`]); an external implementation with its
-    /// `kill_db_<svc>` and `start_db_<svc>` commands.
-    pub async fn set_database_access(&self, service: Service, allowed: bool) -> anyhow::Result<()> {
-        let base_url = match self {
-            Backend::Processes(stack) => stack.database_url(""),
-            #[cfg(feature = "containers")]
-            Backend::Containers(containers) => containers.postgres_base_url(),
-            Backend::External(external) => {
-                let verb = if allowed { "start" } else { "kill" };
-                return external.run(&format!("{verb}_db_{}", short_name(service)), &[]).await;
-            }
-        };
-        processes::set_database_access(&base_url, service.database(), allowed).await
     }
 
     /// The instances of `service` running now (paused ones included), by number.
@@ -286,55 +185,6 @@ impl Backend {
         })
     }
 
-    /// Kills one instance as a crash does; [`Backend::start_instance`] brings it back.
-    pub async fn kill_instance(&self, instance: InstanceId) -> anyhow::Result<()> {
-        match self {
-            Backend::Processes(stack) => stack.instances.stop(instance, true).await,
-            #[cfg(feature = "containers")]
-            Backend::Containers(containers) => containers.kill_instance(instance).await,
-            Backend::External(external) => external.kill_instance(instance).await,
-        }
-    }
-
-    pub async fn start_instance(&self, instance: InstanceId) -> anyhow::Result<()> {
-        match self {
-            Backend::Processes(stack) => stack.instances.start(instance).await,
-            #[cfg(feature = "containers")]
-            Backend::Containers(containers) => containers.start_instance(instance).await,
-            Backend::External(external) => external.start_instance(instance).await,
-        }
-    }
-
-    /// Freezes (`paused`) or resumes one instance.
-    pub async fn pause_instance(&self, instance: InstanceId, paused: bool) -> anyhow::Result<()> {
-        match self {
-            Backend::Processes(stack) => stack.pause_instance(instance, paused).await,
-            #[cfg(feature = "containers")]
-            Backend::Containers(containers) => containers.pause_instance(instance, paused).await,
-            Backend::External(external) => external.pause_instance(instance, paused).await,
-        }
-    }
-
-    /// Starts one more instance of `service` (it joins the consumer group: a rebalance) and
-    /// returns its number once it serves; [`Backend::remove_instance`] takes it out again.
-    pub async fn add_instance(&self, service: Service) -> anyhow::Result<usize> {
-        match self {
-            Backend::Processes(stack) => stack.instances.add(service).await,
-            #[cfg(feature = "containers")]
-            Backend::Containers(containers) => containers.add_instance(service).await,
-            Backend::External(external) => external.add_instance(service).await,
-        }
-    }
-
-    pub async fn remove_instance(&self, instance: InstanceId) -> anyhow::Result<()> {
-        match self {
-            Backend::Processes(stack) => stack.instances.remove(instance).await,
-            #[cfg(feature = "containers")]
-            Backend::Containers(containers) => containers.remove_instance(instance).await,
-            Backend::External(external) => external.remove_instance(instance).await,
-        }
-    }
-
     pub async fn shutdown(&self) {
         match self {
             Backend::Processes(stack) => stack.shutdown().await,
@@ -343,9 +193,4 @@ impl Backend {
             Backend::External(_) => {}
         }
     }
-}
-
-/// `order`, `product`, `payment`: how commands and capability tags name a service.
-fn short_name(service: Service) -> &'static str {
-    service.binary().trim_end_matches("-service")
 }

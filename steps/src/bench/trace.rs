@@ -2,7 +2,7 @@
 //! producer timestamps the stage latencies come from, and the `stock.reserved` eventIds that
 //! reveal a duplicated reservation.
 
-use crate::tap::TapRecord;
+use crate::observed::TapRecord;
 use saga_contract::SagaTopic;
 use std::collections::{HashMap, HashSet};
 

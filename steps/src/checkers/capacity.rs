@@ -1,7 +1,7 @@
 //! Capacity and recovery, judged apart from correctness. The implementation declares in
 //! `[capacity]` the rate its crash scenarios' load runs at, the burst on top of it, how long its
 //! orders may take to settle after a fault (a generous correctness bound) and its recovery budget
-//! ([`crate::config::Capacity`]). The crash and scale scenarios judge correctness at that rate
+//! ([`crate::config::sections::Capacity`]). The crash and scale scenarios judge correctness at that rate
 //! within that bound; how much load it takes (`@CAPACITY-1`) and how fast it recovers
 //! (`@RECOVERY-1`) are requirements of their own (`features/capacity.feature`), judged here by pure
 //! functions over the load's answers and what its orders ended as — [`sustained`] and [`recovery`]
@@ -135,7 +135,7 @@ pub fn recovery(figures: &Value, budget: Duration) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Capacity;
+    use crate::config::sections::Capacity;
     use saga_contract::OrderStatus;
 
     fn attempt(seq: usize, sent: i64, answer: Answer) -> Attempt {

@@ -2,14 +2,14 @@
 //! default, so an empty file (or none) checks the reference stack on the `processes` backend.
 //! Precedence: CLI flags > environment (`SAGA_*`) > file > defaults. docs/configuration.md lists every key.
 
-mod sections;
+pub mod sections;
 
 use anyhow::Context;
 use saga_contract::Topics;
 use sections::groups_by_service;
-pub use sections::{
-    Capacity, ContainerImages, Deadlines, External, FaultTimings, Fields, GroupNames, Implementation, Monitor,
-    REFERENCE_NAME, RegistryApi, Timing, UNNAMED,
+use sections::{
+    Capacity, ContainerImages, Deadlines, External, FaultTimings, Fields, Implementation, Monitor, REFERENCE_NAME,
+    Timing, UNNAMED,
 };
 use serde::Deserialize;
 use std::collections::HashMap;

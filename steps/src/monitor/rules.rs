@@ -6,7 +6,7 @@
 
 use crate::checkers::fields::{self, RunWindow};
 use crate::checkers::{self, Violation};
-use crate::tap::TapRecord;
+use crate::observed::TapRecord;
 use saga_contract::SagaTopic;
 use std::collections::BTreeSet;
 

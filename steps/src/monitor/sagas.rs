@@ -16,7 +16,7 @@ use super::rules;
 use crate::checkers::Violation;
 use crate::checkers::fields::RunWindow;
 use crate::checkers::stages::Stamps;
-use crate::tap::TapRecord;
+use crate::observed::TapRecord;
 use saga_contract::{SagaTopic, Topics};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 

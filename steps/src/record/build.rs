@@ -196,7 +196,7 @@ pub(crate) mod tests {
         let judgement = judge(results, skipped, baseline, not_selected);
         let config = Config::default();
         let features = FeaturesDir::new(None).unwrap();
-        let capabilities = Capabilities::all(crate::backend::Scale::default());
+        let capabilities = Capabilities::all(crate::types::Scale::default());
         Record::from_run(&RunFacts {
             config: &config,
             features: &features,
@@ -240,7 +240,7 @@ pub(crate) mod tests {
         assert!(!record.kit.revision.is_empty());
         assert_eq!(record.features.source, "built-in");
         assert_eq!(record.features.digest, built_in_digest());
-        assert_eq!(record.implementation.name, crate::config::REFERENCE_NAME);
+        assert_eq!(record.implementation.name, crate::config::sections::REFERENCE_NAME);
         assert_eq!(record.run.backend, "processes");
         assert!(record.declarations.capabilities.contains(&"kill-product".to_string()));
         assert!(record.declarations.dead_letter_topics);

@@ -124,7 +124,7 @@ mod tests {
         assert_eq!((&skipped["status"], &skipped["message"]), (&json!("skipped"), &json!("needs 2 instances")));
         assert_eq!(by_name("FLOW-1")["duration"], 1251);
         assert_eq!(by_name("FLOW-1")["labels"]["level"], "must");
-        assert_eq!(doc["results"]["environment"]["appName"], crate::config::REFERENCE_NAME);
+        assert_eq!(doc["results"]["environment"]["appName"], crate::config::sections::REFERENCE_NAME);
     }
 
     #[test]

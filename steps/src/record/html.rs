@@ -90,7 +90,7 @@ mod tests {
         let h = header(&record);
         assert!(h.contains(&format!(
             "implementation <b>{} {}</b>",
-            crate::config::REFERENCE_NAME,
+            crate::config::sections::REFERENCE_NAME,
             super::super::KIT_VERSION
         )));
         assert!(h.contains(&record.features.digest), "{h}");

@@ -19,7 +19,7 @@ pub mod verify;
 
 pub use build::{Figures, RunFacts};
 
-use crate::config::{Deadlines, FaultTimings, Timing};
+use crate::config::sections::{Deadlines, FaultTimings, Timing};
 use crate::results::Status;
 use crate::verdict::{Level, Verdict};
 use anyhow::Context;
@@ -110,7 +110,7 @@ pub struct Declarations {
     pub deadlines: Deadlines,
     pub faults: FaultTimings,
     /// `[capacity]`: the rate, burst, settle bound and recovery budget the implementation declares.
-    pub capacity: crate::config::Capacity,
+    pub capacity: crate::config::sections::Capacity,
     pub clock_skew_ms: i64,
     /// The baseline's expected failures: requirement id → reason.
     pub baseline: BTreeMap<String, String>,

@@ -11,9 +11,9 @@
 //! a kill, a stop, a pause, a database taken away take another path there) against the
 //! `saga-*-service:failpoints` images (`docker/images.sh build failpoints`).
 
-mod bugs;
+pub mod bugs;
 
-pub use bugs::{SEEDED_BUGS, SeededBug};
+use bugs::{SEEDED_BUGS, SeededBug};
 
 use crate::Service;
 use crate::config::{BackendKind, Config, GroupNames};

@@ -2,7 +2,7 @@
 
 use super::params::{Aliases, Amount};
 use super::{Product, SagaWorld};
-use crate::client::ProductSpec;
+use crate::api::ProductSpec;
 use cucumber::{given, then};
 use std::time::Duration;
 

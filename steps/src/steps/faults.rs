@@ -1,9 +1,10 @@
-//! Fault steps, carried out by the backend (processes: signals and restarts; containers:
-//! docker stop/start/pause/kill; external: the configured commands). Scenarios using them are
-//! tagged `@serial` and by capability (`@faults`, `@pause`, `@broker-faults`): they run alone, and
-//! the runner undoes whatever a scenario left in place (see [`SagaWorld::undo_faults`]). Each
-//! fault's time span is kept for the crash checkers (when was the implementation allowed to be
-//! unavailable, which orders were in flight).
+//! Fault steps: each puts a [`Fault`] in place, or lifts one by its [`Fault::undo`], through the
+//! backend (processes: signals and restarts; containers: docker stop/start/pause/kill; external:
+//! the configured commands). Scenarios using them are tagged `@serial` and by capability
+//! (`@needs-kill-product`, …, [`Fault::capability`]): they run alone, and the runner undoes
+//! whatever a scenario left in place (see [`SagaWorld::undo_faults`]). Each fault's time span is
+//! kept for the crash checkers (when was the implementation allowed to be unavailable, which
+//! orders were in flight).
 //!
 //! A fault command that did not take effect is not a fault: after a service is stopped, killed
 //! or paused the suite confirms its `/health` stopped answering, after the broker is stopped or
@@ -16,11 +17,13 @@
 use super::SagaWorld;
 use super::params::Svc;
 use crate::Service;
+use crate::backend::fault::Fault;
 use crate::backend::kafka_meta::broker_ids;
 use crate::checkers::crash::FaultSpan;
 use crate::membership::{self, GroupState};
+use anyhow::Context;
 use cucumber::{given, when};
-use saga_contract::{SagaTopic, now_millis};
+use saga_contract::now_millis;
 use std::time::Duration;
 
 /// How long a fault may take to show once its command returned (a stopped process's port
@@ -29,87 +32,44 @@ const TAKES_EFFECT: Duration = Duration::from_secs(15);
 /// How long one look at a part that may be down waits for its answer.
 const PROBE_WAIT: Duration = Duration::from_secs(1);
 
-/// A fault in place.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Fault {
-    Stopped(Service),
-    Paused(Service),
-    BrokerStopped,
-    /// SIGKILL / `docker kill` / `kill_<svc>`; undone by starting the service again.
-    Killed(Service),
-    BrokerKilled,
-    /// The PostgreSQL server killed (every service's database, in our stacks).
-    DatabaseKilled,
-    /// One service's database taken away, the rest of the stack serving.
-    DatabaseAway(Service),
-    /// One instance of several killed (SIGKILL); undone by starting it again.
-    InstanceKilled(Service, usize),
-    /// One instance of several paused (SIGSTOP); undone by resuming it.
-    InstancePaused(Service, usize),
-    /// An instance added to the running ones; undone by stopping and forgetting it.
-    InstanceAdded(Service, usize),
-}
-
 impl SagaWorld {
     /// Restarts, resumes or brings back whatever this scenario left stopped, newest first.
     pub async fn undo_faults(&mut self) {
         self.gateway_recovers();
         while let Some(fault) = self.faults.pop() {
             if let Err(e) = self.undo(fault).await {
-                eprintln!("undoing {fault:?} after the scenario: {e:#}");
+                eprintln!("undoing \"{fault}\" after the scenario: {e:#}");
             }
         }
     }
 
+    /// Lifts `fault` through the backend.
     async fn undo(&self, fault: Fault) -> anyhow::Result<()> {
-        let backend = &self.env.backend;
-        match fault {
-            Fault::Stopped(service) | Fault::Killed(service) => backend.start_service(service).await,
-            Fault::Paused(service) => backend.pause_service(service, false).await,
-            Fault::BrokerStopped | Fault::BrokerKilled => {
-                backend.start_broker(self.env.topics.name(SagaTopic::OrderCreated)).await
-            }
-            Fault::DatabaseKilled => backend.start_database().await,
-            Fault::DatabaseAway(service) => backend.set_database_access(service, true).await,
-            Fault::InstanceKilled(service, n) => backend.start_instance((service, n)).await,
-            Fault::InstancePaused(service, n) => backend.pause_instance((service, n), false).await,
-            Fault::InstanceAdded(service, n) => backend.remove_instance((service, n)).await,
-        }
+        let lift = fault.undo().with_context(|| format!("\"{fault}\" lifts another fault: it is not put in place"))?;
+        self.env.backend.apply(&lift).await
     }
 
     /// Puts `fault` in place through the backend, confirms it took effect and notes when.
-    pub(super) async fn put(&mut self, fault: Fault, what: &str) {
+    pub(super) async fn put(&mut self, fault: Fault) {
+        assert!(fault.undo().is_some(), "\"{fault}\" lifts a fault: lift it with SagaWorld::lift");
         let bootstrap = self.env.endpoints.kafka_bootstrap.clone();
         let brokers_before = match fault {
-            Fault::BrokerStopped | Fault::BrokerKilled => broker_ids(&bootstrap, TAKES_EFFECT).await.ok(),
+            Fault::StopBroker | Fault::KillBroker => broker_ids(&bootstrap, TAKES_EFFECT).await.ok(),
             _ => None,
         };
         let began_ms = now_millis();
-        let backend = &self.env.backend;
-        let outcome = match fault {
-            Fault::Stopped(service) => backend.stop_service(service).await,
-            Fault::Paused(service) => backend.pause_service(service, true).await,
-            Fault::BrokerStopped => backend.stop_broker().await,
-            Fault::Killed(service) => backend.kill_service(service).await,
-            Fault::BrokerKilled => backend.kill_broker().await,
-            Fault::DatabaseKilled => backend.kill_database().await,
-            Fault::DatabaseAway(service) => backend.set_database_access(service, false).await,
-            Fault::InstanceKilled(service, n) => backend.kill_instance((service, n)).await,
-            Fault::InstancePaused(service, n) => backend.pause_instance((service, n), true).await,
-            Fault::InstanceAdded(..) => Err(anyhow::anyhow!("an instance is added by its step, then recorded")),
-        };
-        outcome.unwrap_or_else(|e| panic!("{what}: {e:#}"));
+        self.env.backend.apply(&fault).await.unwrap_or_else(|e| panic!("{fault}: {e:#}"));
         // Undone after the scenario whether or not it showed.
         self.record_fault(fault, began_ms);
         let shown = match fault {
-            Fault::Stopped(service) | Fault::Killed(service) | Fault::Paused(service) => {
+            Fault::StopService(service) | Fault::KillService(service) | Fault::PauseService(service) => {
                 self.health_gone(service).await
             }
-            Fault::BrokerStopped | Fault::BrokerKilled => broker_gone(&bootstrap, brokers_before).await,
+            Fault::StopBroker | Fault::KillBroker => broker_gone(&bootstrap, brokers_before).await,
             _ => Ok(()),
         };
         if let Err(seen) = shown {
-            panic!("{what}: the fault did not take effect: {seen}");
+            panic!("{fault}: the fault did not take effect: {seen}");
         }
     }
 
@@ -138,7 +98,7 @@ impl SagaWorld {
     }
 
     /// Notes `fault` as in place since `began_ms` (to undo after the scenario, and for the checkers).
-    pub(super) fn record_fault(&mut self, fault: Fault, began_ms: i64) {
+    fn record_fault(&mut self, fault: Fault, began_ms: i64) {
         self.faults.push(fault);
         self.fault_spans.push((fault, FaultSpan { began_ms, in_place_ms: now_millis(), lifted_ms: None }));
         self.faults_in_place.send_modify(|count| *count += 1);
@@ -152,9 +112,10 @@ impl SagaWorld {
         span.lifted_ms.get_or_insert(now_millis());
     }
 
-    /// Lifts whichever of `candidates` is in place (e.g. a service stopped or killed).
-    async fn lift(&mut self, candidates: &[Fault], what: &str) {
-        self.lift_where(|f| candidates.contains(f), what).await
+    /// Lifts the newest fault in place that `lift` undoes (e.g. starting a service lifts its
+    /// stop or its kill).
+    async fn lift(&mut self, lift: Fault) {
+        self.lift_where(|f| f.undo() == Some(lift), &lift.to_string()).await
     }
 
     /// Lifts the newest fault in place that `matches`.
@@ -178,51 +139,45 @@ impl SagaWorld {
 
 #[given(expr = "the {service} is down")]
 async fn service_down(world: &mut SagaWorld, service: Svc) {
-    let service = service.0;
-    world.put(Fault::Stopped(service), &format!("stopping the {service}")).await;
+    world.put(Fault::StopService(service.0)).await;
 }
 
 #[when(expr = "the {service} is started again")]
 async fn service_up(world: &mut SagaWorld, service: Svc) {
-    let service = service.0;
-    world.lift(&[Fault::Stopped(service), Fault::Killed(service)], &format!("starting the {service}")).await;
+    world.lift(Fault::StartService(service.0)).await;
 }
 
 /// A graceful restart (stop, start, wait for health): what a deploy does. Whatever the
 /// service remembers must survive it — a deduplication kept in memory does not.
 #[when(expr = "the {service} is restarted")]
 async fn service_restarted(world: &mut SagaWorld, service: Svc) {
-    let service = service.0;
-    world.put(Fault::Stopped(service), &format!("stopping the {service}")).await;
-    world.lift(&[Fault::Stopped(service)], &format!("starting the {service} again")).await;
+    world.put(Fault::StopService(service.0)).await;
+    world.lift(Fault::StartService(service.0)).await;
 }
 
 #[given(expr = "the {service} is paused")]
 async fn service_paused(world: &mut SagaWorld, service: Svc) {
-    let service = service.0;
-    world.put(Fault::Paused(service), &format!("pausing the {service}")).await;
+    world.put(Fault::PauseService(service.0)).await;
 }
 
 #[when(expr = "the {service} is resumed")]
 async fn service_resumed(world: &mut SagaWorld, service: Svc) {
-    let service = service.0;
-    world.lift(&[Fault::Paused(service)], &format!("resuming the {service}")).await;
+    world.lift(Fault::UnpauseService(service.0)).await;
 }
 
 #[given("the Kafka broker is stopped")]
 async fn broker_down(world: &mut SagaWorld) {
-    world.put(Fault::BrokerStopped, "stopping the Kafka broker").await;
+    world.put(Fault::StopBroker).await;
 }
 
 #[when("the Kafka broker is started again")]
 async fn broker_up(world: &mut SagaWorld) {
-    world.lift(&[Fault::BrokerStopped, Fault::BrokerKilled], "starting the Kafka broker").await;
+    world.lift(Fault::StartBroker).await;
 }
 
 #[when(expr = "the {service} is killed")]
 async fn service_killed(world: &mut SagaWorld, service: Svc) {
-    let service = service.0;
-    world.put(Fault::Killed(service), &format!("killing the {service}")).await;
+    world.put(Fault::KillService(service.0)).await;
 }
 
 /// A zombie: the service hangs longer than its consumer-group session timeout, so the broker
@@ -236,7 +191,7 @@ async fn service_zombie(world: &mut SagaWorld, service: Svc) {
     let service = service.0;
     let at_most = world.env.config.zombie_pause();
     let before = world.group_states(service).await;
-    world.put(Fault::Paused(service), &format!("pausing the {service}")).await;
+    world.put(Fault::PauseService(service)).await;
     if before.is_empty() {
         world.env.notes.lock().expect("notes lock poisoned").insert(format!(
             "The {service}'s consumer groups are not known: its zombie pause lasted [faults] zombie_pause_seconds ({at_most:?}) without confirming its group evicted it."
@@ -267,7 +222,7 @@ async fn service_zombie(world: &mut SagaWorld, service: Svc) {
 /// On a cluster the backend picks the node leading the most saga partitions (either wording).
 #[when(regex = r"^the Kafka broker(?: leading the saga topics' partitions)? is killed$")]
 async fn broker_killed(world: &mut SagaWorld) {
-    world.put(Fault::BrokerKilled, "killing the Kafka broker").await;
+    world.put(Fault::KillBroker).await;
 }
 
 /// A long outage: the fault just put in place stays for `[faults] long_outage_seconds` from
@@ -283,12 +238,12 @@ async fn long_outage(world: &mut SagaWorld) {
 
 #[when("the PostgreSQL server is killed")]
 async fn database_killed(world: &mut SagaWorld) {
-    world.put(Fault::DatabaseKilled, "killing the PostgreSQL server").await;
+    world.put(Fault::KillDatabase).await;
 }
 
 #[when("the PostgreSQL server is started again")]
 async fn database_up(world: &mut SagaWorld) {
-    world.lift(&[Fault::DatabaseKilled], "starting the PostgreSQL server").await;
+    world.lift(Fault::StartDatabase).await;
 }
 
 /// One service's database gone while everything else serves (as when it has a server of its
@@ -296,14 +251,12 @@ async fn database_up(world: &mut SagaWorld) {
 /// stacks refuse connections to it and end its sessions, and confirm a connection is refused.
 #[when(expr = "the {service}'s database is taken away")]
 async fn service_database_away(world: &mut SagaWorld, service: Svc) {
-    let service = service.0;
-    world.put(Fault::DatabaseAway(service), &format!("taking the {service}'s database away")).await;
+    world.put(Fault::TakeDatabase(service.0)).await;
 }
 
 #[when(expr = "the {service}'s database is given back")]
 async fn service_database_back(world: &mut SagaWorld, service: Svc) {
-    let service = service.0;
-    world.lift(&[Fault::DatabaseAway(service)], &format!("giving the {service}'s database back")).await;
+    world.lift(Fault::GiveDatabase(service.0)).await;
 }
 
 /// Waits until the broker is no longer serving: no node answers, or a node listed `before` the

@@ -6,11 +6,11 @@
 
 use super::params::{Amount, Kind, Topic};
 use super::{SagaWorld, SuiteEnv};
+use crate::api::Order;
 use crate::checkers::Violation;
 use crate::checkers::fields;
-use crate::client::Order;
+use crate::observed::Push;
 use crate::observed::TapRecord;
-use crate::sink::Push;
 use cucumber::then;
 use saga_contract::{Money, SagaTopic};
 use serde_json::{Value, json};

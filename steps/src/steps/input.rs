@@ -4,8 +4,8 @@
 use super::orders::{place, post_order};
 use super::params::{Amount, Topic};
 use super::{Product, SagaWorld};
-use crate::client::{OrderLine, ProductSpec};
-use crate::tap::TapRecord;
+use crate::api::{OrderLine, ProductSpec};
+use crate::observed::TapRecord;
 use cucumber::{given, then, when};
 use futures::StreamExt;
 use rdkafka::producer::FutureRecord;

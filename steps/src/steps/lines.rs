@@ -3,7 +3,7 @@
 //! itself is judged by the stock (`catalogue`) and by what the saga published (`saga`).
 
 use super::SagaWorld;
-use crate::tap::TapRecord;
+use crate::observed::TapRecord;
 use cucumber::then;
 use regex::Regex;
 use saga_contract::SagaTopic;

@@ -10,10 +10,11 @@ use super::SagaWorld;
 use super::journal::{Journal, OpenOrders};
 use super::params::Aliases;
 use super::readback::{REQUEST_TIMEOUT, State, read_states, read_stock, terminal};
+use crate::api::{NewOrder, OrderLine};
 use crate::checkers::capacity;
 use crate::checkers::crash::{self as crash, Answer, Attempt, Settled};
-use crate::client::{ClientError, NewOrder, OrderLine, SagaClient};
-use crate::tap::TapRecord;
+use crate::client::{ClientError, SagaClient};
+use crate::observed::TapRecord;
 use cucumber::{given, then, when};
 use futures::StreamExt;
 use saga_contract::{Money, OrderStatus, PushKind, SagaTopic, now_millis};
@@ -376,7 +377,7 @@ async fn load_settles(world: &mut SagaWorld) {
     let ids: Vec<String> = orders.iter().map(|(id, _, _)| id.clone()).collect();
     let states: BTreeMap<String, State> = read_states(&env, ids, true).await.into_iter().collect();
     let arrivals = env.sink.arrivals();
-    let mut pushes: BTreeMap<&str, Vec<(i64, crate::sink::Push)>> = BTreeMap::new();
+    let mut pushes: BTreeMap<&str, Vec<(i64, crate::observed::Push)>> = BTreeMap::new();
     for a in &arrivals {
         if let Ok(p) = &a.push {
             pushes.entry(p.order_id.as_str()).or_default().push((a.at_ms, p.clone()));

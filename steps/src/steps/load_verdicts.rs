@@ -34,7 +34,7 @@ async fn load_pushes(world: &mut SagaWorld) {
         .env
         .sink
         .wait_until(world.env.config.capacity.settle_bound(), |arrivals| {
-            let mut pushes: BTreeMap<&str, Vec<crate::sink::Push>> = BTreeMap::new();
+            let mut pushes: BTreeMap<&str, Vec<crate::observed::Push>> = BTreeMap::new();
             for p in arrivals.iter().filter_map(|a| a.push.as_ref().ok()) {
                 pushes.entry(p.order_id.as_str()).or_default().push(p.clone());
             }

@@ -25,13 +25,14 @@ mod scale;
 mod timing;
 mod wire;
 
-use crate::backend::Endpoints;
+use crate::api::OrderLine;
 use crate::backend::{Backend, Capabilities};
-use crate::client::{Answer, OrderLine, SagaClient};
+use crate::client::{Answer, SagaClient};
 use crate::config::Config;
 use crate::sink::PushSink;
 use crate::tap::Tap;
 use crate::timing::Recorder;
+use crate::types::Endpoints;
 pub use fields::check_suite;
 use rdkafka::producer::FutureProducer;
 use saga_contract::{Money, SagaTopic, Topics};
@@ -114,9 +115,9 @@ pub struct SagaWorld {
     /// Every record this scenario published for the implementation (not an effect of it).
     sent: crate::checkers::Injected,
     /// Faults this scenario put in place and has not undone; the runner undoes them after it.
-    faults: Vec<faults::Fault>,
+    faults: Vec<crate::backend::fault::Fault>,
     /// When each fault of this scenario was in place, for the crash checkers.
-    fault_spans: Vec<(faults::Fault, crate::checkers::crash::FaultSpan)>,
+    fault_spans: Vec<(crate::backend::fault::Fault, crate::checkers::crash::FaultSpan)>,
     /// How many faults have been put in place so far: a burst keeps the implementation busy
     /// until the next one is (see `load::load_burst`).
     faults_in_place: tokio::sync::watch::Sender<usize>,

@@ -2,7 +2,8 @@
 
 use super::params::Status;
 use super::{SagaWorld, money};
-use crate::client::{Answer, NewOrder, OrderLine};
+use crate::api::{NewOrder, OrderLine};
+use crate::client::Answer;
 use cucumber::{then, when};
 use regex::Regex;
 use saga_contract::{OrderStatus, SagaTopic};

@@ -2,7 +2,8 @@
 //! order's status and payments, a product's stock, a few requests at a time, each bounded.
 
 use super::SuiteEnv;
-use crate::client::{ClientError, Payment, SagaClient};
+use crate::api::Payment;
+use crate::client::{ClientError, SagaClient};
 use futures::StreamExt;
 use saga_contract::OrderStatus;
 use std::time::Duration;

@@ -7,7 +7,7 @@
 
 use super::SuiteEnv;
 use crate::Service;
-use crate::client::{NewOrder, OrderLine, ProductSpec};
+use crate::api::{NewOrder, OrderLine, ProductSpec};
 use saga_contract::{Money, OrderStatus};
 use std::time::{Duration, Instant};
 

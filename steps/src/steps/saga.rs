@@ -3,10 +3,10 @@
 
 use super::SagaWorld;
 use super::params::{Amount, Kind, PaymentState, Topic, TopicList};
+use crate::api::Payment;
 use crate::checkers;
-use crate::client::Payment;
-use crate::sink::Push;
-use crate::tap::TapRecord;
+use crate::observed::Push;
+use crate::observed::TapRecord;
 use cucumber::{then, when};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::FutureRecord;

@@ -6,20 +6,21 @@
 //! `checkers/crash.rs`).
 
 use super::SagaWorld;
-use super::faults::Fault;
 use super::params::Svc;
 use crate::Service;
+use crate::backend::fault::Fault;
 use crate::groups::consumer_of;
 use crate::membership::{self, Partition};
+use crate::types::InstanceId;
 use cucumber::when;
-use saga_contract::{SagaTopic, now_millis};
+use saga_contract::SagaTopic;
 use std::collections::BTreeSet;
 
 impl SagaWorld {
     /// The instances of `service` that run and are not paused by this scenario.
     async fn live_instances(&self, service: Service) -> usize {
         let running = self.env.backend.running_instances(service).await;
-        let paused = |n: &usize| self.faults.contains(&Fault::InstancePaused(service, *n));
+        let paused = |n: &usize| self.faults.contains(&Fault::PauseInstance((service, *n)));
         running.iter().filter(|n| !paused(n)).count()
     }
 }
@@ -27,38 +28,34 @@ impl SagaWorld {
 /// Kills (SIGKILL) one instance other than the one the suite talks to.
 #[when(expr = "a {service} instance is killed")]
 async fn instance_killed(world: &mut SagaWorld, service: Svc) {
-    instance_fault(world, service.0, "killing", Fault::InstanceKilled).await;
+    instance_fault(world, service.0, Fault::KillInstance).await;
 }
 
 /// Pauses (SIGSTOP) one instance other than the one the suite talks to.
 #[when(expr = "a {service} instance is paused")]
 async fn instance_paused(world: &mut SagaWorld, service: Svc) {
-    instance_fault(world, service.0, "pausing", Fault::InstancePaused).await;
+    instance_fault(world, service.0, Fault::PauseInstance).await;
 }
 
-async fn instance_fault(world: &mut SagaWorld, service: Service, doing: &str, fault: fn(Service, usize) -> Fault) {
-    let what = format!("{doing} an instance of the {service}");
-    let n = world.env.backend.victim_instance(service).await.unwrap_or_else(|e| panic!("{what}: {e:#}"));
-    world.put(fault(service, n), &format!("{what} (instance {n})")).await;
+async fn instance_fault(world: &mut SagaWorld, service: Service, fault: fn(InstanceId) -> Fault) {
+    let victim = world.env.backend.victim_instance(service).await;
+    let n = victim.unwrap_or_else(|e| panic!("choosing an instance of the {service} for the fault: {e:#}"));
+    world.put(fault((service, n))).await;
 }
 
 #[when(expr = "the paused {service} instance is resumed")]
 async fn instance_resumed(world: &mut SagaWorld, service: Svc) {
     let service = service.0;
     let what = format!("resuming the paused instance of the {service}");
-    world.lift_where(|f| matches!(f, Fault::InstancePaused(s, _) if *s == service), &what).await;
+    world.lift_where(|f| matches!(f, Fault::PauseInstance((s, _)) if *s == service), &what).await;
 }
 
 /// A new instance joins the consumer group while the load runs: a rebalance. It stays until the
 /// scenario ends.
 #[when(expr = "a {service} instance is added")]
 async fn instance_added(world: &mut SagaWorld, service: Svc) {
-    let service = service.0;
-    let what = format!("adding an instance of the {service}");
-    let began_ms = now_millis();
-    let n = world.env.backend.add_instance(service).await.unwrap_or_else(|e| panic!("{what}: {e:#}"));
-    eprintln!("[scale] instance {n} of the {service} serves");
-    world.record_fault(Fault::InstanceAdded(service, n), began_ms);
+    world.put(Fault::AddInstance(service.0)).await;
+    eprintln!("[scale] an added instance of the {} serves", service.0);
 }
 
 /// The group handed the partitions of the service's topics to its live instances (a dead or hung

@@ -3,8 +3,8 @@
 
 use super::SagaWorld;
 use super::orders::place;
+use crate::api::OrderLine;
 use crate::checkers::stages::Stamps;
-use crate::client::OrderLine;
 use crate::timing::{Sample, summarize};
 use cucumber::{then, when};
 use saga_contract::{PushKind, SagaTopic};

@@ -14,9 +14,10 @@
 //! Needs the service binaries: `cargo build --release --workspace --bins` first.
 
 use saga_conformance::Service;
+use saga_conformance::api::{NewOrder, OrderLine, ProductSpec};
 use saga_conformance::backend::paths::cache_dir;
 use saga_conformance::backend::processes::{Stack, StackOptions};
-use saga_conformance::client::{NewOrder, OrderLine, ProductSpec, SagaClient};
+use saga_conformance::client::SagaClient;
 use saga_conformance::poll;
 use saga_conformance::sink::PushSink;
 use saga_contract::{Money, OrderStatus, Topics};

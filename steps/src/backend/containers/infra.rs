@@ -4,7 +4,7 @@
 use crate::backend::paths::source_file;
 use crate::backend::processes::process::{free_port, wait_http_ok_url};
 use crate::backend::processes::{CCOMPAT_PATH, apicurio_env};
-use crate::config::{ContainerImages, RegistryApi};
+use crate::config::sections::{ContainerImages, RegistryApi};
 use anyhow::{Context, bail};
 use std::time::Duration;
 use testcontainers::runners::AsyncRunner;

@@ -77,15 +77,15 @@ impl KafkaNodes {
     }
 
     /// `docker start` of the node taken down last, then waits until the cluster serves
-    /// `probe_topic` and (in a cluster) the node holds a full copy again.
-    pub async fn restart(&self, probe_topic: &str) -> anyhow::Result<()> {
+    /// the saga's topics and (in a cluster) the node holds a full copy again.
+    pub async fn restart(&self) -> anyhow::Result<()> {
         let node = self.down.lock().await.pop().context("no Kafka node is down")?;
         let many = {
             let nodes = self.nodes.lock().await;
             nodes.get(&node).with_context(|| format!("no Kafka node {node}"))?.start().await?;
             nodes.len() > 1
         };
-        wait_until_serving(&self.bootstrap, probe_topic, Duration::from_secs(120)).await?;
+        wait_until_serving(&self.bootstrap, &self.saga_topics, Duration::from_secs(120)).await?;
         if many {
             wait_replicated(&self.bootstrap, &self.saga_topics, Duration::from_secs(120)).await?;
         }

@@ -19,10 +19,13 @@
 mod infra;
 mod kafka;
 
+use super::fault::{Fault, FaultTarget};
 use super::processes::process::{free_port, wait_http_ok_url};
-use super::{Endpoints, InstanceId, Scale, ServiceWiring, instance_env, instance_name};
+use super::processes::set_database_access;
+use super::{ServiceWiring, instance_env, instance_name};
 use crate::Service;
-use crate::config::{ContainerImages, RegistryApi};
+use crate::config::sections::{ContainerImages, RegistryApi};
+use crate::types::{Endpoints, InstanceId, Scale};
 use anyhow::Context;
 use infra::{Container, Infra, docker_kill, docker_ok, host_container, prepare, split_image, start_registry};
 use kafka::{KafkaNodes, Placement};
@@ -224,12 +227,8 @@ impl Containers {
         outcome
     }
 
-    pub async fn kill_instance(&self, instance: InstanceId) -> anyhow::Result<()> {
-        self.take_down(instance, true).await
-    }
-
     /// `docker start` of a stopped or killed instance, on its port; waits for `/health`.
-    pub async fn start_instance(&self, instance: InstanceId) -> anyhow::Result<()> {
+    async fn start_instance(&self, instance: InstanceId) -> anyhow::Result<()> {
         let stopped = self.stopped.lock().await.remove(&instance);
         let stopped = stopped.with_context(|| format!("instance {} of the {} is not down", instance.1, instance.0))?;
         let started = stopped.container.start().await;
@@ -239,7 +238,7 @@ impl Containers {
     }
 
     /// `docker pause` / `docker unpause`: the instance's processes freeze, connections stay.
-    pub async fn pause_instance(&self, instance: InstanceId, paused: bool) -> anyhow::Result<()> {
+    async fn pause_instance(&self, instance: InstanceId, paused: bool) -> anyhow::Result<()> {
         let services = self.services.lock().await;
         let what = format!("instance {} of the {}", instance.1, instance.0);
         let container = &services.get(&instance).with_context(|| format!("{what} is not running"))?.container;
@@ -247,24 +246,24 @@ impl Containers {
             .with_context(|| format!("{} the container of {what}", if paused { "pausing" } else { "unpausing" }))
     }
 
-    /// Starts a container for one more instance of `service` (a rebalance); returns its number.
-    pub async fn add_instance(&self, service: Service) -> anyhow::Result<usize> {
+    /// Starts a container for one more instance of `service`, numbered after every instance it
+    /// knows (a rebalance).
+    async fn add_instance(&self, service: Service) -> anyhow::Result<()> {
         let known = {
             let (services, stopped) = (self.services.lock().await, self.stopped.lock().await);
             services.keys().chain(stopped.keys()).filter(|(s, _)| *s == service).map(|(_, n)| *n).max()
         };
-        let number = known.unwrap_or(0) + 1;
-        self.launch((service, number)).await?;
-        Ok(number)
+        self.launch((service, known.unwrap_or(0) + 1)).await
     }
 
-    /// Stops an added instance and removes its container, keeping its log.
-    pub async fn remove_instance(&self, instance: InstanceId) -> anyhow::Result<()> {
-        let taken = self.services.lock().await.remove(&instance);
-        let taken = match taken {
-            Some(taken) => Some(taken),
-            None => self.stopped.lock().await.remove(&instance),
-        };
+    /// Stops the instance of `service` added last and removes its container, keeping its log.
+    async fn remove_added(&self, service: Service) -> anyhow::Result<()> {
+        let (mut services, mut stopped) = (self.services.lock().await, self.stopped.lock().await);
+        let added = services.keys().chain(stopped.keys()).filter(|(s, n)| *s == service && *n > self.scale.instances);
+        let instance =
+            *added.max().with_context(|| format!("no instance was added to the {service}: none to remove"))?;
+        let taken = services.remove(&instance).or_else(|| stopped.remove(&instance));
+        drop((services, stopped));
         let taken = taken.with_context(|| format!("the stack has no instance {} of the {}", instance.1, instance.0))?;
         self.save_log_and_remove(&instance_name(instance, self.scale.instances), taken.container).await;
         Ok(())
@@ -276,43 +275,32 @@ impl Containers {
     }
 
     /// `docker stop` of every instance of the service.
-    pub async fn stop_service(&self, service: Service) -> anyhow::Result<()> {
+    async fn stop_service(&self, service: Service) -> anyhow::Result<()> {
         let instances = self.instances_of(service).await;
         anyhow::ensure!(!instances.is_empty(), "the {service} is not running");
         futures::future::try_join_all(instances.into_iter().map(|i| self.take_down(i, false))).await.map(|_| ())
     }
 
     /// `docker kill` of every instance of the service: a crash.
-    pub async fn kill_service(&self, service: Service) -> anyhow::Result<()> {
+    async fn kill_service(&self, service: Service) -> anyhow::Result<()> {
         let instances = self.instances_of(service).await;
         anyhow::ensure!(!instances.is_empty(), "the {service} is not running");
         futures::future::try_join_all(instances.into_iter().map(|i| self.take_down(i, true))).await.map(|_| ())
     }
 
     /// `docker start` of every instance of the service that is down.
-    pub async fn start_service(&self, service: Service) -> anyhow::Result<()> {
+    async fn start_service(&self, service: Service) -> anyhow::Result<()> {
         let down: Vec<InstanceId> = self.stopped.lock().await.keys().copied().filter(|(s, _)| *s == service).collect();
         anyhow::ensure!(!down.is_empty(), "every instance of the {service} is already running");
         futures::future::try_join_all(down.into_iter().map(|i| self.start_instance(i))).await.map(|_| ())
     }
 
     /// `docker pause` / `docker unpause` of every instance of the service.
-    pub async fn pause_service(&self, service: Service, paused: bool) -> anyhow::Result<()> {
+    async fn pause_service(&self, service: Service, paused: bool) -> anyhow::Result<()> {
         for instance in self.instances_of(service).await {
             self.pause_instance(instance, paused).await?;
         }
         Ok(())
-    }
-
-    /// Stops (`docker stop`) or kills (`docker kill`) the Kafka node leading the most saga
-    /// partitions; [`Containers::start_kafka`] brings it back.
-    pub async fn take_down_kafka(&self, crash: bool) -> anyhow::Result<()> {
-        self.kafka.take_down(crash).await
-    }
-
-    /// `docker start` of the node taken down last, then waits until it serves the saga again.
-    pub async fn start_kafka(&self, probe_topic: &str) -> anyhow::Result<()> {
-        self.kafka.restart(probe_topic).await
     }
 
     pub async fn wait_kafka_leaders(&self, deadline: Duration) -> anyhow::Result<Duration> {
@@ -320,20 +308,20 @@ impl Containers {
     }
 
     /// `docker kill` of the PostgreSQL container (every database of the stack goes with it).
-    pub async fn kill_postgres(&self) -> anyhow::Result<()> {
+    async fn kill_postgres(&self) -> anyhow::Result<()> {
         let infrastructure = self.infrastructure.lock().await;
         let pg = postgres_of(&infrastructure)?;
         docker_kill(pg.id(), "postgresql").await
     }
 
     /// `postgres://…/` of the PostgreSQL container's published port, without a database name.
-    pub fn postgres_base_url(&self) -> String {
+    fn postgres_base_url(&self) -> String {
         format!("postgres://postgres@127.0.0.1:{}/", self.postgres_port)
     }
 
     /// `docker start` of the PostgreSQL container, then waits until it has recovered and
     /// accepts connections on its published port (fixed, so it is the same as before).
-    pub async fn start_postgres(&self) -> anyhow::Result<()> {
+    async fn start_postgres(&self) -> anyhow::Result<()> {
         postgres_of(&self.infrastructure.lock().await)?.start().await?;
         super::processes::wait_accepting(&format!("{}postgres", self.postgres_base_url()), Duration::from_secs(60))
             .await
@@ -369,6 +357,37 @@ impl Containers {
         let _ = std::fs::write(self.log_dir.join(format!("{name}.log")), log);
         if let Err(e) = container.rm().await {
             eprintln!("[containers] removing {name}: {e}");
+        }
+    }
+}
+
+/// Docker's operations on the containers: stop, kill, start, pause; database access withdrawn
+/// on the PostgreSQL container as the processes backend does.
+impl FaultTarget for Containers {
+    async fn apply(&self, fault: &Fault) -> anyhow::Result<()> {
+        match *fault {
+            Fault::StopService(service) => self.stop_service(service).await,
+            Fault::KillService(service) => self.kill_service(service).await,
+            Fault::StartService(service) => self.start_service(service).await,
+            Fault::PauseService(service) => self.pause_service(service, true).await,
+            Fault::UnpauseService(service) => self.pause_service(service, false).await,
+            Fault::StopBroker => self.kafka.take_down(false).await,
+            Fault::KillBroker => self.kafka.take_down(true).await,
+            Fault::StartBroker => self.kafka.restart().await,
+            Fault::KillDatabase => self.kill_postgres().await,
+            Fault::StartDatabase => self.start_postgres().await,
+            Fault::TakeDatabase(service) => {
+                set_database_access(&self.postgres_base_url(), service.database(), false).await
+            }
+            Fault::GiveDatabase(service) => {
+                set_database_access(&self.postgres_base_url(), service.database(), true).await
+            }
+            Fault::KillInstance(instance) => self.take_down(instance, true).await,
+            Fault::StartInstance(instance) => self.start_instance(instance).await,
+            Fault::PauseInstance(instance) => self.pause_instance(instance, true).await,
+            Fault::UnpauseInstance(instance) => self.pause_instance(instance, false).await,
+            Fault::AddInstance(service) => self.add_instance(service).await,
+            Fault::RemoveInstance(service) => self.remove_added(service).await,
         }
     }
 }

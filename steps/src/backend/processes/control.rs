@@ -1,28 +1,34 @@
 //! Fault commands for a stack started by hand (`saga-conformance stack --push-port`): a
-//! loopback HTTP endpoint, `POST /faults/<command>`, that runs the stack's own fault operations.
+//! loopback HTTP endpoint, `POST /faults/<command>`, that carries the command's [`Fault`] out on the stack.
 //! The config the stack writes for `--backend external` lists them as `[external.commands]`
 //! (`curl … /faults/stop_product`), so checking the reference as an external implementation has
 //! every capability the processes backend has, and reaches the same verdict.
 
 use super::Stack;
-use crate::Service;
+use crate::backend::fault::{Fault, FaultTarget, ScaleNeed};
+use anyhow::Context;
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::post;
 use tokio::sync::{mpsc, oneshot};
 
-/// The `[external.commands]` keys the endpoint serves (see `backend/capabilities.rs`).
+/// The faults the endpoint carries out: those that need no more than one instance of each
+/// service and one Kafka node, and the faults lifting them.
+fn faults() -> Vec<Fault> {
+    let put = Fault::kinds().into_iter().filter(|f| f.scale_need() == ScaleNeed::None);
+    let mut all: Vec<Fault> = Vec::new();
+    for fault in put.flat_map(|f| [Some(f), f.undo()]).flatten() {
+        if !all.contains(&fault) {
+            all.push(fault);
+        }
+    }
+    all
+}
+
+/// The `[external.commands]` keys the endpoint serves: its faults' commands.
 pub fn command_keys() -> Vec<String> {
-    let mut keys: Vec<String> = Service::ALL
-        .iter()
-        .flat_map(|service| {
-            let name = service.binary().trim_end_matches("-service");
-            ["stop", "start", "kill", "pause", "unpause", "kill_db", "start_db"].map(|verb| format!("{verb}_{name}"))
-        })
-        .collect();
-    keys.extend(["stop_kafka", "start_kafka", "kill_kafka", "kill_postgres", "start_postgres"].map(String::from));
-    keys
+    faults().iter().map(Fault::command).collect()
 }
 
 /// `[external.commands]` lines calling the endpoint on `port`: curl prints the error body and
@@ -87,29 +93,10 @@ async fn receive(State(sender): State<mpsc::Sender<Request>>, Path(command): Pat
 }
 
 async fn run(stack: &Stack, command: &str) -> anyhow::Result<()> {
-    match command {
-        "stop_kafka" => stack.stop_kafka().await.map(drop),
-        "start_kafka" => stack.start_kafka().await,
-        "kill_kafka" => stack.kill_kafka().await.map(drop),
-        "kill_postgres" => stack.kill_postgres().await,
-        "start_postgres" => stack.start_postgres().await,
-        _ => {
-            let unknown = || anyhow::anyhow!("unknown fault command {command} (known: {})", command_keys().join(", "));
-            let (verb, name) = command.rsplit_once('_').ok_or_else(unknown)?;
-            let service = Service::parse(name).ok_or_else(unknown)?;
-            match verb {
-                "stop" => stack.stop_service(service, false).await,
-                "kill" => stack.stop_service(service, true).await,
-                "start" => stack.start_service(service).await,
-                "pause" => stack.pause_service(service, true).await,
-                "unpause" => stack.pause_service(service, false).await,
-                "kill_db" | "start_db" => {
-                    super::set_database_access(&stack.database_url(""), service.database(), verb == "start_db").await
-                }
-                _ => Err(unknown()),
-            }
-        }
-    }
+    let fault = faults().into_iter().find(|f| f.command() == command);
+    let fault =
+        fault.with_context(|| format!("unknown fault command {command} (known: {})", command_keys().join(", ")))?;
+    stack.apply(&fault).await
 }
 
 #[cfg(test)]
@@ -119,11 +106,21 @@ mod tests {
     #[test]
     fn every_key_is_one_the_capabilities_know() {
         let keys = command_keys();
-        for key in
-            ["stop_product", "start_order", "kill_payment", "pause_product", "unpause_product", "kill_db_product"]
-        {
+        for key in [
+            "stop_product",
+            "start_order",
+            "kill_payment",
+            "pause_product",
+            "unpause_product",
+            "kill_db_product",
+            "start_db_product",
+            "stop_kafka",
+            "start_kafka",
+            "kill_postgres",
+        ] {
             assert!(keys.iter().any(|k| k == key), "{key}");
         }
+        assert!(!keys.iter().any(|k| k.contains("instance")), "{keys:?}");
         let toml = format!("[commands]\n{}", commands_toml(4242));
         let parsed: toml::Table = toml::from_str(&toml).unwrap();
         assert_eq!(parsed["commands"].as_table().unwrap().len(), keys.len());

@@ -1,12 +1,14 @@
 //! The service processes of a local stack: `instances` processes of each service, each on its
 //! own HTTP port with its own stable `INSTANCE_ID` (its static consumer-group membership), all in
 //! the service's consumer group. Instance 1 is the one the suite talks to over HTTP; a fault on
-//! "a <svc> instance" hits another one (see [`Instances::victim`]), a fault on "the <svc>
-//! Service" hits them all. Instances can be added while the stack runs (a rebalance).
+//! "a <svc> instance" hits another one (see [`crate::backend::Backend::victim_instance`]), a
+//! fault on "the <svc> Service" hits them all. Instances can be added while the stack runs (a
+//! rebalance), and removed again.
 
 use super::process::{Proc, free_port, wait_http_ok};
 use crate::Service;
-use crate::backend::{InstanceId, instance_env, instance_name};
+use crate::backend::{instance_env, instance_name};
+use crate::types::InstanceId;
 use anyhow::Context;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -165,18 +167,20 @@ impl Instances {
         self.running.lock().await.keys().filter(|(s, _)| *s == service).map(|(_, n)| *n).collect()
     }
 
-    /// Plans and starts one more instance of `service` (it joins the consumer group: a
-    /// rebalance); returns its number. [`Instances::remove`] takes it out again.
-    pub async fn add(&self, service: Service) -> anyhow::Result<usize> {
+    /// Plans and starts one more instance of `service`, numbered after every instance it knows
+    /// (it joins the consumer group: a rebalance). [`Instances::remove_added`] takes it out again.
+    pub async fn add(&self, service: Service) -> anyhow::Result<()> {
         let number = self.known(service).into_iter().max().unwrap_or(0) + 1;
         self.plan_one(service, number)?;
-        self.start((service, number)).await?;
-        Ok(number)
+        self.start((service, number)).await
     }
 
-    /// Stops an added instance gracefully and forgets it (a service-level start no longer
-    /// brings it back).
-    pub async fn remove(&self, instance: InstanceId) -> anyhow::Result<()> {
+    /// Stops the instance of `service` added last gracefully and forgets it (a service-level
+    /// start no longer brings it back).
+    pub async fn remove_added(&self, service: Service) -> anyhow::Result<()> {
+        let added = self.known(service).into_iter().filter(|n| *n > self.configured).max();
+        let instance =
+            (service, added.with_context(|| format!("no instance was added to the {service}: none to remove"))?);
         if self.running.lock().await.contains_key(&instance) {
             self.stop(instance, false).await?;
         }

@@ -14,10 +14,12 @@ mod registry;
 pub use postgres::{set_access as set_database_access, wait_accepting};
 pub use registry::{CCOMPAT_PATH, apicurio_env};
 
+use super::ServiceWiring;
+use super::fault::{Fault, FaultTarget};
+use super::kafka_meta;
 use super::paths::{cache_dir, default_bin_dir};
-use super::{Endpoints, InstanceId, Scale, ServiceWiring};
 use crate::Service;
-pub use crate::types::ServiceVariant;
+use crate::types::{Endpoints, InstanceId, Scale, ServiceVariant};
 use anyhow::{Context, bail};
 use instances::Instances;
 use process::Proc;
@@ -255,39 +257,18 @@ impl Stack {
     }
 
     /// Pauses or resumes one instance of a service.
-    pub async fn pause_instance(&self, instance: InstanceId, paused: bool) -> anyhow::Result<()> {
+    async fn pause_instance(&self, instance: InstanceId, paused: bool) -> anyhow::Result<()> {
         for pid in self.instances.pids(instance.0, Some(instance.1)).await? {
             freeze(pid, paused)?;
         }
         Ok(())
     }
 
-    /// Stops a Kafka node gracefully — the only one, or in a cluster the one leading the most
-    /// saga partitions; its port and data stay for [`Stack::start_kafka`]. Returns its id.
-    pub async fn stop_kafka(&self) -> anyhow::Result<i32> {
-        let node = self.kafka.target().await?;
-        self.kafka.take_down(node, false).await?;
-        Ok(node)
-    }
-
-    /// Starts the node [`Stack::stop_kafka`] or [`Stack::kill_kafka`] took down, on its port and data.
-    pub async fn start_kafka(&self) -> anyhow::Result<()> {
-        self.kafka.restart().await.map(|_| ())
-    }
-
-    /// Kills a Kafka node (SIGKILL: no controlled shutdown), chosen as [`Stack::stop_kafka`]
-    /// chooses; [`Stack::start_kafka`] recovers its logs on start. Returns its id.
-    pub async fn kill_kafka(&self) -> anyhow::Result<i32> {
-        let node = self.kafka.target().await?;
-        self.kafka.take_down(node, true).await?;
-        Ok(node)
-    }
-
     /// Kills the PostgreSQL server as a crash of its machine or container would: the
     /// postmaster and every backend at once, with SIGKILL (the postmaster is frozen first so it
     /// forks nothing while its children are listed). Returns once all of them are gone; the data
     /// directory and port stay for [`Stack::start_postgres`].
-    pub async fn kill_postgres(&self) -> anyhow::Result<()> {
+    async fn kill_postgres(&self) -> anyhow::Result<()> {
         let mut infrastructure = self.infrastructure.lock().await;
         let at = infrastructure.iter().position(|p| p.name == "postgresql").context("PostgreSQL is not running")?;
         let postmaster = infrastructure[at].id().context("PostgreSQL has exited")?;
@@ -311,7 +292,7 @@ impl Stack {
 
     /// Starts PostgreSQL again on its data directory and port, after [`Stack::kill_postgres`]:
     /// returns once it has recovered and accepts connections.
-    pub async fn start_postgres(&self) -> anyhow::Result<()> {
+    async fn start_postgres(&self) -> anyhow::Result<()> {
         let proc = self.pg_launch.spawn().await?;
         // First in start order, so shutdown still stops it last.
         self.infrastructure.lock().await.insert(0, proc);
@@ -329,6 +310,44 @@ impl Stack {
         self.kafka.shutdown().await;
         while let Some(proc) = infrastructure.pop() {
             proc.stop(Duration::from_secs(20)).await;
+        }
+    }
+}
+
+/// The reference stack's faults: signals to its processes (SIGTERM, SIGKILL, SIGSTOP/SIGCONT),
+/// restarts on the same ports and data, and database access withdrawn on its PostgreSQL.
+impl FaultTarget for Stack {
+    async fn apply(&self, fault: &Fault) -> anyhow::Result<()> {
+        match *fault {
+            Fault::StopService(service) => self.stop_service(service, false).await,
+            Fault::KillService(service) => self.stop_service(service, true).await,
+            Fault::StartService(service) => self.start_service(service).await,
+            Fault::PauseService(service) => self.pause_service(service, true).await,
+            Fault::UnpauseService(service) => self.pause_service(service, false).await,
+            // The only node, or in a cluster the one leading the most saga partitions; its port
+            // and data stay for the restart.
+            Fault::StopBroker => self.kafka.take_down(self.kafka.target().await?, false).await,
+            Fault::KillBroker => self.kafka.take_down(self.kafka.target().await?, true).await,
+            Fault::StartBroker => {
+                self.kafka.restart().await?;
+                // "Kafka Server started" comes before every partition has a leader again.
+                let topics = self.kafka.saga_topics();
+                kafka_meta::wait_until_serving(&self.endpoints.kafka_bootstrap, topics, Duration::from_secs(120)).await
+            }
+            Fault::KillDatabase => self.kill_postgres().await,
+            Fault::StartDatabase => self.start_postgres().await,
+            Fault::TakeDatabase(service) => {
+                postgres::set_access(&self.postgres_base_url, service.database(), false).await
+            }
+            Fault::GiveDatabase(service) => {
+                postgres::set_access(&self.postgres_base_url, service.database(), true).await
+            }
+            Fault::KillInstance(instance) => self.instances.stop(instance, true).await,
+            Fault::StartInstance(instance) => self.instances.start(instance).await,
+            Fault::PauseInstance(instance) => self.pause_instance(instance, true).await,
+            Fault::UnpauseInstance(instance) => self.pause_instance(instance, false).await,
+            Fault::AddInstance(service) => self.instances.add(service).await,
+            Fault::RemoveInstance(service) => self.instances.remove_added(service).await,
         }
     }
 }
