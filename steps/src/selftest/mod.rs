@@ -16,7 +16,8 @@ pub mod bugs;
 use bugs::{SEEDED_BUGS, SeededBug};
 
 use crate::Service;
-use crate::config::{BackendKind, Config, GroupNames};
+use crate::config::sections::GroupNames;
+use crate::config::{BackendKind, Config};
 use crate::results::Status;
 use crate::svg::esc;
 use crate::types::ServiceVariant;
@@ -257,7 +258,7 @@ th{{background:#f4f4f4}} .pill{{padding:.05rem .45rem;border-radius:3px;color:#f
 </style></head><body><h1>Self-test: the kill matrix</h1>
 <p>Each row is a realistic bug seeded into the reference services (cargo feature <code>failpoints</code>), run against the families it can touch; it is caught when a scenario of its family fails.</p>
 <p><span class="verdict {cls}">{word}</span> &nbsp; {caught}/{n} faults caught · {secs:.0} s</p>
-<table><tr><th>SeededBug</th><th>Bug</th><th>Family</th><th>Verdict</th><th>Failing requirements</th><th>Seeded</th><th>Time</th></tr>"#,
+<table><tr><th>Fault</th><th>Bug</th><th>Family</th><th>Verdict</th><th>Failing requirements</th><th>Seeded</th><th>Time</th></tr>"#,
         caught = result.caught(),
         n = result.kills.len(),
         secs = result.seconds,
