@@ -8,10 +8,11 @@
 
 use crate::Service;
 use anyhow::Context;
+use rdkafka::Message as _;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
 use saga_contract::{SagaTopic, Topics};
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -170,14 +171,79 @@ impl ConsumerGroups {
     }
 }
 
+/// Of `from` — (topic, partition, offset) — those where a `read_committed` consumer would still
+/// get a record at or after the offset. A group's lag counts every offset up to the end, and a
+/// transaction's commit or abort marker and its aborted records take offsets no such consumer
+/// ever gets: an implementation publishing in transactions is idle with a lag of 1. `reader`: a
+/// [`crate::kafka::peek_reader`]; `wait`: how long reading to the ends may take.
+pub async fn with_records(
+    reader: &Arc<BaseConsumer>,
+    from: &[(String, i32, i64)],
+    wait: Duration,
+) -> anyhow::Result<BTreeSet<(String, i32, i64)>> {
+    // One topic per round, each partition once (the end-of-partition event names only its number).
+    let mut rounds: Vec<Vec<(String, i32, i64)>> = Vec::new();
+    for entry in from {
+        match rounds.iter_mut().find(|r| r[0].0 == entry.0 && !r.iter().any(|e| e.1 == entry.1)) {
+            Some(round) => round.push(entry.clone()),
+            None => rounds.push(vec![entry.clone()]),
+        }
+    }
+    let reader = reader.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut found = BTreeSet::new();
+        for round in rounds {
+            let mut list = TopicPartitionList::new();
+            for (topic, partition, offset) in &round {
+                list.add_partition_offset(topic, *partition, Offset::Offset(*offset))?;
+            }
+            reader.assign(&list)?;
+            let mut open: BTreeSet<i32> = round.iter().map(|e| e.1).collect();
+            let stop = std::time::Instant::now() + wait;
+            while !open.is_empty() {
+                anyhow::ensure!(
+                    std::time::Instant::now() < stop,
+                    "reading {}[{open:?}] to the end took over {wait:?}",
+                    round[0].0
+                );
+                let ended = match reader.poll(Duration::from_millis(100)) {
+                    Some(Ok(record)) => {
+                        let got = open.remove(&record.partition());
+                        if got && let Some(e) = round.iter().find(|e| e.1 == record.partition()) {
+                            found.insert(e.clone());
+                        }
+                        continue;
+                    }
+                    Some(Err(rdkafka::error::KafkaError::PartitionEOF(partition))) => partition,
+                    Some(Err(e)) => anyhow::bail!("reading {}: {e}", round[0].0),
+                    None => continue,
+                };
+                open.remove(&ended);
+            }
+        }
+        Ok(found)
+    })
+    .await?
+}
+
 /// Whether the implementation is idle: every group has consumed every partition it reads to its
-/// end (a partition none of them has committed on yet is not counted: nothing tells how far
-/// they are on it). `Err`: the groups still behind, with their lag — the figures of a
-/// precondition that did not hold.
-pub fn idle(positions: &[Position]) -> Result<(), String> {
-    let mut behind: Vec<String> = positions
+/// end — its lag is 0, or only offsets no `read_committed` consumer gets (`with_records`: the
+/// lagging (topic, partition, committed offset) that do have a record after them). A partition
+/// none of them has committed on yet is not counted: nothing tells how far they are on it.
+/// `Err`: the groups still behind, with their lag — the figures of a precondition that did not
+/// hold.
+pub fn idle(positions: &[Position], with_records: &BTreeSet<(String, i32, i64)>) -> Result<(), String> {
+    let behind: Vec<&Position> = positions
         .iter()
-        .filter(|p| p.lag() > 0)
+        .filter(|p| p.lag() > 0 && with_records.contains(&(p.topic.clone(), p.partition, p.committed)))
+        .collect();
+    if behind.is_empty() {
+        return Ok(());
+    }
+    let total: i64 = behind.iter().map(|p| p.lag()).sum();
+    let shown: Vec<String> = behind
+        .iter()
+        .take(6)
         .map(|p| {
             format!(
                 "{} ({}) {}[{}] lag {} (committed {}, end {})",
@@ -191,15 +257,11 @@ pub fn idle(positions: &[Position]) -> Result<(), String> {
             )
         })
         .collect();
-    if behind.is_empty() {
-        return Ok(());
-    }
-    let total: i64 = positions.iter().map(Position::lag).sum();
-    let shown = behind.len().min(6);
-    let more = behind.len() - shown;
-    behind.truncate(shown);
-    let tail = if more > 0 { format!(" and {more} more partition(s)") } else { String::new() };
-    Err(format!("{total} record(s) not consumed yet: {}{tail}", behind.join(", ")))
+    let tail = match behind.len() - shown.len() {
+        0 => String::new(),
+        more => format!(" and {more} more partition(s)"),
+    };
+    Err(format!("{total} offset(s) not consumed yet: {}{tail}", shown.join(", ")))
 }
 
 /// Whether the groups that consume a partition — those with a committed offset on it, given as
@@ -240,22 +302,30 @@ mod tests {
         Position { service: Service::Product, group: group.into(), topic, partition, committed, end }
     }
 
+    fn records(at: &[(i32, i64)]) -> BTreeSet<(String, i32, i64)> {
+        at.iter().map(|(p, o)| ("order.created".to_string(), *p, *o)).collect()
+    }
+
     #[test]
     fn every_group_at_the_end_of_what_it_reads_is_idle() {
-        assert_eq!(idle(&[at("product-service", 0, 40, 40), at("product-service", 1, 7, 7)]), Ok(()));
+        let none = BTreeSet::new();
+        assert_eq!(idle(&[at("product-service", 0, 40, 40), at("product-service", 1, 7, 7)], &none), Ok(()));
         // A group committed past the end it was read against (the end moved meanwhile).
-        assert_eq!(idle(&[at("product-service", 0, 41, 40)]), Ok(()));
+        assert_eq!(idle(&[at("product-service", 0, 41, 40)], &none), Ok(()));
+        // A lag of transaction markers only: no committed record after the group's offset.
+        assert_eq!(idle(&[at("product-service", 0, 39, 40)], &none), Ok(()));
     }
 
     #[test]
     fn a_group_behind_is_not_idle_with_the_figures() {
-        let busy = idle(&[at("product-service", 0, 40, 40), at("product-service", 1, 5, 9)]).unwrap_err();
+        let positions = [at("product-service", 0, 40, 40), at("product-service", 1, 5, 9)];
+        let busy = idle(&positions, &records(&[(1, 5)])).unwrap_err();
         assert_eq!(
             busy,
-            "4 record(s) not consumed yet: product-service (Product Service) order.created[1] lag 4 (committed 5, end 9)"
+            "4 offset(s) not consumed yet: product-service (Product Service) order.created[1] lag 4 (committed 5, end 9)"
         );
         let many: Vec<Position> = (0..8).map(|p| at("g", p, 0, 1)).collect();
-        let err = idle(&many).unwrap_err();
-        assert!(err.starts_with("8 record(s)") && err.ends_with("and 2 more partition(s)"), "{err}");
+        let err = idle(&many, &records(&(0..8).map(|p| (p, 0)).collect::<Vec<_>>())).unwrap_err();
+        assert!(err.starts_with("8 offset(s)") && err.ends_with("and 2 more partition(s)"), "{err}");
     }
 }

@@ -16,7 +16,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// A measurement's precondition: the implementation is idle — every consumer group of the saga
-/// has consumed what its service reads to the end — so work an earlier scenario left draining is
+/// has consumed what its service reads to the end (transaction markers and aborted records,
+/// which no consumer gets, aside: [`groups::with_records`]) — so work an earlier scenario left draining is
 /// not measured with it. Waits up to `[capacity] settle_seconds` (the bound the load's orders
 /// have to settle); not idle by then, the scenario is not judged, with the lag seen. With no
 /// consumer group known (`[external.consumer_groups]`) it cannot be seen: the run's notes say so.
@@ -37,11 +38,20 @@ async fn implementation_idle(world: &mut SagaWorld) {
         .into_keys()
         .collect();
     let probe = Arc::new(crate::kafka::metadata_client(bootstrap).unwrap_or_else(|e| panic!("{e:#}")));
+    let reader = Arc::new(crate::kafka::peek_reader(bootstrap).unwrap_or_else(|e| panic!("{e:#}")));
     let bound = Duration::from_secs(env.config.capacity.settle_seconds);
     let began = Instant::now();
     let idle = crate::poll::until(bound, Duration::from_millis(200), async || {
         let positions = env.groups.positions(&env.topics, &partitions, &probe).await.map_err(|e| format!("{e:#}"))?;
-        groups::idle(&positions)
+        let lagging: Vec<(String, i32, i64)> =
+            positions.iter().filter(|p| p.lag() > 0).map(|p| (p.topic.clone(), p.partition, p.committed)).collect();
+        let with_records = match lagging.is_empty() {
+            true => Default::default(),
+            false => {
+                groups::with_records(&reader, &lagging, Duration::from_secs(5)).await.map_err(|e| format!("{e:#}"))?
+            }
+        };
+        groups::idle(&positions, &with_records)
     })
     .await;
     match idle {
