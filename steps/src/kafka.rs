@@ -7,6 +7,7 @@
 //! | [`metadata_client`]: metadata, watermarks, offsets by time, group descriptions | the tap's start offsets, the backends' cluster metadata, group membership, the monitor's lag |
 //! | [`offset_reader`]: one group's committed offsets | consumer groups |
 //! | [`assigned_consumer`]: reads assigned partitions, committed records only | the tap, the bench's floor |
+//! | [`peek_reader`]: whether a committed record is left after an offset | the capacity scenarios' idle precondition |
 //! | [`producer`]: the suite's records (`acks=all`) | the steps (late, stray and poison records) |
 //! | [`round_trip_producer`]: as the services produce (idempotent, `acks=all`, `linger.ms=0`) | the bench's floor |
 //! | [`admin`]: creates and deletes topics | the bench's floor |
@@ -69,6 +70,19 @@ pub fn assigned_consumer(bootstrap: &str, role: &str, fetch: Fetch) -> anyhow::R
         .set("reconnect.backoff.max.ms", "1000")
         .create()
         .with_context(|| format!("creating the {role}'s Kafka consumer for {bootstrap}"))
+}
+
+/// A reader the caller assigns partitions to, to see whether a `read_committed` consumer would
+/// still get a record after an offset: it reports reaching a partition's end
+/// (`enable.partition.eof`). No subscription, no commits, a group id of its own.
+pub fn peek_reader(bootstrap: &str) -> anyhow::Result<BaseConsumer> {
+    settings(bootstrap)
+        .set("group.id", format!("saga-conformance-peek-{}", uuid::Uuid::new_v4()))
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "true")
+        .set("isolation.level", "read_committed")
+        .create()
+        .with_context(|| format!("creating a Kafka reader for {bootstrap}"))
 }
 
 /// The producer of the suite's own records: acknowledged by every in-sync replica.

@@ -31,6 +31,36 @@ pub struct ServiceConfig {
     /// How long the broker waits for heartbeats before it gives a silent member's partitions
     /// to the group's other members.
     pub session_timeout_ms: u32,
+    /// `OUTBOX_KAFKA_TRANSACTIONS`: the outbox relay publishes in Kafka transactions (off: `None`).
+    pub kafka_transactions: Option<KafkaTransactions>,
+}
+
+/// The outbox relay publishes each batch in a Kafka transaction, and with `abort_every` aborts
+/// every Nth batch's after its records were acknowledged, then publishes them again in a new
+/// one (`crate::outbox`'s `transactions`). Set by `OUTBOX_KAFKA_TRANSACTIONS=on` or
+/// `=abort-every:N`; unset, empty or `off`: no transactions (the reference's way).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KafkaTransactions {
+    pub abort_every: Option<u64>,
+}
+
+impl KafkaTransactions {
+    pub fn parse(value: Option<&str>) -> anyhow::Result<Option<KafkaTransactions>> {
+        let value = value.map(str::trim).unwrap_or_default();
+        match value {
+            "" | "off" => Ok(None),
+            "on" => Ok(Some(KafkaTransactions { abort_every: None })),
+            _ => match value.strip_prefix("abort-every:").map(str::parse::<u64>) {
+                Some(Ok(n)) if n >= 1 => Ok(Some(KafkaTransactions { abort_every: Some(n) })),
+                _ => bail!("OUTBOX_KAFKA_TRANSACTIONS={value}: use off, on, or abort-every:N (N ≥ 1 batches)"),
+            },
+        }
+    }
+
+    /// Whether the `n`th transaction (from 1) of a relay is to be aborted first.
+    pub fn aborts(&self, n: u64) -> bool {
+        self.abort_every.is_some_and(|every| n.is_multiple_of(every))
+    }
 }
 
 impl ServiceConfig {
@@ -75,6 +105,7 @@ impl ServiceConfig {
             topic_replication,
             instance_id: instance_id(std::env::var("INSTANCE_ID").ok(), service_name, http_port),
             session_timeout_ms,
+            kafka_transactions: KafkaTransactions::parse(std::env::var("OUTBOX_KAFKA_TRANSACTIONS").ok().as_deref())?,
         })
     }
 
@@ -103,7 +134,21 @@ fn instance_id(given: Option<String>, service_name: &str, http_port: u16) -> Opt
 
 #[cfg(test)]
 mod tests {
-    use super::instance_id;
+    use super::{KafkaTransactions, instance_id};
+
+    #[test]
+    fn outbox_transactions_are_off_on_or_abort_every_n() {
+        assert_eq!(KafkaTransactions::parse(None).unwrap(), None);
+        assert_eq!(KafkaTransactions::parse(Some("off")).unwrap(), None);
+        assert_eq!(KafkaTransactions::parse(Some("on")).unwrap(), Some(KafkaTransactions { abort_every: None }));
+        let every3 = KafkaTransactions::parse(Some("abort-every:3")).unwrap().unwrap();
+        assert_eq!((1..=7).filter(|n| every3.aborts(*n)).collect::<Vec<_>>(), [3, 6]);
+        assert!(!KafkaTransactions { abort_every: None }.aborts(3));
+        for wrong in ["abort-every:0", "abort-every:x", "yes"] {
+            let err = KafkaTransactions::parse(Some(wrong)).unwrap_err().to_string();
+            assert!(err.contains("use off, on, or abort-every:N"), "{err}");
+        }
+    }
 
     #[test]
     fn instance_id_is_given_or_stable_per_service_and_port() {

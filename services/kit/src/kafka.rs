@@ -16,6 +16,11 @@ use std::time::Duration;
 /// because those that arrive while the connection's in-flight requests are outstanding wait and
 /// go together. `enable.idempotence` keeps order and dedupes retries.
 pub fn producer(bootstrap: &str) -> anyhow::Result<FutureProducer> {
+    producer_settings(bootstrap).create().with_context(|| format!("creating Kafka producer for {bootstrap}"))
+}
+
+/// The settings of [`producer`].
+fn producer_settings(bootstrap: &str) -> ClientConfig {
     let mut client = client(bootstrap);
     client
         .set("enable.idempotence", "true")
@@ -23,7 +28,22 @@ pub fn producer(bootstrap: &str) -> anyhow::Result<FutureProducer> {
         .set("linger.ms", "0")
         .set("message.timeout.ms", "30000");
     apply_overrides(&mut client, PRODUCER_OVERRIDES, std::env::vars());
-    client.create().with_context(|| format!("creating Kafka producer for {bootstrap}"))
+    client
+}
+
+/// The settings of a transactional producer (the outbox relay's, with
+/// `OUTBOX_KAFKA_TRANSACTIONS`): [`producer`]'s, `transactional.id`, and a transaction timeout
+/// of 10 s (Kafka Streams' choice; the client's default is 60 s): a transaction left open by an
+/// instance that was paused, or killed and not restarted, holds back every `read_committed`
+/// consumer of its partitions until the broker aborts it. librdkafka wants a record's
+/// `message.timeout.ms` within it, so that is 10 s too.
+pub fn transactional_settings(bootstrap: &str, transactional_id: &str) -> ClientConfig {
+    let mut client = producer_settings(bootstrap);
+    client
+        .set("transactional.id", transactional_id)
+        .set("transaction.timeout.ms", "10000")
+        .set("message.timeout.ms", "10000");
+    client
 }
 
 /// The settings every Kafka client of a service starts from. `reconnect.backoff.max.ms=1000`:

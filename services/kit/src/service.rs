@@ -96,13 +96,19 @@ pub async fn start(
     let producer = kafka::producer(&config.kafka_bootstrap_servers)?;
     let metrics = Metrics::new(service_name);
     let relay_pool = crate::db::connect_relay_pool(&config.database_url).await?;
-    let relay = outbox::start_relays(
-        relay_pool,
-        producer.clone(),
-        config.push_gateway_url.clone(),
-        metrics.clone(),
-        shutdown.clone(),
-    );
+    let kafka_out = match config.kafka_transactions {
+        None => outbox::KafkaOut::Idempotent(producer.clone()),
+        Some(mode) => {
+            // One per instance: a restarted instance fences its previous self, two live ones never clash.
+            let id = match &config.instance_id {
+                Some(instance) => format!("{instance}-outbox"),
+                None => format!("{service_name}-outbox-{}", std::process::id()),
+            };
+            outbox::KafkaOut::Transactions(kafka::transactional_settings(&config.kafka_bootstrap_servers, &id), mode)
+        }
+    };
+    let relay =
+        outbox::start_relays(relay_pool, kafka_out, config.push_gateway_url.clone(), metrics.clone(), shutdown.clone());
     Ok(Started {
         context: Context { config, pool, codec, producer, metrics, relay },
         shutdown,

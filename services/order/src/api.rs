@@ -4,6 +4,7 @@
 
 use super::domain::{self, CreateOrder, ValidOrder};
 use super::intake::{Intake, NewOrder, store_alone};
+use super::jam::Jam;
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -23,14 +24,16 @@ use uuid::Uuid;
 struct OrderApi {
     context: Context,
     intake: Intake,
+    /// `JAM_AFTER_ORDERS` (a trial; never by default).
+    jam: Jam,
 }
 
-pub fn routes(context: Context) -> Router {
+pub fn routes(context: Context, jam: Jam) -> Router {
     let intake = Intake::start(context.clone());
     Router::new()
         .route("/api/v1/orders", post(create_order))
         .route("/api/v1/orders/{order_id}", get(get_order))
-        .with_state(OrderApi { context, intake })
+        .with_state(OrderApi { context, intake, jam })
 }
 
 /// Seeded fault `order::float-total`: money added up in binary floating point, cents
@@ -61,6 +64,7 @@ async fn create_order(
     headers: HeaderMap,
     ProblemJson(body): ProblemJson<CreateOrder>,
 ) -> Result<Response, Problem> {
+    api.jam.hold().await;
     let user_id = user_id(&headers)?;
     // Seeded fault `order::slow-intake`: work done in line before answering.
     failpoint::stall("order::slow-intake").await;

@@ -10,7 +10,7 @@
 //!
 //! Layout: `main.rs` wires the kit to [`api`] (HTTP, storing orders through [`intake`]'s
 //! group commit), [`handler`] (events) and [`domain`]
-//! (the decisions, unit-tested there).
+//! (the decisions, unit-tested there); [`jam`] is a trial's way to make intake stop answering.
 //!
 //! Run: `KAFKA_BOOTSTRAP_SERVERS=… SCHEMA_REGISTRY_URL=… DATABASE_URL=… order-service`
 //! (or let `saga-conformance stack` start everything).
@@ -19,6 +19,7 @@ mod api;
 mod domain;
 mod handler;
 mod intake;
+mod jam;
 
 use saga_contract::SagaTopic;
 use saga_service_kit::db::Migration;
@@ -34,7 +35,7 @@ pub async fn main() -> anyhow::Result<()> {
         started,
         vec![SagaTopic::StockReserved, SagaTopic::StockReservationFailed],
         handler::OrderSaga { context: context.clone() },
-        api::routes(context),
+        api::routes(context, jam::Jam::from_env()?),
     )
     .await
 }

@@ -5,8 +5,8 @@
 
 use super::Shared;
 use crate::Service;
-use crate::groups::{ConsumerGroups, consumer_of};
-use rdkafka::consumer::{BaseConsumer, Consumer as _};
+use crate::groups::ConsumerGroups;
+use rdkafka::consumer::BaseConsumer;
 use saga_contract::{SagaTopic, Topics, now_millis};
 use std::sync::Arc;
 use std::time::Duration;
@@ -55,27 +55,10 @@ async fn poll(
     probe: &Arc<BaseConsumer>,
     shared: &Shared,
 ) -> anyhow::Result<()> {
-    for service in Service::ALL {
-        let consumed: Vec<(String, i32)> = partitions
-            .iter()
-            .filter(|(topic, _)| topics.topic_of(topic).and_then(consumer_of) == Some(service))
-            .cloned()
-            .collect();
-        for group in groups.groups_of(service) {
-            for ((topic, partition), offset) in groups.committed(group, &consumed).await? {
-                // A group of the service that reads other topics has no offset here.
-                let Some(offset) = offset else { continue };
-                let high = tokio::task::spawn_blocking({
-                    let (probe, topic) = (probe.clone(), topic.clone());
-                    move || probe.fetch_watermarks(&topic, partition, Duration::from_secs(5))
-                })
-                .await??
-                .1;
-                shared.metrics.lag(group, &topic, partition, (high - offset).max(0));
-                if service == Service::Payment && topics.topic_of(&topic) == Some(SagaTopic::OrderConfirmed) {
-                    shared.update(|sagas| sagas.consumed(partition, offset, now_millis()));
-                }
-            }
+    for p in groups.positions(topics, partitions, probe).await? {
+        shared.metrics.lag(&p.group, &p.topic, p.partition, p.lag());
+        if p.service == Service::Payment && topics.topic_of(&p.topic) == Some(SagaTopic::OrderConfirmed) {
+            shared.update(|sagas| sagas.consumed(p.partition, p.committed, now_millis()));
         }
     }
     Ok(())

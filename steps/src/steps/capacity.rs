@@ -2,12 +2,65 @@
 //! scenarios' load at the declared rate and burst, and the capacity and recovery requirements
 //! (`features/capacity.feature`) judged on a load's answers and what its orders ended as. Every
 //! crash scenario's record also carries its `recovery` figures (measured, not judged there), and
-//! a burst tops itself up only while fewer orders than its size are open ([`OpenOrders`]).
+//! a burst tops itself up only while fewer orders than its size are open ([`OpenOrders`]). A
+//! measurement starts on an idle implementation ([`implementation_idle`]): what an earlier
+//! scenario left draining is not counted against the rate, and when it does not drain the
+//! scenario is not judged.
 
 use super::SagaWorld;
 use crate::checkers::capacity;
+use crate::{Service, groups};
 use cucumber::{given, then, when};
-use std::time::Duration;
+use saga_contract::SagaTopic;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A measurement's precondition: the implementation is idle — every consumer group of the saga
+/// has consumed what its service reads to the end (transaction markers and aborted records,
+/// which no consumer gets, aside: [`groups::with_records`]) — so work an earlier scenario left draining is
+/// not measured with it. Waits up to `[capacity] settle_seconds` (the bound the load's orders
+/// have to settle); not idle by then, the scenario is not judged, with the lag seen. With no
+/// consumer group known (`[external.consumer_groups]`) it cannot be seen: the run's notes say so.
+#[given("the implementation is idle: every consumer group of the saga has consumed its topics to their end")]
+async fn implementation_idle(world: &mut SagaWorld) {
+    let env = world.env.clone();
+    if Service::ALL.into_iter().all(|s| env.groups.groups_of(s).is_empty()) {
+        env.notes.lock().expect("notes lock poisoned").insert(
+            "@CAPACITY: no consumer group is known ([external.consumer_groups]), so the capacity scenarios started without seeing the implementation idle".into(),
+        );
+        return;
+    }
+    let bootstrap = &env.endpoints.kafka_bootstrap;
+    let names: Vec<String> = SagaTopic::ALL.into_iter().map(|t| env.topics.name(t).to_string()).collect();
+    let partitions: Vec<(String, i32)> = crate::backend::kafka_meta::partitions(bootstrap, &names)
+        .await
+        .unwrap_or_else(|e| panic!("reading the saga topics' partitions: {e:#}"))
+        .into_keys()
+        .collect();
+    let probe = Arc::new(crate::kafka::metadata_client(bootstrap).unwrap_or_else(|e| panic!("{e:#}")));
+    let reader = Arc::new(crate::kafka::peek_reader(bootstrap).unwrap_or_else(|e| panic!("{e:#}")));
+    let bound = Duration::from_secs(env.config.capacity.settle_seconds);
+    let began = Instant::now();
+    let idle = crate::poll::until(bound, Duration::from_millis(200), async || {
+        let positions = env.groups.positions(&env.topics, &partitions, &probe).await.map_err(|e| format!("{e:#}"))?;
+        let lagging: Vec<(String, i32, i64)> =
+            positions.iter().filter(|p| p.lag() > 0).map(|p| (p.topic.clone(), p.partition, p.committed)).collect();
+        let with_records = match lagging.is_empty() {
+            true => Default::default(),
+            false => {
+                groups::with_records(&reader, &lagging, Duration::from_secs(5)).await.map_err(|e| format!("{e:#}"))?
+            }
+        };
+        groups::idle(&positions, &with_records)
+    })
+    .await;
+    match idle {
+        Ok(()) => eprintln!("[capacity] the implementation was idle after {:?}", began.elapsed()),
+        Err(seen) => crate::results::not_judged(format!(
+            "the measurement's precondition did not hold: the implementation was not idle within {bound:?} ([capacity] settle_seconds): {seen}"
+        )),
+    }
+}
 
 #[given(regex = r#"^orders flow at the declared rate for products? (.+)$"#)]
 async fn load_at_declared_rate(world: &mut SagaWorld, aliases: String) {

@@ -18,14 +18,17 @@
 //! - [`relay`]: the relays ([`start_relays`], [`RelayHandle`]) — the hot path that sends what
 //!   was just committed and deletes it once sent;
 //! - [`fallback`]: the relay's fallback scan for rows the hot path did not send;
-//! - [`sinks`]: where rows go — Kafka (the idempotent producer) and the push gateway.
+//! - [`sinks`]: where rows go — Kafka (the idempotent producer) and the push gateway;
+//! - [`transactions`]: opt-in, Kafka in transactions, some aborted on purpose
+//!   (`OUTBOX_KAFKA_TRANSACTIONS`).
 
 mod fallback;
 mod relay;
 mod sinks;
+mod transactions;
 mod tx;
 
-pub use relay::{RelayHandle, start_relays};
+pub use relay::{KafkaOut, RelayHandle, start_relays};
 pub use saga_contract::PushNotification;
 pub use tx::{Binds, OutboxTx};
 
@@ -53,6 +56,7 @@ impl Kind {
     }
 }
 
+#[derive(Clone)]
 struct Row {
     id: i64,
     topic: String,

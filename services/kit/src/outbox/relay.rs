@@ -5,6 +5,7 @@
 
 use super::fallback::{FALLBACK_MIN_AGE_MS, FALLBACK_POLL};
 use super::sinks::{GatewaySink, KafkaSink};
+use super::transactions::TransactionalSink;
 use super::tx::{Conn, OutboxTx};
 use super::{Kind, Row};
 use crate::db::HeldConnection;
@@ -55,14 +56,23 @@ impl RelayHandle {
 /// its own with `synchronous_commit=off` (see [`crate::db::connect_relay_pool`]).
 pub fn start_relays(
     relay_pool: PgPool,
-    producer: FutureProducer,
+    kafka: KafkaOut,
     push_gateway: Option<String>,
     metrics: Metrics,
     shutdown: crate::Shutdown,
 ) -> RelayHandle {
     let (kafka_tx, kafka_rx) = mpsc::unbounded_channel();
-    let kafka = KafkaSink { producer, metrics: metrics.clone() };
-    tokio::spawn(Relay::new(Kind::Kafka, relay_pool.clone(), kafka).run(kafka_rx, shutdown.clone()));
+    match kafka {
+        KafkaOut::Idempotent(producer) => {
+            let kafka = KafkaSink { producer, metrics: metrics.clone() };
+            tokio::spawn(Relay::new(Kind::Kafka, relay_pool.clone(), kafka).run(kafka_rx, shutdown.clone()));
+        }
+        KafkaOut::Transactions(client, mode) => {
+            tracing::info!(?mode, "the outbox publishes to Kafka in transactions (OUTBOX_KAFKA_TRANSACTIONS)");
+            let kafka = TransactionalSink::spawn(client, mode, metrics.clone());
+            tokio::spawn(Relay::new(Kind::Kafka, relay_pool.clone(), kafka).run(kafka_rx, shutdown.clone()));
+        }
+    }
     let push = match push_gateway {
         Some(url) => {
             let (push_tx, push_rx) = mpsc::unbounded_channel();
@@ -80,6 +90,14 @@ pub fn start_relays(
         }
     };
     RelayHandle { kafka: kafka_tx, push }
+}
+
+/// How the Kafka relay publishes: with the service's idempotent producer (the reference's
+/// way), or in transactions of a producer of its own made from these settings
+/// ([`super::transactions`]).
+pub enum KafkaOut {
+    Idempotent(FutureProducer),
+    Transactions(rdkafka::ClientConfig, crate::config::KafkaTransactions),
 }
 
 /// Where a relay sends rows. `start` begins sending synchronously (so records enqueued in

@@ -22,11 +22,7 @@ impl Sink for KafkaSink {
         let deliveries: Vec<_> = rows
             .iter()
             .map(|row| {
-                let record = FutureRecord::to(&row.topic).key(&row.msg_key).payload(&row.payload).headers(
-                    OwnedHeaders::new()
-                        .insert(Header { key: "content-type", value: Some("application/vnd.confluent.avro") }),
-                );
-                let delivery = self.producer.send_result(record).map_err(|(error, _)| error);
+                let delivery = self.producer.send_result(record(row)).map_err(|(error, _)| error);
                 (row.id, row.topic.clone(), row.msg_key.clone(), delivery)
             })
             .collect();
@@ -56,6 +52,13 @@ impl Sink for KafkaSink {
             join_all(outcomes).await.into_iter().flatten().collect()
         }
     }
+}
+
+/// `row` as the Kafka record the relays publish (key = orderId, Confluent-framed Avro).
+pub(super) fn record(row: &Row) -> FutureRecord<'_, String, Vec<u8>> {
+    FutureRecord::to(&row.topic).key(&row.msg_key).payload(&row.payload).headers(
+        OwnedHeaders::new().insert(Header { key: "content-type", value: Some("application/vnd.confluent.avro") }),
+    )
 }
 
 #[derive(Clone)]
