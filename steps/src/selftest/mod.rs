@@ -135,17 +135,34 @@ pub async fn run(base: Config, faults: &[SeededBug], report_dir: &Path) -> anyho
     Ok(result)
 }
 
-async fn run_one(base: &Config, fault: &SeededBug, tags: &str, report_dir: &Path) -> Kill {
-    let started = Instant::now();
+/// The longest the self-test gives the load's orders and pushes to settle (`[capacity]
+/// settle_seconds`, lowered to this when higher). It runs the reference, whatever
+/// implementation the configuration declares, and the reference settles a crash scenario's
+/// load within seconds of the fault's end (its declared recovery is 30 s); a fault that loses
+/// an order or a push is caught only once this is waited out, so a 120 s bound made each such
+/// fault's run two minutes longer, and as long again for every scenario that waits in turn.
+const SETTLE_SECONDS: u64 = 30;
+
+/// The configuration of one self-test run: `base` on the processes backend with the failpoint
+/// build, `fault` seeded, its report in `report_dir/<fault>`, and at most [`SETTLE_SECONDS`]
+/// to settle.
+fn config_for(base: &Config, fault: &SeededBug, report_dir: &Path) -> Config {
     let mut config = base.clone();
     config.backend = BackendKind::Processes;
     config.report_dir = report_dir.join(fault.name);
+    config.capacity.settle_seconds = config.capacity.settle_seconds.min(SETTLE_SECONDS);
     let mut env: std::collections::HashMap<Service, Vec<(String, String)>> =
         Service::ALL.iter().map(|s| (*s, Vec::new())).collect();
     for (service, failpoints) in fault.seeds {
         env.entry(*service).or_default().push(("FAILPOINTS".into(), (*failpoints).into()));
     }
     config.service_variant = ServiceVariant { bin_suffix: "-failpoints".into(), env };
+    config
+}
+
+async fn run_one(base: &Config, fault: &SeededBug, tags: &str, report_dir: &Path) -> Kill {
+    let started = Instant::now();
+    let config = config_for(base, fault, report_dir);
     let mut kill = Kill {
         fault: fault.name.into(),
         bug: fault.bug.into(),
@@ -326,6 +343,24 @@ mod tests {
             );
             assert!(!f.seeds.is_empty(), "{} seeds nothing", f.name);
         }
+    }
+
+    #[test]
+    fn a_run_seeds_its_fault_on_the_failpoint_build_with_a_settle_bound_no_longer_than_the_references() {
+        let fault = select(&["push-forgotten-on-error".into()]).unwrap()[0];
+        let mut base = Config::default();
+        base.capacity.settle_seconds = 120;
+        let config = config_for(&base, &fault, Path::new("/r"));
+        assert_eq!(config.capacity.settle_seconds, SETTLE_SECONDS, "lowered to the reference's");
+        assert_eq!(
+            (config.backend, config.report_dir.as_path()),
+            (BackendKind::Processes, Path::new("/r/push-forgotten-on-error"))
+        );
+        assert_eq!(config.service_variant.bin_suffix, "-failpoints");
+        let seeded = &config.service_variant.env[&Service::Payment];
+        assert_eq!(seeded, &vec![("FAILPOINTS".to_string(), "kit::push-forgotten-on-error=return".to_string())]);
+        base.capacity.settle_seconds = 10;
+        assert_eq!(config_for(&base, &fault, Path::new("/r")).capacity.settle_seconds, 10, "a shorter bound stays");
     }
 
     #[test]
