@@ -5,9 +5,11 @@ Feature: A push gateway that fails
   go through the saga as usual — the pushes wait, the orders do not — and once the gateway
   works again every push arrives: one per event the order is due, counted by eventId (a resend
   with the same eventId is at-least-once delivery, allowed; a push dropped at the first error
-  is lost). The suite's own push sink plays the gateway, so this runs on every backend.
+  is lost). The suite's own push sink plays the gateway, so this runs on every backend. It fails
+  towards this scenario's pushes only — those for its own users — and takes every other push as
+  usual, so these scenarios run alongside others.
 
-  @PUSH-1 @serial @must
+  @PUSH-1 @must
   Scenario Outline: A gateway that <fails> holds pushes back, loses none and stalls no order
     Given the catalogue has product "P1" priced 10.00 with 40 in stock
     And orders flow at 10 per second for product "P1"

@@ -1,13 +1,16 @@
 //! The push gateway stand-in: a wiremock server that accepts every POST and keeps it, so
 //! steps can check which notifications arrived, and how many times. For a while it can also
 //! misbehave as a real gateway does ([`Outage`]): answer a 5xx, not answer before the client
-//! gives up, or answer slowly. It is the suite's own, so this works on every backend.
+//! gives up, or answer slowly. An outage is scoped: it hits only the pushes that name one
+//! scenario's ids (its users carry the scenario's tag), so the scenarios of the push gateway
+//! run alongside the others, whose pushes it takes as usual. It is the suite's own, so this
+//! works on every backend.
 
 use crate::observed::read_push;
 use crate::observed::{Arrival, Push};
 use crate::poll;
 use saga_contract::PushKind;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use wiremock::matchers::method;
@@ -32,6 +35,28 @@ struct Window {
     until: Instant,
 }
 
+/// The outages in place, by scope (a text a push's body must contain to be hit, e.g. a
+/// scenario's tag), and how many requests each scope's outages disturbed so far.
+#[derive(Debug, Default)]
+struct Outages {
+    windows: HashMap<String, Window>,
+    disturbed: HashMap<String, usize>,
+}
+
+impl Outages {
+    /// The outage a request with `body` meets at `now`, if any: the first scope its body names
+    /// whose window is still open (counted as disturbed).
+    fn meet(&mut self, body: &str, now: Instant) -> Option<(bool, u16, Duration)> {
+        let (scope, answer) = self
+            .windows
+            .iter()
+            .filter(|(scope, _)| body.contains(scope.as_str()))
+            .find_map(|(scope, window)| Some((scope.clone(), answer(Some(*window), now)?)))?;
+        *self.disturbed.entry(scope).or_default() += 1;
+        Some(answer)
+    }
+}
+
 /// What the gateway answers to a request arriving at `now` (`None` during no outage: take it,
 /// 200 at once): whether it takes the push, the status and how long it holds the answer.
 fn answer(window: Option<Window>, now: Instant) -> Option<(bool, u16, Duration)> {
@@ -44,25 +69,21 @@ fn answer(window: Option<Window>, now: Instant) -> Option<(bool, u16, Duration)>
 }
 
 /// Journals each push it takes with its arrival time (wiremock's own journal has no
-/// timestamps) and answers as the current outage says (200 at once without one).
+/// timestamps) and answers as the outage its body meets says (200 at once without one).
 struct Journal {
     arrivals: Arc<Mutex<Vec<Arrival>>>,
     changed: tokio::sync::watch::Sender<usize>,
-    outage: Arc<Mutex<Option<Window>>>,
-    /// Requests answered otherwise than 200 at once.
-    disturbed: Arc<AtomicUsize>,
+    outages: Arc<Mutex<Outages>>,
 }
 
 impl Respond for Journal {
     fn respond(&self, request: &Request) -> ResponseTemplate {
-        let window = *self.outage.lock().expect("outage lock poisoned");
-        let (take, status, hold) = match answer(window, Instant::now()) {
-            Some(answer) => {
-                self.disturbed.fetch_add(1, Ordering::SeqCst);
-                answer
-            }
-            None => (true, 200, Duration::ZERO),
-        };
+        let met = self
+            .outages
+            .lock()
+            .expect("outage lock poisoned")
+            .meet(&String::from_utf8_lossy(&request.body), Instant::now());
+        let (take, status, hold) = met.unwrap_or((true, 200, Duration::ZERO));
         if take {
             let push = read_push(&request.body);
             let len = {
@@ -80,8 +101,7 @@ pub struct PushSink {
     server: MockServer,
     journal: Arc<Mutex<Vec<Arrival>>>,
     changed: tokio::sync::watch::Receiver<usize>,
-    outage: Arc<Mutex<Option<Window>>>,
-    disturbed: Arc<AtomicUsize>,
+    outages: Arc<Mutex<Outages>>,
 }
 
 impl PushSink {
@@ -98,29 +118,30 @@ impl PushSink {
         };
         let journal = Arc::new(Mutex::new(Vec::new()));
         let (tx, changed) = tokio::sync::watch::channel(0);
-        let (outage, disturbed) = (Arc::new(Mutex::new(None)), Arc::new(AtomicUsize::new(0)));
-        let responder =
-            Journal { arrivals: journal.clone(), changed: tx, outage: outage.clone(), disturbed: disturbed.clone() };
+        let outages = Arc::new(Mutex::new(Outages::default()));
+        let responder = Journal { arrivals: journal.clone(), changed: tx, outages: outages.clone() };
         Mock::given(method("POST")).respond_with(responder).mount(&server).await;
-        Ok(PushSink { server, journal, changed, outage, disturbed })
+        Ok(PushSink { server, journal, changed, outages })
     }
 
-    /// Misbehaves as `outage` says for the next `length` (replacing any outage in place); when
-    /// it ends.
-    pub fn fail_for(&self, outage: Outage, length: Duration) -> Instant {
+    /// Misbehaves as `outage` says for the next `length` towards every request whose body
+    /// contains `scope` (a scenario's tag: its users' pushes), replacing any outage of that
+    /// scope in place; when it ends. Other requests are taken as usual.
+    pub fn fail_for(&self, scope: &str, outage: Outage, length: Duration) -> Instant {
+        assert!(!scope.is_empty(), "an outage of the push gateway needs a scope");
         let until = Instant::now() + length;
-        *self.outage.lock().expect("outage lock poisoned") = Some(Window { outage, until });
+        self.outages.lock().expect("outage lock poisoned").windows.insert(scope.to_string(), Window { outage, until });
         until
     }
 
-    /// Ends the outage in place, if any.
-    pub fn recover(&self) {
-        *self.outage.lock().expect("outage lock poisoned") = None;
+    /// Ends `scope`'s outage in place, if any.
+    pub fn recover(&self, scope: &str) {
+        self.outages.lock().expect("outage lock poisoned").windows.remove(scope);
     }
 
-    /// How many requests so far were answered otherwise than 200 at once (refused, held, slow).
-    pub fn disturbed(&self) -> usize {
-        self.disturbed.load(Ordering::SeqCst)
+    /// How many requests so far met an outage of `scope` (refused, held, slow).
+    pub fn disturbed(&self, scope: &str) -> usize {
+        self.outages.lock().expect("outage lock poisoned").disturbed.get(scope).copied().unwrap_or_default()
     }
 
     /// The URL to give the implementation as `PUSH_GATEWAY_URL`.
@@ -199,18 +220,25 @@ mod tests {
     async fn a_failing_gateway_does_not_keep_what_it_refuses() {
         let sink = PushSink::start(None).await.unwrap();
         let client = reqwest::Client::new();
-        let body = r#"{"userId":"u","orderId":"o","type":"ORDER_CONFIRMED","message":"m","eventId":"e"}"#;
-        let post = || client.post(sink.url()).body(body).send();
-        sink.fail_for(Outage::Status(503), Duration::from_secs(30));
-        assert_eq!(post().await.unwrap().status(), 503);
+        let body = |user: &str| {
+            format!(r#"{{"userId":"{user}","orderId":"o","type":"ORDER_CONFIRMED","message":"m","eventId":"e"}}"#)
+        };
+        let post = |user: &str| client.post(sink.url()).body(body(user)).send();
+        sink.fail_for("tag1", Outage::Status(503), Duration::from_secs(30));
+        assert_eq!(post("load-tag1").await.unwrap().status(), 503);
         assert!(sink.arrivals().is_empty(), "a refused push is not delivered");
-        sink.fail_for(Outage::Hang, Duration::from_millis(300));
-        let began = Instant::now();
-        assert_eq!(post().await.unwrap().status(), 504);
-        assert!(began.elapsed() >= Duration::from_millis(250), "answered after {:?}", began.elapsed());
-        assert!(sink.arrivals().is_empty(), "a held push is not delivered");
-        assert_eq!(post().await.unwrap().status(), 200, "the outage is over");
+        assert_eq!(post("load-tag2").await.unwrap().status(), 200, "another scenario's push is taken");
         assert_eq!(sink.arrivals().len(), 1);
-        assert_eq!(sink.disturbed(), 2);
+        sink.fail_for("tag1", Outage::Hang, Duration::from_millis(300));
+        let began = Instant::now();
+        assert_eq!(post("load-tag1").await.unwrap().status(), 504);
+        assert!(began.elapsed() >= Duration::from_millis(250), "answered after {:?}", began.elapsed());
+        assert_eq!(sink.arrivals().len(), 1, "a held push is not delivered");
+        assert_eq!(post("load-tag1").await.unwrap().status(), 200, "the outage is over");
+        assert_eq!(sink.arrivals().len(), 2);
+        assert_eq!((sink.disturbed("tag1"), sink.disturbed("tag2")), (2, 0));
+        sink.fail_for("tag2", Outage::Status(500), Duration::from_secs(30));
+        sink.recover("tag2");
+        assert_eq!(post("load-tag2").await.unwrap().status(), 200, "recovered");
     }
 }

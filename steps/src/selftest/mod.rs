@@ -85,12 +85,6 @@ impl SelfTest {
     }
 }
 
-/// How long the orders of a crash scenario may take to settle in the self-test. The reference
-/// settles within seconds of a fault lifting, and the baseline proves this bound holds for it; a
-/// seeded loss never settles, so the bound is what a caught crash fault costs (at the default
-/// 120 s of `[capacity] settle_seconds`, five crash faults waited out 10 minutes of CI).
-const SELFTEST_SETTLE_SECONDS: u64 = 30;
-
 /// The faults named in `only` (all when empty) that can run on `backend`, each with the
 /// scenarios run for it there; an unknown name, or one no backend fault catches asked for on
 /// the containers backend, is an error.
@@ -159,11 +153,21 @@ pub async fn run(base: Config, faults: &[SeededBug], report_dir: &Path) -> anyho
     Ok(result)
 }
 
-async fn run_one(base: &Config, fault: &SeededBug, tags: &str, report_dir: &Path) -> Kill {
-    let started = Instant::now();
+/// The longest the self-test gives the load's orders and pushes to settle (`[capacity]
+/// settle_seconds`, lowered to this when higher). It runs the reference, whatever
+/// implementation the configuration declares, and the reference settles a crash scenario's
+/// load within seconds of the fault's end (its declared recovery is 30 s); a fault that loses
+/// an order or a push is caught only once this is waited out, so a 120 s bound made each such
+/// fault's run two minutes longer, and as long again for every scenario that waits in turn.
+const SETTLE_SECONDS: u64 = 30;
+
+/// The configuration of one self-test run: `base` on its backend (processes, or containers with
+/// the `:failpoints` images) with the failpoint build, `fault` seeded, its report in `report_dir/<fault>`, and at most [`SETTLE_SECONDS`]
+/// to settle.
+fn config_for(base: &Config, fault: &SeededBug, report_dir: &Path) -> Config {
     let mut config = base.clone();
     config.report_dir = report_dir.join(fault.name);
-    config.capacity.settle_seconds = config.capacity.settle_seconds.min(SELFTEST_SETTLE_SECONDS);
+    config.capacity.settle_seconds = config.capacity.settle_seconds.min(SETTLE_SECONDS);
     if config.backend == BackendKind::Containers {
         // The reference's images with the seeded faults built in; their consumer groups are the
         // reference's (the kit knows a service's groups only for the reference's own image).
@@ -183,6 +187,12 @@ async fn run_one(base: &Config, fault: &SeededBug, tags: &str, report_dir: &Path
         env.entry(*service).or_default().push(("FAILPOINTS".into(), (*failpoints).into()));
     }
     config.service_variant = ServiceVariant { bin_suffix: "-failpoints".into(), env };
+    config
+}
+
+async fn run_one(base: &Config, fault: &SeededBug, tags: &str, report_dir: &Path) -> Kill {
+    let started = Instant::now();
+    let config = config_for(base, fault, report_dir);
     let mut kill = Kill {
         fault: fault.name.into(),
         bug: fault.bug.into(),
@@ -363,6 +373,32 @@ mod tests {
             );
             assert!(!f.seeds.is_empty(), "{} seeds nothing", f.name);
         }
+    }
+
+    #[test]
+    fn a_run_seeds_its_fault_on_the_failpoint_build_with_a_settle_bound_no_longer_than_the_references() {
+        let fault = select(&["push-forgotten-on-error".into()], BackendKind::Processes).unwrap()[0];
+        let mut base = Config::default();
+        base.capacity.settle_seconds = 120;
+        let config = config_for(&base, &fault, Path::new("/r"));
+        assert_eq!(config.capacity.settle_seconds, SETTLE_SECONDS, "lowered to the reference's");
+        assert_eq!(
+            (config.backend, config.report_dir.as_path()),
+            (BackendKind::Processes, Path::new("/r/push-forgotten-on-error"))
+        );
+        assert_eq!(config.service_variant.bin_suffix, "-failpoints");
+        let seeded = &config.service_variant.env[&Service::Payment];
+        assert_eq!(seeded, &vec![("FAILPOINTS".to_string(), "kit::push-forgotten-on-error=return".to_string())]);
+        base.capacity.settle_seconds = 10;
+        assert_eq!(config_for(&base, &fault, Path::new("/r")).capacity.settle_seconds, 10, "a shorter bound stays");
+        base.backend = BackendKind::Containers;
+        let config = config_for(&base, &fault, Path::new("/r"));
+        assert_eq!(config.containers.payment, "saga-payment-service:failpoints");
+        assert_eq!(
+            config.consumer_groups().unwrap(),
+            crate::types::reference_consumer_groups(),
+            "the reference's groups"
+        );
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! A push gateway that fails (`features/push_gateway.feature`): the sink answers 5xx, holds
-//! requests past the client's patience, or answers slowly for a while ([`Outage`]), while the
-//! crash scenarios' steady load goes on. Orders placed meanwhile must settle before the gateway
-//! works again (the saga does not wait for pushes); the load's checks then require every push
-//! once the gateway is back.
+//! requests past the client's patience, or answers slowly for a while ([`Outage`]) — to this
+//! scenario's pushes only (those naming its tag, which its users carry), so other scenarios run
+//! meanwhile — while the crash scenarios' steady load goes on. Orders placed meanwhile must
+//! settle before the gateway works again (the saga does not wait for pushes); the load's checks
+//! then require every push once the gateway is back.
 
 use super::SagaWorld;
 use super::readback::{read_states, terminal};
@@ -22,8 +23,8 @@ pub(super) struct GatewayOutage {
 
 impl SagaWorld {
     fn gateway_fails(&mut self, outage: Outage, seconds: u64) {
-        let (began_ms, disturbed_before) = (saga_contract::now_millis(), self.env.sink.disturbed());
-        let until = self.env.sink.fail_for(outage, Duration::from_secs(seconds));
+        let (began_ms, disturbed_before) = (saga_contract::now_millis(), self.env.sink.disturbed(&self.tag));
+        let until = self.env.sink.fail_for(&self.tag, outage, Duration::from_secs(seconds));
         self.gateway = Some(GatewayOutage { began_ms, until, disturbed_before });
     }
 
@@ -34,7 +35,7 @@ impl SagaWorld {
     /// Ends an outage the scenario left in place (after the scenario).
     pub(super) fn gateway_recovers(&mut self) {
         if self.gateway.take().is_some() {
-            self.env.sink.recover();
+            self.env.sink.recover(&self.tag);
         }
     }
 }
@@ -67,21 +68,36 @@ async fn works_again(world: &mut SagaWorld) {
 async fn settles_during_outage(world: &mut SagaWorld) {
     let outage = world.gateway_outage();
     let env = world.env.clone();
-    let placed = world.load().accepted_since(outage.began_ms);
-    assert!(!placed.is_empty(), "the load placed no order while the push gateway failed");
+    let load = world.load();
+    // The orders placed so far: the load's requests sent until now, once all are answered.
+    let (first, journal) = (load.sent(), load.journal.clone());
     let left = outage.until.saturating_duration_since(Instant::now());
-    let mut open = placed.clone();
+    let (mut placed, mut open): (Option<Vec<String>>, Vec<String>) = (None, Vec::new());
     let settled = crate::poll::until(left, Duration::from_millis(100), async || {
+        if placed.is_none() {
+            let attempts = journal.attempts();
+            placed = super::load::accepted_among(&attempts, outage.began_ms, first);
+            open = placed.clone().ok_or("the load's requests are not all answered yet")?;
+        }
         let states = read_states(&env, open.clone(), false).await;
         open = states.into_iter().filter(|(_, state)| !terminal(state)).map(|(id, _)| id).collect();
-        if open.is_empty() { Ok(()) } else { Err(open.len()) }
+        if open.is_empty() { Ok(()) } else { Err("orders still open") }
     })
     .await;
-    if let Err(count) = settled {
+    let Some(placed) = placed else {
+        panic!(
+            "the load's {first} requests sent so far were not all answered when the push gateway worked again \
+             ({left:?} after the check began): {}",
+            world.load().summary()
+        )
+    };
+    assert!(!placed.is_empty(), "the load placed no order while the push gateway failed");
+    if settled.is_err() {
         let evidence = open.iter().take(2).map(|id| world.evidence(id)).collect::<String>();
         panic!(
-            "{count} of the {} orders placed while the push gateway failed were still open when it worked again \
+            "{} of the {} orders placed while the push gateway failed were still open when it worked again \
              ({left:?} after the check began): the saga waited for the push gateway{evidence}",
+            open.len(),
             placed.len()
         );
     }
@@ -90,7 +106,7 @@ async fn settles_during_outage(world: &mut SagaWorld) {
 #[then("the push gateway was disturbed by pushes while it failed")]
 async fn disturbed(world: &mut SagaWorld) {
     let outage = world.gateway_outage();
-    let disturbed = world.env.sink.disturbed() - outage.disturbed_before;
+    let disturbed = world.env.sink.disturbed(&world.tag) - outage.disturbed_before;
     assert!(
         disturbed > 0,
         "no push reached the push gateway while it failed, so the scenario tested nothing: the orders placed \

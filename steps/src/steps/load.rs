@@ -89,8 +89,21 @@ impl Drop for Load {
     }
 }
 
+/// The orders accepted among the load's first `first` requests that were sent at or after
+/// `since_ms` (epoch ms); `None` while one of those requests is still unanswered (on a busy
+/// machine the load sends late ticks at once, and their answers trail).
+pub(super) fn accepted_among(attempts: &[Attempt], since_ms: i64, first: usize) -> Option<Vec<String>> {
+    let among: Vec<&Attempt> = attempts.iter().filter(|a| a.seq < first).collect();
+    if among.len() < first {
+        return None;
+    }
+    let since = among.into_iter().filter(|a| a.sent_ms >= since_ms);
+    Some(since.filter_map(|a| if let Answer::Accepted(id) = &a.answer { Some(id.clone()) } else { None }).collect())
+}
+
 impl Load {
-    fn sent(&self) -> usize {
+    /// How many requests the load has sent so far, answered or not.
+    pub(super) fn sent(&self) -> usize {
         *self.journal.sent.borrow()
     }
 
@@ -110,12 +123,6 @@ impl Load {
                 "the load sent {sent} of {target} orders within {deadline:?} (it stops by itself after {MAX_RUN:?})"
             );
         }
-    }
-
-    /// The orders accepted that were sent at or after `since_ms` (epoch ms).
-    pub(super) fn accepted_since(&self, since_ms: i64) -> Vec<String> {
-        let attempts = self.journal.attempts().into_iter().filter(|a| a.sent_ms >= since_ms);
-        attempts.filter_map(|a| if let Answer::Accepted(id) = a.answer { Some(id) } else { None }).collect()
     }
 
     /// One line on what the load did, for every failure message.
@@ -455,3 +462,22 @@ async fn load_hold(world: &mut SagaWorld, at_least: usize) {
 
 /// The longest a crash scenario holds its fault waiting for enough orders to be open.
 const HOLD_AT_MOST: Duration = Duration::from_secs(10);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn attempt(seq: usize, sent_ms: i64, answer: Answer) -> Attempt {
+        Attempt { seq, sent_ms, answered_ms: sent_ms + 5, lines: Vec::new(), answer }
+    }
+
+    #[test]
+    fn orders_placed_since_are_known_once_every_request_before_is_answered() {
+        let accepted = |seq, sent_ms| attempt(seq, sent_ms, Answer::Accepted(format!("o{seq}")));
+        let mut attempts = vec![accepted(0, 100), accepted(2, 300), accepted(3, 400)];
+        assert_eq!(accepted_among(&attempts, 200, 4), None, "request 1 is unanswered");
+        attempts.push(attempt(1, 200, Answer::Unavailable("503".into())));
+        assert_eq!(accepted_among(&attempts, 200, 4), Some(vec!["o2".to_string(), "o3".to_string()]));
+        assert_eq!(accepted_among(&attempts, 200, 3), Some(vec!["o2".to_string()]), "later requests are not counted");
+    }
+}
