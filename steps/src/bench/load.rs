@@ -1,10 +1,9 @@
 //! The load generator: the catalogue the orders use, the unloaded orders (one at a time), and
 //! one open-loop step — order *i* leaves at `start + i / rate` ([`OpenLoop`], the crash load's
 //! schedule too) in its own task whether or not earlier orders have finished (no coordinated
-//! omission), a progress line a second, then the
-//! drain until every accepted order has ended (its `PAYMENT_WAIT` or `ORDER_CANCELLED` push
-//! arrived) or the deadline passed,
-//! and each order's outcome from the push sink and the tap.
+//! omission), a progress line a second, then the drain until every accepted order has ended
+//! (its `PAYMENT_WAIT` or `ORDER_CANCELLED` push arrived) or the deadline passed, and each
+//! order's outcome from the push sink and the tap.
 
 use super::handler_times::{handler_means, scrape_handlers};
 use super::outcome::{Outcome, Plan, Sent};

@@ -1,11 +1,11 @@
 //! A steady load for the crash scenarios (`features/crash.feature`): a background task places
 //! orders open-loop ([`OpenLoop`], the bench's schedule too) — each on its schedule, whether or
-//! not earlier ones were answered — for the
-//! products of the scenario's catalogue it is given (with two, orders of one line mix with
-//! orders of both, their lines in either order; see [`order_lines`]) and records every answer. Steps wait until it has placed
-//! so many orders, add a burst, stop it, read back what every order ended as (over HTTP, the
-//! push sink and the tap); `load_verdicts.rs` judges that with [`crate::checkers::crash`]. A load is bounded: it
-//! stops by itself after [`MAX_RUN`], and when its scenario's World is dropped.
+//! not earlier ones were answered — for the products of the scenario's catalogue it is given
+//! (with two, orders of one line mix with orders of both, their lines in either order; see
+//! [`order_lines`]) and records every answer. Steps wait until it has placed so many orders, add
+//! a burst, stop it, read back what every order ended as (over HTTP, the push sink and the tap);
+//! `load_verdicts.rs` judges that with [`crate::checkers::crash`]. A load is bounded: it stops by
+//! itself after [`MAX_RUN`], and when its scenario's World is dropped.
 
 use super::SagaWorld;
 use super::journal::{Journal, OpenOrders};
