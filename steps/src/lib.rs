@@ -13,17 +13,19 @@
 //! an import circle, an upward import, a module missing from the list, more than 9 floors from
 //! `main.rs` down, or a source file over 500 lines.
 //!
-//! 1. **types** (`crate`, `types`, `api`, `observed`, `results`, `config`, `timing`, `poll`, `svg`,
-//!    `layers`): plain data and pure helpers everything may use — [`Service`] (here); a stack's
-//!    [`types`] (its scale, endpoints, build); the HTTP API's bodies [`api`]; what the kit
-//!    [`observed`] (Kafka records, pushes); a run's [`results`] (statuses, requirement ids, what
-//!    cucumber's JSON says); the configuration [`config`] (`conformance.toml`); stage timings
-//!    [`timing`]; waiting with a deadline [`poll`] (until something holds, or that it holds
-//!    throughout); the SVG pieces [`svg`] the reports share; and the layer check itself (test
-//!    only).
+//! 1. **types** (`crate`, `types`, `api`, `observed`, `results`, `config`, `timing`, `poll`,
+//!    `open_loop`, `svg`, `layers`): plain data and pure helpers everything may use —
+//!    [`Service`] (here); a stack's [`types`] (its scale, endpoints, build); the HTTP API's bodies
+//!    [`api`]; what the kit [`observed`] (Kafka records, pushes); a run's [`results`] (statuses,
+//!    requirement ids, what cucumber's JSON says); the configuration [`config`]
+//!    (`conformance.toml`); stage timings [`timing`]; waiting with a deadline [`poll`] (until
+//!    something holds, or that it holds throughout); the schedule both load generators pace their
+//!    orders by [`open_loop`]; the SVG pieces [`svg`] the reports share; and the layer check
+//!    itself (test only).
 //! 2. **checkers** (`checkers`): the judgements, Jepsen-style, over what was observed —
-//!    [`checkers`] (keys, order, duplicates, lost events over the tap's log; what a steady
-//!    load's orders ended as after a crash; field meanings over the whole run; stage latencies).
+//!    [`checkers`] (what lost and duplicated mean, once; keys, order, duplicates, lost events over
+//!    the tap's log; what a steady load's orders ended as after a crash; field meanings over the
+//!    whole run; stage latencies).
 //! 3. **watching and calling** (`kafka`, `tap`, `sink`, `client`, `groups`, `membership`): the
 //!    implementation seen from outside — [`kafka`] (every Kafka client the kit makes, one
 //!    function per kind), [`tap`] (a Kafka consumer that records every saga record, decoded and
@@ -60,6 +62,7 @@ mod layers;
 pub mod membership;
 pub mod monitor;
 pub mod observed;
+pub mod open_loop;
 pub mod poll;
 pub mod record;
 pub mod report;

@@ -1,8 +1,9 @@
 //! The load generator: the catalogue the orders use, the unloaded orders (one at a time), and
-//! one open-loop step — order *i* leaves at `start + i / rate` in its own task whether or not
-//! earlier orders have finished (no coordinated omission), a progress line a second, then the
-//! drain until every accepted order's `PAYMENT_WAIT` push has arrived or the deadline passed,
-//! and each order's outcome from the push sink and the tap.
+//! one open-loop step — order *i* leaves at `start + i / rate` ([`OpenLoop`], the crash load's
+//! schedule too) in its own task whether or not earlier orders have finished (no coordinated
+//! omission), a progress line a second, then the drain until every accepted order has ended
+//! (its `PAYMENT_WAIT` or `ORDER_CANCELLED` push arrived) or the deadline passed, and each
+//! order's outcome from the push sink and the tap.
 
 use super::handler_times::{handler_means, scrape_handlers};
 use super::outcome::{Outcome, Plan, Sent};
@@ -13,6 +14,8 @@ use super::summary::{StepResult, Unloaded, summarize};
 use super::trace::TapIndex;
 use crate::api::{NewOrder, OrderLine, ProductSpec};
 use crate::client::SagaClient;
+use crate::observed::{Arrival, Push};
+use crate::open_loop::OpenLoop;
 use crate::sink::PushSink;
 use crate::tap::Tap;
 use anyhow::{Context as _, bail};
@@ -135,14 +138,13 @@ pub(super) async fn load(ctx: &Ctx, index: &mut TapIndex, plan: Plan) -> anyhow:
     let progress = progress(ctx, plan.rate, counters.clone(), progress_stopped);
 
     // Open loop: order i leaves at start + i/rate, in its own task.
-    let start = tokio::time::Instant::now() + Duration::from_millis(20);
+    let mut schedule = OpenLoop::new(tokio::time::Instant::now() + Duration::from_millis(20), plan.rate);
     let measured_start_epoch_ms = epoch_ms_f64() + 20.0 + plan.warmup_s * 1000.0;
     let mut handles = Vec::with_capacity(total);
     let mut cpu_before = None;
     let mut pg_before = None;
-    for i in 0..total {
-        let at = start + Duration::from_secs_f64(i as f64 / plan.rate);
-        tokio::time::sleep_until(at).await; // pacing of the open-loop schedule
+    for _ in 0..total {
+        let (i, at) = schedule.next().await;
         if i == warm {
             cpu_before = Some(CpuSnapshot::take(ctx.procs.as_ref()));
             pg_before = ctx.database_url.clone().map(|url| tokio::spawn(PgStats::take(url)));
@@ -180,7 +182,7 @@ pub(super) async fn load(ctx: &Ctx, index: &mut TapIndex, plan: Plan) -> anyhow:
     let accepted: HashSet<String> =
         sent.iter().filter(|s| s.status == 201).filter_map(|s| s.order_id.clone()).collect();
 
-    // Drain: every accepted order's PAYMENT_WAIT push, or the deadline.
+    // Drain: every accepted order ended (its PAYMENT_WAIT or ORDER_CANCELLED push), or the deadline.
     let deadline =
         (sending_ended + Duration::from_secs_f64(plan.drain_s)).saturating_duration_since(tokio::time::Instant::now());
     let _ = ctx
@@ -189,7 +191,8 @@ pub(super) async fn load(ctx: &Ctx, index: &mut TapIndex, plan: Plan) -> anyhow:
             let done = arrivals
                 .iter()
                 .filter_map(|a| a.push.as_ref().ok())
-                .filter(|p| p.kind == PAYMENT_WAIT && accepted.contains(&p.order_id))
+                .filter(|p| matches!(p.kind, PushKind::PaymentWait | PushKind::OrderCancelled))
+                .filter(|p| accepted.contains(&p.order_id))
                 .map(|p| p.order_id.as_str())
                 .collect::<HashSet<_>>()
                 .len();
@@ -201,40 +204,42 @@ pub(super) async fn load(ctx: &Ctx, index: &mut TapIndex, plan: Plan) -> anyhow:
     stop_progress.send_replace(true);
     let _ = progress.await;
 
-    // Pushes per order (this step's orders only): first PAYMENT_WAIT arrival, PAYMENT_WAIT
-    // count, ORDER_CONFIRMED count.
-    let mut pushes: HashMap<&str, (Option<i64>, usize, usize)> = HashMap::new();
-    for a in &arrivals {
-        let Ok(p) = &a.push else { continue };
-        if !accepted.contains(&p.order_id) {
-            continue;
-        }
-        let entry = pushes.entry(p.order_id.as_str()).or_insert((None, 0, 0));
-        match p.kind {
-            PushKind::PaymentWait => {
-                entry.0 = Some(entry.0.map_or(a.at_ms, |t| t.min(a.at_ms)));
-                entry.1 += 1;
-            }
-            PushKind::OrderConfirmed => entry.2 += 1,
-            PushKind::OrderCancelled => {}
-        }
-    }
+    let pushes = pushes_of(&arrivals, &accepted);
     let completed_ids: Vec<&str> = pushes.iter().filter(|(_, v)| v.0.is_some()).map(|(k, _)| *k).collect();
     await_traces(&ctx.tap, index, &completed_ids).await;
     // Duplicates can only be judged on what has arrived; a late stock.reserved is caught by the
     // tap in the next step or not at all — `lost` and `duplicated` are counted at this point.
     let handler_ms = handler_means(&metrics_before, &scrape_handlers(&ctx.client).await);
 
-    let outcomes: Vec<Outcome> = sent
-        .into_iter()
-        .map(|s| {
-            let (payment_at_ms, payment_pushes, confirmed_pushes) =
-                s.order_id.as_deref().and_then(|id| pushes.get(id).copied()).unwrap_or((None, 0, 0));
-            let trace = s.order_id.as_deref().and_then(|id| index.orders.get(id).cloned()).unwrap_or_default();
-            Outcome { sent: s, payment_at_ms, payment_pushes, confirmed_pushes, trace }
-        })
-        .collect();
+    let outcomes: Vec<Outcome> = sent.into_iter().map(|s| outcome(s, index, &pushes)).collect();
     Ok(summarize(plan, outcomes, drain_s, cpu, postgres, handler_ms, measured_start_epoch_ms))
+}
+
+/// This step's orders' pushes (of `ids`), per order: when the first `PAYMENT_WAIT` arrived, and
+/// the pushes.
+fn pushes_of<'a>(arrivals: &'a [Arrival], ids: &HashSet<String>) -> HashMap<&'a str, (Option<i64>, Vec<&'a Push>)> {
+    let mut pushes: HashMap<&str, (Option<i64>, Vec<&Push>)> = HashMap::new();
+    for a in arrivals {
+        let Ok(p) = &a.push else { continue };
+        if !ids.contains(&p.order_id) {
+            continue;
+        }
+        let entry = pushes.entry(p.order_id.as_str()).or_default();
+        if p.kind == PAYMENT_WAIT {
+            entry.0 = Some(entry.0.map_or(a.at_ms, |t| t.min(a.at_ms)));
+        }
+        entry.1.push(p);
+    }
+    pushes
+}
+
+/// An order's outcome: as sent, its records from the tap's index, its pushes.
+fn outcome(sent: Sent, index: &TapIndex, pushes: &HashMap<&str, (Option<i64>, Vec<&Push>)>) -> Outcome {
+    let id = sent.order_id.as_deref();
+    let mut trace = id.and_then(|id| index.orders.get(id).cloned()).unwrap_or_default();
+    let (payment_at_ms, mine) = id.and_then(|id| pushes.get(id)).map_or((None, &[][..]), |(at, p)| (*at, &p[..]));
+    mine.iter().for_each(|p| trace.effects.add_push(p));
+    Outcome { sent, payment_at_ms, trace }
 }
 
 /// Waits, on the tap's change feed, until it has every stage's record of each of `ids` (it
@@ -296,14 +301,8 @@ pub(super) async fn unloaded(ctx: &Ctx, index: &mut TapIndex, n: usize) -> anyho
     }
     let ids: Vec<&str> = sent.iter().filter_map(|s| s.order_id.as_deref()).collect();
     await_traces(&ctx.tap, index, &ids).await;
-    let outcomes: Vec<Outcome> = sent
-        .into_iter()
-        .map(|s| {
-            let id = s.order_id.clone().unwrap_or_default();
-            let payment_at_ms = ctx.sink.arrival_of(&id, PAYMENT_WAIT);
-            let trace = index.orders.get(&id).cloned().unwrap_or_default();
-            Outcome { sent: s, payment_at_ms, payment_pushes: 1, confirmed_pushes: 1, trace }
-        })
-        .collect();
+    let (arrivals, ids) = (ctx.sink.arrivals(), ids.iter().map(|id| id.to_string()).collect());
+    let pushes = pushes_of(&arrivals, &ids);
+    let outcomes: Vec<Outcome> = sent.into_iter().map(|s| outcome(s, index, &pushes)).collect();
     Ok(Unloaded::of(&outcomes))
 }

@@ -16,13 +16,20 @@
 //! 3. **Load** ([`load`]): open loop at `--rate` for `--warmup` + `--duration` seconds (the
 //!    warm-up is excluded from the statistics), or with `--find-max` successive steps
 //!    (`--step-duration` after `--step-warmup`), the rate multiplied by `--step-factor` until a
-//!    step misses the criterion (e2e p99 > `--p99-limit-ms`, an order lost, an intake error) or
+//!    step misses the criterion (e2e p99 > `--p99-limit-ms`, an order lost or cancelled, an intake
+//!    error) or
 //!    `--max-rate` is reached, then `--refine` steps between the highest passing rate and the
 //!    failing one; `max_sustained_per_s` is the highest rate that passed.
-//! 4. **Drain**: up to `--drain` seconds for every accepted order's `PAYMENT_WAIT` push. An
-//!    accepted order without one by then is **lost** (under overload that counts the backlog);
-//!    more than one `PAYMENT_WAIT` or `ORDER_CONFIRMED` push, or more than one distinct-eventId
-//!    `stock.reserved` record, is **duplicated**.
+//! 4. **Drain**: up to `--drain` seconds for every accepted order to end: its `PAYMENT_WAIT`
+//!    push, or `ORDER_CANCELLED`. Lost and duplicated mean what they mean for the suite's
+//!    checkers ([`crate::checkers::once`]): an accepted order that has not ended by then is
+//!    **lost** (under overload that counts the backlog); an order with more than one distinct
+//!    eventId among its records on one saga topic, or its pushes of one kind, is **duplicated**
+//!    (a resent push or redelivered record keeps its eventId and is not). A bench order has stock
+//!    to spare, so one **cancelled** fails the run like a lost one. (Before issue 25, a cancelled
+//!    order counted as lost, and a push resent with its eventId as duplicated; records of topics
+//!    other than `stock.reserved` and pushes other than `PAYMENT_WAIT`/`ORDER_CONFIRMED` were
+//!    not counted.)
 //! 5. **Per order** ([`summary`]): intake = HTTP round trip of `POST /api/v1/orders`; from the
 //!    tap's record timestamps ([`trace`]) reservation, confirmation; payment = push arrival −
 //!    `order.confirmed`; end-to-end = push arrival − send. Percentiles are nearest-rank.
@@ -35,8 +42,8 @@
 //! Output in `--report-dir` (default `reports/bench/`): `bench.json` ([`report`]; also copied
 //! to `--json FILE`), `e2e-latency.svg` ([`chart`]), `orders.csv` ([`orders_csv`]),
 //! `metrics/<service>.prom`, and on the reference `logs/`; a table on stdout ([`table`]). The
-//! exit code is non-zero when an order was lost or duplicated (with `--find-max`: in a step that
-//! passed). Waiting is on events (HTTP answers, the tap's and the sink's change notifications),
+//! exit code is non-zero when an order was lost, cancelled or duplicated (with `--find-max`: in a
+//! step that passed). Waiting is on events (HTTP answers, the tap's and the sink's change notifications),
 //! each under a deadline; arrival times are recorded by the sink itself.
 
 mod chart;
@@ -92,7 +99,8 @@ pub struct BenchArgs {
     /// Also write the JSON result to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,
-    /// Raise the rate step by step until e2e p99 exceeds --p99-limit-ms or an order is lost.
+    /// Raise the rate step by step until e2e p99 exceeds --p99-limit-ms or an order is lost or
+    /// cancelled.
     #[arg(long)]
     pub find_max: bool,
     /// Where bench.json, the SVG chart, orders.csv, metrics/ and logs/ go.
@@ -115,10 +123,11 @@ pub struct BenchArgs {
     /// --find-max: stop raising the rate here (keeps the search bounded).
     #[arg(long, default_value_t = 5000.0)]
     pub max_rate: f64,
-    /// --find-max: a step passes while e2e p99 is at most this (and nothing is lost).
+    /// --find-max: a step passes while e2e p99 is at most this (and nothing is lost or cancelled).
     #[arg(long, default_value_t = TARGET_SUSTAINED_P99_MS)]
     pub p99_limit_ms: f64,
-    /// Seconds after the end of sending an accepted order may take before it counts as lost.
+    /// Seconds after the end of sending an accepted order may take to end (paid or cancelled)
+    /// before it counts as lost.
     #[arg(long, default_value_t = 30.0)]
     pub drain: f64,
     /// Products the orders are spread over (round-robin).
@@ -136,7 +145,7 @@ pub struct BenchArgs {
     pub floor_round_trips: usize,
 }
 
-/// Runs the benchmark. `Ok(true)` when no order was lost or duplicated (in `--find-max` mode:
+/// Runs the benchmark. `Ok(true)` when no order was lost, cancelled or duplicated (in `--find-max` mode:
 /// in the steps that passed), `Ok(false)` otherwise; `Err` when the bench itself could not run.
 pub async fn run(args: BenchArgs) -> anyhow::Result<bool> {
     validate(&args)?;

@@ -1,9 +1,11 @@
 //! `orders.csv`: one row per order of every step — when it was scheduled and sent, how its
-//! intake was answered, its stage latencies and its push and reservation counts — for analyses
+//! intake was answered, its stage latencies, its `PAYMENT_WAIT` and `ORDER_CONFIRMED` pushes and
+//! `stock.reserved` records counted by distinct eventId (as duplicates are) — for analyses
 //! the report does not make.
 
 use super::outcome::Outcome;
 use super::report::Report;
+use saga_contract::{PushKind, SagaTopic};
 use serde::{Serialize, Serializer};
 use std::path::Path;
 
@@ -57,9 +59,9 @@ impl<'a> Row<'a> {
             confirmation_ms: o.confirmation(),
             payment_ms: o.payment(),
             e2e_ms: o.e2e(),
-            payment_pushes: o.payment_pushes,
-            confirmed_pushes: o.confirmed_pushes,
-            reserved_event_ids: o.trace.reserved_event_ids.len(),
+            payment_pushes: o.trace.effects.pushes_of(PushKind::PaymentWait),
+            confirmed_pushes: o.trace.effects.pushes_of(PushKind::OrderConfirmed),
+            reserved_event_ids: o.trace.effects.records_of(SagaTopic::StockReserved),
             error: o.sent.error.as_deref().unwrap_or(""),
         }
     }

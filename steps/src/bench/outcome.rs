@@ -3,6 +3,7 @@
 //! `orders.csv` read.
 
 use super::trace::Trace;
+use crate::checkers::once::{self, End};
 use crate::checkers::stages::Stamps;
 
 #[derive(Debug, Clone, Copy)]
@@ -34,9 +35,9 @@ pub(super) struct Sent {
 #[derive(Debug, Clone)]
 pub(super) struct Outcome {
     pub sent: Sent,
+    /// When its first `PAYMENT_WAIT` push arrived.
     pub payment_at_ms: Option<i64>,
-    pub payment_pushes: usize,
-    pub confirmed_pushes: usize,
+    /// Its records and (`trace.effects`) its records' and pushes' eventIds.
     pub trace: Trace,
 }
 
@@ -70,17 +71,29 @@ impl Outcome {
     pub fn payment(&self) -> Option<f64> {
         self.stamps().payment()
     }
-    pub fn lost(&self) -> bool {
-        self.accepted() && self.payment_at_ms.is_none()
+    /// How far it got by the end of the drain, by its pushes.
+    pub fn end(&self) -> End {
+        End::pushed(&self.trace.effects)
     }
+    /// Accepted and neither paid nor cancelled by the end of the drain ([`once::lost`]).
+    pub fn lost(&self) -> bool {
+        once::lost(self.accepted(), self.end())
+    }
+    /// Cancelled: not lost, but a bench order has stock to spare and is due its payment.
+    pub fn cancelled(&self) -> bool {
+        self.accepted() && self.end() == End::Cancelled
+    }
+    /// A record or a push seen with two distinct eventIds ([`once::duplicated`]).
     pub fn duplicated(&self) -> bool {
-        self.payment_pushes > 1 || self.confirmed_pushes > 1 || self.trace.reserved_event_ids.len() > 1
+        !once::duplicated(self.sent.order_id.as_deref().unwrap_or_default(), &self.trace.effects).is_empty()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::observed::Push;
+    use saga_contract::{PushKind, SagaTopic};
 
     #[test]
     fn outcome_flags_loss_and_duplicates() {
@@ -95,13 +108,24 @@ mod tests {
             error: None,
             measured: true,
         };
-        let mut o =
-            Outcome { sent, payment_at_ms: None, payment_pushes: 0, confirmed_pushes: 0, trace: Trace::default() };
-        assert!(o.lost() && !o.duplicated());
+        let mut o = Outcome { sent, payment_at_ms: None, trace: Trace::default() };
+        assert!(o.lost() && !o.duplicated() && !o.cancelled());
+        let push = |kind, event_id: &str| Push {
+            user_id: "u".into(),
+            order_id: "o".into(),
+            kind,
+            message: String::new(),
+            event_id: event_id.into(),
+        };
         o.payment_at_ms = Some(1010);
-        o.payment_pushes = 1;
-        o.trace.reserved_event_ids = ["a".to_string(), "b".to_string()].into();
+        o.trace.effects.add_push(&push(PushKind::PaymentWait, "p1"));
+        o.trace.effects.add_push(&push(PushKind::PaymentWait, "p1")); // resent: not a duplicate
+        assert!(!o.lost() && !o.duplicated());
+        o.trace.effects.records.insert(SagaTopic::StockReserved, ["a".to_string(), "b".to_string()].into());
         assert!(!o.lost() && o.duplicated());
         assert_eq!(o.e2e(), Some(10.0));
+        let mut cancelled = Outcome { payment_at_ms: None, trace: Trace::default(), ..o };
+        cancelled.trace.effects.add_push(&push(PushKind::OrderCancelled, "c1"));
+        assert!(!cancelled.lost() && cancelled.cancelled());
     }
 }

@@ -88,8 +88,8 @@ impl Report {
         self.floor_lines(&mut out);
         let _ = writeln!(
             out,
-            "orders: completed {} of {}, lost {} (accepted, no PAYMENT_WAIT push within {:.0} s after sending ended), duplicated {}, intake errors {}; drain took {:.1} s",
-            h.completed, h.orders_total, h.lost, self.args.drain, h.duplicated, h.intake_errors, h.drain_s
+            "orders: completed {} of {}, lost {} (accepted, neither PAYMENT_WAIT nor ORDER_CANCELLED pushed within {:.0} s after sending ended), cancelled {}, duplicated {} (a record or push with two distinct eventIds), intake errors {}; drain took {:.1} s",
+            h.completed, h.orders_total, h.lost, self.args.drain, h.cancelled, h.duplicated, h.intake_errors, h.drain_s
         );
         for e in &h.error_samples {
             let _ = writeln!(out, "  intake error: {e}");
@@ -208,7 +208,11 @@ impl Report {
 
     fn find_max_lines(&self, out: &mut String) {
         let _ = writeln!(out);
-        let _ = writeln!(out, "  find-max steps (pass: e2e p99 ≤ {:.0} ms, nothing lost):", self.args.p99_limit_ms);
+        let _ = writeln!(
+            out,
+            "  find-max steps (pass: e2e p99 ≤ {:.0} ms, nothing lost or cancelled):",
+            self.args.p99_limit_ms
+        );
         for s in &self.steps {
             let _ = writeln!(
                 out,

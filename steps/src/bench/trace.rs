@@ -1,18 +1,20 @@
 //! The saga's records per order, indexed incrementally from the tap's append-only log: the
-//! producer timestamps the stage latencies come from, and the `stock.reserved` eventIds that
-//! reveal a duplicated reservation.
+//! producer timestamps the stage latencies come from, and each topic's eventIds that reveal a
+//! duplicated effect ([`Effects`]; the load adds the order's pushes).
 
+use crate::checkers::once::Effects;
 use crate::observed::TapRecord;
 use saga_contract::SagaTopic;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
-/// One order's saga records as the tap saw them (the first of each topic).
+/// One order's saga records as the tap saw them: the first of each topic's timestamp, and the
+/// distinct eventIds of every topic (and, once the load adds them, of every push kind).
 #[derive(Default, Debug, Clone)]
 pub(super) struct Trace {
     pub created_ts: Option<i64>,
     pub reserved_ts: Option<i64>,
     pub confirmed_ts: Option<i64>,
-    pub reserved_event_ids: HashSet<String>,
+    pub effects: Effects,
 }
 
 impl Trace {
@@ -38,15 +40,13 @@ impl TapIndex {
             }
             let Some(order) = r.order_id.clone().or_else(|| r.key.clone()) else { continue };
             let trace = self.orders.entry(order).or_default();
+            trace.effects.add_record(r);
             match r.saga_topic {
                 Some(SagaTopic::OrderCreated) => {
                     trace.created_ts.get_or_insert(r.timestamp_ms);
                 }
                 Some(SagaTopic::StockReserved) => {
                     trace.reserved_ts.get_or_insert(r.timestamp_ms);
-                    if let Some(id) = &r.event_id {
-                        trace.reserved_event_ids.insert(id.clone());
-                    }
                 }
                 Some(SagaTopic::OrderConfirmed) => {
                     trace.confirmed_ts.get_or_insert(r.timestamp_ms);

@@ -7,6 +7,8 @@
 //!
 //! - here: [`Violation`] and the checks over the tap's log — keys, causal order, duplicated
 //!   effects, lost events, contract matches, second effects, both outcomes;
+//! - [`once`]: what **lost** and **duplicated** mean, defined once for the checkers here, the
+//!   crash load's and the bench's counts;
 //! - [`crash`]: what a steady load's orders ended as after a crash (intake, unsettled orders,
 //!   payments, pushes, stock);
 //! - [`fields`]: field meanings over the whole run (eventIds, timestamps, push causes, lines);
@@ -16,6 +18,7 @@
 pub mod capacity;
 pub mod crash;
 pub mod fields;
+pub mod once;
 pub mod stages;
 
 use crate::observed::{Push, TapRecord};
@@ -87,24 +90,14 @@ pub fn causal_order(log: &[TapRecord], orders: &BTreeSet<String>, chain: &[(Saga
 }
 
 /// At most one effect per order and topic: records with distinct eventIds on one topic for
-/// one order are duplicated effects (a redelivery keeps its eventId and is not counted).
+/// one order are duplicated effects ([`once::duplicated`]; a redelivery keeps its eventId and
+/// is not counted).
 pub fn duplicate_effects(log: &[TapRecord], orders: &BTreeSet<String>) -> Vec<Violation> {
-    let mut events: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
+    let mut effects: BTreeMap<&str, once::Effects> = BTreeMap::new();
     for r in saga_records(log, orders) {
-        events
-            .entry((r.order_id.clone().unwrap_or_default(), r.topic.clone()))
-            .or_default()
-            .insert(r.event_id.clone().unwrap_or_default());
+        effects.entry(r.order_id.as_deref().unwrap_or_default()).or_default().add_record(r);
     }
-    events
-        .into_iter()
-        .filter(|(_, ids)| ids.len() > 1)
-        .map(|((order_id, topic), ids)| Violation {
-            checker: "duplicate",
-            order_id,
-            detail: format!("{} distinct {topic} events: {ids:?}", ids.len()),
-        })
-        .collect()
+    effects.iter().flat_map(|(order_id, effects)| once::duplicated(order_id, effects)).collect()
 }
 
 /// Each order has a record on every topic of `expected`.
@@ -156,18 +149,13 @@ pub fn second_effects(
         log.iter().filter(|r| !injected.contains(&(r.topic.clone(), r.partition, r.offset))).cloned().collect();
     let mut violations = duplicate_effects(&effects, orders);
     violations.extend(conflicting_outcomes(&effects, orders));
-    let mut kinds: BTreeMap<&str, BTreeMap<PushKind, BTreeSet<&str>>> = BTreeMap::new();
+    let mut pushed: BTreeMap<&str, once::Effects> = BTreeMap::new();
     for p in pushes.iter().filter(|p| orders.contains(&p.order_id)) {
-        kinds.entry(&p.order_id).or_default().entry(p.kind).or_default().insert(&p.event_id);
+        pushed.entry(&p.order_id).or_default().add_push(p);
     }
-    for (order_id, kinds) in kinds {
-        for (kind, events) in kinds.iter().filter(|(_, events)| events.len() > 1) {
-            violations.push(Violation {
-                checker: "second push",
-                order_id: order_id.to_string(),
-                detail: format!("{} {kind} pushes by distinct eventId: {events:?}", events.len()),
-            });
-        }
+    for (order_id, effects) in pushed {
+        violations.extend(once::duplicated(order_id, &effects));
+        let kinds = &effects.pushes;
         let cancelled = kinds.contains_key(&PushKind::OrderCancelled);
         if cancelled && (kinds.contains_key(&PushKind::OrderConfirmed) || kinds.contains_key(&PushKind::PaymentWait)) {
             violations.push(Violation {

@@ -6,6 +6,7 @@
 
 use super::SagaWorld;
 use super::params::{Kind, Status, Topic};
+use apache_avro::types::Value;
 use cucumber::{then, when};
 use rdkafka::producer::{FutureRecord, Producer as _};
 use saga_contract::events::{FailedItem, ReservedItem};
@@ -52,6 +53,13 @@ impl SagaWorld {
             .unwrap_or_else(|| panic!("{name} has no partitions"))
     }
 
+    /// `value` read as `topic`'s event (it must match the contract) and framed again.
+    async fn reframe<E: Event>(&self, topic: SagaTopic, value: &Value) -> Vec<u8> {
+        let event = E::from_value(value)
+            .unwrap_or_else(|e| panic!("the recorded {} does not match the contract: {e}", topic.default_name()));
+        self.frame(topic, event).await
+    }
+
     async fn frame<E: Event>(&self, topic: SagaTopic, event: E) -> Vec<u8> {
         let name = self.env.topics.name(topic);
         self.env
@@ -65,37 +73,22 @@ impl SagaWorld {
 /// The recorded event with a fresh eventId and timestamp, framed again: the same effect
 /// announced a second time, as a buggy or replayed producer would.
 async fn reissued(world: &SagaWorld, topic: SagaTopic, decoded: &Decoded) -> Vec<u8> {
-    let fresh = Uuid::new_v4().to_string();
-    let now = now_millis();
-    let shape = |e: saga_contract::ContractError| -> ! {
-        panic!("the recorded {} does not match the contract: {e}", topic.default_name())
-    };
+    let mut value = decoded.value.clone();
+    if let Value::Record(fields) = &mut value {
+        for (name, field) in fields.iter_mut() {
+            match name.as_str() {
+                "eventId" => *field = Value::String(Uuid::new_v4().to_string()),
+                "eventTimestamp" => *field = Value::Long(now_millis()),
+                _ => {}
+            }
+        }
+    }
     match topic {
-        SagaTopic::OrderCreated => {
-            let mut e = OrderCreated::from_value(&decoded.value).unwrap_or_else(|e| shape(e));
-            (e.event_id, e.event_timestamp) = (fresh, now);
-            world.frame(topic, e).await
-        }
-        SagaTopic::StockReserved => {
-            let mut e = StockReserved::from_value(&decoded.value).unwrap_or_else(|e| shape(e));
-            (e.event_id, e.event_timestamp) = (fresh, now);
-            world.frame(topic, e).await
-        }
-        SagaTopic::StockReservationFailed => {
-            let mut e = StockReservationFailed::from_value(&decoded.value).unwrap_or_else(|e| shape(e));
-            (e.event_id, e.event_timestamp) = (fresh, now);
-            world.frame(topic, e).await
-        }
-        SagaTopic::OrderConfirmed => {
-            let mut e = OrderConfirmed::from_value(&decoded.value).unwrap_or_else(|e| shape(e));
-            (e.event_id, e.event_timestamp) = (fresh, now);
-            world.frame(topic, e).await
-        }
-        SagaTopic::OrderCancelled => {
-            let mut e = OrderCancelled::from_value(&decoded.value).unwrap_or_else(|e| shape(e));
-            (e.event_id, e.event_timestamp) = (fresh, now);
-            world.frame(topic, e).await
-        }
+        SagaTopic::OrderCreated => world.reframe::<OrderCreated>(topic, &value).await,
+        SagaTopic::StockReserved => world.reframe::<StockReserved>(topic, &value).await,
+        SagaTopic::StockReservationFailed => world.reframe::<StockReservationFailed>(topic, &value).await,
+        SagaTopic::OrderConfirmed => world.reframe::<OrderConfirmed>(topic, &value).await,
+        SagaTopic::OrderCancelled => world.reframe::<OrderCancelled>(topic, &value).await,
     }
 }
 

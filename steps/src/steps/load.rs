@@ -1,10 +1,11 @@
 //! A steady load for the crash scenarios (`features/crash.feature`): a background task places
-//! orders open-loop — each on its schedule, whether or not earlier ones were answered — for the
-//! products of the scenario's catalogue it is given (with two, orders of one line mix with
-//! orders of both, their lines in either order; see [`order_lines`]) and records every answer. Steps wait until it has placed
-//! so many orders, add a burst, stop it, read back what every order ended as (over HTTP, the
-//! push sink and the tap); `load_verdicts.rs` judges that with [`crate::checkers::crash`]. A load is bounded: it
-//! stops by itself after [`MAX_RUN`], and when its scenario's World is dropped.
+//! orders open-loop ([`OpenLoop`], the bench's schedule too) — each on its schedule, whether or
+//! not earlier ones were answered — for the products of the scenario's catalogue it is given
+//! (with two, orders of one line mix with orders of both, their lines in either order; see
+//! [`order_lines`]) and records every answer. Steps wait until it has placed so many orders, add
+//! a burst, stop it, read back what every order ended as (over HTTP, the push sink and the tap);
+//! `load_verdicts.rs` judges that with [`crate::checkers::crash`]. A load is bounded: it stops by
+//! itself after [`MAX_RUN`], and when its scenario's World is dropped.
 
 use super::SagaWorld;
 use super::journal::{Journal, OpenOrders};
@@ -15,6 +16,7 @@ use crate::checkers::capacity;
 use crate::checkers::crash::{self as crash, Answer, Attempt, Settled};
 use crate::client::{ClientError, SagaClient};
 use crate::observed::TapRecord;
+use crate::open_loop::OpenLoop;
 use cucumber::{given, then, when};
 use futures::StreamExt;
 use saga_contract::{Money, OrderStatus, PushKind, SagaTopic, now_millis};
@@ -200,17 +202,16 @@ async fn place_next(template: Arc<Template>, journal: Arc<Journal>) -> bool {
     accepted
 }
 
-/// The load's task: one order per tick until stopped (or [`MAX_RUN`]), then waits for the
+/// The load's task: one order each time the [`OpenLoop`] schedule has one due (orders a busy
+/// machine delayed are caught up, not skipped) until stopped (or [`MAX_RUN`]), then waits for the
 /// answers still out.
 async fn run(template: Arc<Template>, journal: Arc<Journal>, rate: f64, mut stop: watch::Receiver<bool>) {
-    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
-    // Open loop: ticks a busy machine delayed are caught up, not skipped.
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut schedule = OpenLoop::new(tokio::time::Instant::now(), rate);
     let stop_at = tokio::time::Instant::now() + MAX_RUN;
     let mut requests = JoinSet::new();
     while tokio::time::Instant::now() < stop_at {
         tokio::select! {
-            _ = tick.tick() => {}
+            _ = schedule.next() => {}
             _ = stop.changed() => break,
         }
         requests.spawn(place_next(template.clone(), journal.clone()));

@@ -8,10 +8,10 @@ mod intake;
 
 use crate::api::{OrderLine, Payment};
 use crate::checkers::Violation;
+use crate::checkers::once::{self, End};
 use crate::observed::Push;
 pub use intake::{in_flight, in_flight_now, intake};
 use saga_contract::{Money, OrderStatus, PushKind};
-use std::collections::{BTreeMap, BTreeSet};
 
 /// What one request of the load got back.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,15 +83,12 @@ fn violation(checker: &'static str, order_id: &str, detail: String) -> Violation
     Violation { checker, order_id: order_id.to_string(), detail }
 }
 
-/// Every order ended: `ORDER_CONFIRMED` with a payment, or `ORDER_CANCELLED`.
+/// No order lost ([`once::lost`]): every order ended, read back as `ORDER_CONFIRMED` with a
+/// payment, or `ORDER_CANCELLED`. Every order here was accepted or announced on `order.created`.
 pub fn unsettled(orders: &[Settled]) -> Vec<Violation> {
     orders
         .iter()
-        .filter(|o| match o.status {
-            Some(OrderStatus::Cancelled) => false,
-            Some(OrderStatus::Confirmed) => o.payments.is_empty(),
-            _ => true,
-        })
+        .filter(|o| once::lost(true, End::read_back(o.status, o.payments.len())))
         .map(|o| {
             let detail = match (o.accepted_ms, o.status) {
                 // Fair to an order whose answer was lost: committed, it reads back. This one was
@@ -157,7 +154,8 @@ pub fn payments(orders: &[Settled]) -> Vec<Violation> {
 }
 
 /// One push of each kind the order is due and none of the others, counted by distinct
-/// eventId: a resend with the same eventId is at-least-once delivery, not a second push.
+/// eventId ([`once::Effects`]): a resend with the same eventId is at-least-once delivery, not a
+/// second push.
 pub fn pushes(orders: &[Settled]) -> Vec<Violation> {
     let mut violations = Vec::new();
     for o in orders {
@@ -166,13 +164,11 @@ pub fn pushes(orders: &[Settled]) -> Vec<Violation> {
             Some(OrderStatus::Cancelled) => &[PushKind::OrderCancelled],
             _ => continue,
         };
-        let mut events: BTreeMap<PushKind, BTreeSet<&str>> = BTreeMap::new();
-        for p in &o.pushes {
-            events.entry(p.kind).or_default().insert(p.event_id.as_str());
-        }
+        let mut effects = once::Effects::default();
+        o.pushes.iter().for_each(|p| effects.add_push(p));
         for &kind in PushKind::ALL {
             let expected = usize::from(due.contains(&kind));
-            let seen = events.get(&kind).map_or(0, BTreeSet::len);
+            let seen = effects.pushes_of(kind);
             if seen != expected {
                 violations.push(violation(
                     "pushes",
@@ -180,7 +176,7 @@ pub fn pushes(orders: &[Settled]) -> Vec<Violation> {
                     format!(
                         "{} order got {seen} {kind} push(es) by distinct eventId, expected {expected}: {:?}",
                         o.status_text(),
-                        events.get(&kind)
+                        effects.pushes.get(&kind)
                     ),
                 ));
             }
