@@ -39,17 +39,16 @@ async fn implementation_idle(world: &mut SagaWorld) {
         .collect();
     let probe = Arc::new(crate::kafka::metadata_client(bootstrap).unwrap_or_else(|e| panic!("{e:#}")));
     let reader = Arc::new(crate::kafka::peek_reader(bootstrap).unwrap_or_else(|e| panic!("{e:#}")));
-    let bound = Duration::from_secs(env.config.capacity.settle_seconds);
+    let bound = env.config.capacity.settle_bound();
     let began = Instant::now();
     let idle = crate::poll::until(bound, Duration::from_millis(200), async || {
         let positions = env.groups.positions(&env.topics, &partitions, &probe).await.map_err(|e| format!("{e:#}"))?;
         let lagging: Vec<(String, i32, i64)> =
             positions.iter().filter(|p| p.lag() > 0).map(|p| (p.topic.clone(), p.partition, p.committed)).collect();
-        let with_records = match lagging.is_empty() {
-            true => Default::default(),
-            false => {
-                groups::with_records(&reader, &lagging, Duration::from_secs(5)).await.map_err(|e| format!("{e:#}"))?
-            }
+        let with_records = if lagging.is_empty() {
+            Default::default()
+        } else {
+            groups::with_records(&reader, &lagging, Duration::from_secs(5)).await.map_err(|e| format!("{e:#}"))?
         };
         groups::idle(&positions, &with_records)
     })

@@ -224,12 +224,12 @@ async fn zombie(ctx: &Ctx) -> anyhow::Result<()> {
     let before = stock(ctx).await?;
     let mut resumed = 0i64;
     let faults = async {
-        tokio::time::sleep(Duration::from_secs(2)).await;
+        tokio::time::sleep(Duration::from_secs(2)).await; // steady load before the hang
         ctx.stack.pause_service(Service::Product, true).await?;
         tokio::time::sleep(ZOMBIE_PAUSE).await; // the hang being simulated
         ctx.stack.pause_service(Service::Product, false).await?;
         resumed = now_millis();
-        tokio::time::sleep(Duration::from_secs(3)).await;
+        tokio::time::sleep(Duration::from_secs(3)).await; // load after the resume
         Ok::<_, anyhow::Error>(())
     };
     let mut result = None;
