@@ -91,8 +91,8 @@ async fn settles_during_outage(world: &mut SagaWorld) {
     .await;
     let Some(placed) = placed else {
         panic!(
-            "the load's {first} requests sent so far were not all answered within {left:?} of the push gateway \
-             failing ([capacity] settle_seconds): {}",
+            "the load's {first} requests sent so far were not all answered in the {left:?} the check waited \
+             (the outage lasts at most [capacity] settle_seconds): {}",
             world.load().summary()
         )
     };
@@ -100,8 +100,8 @@ async fn settles_during_outage(world: &mut SagaWorld) {
     if settled.is_err() {
         let evidence = open.iter().take(2).map(|id| world.evidence(id)).collect::<String>();
         panic!(
-            "{} of the {} orders placed while the push gateway failed were still open after {left:?} of it failing \
-             ([capacity] settle_seconds): the saga waited for the push gateway{evidence}",
+            "{} of the {} orders placed while the push gateway failed were still open after the check waited {left:?}, \
+             the gateway failing all along (at most [capacity] settle_seconds): the saga waited for the push gateway{evidence}",
             open.len(),
             placed.len()
         );
