@@ -41,20 +41,35 @@ async fn implementation_idle(world: &mut SagaWorld) {
     let reader = Arc::new(crate::kafka::peek_reader(bootstrap).unwrap_or_else(|e| panic!("{e:#}")));
     let bound = env.config.capacity.settle_bound();
     let began = Instant::now();
+    // The first thing that kept the step waiting (a lag, or a read that failed): a slow wait's evidence.
+    let mut first_seen: Option<String> = None;
     let idle = crate::poll::until(bound, Duration::from_millis(200), async || {
-        let positions = env.groups.positions(&env.topics, &partitions, &probe).await.map_err(|e| format!("{e:#}"))?;
-        let lagging: Vec<(String, i32, i64)> =
-            positions.iter().filter(|p| p.lag() > 0).map(|p| (p.topic.clone(), p.partition, p.committed)).collect();
-        let with_records = if lagging.is_empty() {
-            Default::default()
-        } else {
-            groups::with_records(&reader, &lagging, Duration::from_secs(5)).await.map_err(|e| format!("{e:#}"))?
-        };
-        groups::idle(&positions, &with_records)
+        let seen = async {
+            let positions =
+                env.groups.positions(&env.topics, &partitions, &probe).await.map_err(|e| format!("{e:#}"))?;
+            let lagging: Vec<(String, i32, i64)> =
+                positions.iter().filter(|p| p.lag() > 0).map(|p| (p.topic.clone(), p.partition, p.committed)).collect();
+            let with_records = if lagging.is_empty() {
+                Default::default()
+            } else {
+                groups::with_records(&reader, &lagging, Duration::from_secs(5)).await.map_err(|e| format!("{e:#}"))?
+            };
+            groups::idle(&positions, &with_records)
+        }
+        .await;
+        if let Err(what) = &seen {
+            first_seen.get_or_insert_with(|| what.clone());
+        }
+        seen
     })
     .await;
     match idle {
-        Ok(()) => eprintln!("[capacity] the implementation was idle after {:?}", began.elapsed()),
+        Ok(()) => match first_seen {
+            None => eprintln!("[capacity] the implementation was idle after {:?}", began.elapsed()),
+            Some(seen) => {
+                eprintln!("[capacity] the implementation was idle after {:?}; at first {seen}", began.elapsed())
+            }
+        },
         Err(seen) => crate::results::not_judged(format!(
             "the measurement's precondition did not hold: the implementation was not idle within {bound:?} ([capacity] settle_seconds): {seen}"
         )),

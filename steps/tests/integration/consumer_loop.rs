@@ -40,7 +40,7 @@ const RATE_PER_S: u64 = 30;
 const RECOVERY_BOUND: Duration = Duration::from_secs(15);
 const POISON_BOUND: Duration = Duration::from_secs(5);
 const POISON_RECORDS: usize = 1000;
-/// Longer than the services' default session timeout (10 s), so the broker drops the member.
+/// Longer than the services' default session timeout (6 s), so the broker drops the member.
 const ZOMBIE_PAUSE: Duration = Duration::from_secs(13);
 const COMPLETE_DEADLINE: Duration = Duration::from_secs(120);
 const STOCK: i64 = 1_000_000;
