@@ -4,8 +4,10 @@
 //! backend with the `*-failpoints` binaries and the fault's `FAILPOINTS` in the services'
 //! environment, runs the families the fault can touch, and requires at least one scenario of
 //! the family named for it to fail. A baseline run of the same families with no fault seeded
-//! must pass first, or the kill matrix would mean nothing. The matrix (fault × failing
-//! requirements) is printed and written to `selftest.json` and `index.html`.
+//! must pass, or the kill matrix would mean nothing. The runs go side by side, each in a
+//! process of its own ([`jobs`], `--jobs`), with the waits cut to the reference's needs
+//! (`OUTCOME_SECONDS`, `SETTLE_SECONDS`). The matrix (fault × failing requirements) is
+//! printed and written to `selftest.json` and `index.html`.
 //!
 //! `--backend containers` runs the faults a backend fault catches ([`SeededBug::through_backend`]:
 //! a kill, a stop, a pause, a database taken away take another path there) against the
