@@ -109,13 +109,17 @@ impl Launcher {
             }
             let out = std::fs::File::create(&log)?;
             let mut child = tokio::process::Command::new(&self.exe)
+                // Named as the parent is in `ps`, not `/proc/self/exe`.
+                .arg0(std::env::current_exe().unwrap_or_else(|_| self.exe.clone()))
                 .args(self.args(fault, tags, report_dir))
                 .stdin(Stdio::null())
                 .stdout(out.try_clone()?)
                 .stderr(out)
                 .spawn()?;
-            let _guard = TerminateOnDrop(child.id());
+            let mut running = TerminateOnDrop(child.id());
             let status = child.wait().await?;
+            // Ended and reaped: its pid may be another process's by now.
+            running.0 = None;
             let text = std::fs::read_to_string(&result).map_err(|e| {
                 anyhow::anyhow!("the run's process exited {status} leaving no {} ({e})", result.display())
             })?;
@@ -173,6 +177,15 @@ mod tests {
         assert!(!kill.caught, "{error}");
         assert!(error.contains("leaving no") && error.contains("selftest.log"), "{error}");
         assert!(!kill_file(dir.path(), "plain-avro").exists(), "a stale result was removed, not read");
+    }
+
+    #[tokio::test]
+    async fn a_run_let_go_of_is_sent_sigterm() {
+        use std::os::unix::process::ExitStatusExt;
+        let mut child = tokio::process::Command::new("sleep").arg("30").spawn().unwrap();
+        drop(TerminateOnDrop(child.id()));
+        let status = tokio::time::timeout(Duration::from_secs(10), child.wait()).await.unwrap().unwrap();
+        assert_eq!(status.signal(), Some(15), "{status}");
     }
 
     #[test]
