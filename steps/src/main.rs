@@ -5,7 +5,7 @@
 //! saga-conformance verify RECORD [--badge FILE]
 //! saga-conformance badge  RECORD [-o FILE]
 //! saga-conformance stack [--push-port PORT]
-//! saga-conformance selftest [--fault NAME]… [--backend processes|containers] [--report-dir DIR]
+//! saga-conformance selftest [--fault NAME]… [--backend processes|containers] [--report-dir DIR] [--jobs N]
 //! saga-conformance bench [--config FILE] [--rate R] [--duration S] [--warmup S] [--json FILE] [--find-max] [--report-dir DIR]
 //! saga-conformance monitor [--config FILE] [--listen ADDR] [--start end|TIME]
 //! ```
@@ -93,6 +93,15 @@ enum Command {
         backend: BackendKind,
         #[arg(long, default_value = "reports/selftest")]
         report_dir: PathBuf,
+        /// How many runs (the baseline, one per fault) go side by side, each on its own stack.
+        #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..))]
+        jobs: u16,
+        /// One run, started by the self-test itself: this fault (or `baseline`) seeded,
+        /// `--tags` run, its row written to REPORT_DIR/NAME/kill.json.
+        #[arg(long, hide = true, requires = "tags")]
+        run_one: Option<String>,
+        #[arg(long, hide = true)]
+        tags: Option<String>,
     },
 }
 
@@ -164,15 +173,25 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             let output = output.unwrap_or_else(|| record.with_file_name("badge.svg"));
             Ok(verify_record(&record, Some(&output))?)
         }
-        Command::Selftest { config, faults, backend, report_dir } => {
+        Command::Selftest { config: config_path, faults, backend, report_dir, jobs, run_one, tags } => {
             anyhow::ensure!(
                 backend != BackendKind::External,
                 "the self-test seeds faults into the reference's own build: use --backend processes or containers"
             );
-            let faults = saga_conformance::selftest::select(&faults, backend)?;
-            let mut config = Config::load(config.as_deref())?;
+            let mut config = Config::load(config_path.as_deref())?;
             config.backend = backend;
-            let result = saga_conformance::selftest::run(config, &faults, &report_dir).await?;
+            if let Some(name) = run_one {
+                let tags = tags.unwrap_or_default();
+                saga_conformance::selftest::run_child(config, &name, &tags, &report_dir).await?;
+                return Ok(std::process::ExitCode::SUCCESS);
+            }
+            let faults = saga_conformance::selftest::select(&faults, backend)?;
+            let launcher = saga_conformance::selftest::jobs::Launcher {
+                exe: saga_conformance::selftest::jobs::this_binary()?,
+                backend,
+                config: config_path,
+            };
+            let result = saga_conformance::selftest::run(&faults, &report_dir, &launcher, jobs.into()).await?;
             print!("{}", saga_conformance::selftest::matrix(&result));
             println!("{}", result.closing_line());
             Ok(if result.ok() { std::process::ExitCode::SUCCESS } else { std::process::ExitCode::FAILURE })

@@ -87,7 +87,7 @@ pub async fn run(config: Config, tags: Option<String>) -> anyhow::Result<RunSumm
         }
     };
     let http = reqwest::Client::builder().timeout(std::time::Duration::from_secs(30)).build()?;
-    let env = crate::steps::install(Arc::new(SuiteEnv {
+    let (env, _installed) = crate::steps::install(Arc::new(SuiteEnv {
         config: config.clone(),
         topics,
         client: SagaClient::new(http.clone(), &endpoints),

@@ -73,10 +73,24 @@ pub struct SuiteEnv {
 /// backend), each installing its own.
 static ENV: RwLock<Option<Arc<SuiteEnv>>> = RwLock::new(None);
 
-/// Installs the environment the steps of the next run use (replacing the previous run's).
-pub fn install(env: Arc<SuiteEnv>) -> Arc<SuiteEnv> {
+/// Installs the environment the steps of the next run use (replacing the previous run's), until
+/// the [`Installed`] it returns is dropped.
+pub fn install(env: Arc<SuiteEnv>) -> (Arc<SuiteEnv>, Installed) {
     *ENV.write().expect("suite environment lock poisoned") = Some(env.clone());
-    env
+    (env, Installed(()))
+}
+
+/// Takes the run's environment out again when dropped — at the run's end, or when its future is
+/// dropped on a signal: held here, the environment (and with it the backend and every process
+/// or container it started) would outlive the run, as a `static` is never dropped.
+pub struct Installed(());
+
+impl Drop for Installed {
+    fn drop(&mut self) {
+        if let Ok(mut env) = ENV.write() {
+            *env = None;
+        }
+    }
 }
 
 fn env() -> Arc<SuiteEnv> {
