@@ -2,6 +2,7 @@
 //! the contract.
 
 use super::SagaWorld;
+use crate::observed::TapRecord;
 use apache_avro::Schema;
 use apache_avro::schema_compatibility::SchemaCompatibility;
 use cucumber::then;
@@ -19,8 +20,22 @@ async fn registry_get(world: &SagaWorld, path: &str) -> Result<Value, String> {
 #[then("every record of the order is Confluent-framed with a schema id the registry resolves")]
 async fn framed(world: &mut SagaWorld) {
     let id = world.order_id();
-    let records: Vec<_> = world.env.tap.for_order(&id).into_iter().filter(|r| !r.dead_letter).collect();
-    assert!(records.len() >= 3, "expected the saga's records, got {}{}", records.len(), world.evidence(&id));
+    // The saga's three records (created, reserved or failed, confirmed or cancelled): the tap may
+    // still be reading the last one when the outcome already shows over HTTP, so wait for it.
+    let of_order = |log: &[TapRecord]| -> Vec<TapRecord> {
+        log.iter().filter(|r| r.order_id.as_deref() == Some(id.as_str()) && !r.dead_letter).cloned().collect()
+    };
+    let records = world
+        .env
+        .tap
+        .wait_until(world.deadline(), |log| {
+            let records = of_order(log);
+            if records.len() >= 3 { Ok(records) } else { Err(records.len()) }
+        })
+        .await
+        .unwrap_or_else(|seen| {
+            panic!("expected the saga's 3 records within {:?}, got {seen}{}", world.deadline(), world.evidence(&id))
+        });
     for r in &records {
         assert!(r.raw.len() > 5 && r.raw[0] == 0, "{} is not Confluent-framed (magic byte 0 + 4-byte id)", r.summary());
         let schema_id = u32::from_be_bytes([r.raw[1], r.raw[2], r.raw[3], r.raw[4]]);
