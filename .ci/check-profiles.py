@@ -6,7 +6,8 @@ services under test and what they link stay at opt-level 3, or the bench's figur
 reference's speed would change behind our backs. This reads every package Cargo.toml sets to
 opt-level 0 and fails if one of the three services links it, with the kit built beside them
 (features unified, as `./saga conformance` builds them), or if the kit no longer links it (a
-stale entry). Run by .ci/run; needs only cargo and Python 3.11+.
+stale entry). Run by .ci/run; needs only cargo and Python 3.11+. `--list` prints the packages
+Cargo.toml sets to opt-level 0 (the kit included), for `./saga bench`.
 """
 import subprocess
 import sys
@@ -17,7 +18,12 @@ KIT = "saga-conformance"
 
 with open("Cargo.toml", "rb") as f:
     profiles = tomllib.load(f)["profile"]["release"]["package"]
-unoptimised = {name for name, p in profiles.items() if p.get("opt-level") == 0 and name != KIT}
+at_zero = sorted(name for name, p in profiles.items() if p.get("opt-level") == 0)
+if sys.argv[1:] == ["--list"]:
+    # The one reader of that list: `./saga bench` rebuilds these at opt-level 3.
+    print("\n".join(at_zero))
+    sys.exit(0)
+unoptimised = set(at_zero) - {KIT}
 
 # One `cargo tree` per backend build of the kit (with and without the containers feature): the
 # services' trees, features unified with the kit's, one section per root, blank-line separated.
