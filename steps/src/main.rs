@@ -16,6 +16,8 @@ use saga_conformance::backend::processes::{Stack, StackOptions};
 use saga_conformance::config::{BackendKind, Config, Overrides};
 use saga_conformance::sink::PushSink;
 use std::path::PathBuf;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 #[derive(Parser)]
 #[command(name = "saga-conformance", version, about = "Conformance kit for the order-creation saga")]
@@ -107,13 +109,17 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
+    // RUST_LOG is a `target=level` list (tracing-subscriber's `Targets`; its `EnvFilter` would
+    // link a regex engine into the services, which share this build); anything else is ignored.
+    let filter: tracing_subscriber::filter::Targets = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|spec| spec.parse().ok())
+        .unwrap_or_else(|| "warn,rdkafka=off,librdkafka=off".parse().expect("a target=level list"));
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "warn,rdkafka=off,librdkafka=off".into()),
-        )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .finish()
+        .with(filter)
         .init();
     let cli = Cli::parse();
     // `stack` waits for the signal itself and shuts down gracefully; every other command is

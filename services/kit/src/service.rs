@@ -1,13 +1,19 @@
 //! Start-up and run loop shared by the three services, in the order that makes a fresh start
 //! safe: config → database (+ migrations) → registry codec → Kafka (topics, producer) →
 //! outbox relays (which first send what a previous run left) → consumer + HTTP.
+//!
+//! [`start`] and [`run`] hand back boxed futures made here, on purpose: the body of an async fn
+//! is compiled into every crate that awaits it, and so is everything it awaits, so each service
+//! binary used to build the kit's whole start-up, consumer loop and HTTP server again. A boxed
+//! future is compiled once, in this crate (docs/performance.md, "Build time").
 
-use crate::consumer::{self, ConsumerSetup, Handler};
+use crate::consumer::{self, ConsumerSetup, Handler, SharedHandler};
 use crate::metrics::Metrics;
 use crate::outbox::{self, OutboxTx, RelayHandle};
 use crate::{ServiceConfig, Shutdown, kafka};
 use anyhow::Context as _;
 use axum::Router;
+use futures::future::BoxFuture;
 use rdkafka::producer::FutureProducer;
 use saga_contract::{Event, EventCodec, SagaTopic};
 use sqlx::PgPool;
@@ -69,10 +75,19 @@ pub struct Started {
 }
 
 /// Everything up to, not including, consuming and serving.
-pub async fn start(
+#[inline(never)] // the point is that this is compiled here, not in the service (module doc)
+pub fn start(
     service_name: &'static str,
     default_port: u16,
-    migrations: &[crate::db::Migration],
+    migrations: &'static [crate::db::Migration],
+) -> BoxFuture<'static, anyhow::Result<Started>> {
+    Box::pin(start_here(service_name, default_port, migrations))
+}
+
+async fn start_here(
+    service_name: &'static str,
+    default_port: u16,
+    migrations: &'static [crate::db::Migration],
 ) -> anyhow::Result<Started> {
     crate::telemetry::init(service_name);
     let faults = crate::failpoint::setup();
@@ -119,10 +134,30 @@ pub async fn start(
 
 /// Consumes `topics` with `handler` and serves `routes` (plus `/health`, `/metrics`) until a
 /// signal; a failing consumer stops the service rather than leaving it half alive.
-pub async fn run<H: Handler>(
+pub fn run<H: Handler>(
     started: Started,
     topics: Vec<SagaTopic>,
     handler: H,
+    routes: Router,
+) -> BoxFuture<'static, anyhow::Result<()>> {
+    run_shared(started, topics, Arc::new(handler), routes)
+}
+
+/// [`run`] for any handler ([`SharedHandler`]), compiled once, here (module doc).
+#[inline(never)]
+fn run_shared(
+    started: Started,
+    topics: Vec<SagaTopic>,
+    handler: SharedHandler,
+    routes: Router,
+) -> BoxFuture<'static, anyhow::Result<()>> {
+    Box::pin(run_here(started, topics, handler, routes))
+}
+
+async fn run_here(
+    started: Started,
+    topics: Vec<SagaTopic>,
+    handler: SharedHandler,
     routes: Router,
 ) -> anyhow::Result<()> {
     let Started { context, shutdown, _faults, _shutdown_tx } = started;

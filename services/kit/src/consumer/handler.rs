@@ -3,7 +3,9 @@
 //! the loop splits out and dead-letters, or transient, which it retries).
 
 use crate::outbox::OutboxTx;
+use futures::future::BoxFuture;
 use saga_contract::{Decoded, FramingError, SagaTopic};
+use std::sync::Arc;
 
 /// What a handler did with a record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,6 +66,31 @@ pub trait Handler: Send + Sync + 'static {
         tx: &mut OutboxTx<'_>,
         batch: &[Incoming],
     ) -> impl Future<Output = Result<Vec<Outcome>, HandleError>> + Send;
+}
+
+/// A [`Handler`] behind a pointer, so the consumer loop (workers, retries, dead letters,
+/// membership) is one piece of code in this crate rather than a copy in every service binary,
+/// compiled again for each handler type (see [`crate::service`]). The price is one boxed
+/// future per batch, next to a database transaction.
+pub(crate) type SharedHandler = Arc<dyn DynHandler>;
+
+/// [`Handler`] in a form that can sit behind `dyn`: its future boxed.
+pub(crate) trait DynHandler: Send + Sync + 'static {
+    fn handle_boxed<'a>(
+        &'a self,
+        tx: &'a mut OutboxTx<'_>,
+        batch: &'a [Incoming],
+    ) -> BoxFuture<'a, Result<Vec<Outcome>, HandleError>>;
+}
+
+impl<H: Handler> DynHandler for H {
+    fn handle_boxed<'a>(
+        &'a self,
+        tx: &'a mut OutboxTx<'_>,
+        batch: &'a [Incoming],
+    ) -> BoxFuture<'a, Result<Vec<Outcome>, HandleError>> {
+        Box::pin(self.handle(tx, batch))
+    }
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 //! and [`run`], which replaces a consumer librdkafka declares fatally failed.
 
 use super::dead_letters::DeadLetters;
-use super::handler::Handler;
+use super::handler::SharedHandler;
 use super::worker::{WORKER_QUEUE, Worker};
 use crate::metrics::Metrics;
 use crate::outbox::RelayHandle;
@@ -63,9 +63,8 @@ pub struct ConsumerSetup {
 /// client never consumes again. The new consumer joins under the same instance id and takes
 /// the partitions back; what the old one handled but had not committed is redelivered and
 /// deduplicated by eventId.
-pub async fn run<H: Handler>(setup: ConsumerSetup, handler: H, shutdown: Shutdown) -> anyhow::Result<()> {
+pub(crate) async fn run(setup: ConsumerSetup, handler: SharedHandler, shutdown: Shutdown) -> anyhow::Result<()> {
     let ConsumerSetup { config, pool, relay, topics, codec, producer, metrics } = setup;
-    let handler = Arc::new(handler);
     let names: Vec<&str> = topics.iter().map(|t| config.topics.name(*t)).collect();
     loop {
         let consumer = Arc::new(connect(&config, &names, &metrics)?);
@@ -125,7 +124,7 @@ fn connect(config: &ServiceConfig, topics: &[&str], metrics: &Metrics) -> anyhow
 }
 
 /// Fetches and hands records to the partition workers until shutdown or a fatal client error.
-async fn consume<H: Handler>(worker: Worker<H>, shutdown: &Shutdown) -> Membership {
+async fn consume(worker: Worker, shutdown: &Shutdown) -> Membership {
     let worker = Arc::new(worker);
     let consumer = worker.consumer.clone();
     let worker_count = usize::try_from(worker.config.topic_partitions).unwrap_or(1).clamp(1, 16);

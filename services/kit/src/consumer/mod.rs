@@ -32,5 +32,7 @@ mod membership;
 mod retry;
 mod worker;
 
+pub(crate) use handler::SharedHandler;
 pub use handler::{HandleError, Handler, Incoming, Outcome};
-pub use membership::{ConsumerSetup, run};
+pub use membership::ConsumerSetup;
+pub(crate) use membership::run;

@@ -3,7 +3,7 @@
 //! batch into halves, in order, until the poisoned record is alone and goes to the dead
 //! letters — its neighbours are handled.
 
-use super::handler::{HandleError, Handler, Outcome};
+use super::handler::{HandleError, Outcome};
 use super::worker::{Worker, handle_once};
 use crate::db::HeldConnection;
 use futures::future::BoxFuture;
@@ -14,7 +14,7 @@ use std::time::Duration;
 /// The longest pause between two attempts at a record whose handler failed transiently.
 const MAX_RETRY_PAUSE: Duration = Duration::from_secs(5);
 
-impl<H: Handler> Worker<H> {
+impl Worker {
     /// Handles `batch` in one transaction; when a record poisons it, the halves in turn, in
     /// order, until the poison is alone and goes to the dead letters. One metrics label per
     /// record; `None` when shutdown interrupted it.
@@ -55,8 +55,8 @@ impl<H: Handler> Worker<H> {
 /// Handles the batch: poison comes back at the first attempt (to be split, and alone
 /// dead-lettered), a transient failure is retried with backoff until it succeeds; `None` when
 /// shutdown interrupted the retries.
-async fn handle_with_retries<H: Handler>(
-    worker: &Worker<H>,
+async fn handle_with_retries(
+    worker: &Worker,
     batch: &[OwnedMessage],
     held: &mut HeldConnection,
 ) -> Option<Result<Vec<Outcome>, HandleError>> {

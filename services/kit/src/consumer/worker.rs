@@ -5,7 +5,7 @@
 //! the redelivery change nothing.
 
 use super::dead_letters::DeadLetters;
-use super::handler::{HandleError, Handler, Incoming, Outcome};
+use super::handler::{HandleError, Incoming, Outcome, SharedHandler};
 use super::membership::LagContext;
 use crate::db::HeldConnection;
 use crate::metrics::Metrics;
@@ -26,8 +26,8 @@ pub(super) const MAX_BATCH: usize = 128;
 pub(super) const WORKER_QUEUE: usize = 2 * MAX_BATCH;
 
 /// What every partition worker shares.
-pub(super) struct Worker<H> {
-    pub(super) handler: Arc<H>,
+pub(super) struct Worker {
+    pub(super) handler: SharedHandler,
     pub(super) pool: PgPool,
     pub(super) relay: RelayHandle,
     pub(super) codec: Arc<EventCodec>,
@@ -38,7 +38,7 @@ pub(super) struct Worker<H> {
     pub(super) shutdown: Shutdown,
 }
 
-impl<H: Handler> Worker<H> {
+impl Worker {
     pub(super) async fn work(self: Arc<Self>, mut records: tokio::sync::mpsc::Receiver<OwnedMessage>) {
         let mut batch = Vec::with_capacity(MAX_BATCH);
         let mut held = HeldConnection::new(self.pool.clone());
@@ -87,8 +87,8 @@ impl<H: Handler> Worker<H> {
 
 /// Decodes every record of the batch (any undecodable one poisons it), hands them to the
 /// handler in one transaction on the worker's connection, and commits it.
-pub(super) async fn handle_once<H: Handler>(
-    worker: &Worker<H>,
+pub(super) async fn handle_once(
+    worker: &Worker,
     batch: &[OwnedMessage],
     held: &mut HeldConnection,
 ) -> Result<Vec<Outcome>, HandleError> {
@@ -111,7 +111,7 @@ pub(super) async fn handle_once<H: Handler>(
         incoming.push(Incoming { topic, record });
     }
     let mut tx = worker.relay.begin(held).await?;
-    let outcomes = worker.handler.handle(&mut tx, &incoming).await?;
+    let outcomes = worker.handler.handle_boxed(&mut tx, &incoming).await?;
     if outcomes.len() != batch.len() {
         // A handler bug, not the records' fault: retried (and logged) until fixed.
         return Err(HandleError::Transient(anyhow::anyhow!(
