@@ -9,6 +9,8 @@ use schema_registry_converter::async_impl::schema_registry::SrSettings;
 use schema_registry_converter::error::SRCError;
 use schema_registry_converter::schema_registry_common::{SchemaType, SubjectNameStrategy, SuppliedSchema};
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -71,6 +73,10 @@ const UNKNOWN_ID_BACKOFF: [Duration; 3] =
 /// with it fail at once (no backoff) meanwhile, so a flood of them does not stall a partition.
 const UNKNOWN_ID_MEMORY: Duration = Duration::from_secs(30);
 
+/// What [`EventCodec`] hands back for the registry's answer: a boxed future (see
+/// [`EventCodec::encode`]).
+pub type Framing<'a, T> = Pin<Box<dyn Future<Output = Result<T, FramingError>> + Send + 'a>>;
+
 /// Encoder + decoder sharing one registry; both cache schemas, so after the first record of
 /// each topic no registry call is made.
 pub struct EventCodec {
@@ -99,18 +105,29 @@ impl EventCodec {
 
     /// Frames `event` for `topic`, registering the contract schema under `<topic>-value` the
     /// first time.
-    pub async fn encode<E: Event>(&self, topic: &str, event: E) -> Result<Vec<u8>, FramingError> {
-        let schema = SuppliedSchema::new(Some(E::FULL_NAME.to_string()), SchemaType::Avro, E::SCHEMA_JSON.to_string());
+    ///
+    /// A boxed future made by a plain function, not an async fn: an async fn's body (here the
+    /// registry client's whole HTTP exchange) is compiled again into every crate that awaits
+    /// it, each service among them (docs/performance.md, "Build time").
+    pub fn encode<E: Event>(&self, topic: &str, event: E) -> Framing<'_, Vec<u8>> {
+        self.encode_value(topic, E::FULL_NAME, E::SCHEMA_JSON, event.into_value())
+    }
+
+    #[inline(never)] // compiled here, once (see `encode`)
+    fn encode_value(&self, topic: &str, name: &str, schema_json: &str, value: Value) -> Framing<'_, Vec<u8>> {
+        let schema = SuppliedSchema::new(Some(name.to_string()), SchemaType::Avro, schema_json.to_string());
         let strategy = SubjectNameStrategy::TopicNameStrategyWithSchema(topic.to_string(), false, schema);
-        self.encoder.encode_value(event.into_value(), &strategy).await.map_err(|source| {
-            if source.cached {
-                // The library keeps a failed registration in its cache and replays it to every
-                // later encode of that subject without asking again: a registry that failed for
-                // a moment (a 500 while its own database restarted, CRASH-3) would fail the
-                // subject for the life of the process, and its partition would wait forever.
-                self.encoder.remove_errors_from_cache();
-            }
-            self.registry_error(source)
+        Box::pin(async move {
+            self.encoder.encode_value(value, &strategy).await.map_err(|source| {
+                if source.cached {
+                    // The library keeps a failed registration in its cache and replays it to every
+                    // later encode of that subject without asking again: a registry that failed for
+                    // a moment (a 500 while its own database restarted, CRASH-3) would fail the
+                    // subject for the life of the process, and its partition would wait forever.
+                    self.encoder.remove_errors_from_cache();
+                }
+                self.registry_error(source)
+            })
         })
     }
 
