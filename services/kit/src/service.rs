@@ -5,7 +5,9 @@
 //! [`start`] and [`run`] hand back boxed futures made here, on purpose: the body of an async fn
 //! is compiled into every crate that awaits it, and so is everything it awaits, so each service
 //! binary used to build the kit's whole start-up, consumer loop and HTTP server again. A boxed
-//! future is compiled once, in this crate (docs/performance.md, "Build time").
+//! future is compiled once, in this crate (docs/performance.md, "Build time"). Not `Send`: a
+//! service's `main` awaits them on its own thread, and with seeded faults the fail-point
+//! scenario they hold (a mutex guard) cannot move.
 
 use crate::consumer::{self, ConsumerSetup, Handler, SharedHandler};
 use crate::metrics::Metrics;
@@ -13,7 +15,7 @@ use crate::outbox::{self, OutboxTx, RelayHandle};
 use crate::{ServiceConfig, Shutdown, kafka};
 use anyhow::Context as _;
 use axum::Router;
-use futures::future::BoxFuture;
+use futures::future::LocalBoxFuture;
 use rdkafka::producer::FutureProducer;
 use saga_contract::{Event, EventCodec, SagaTopic};
 use sqlx::PgPool;
@@ -80,7 +82,7 @@ pub fn start(
     service_name: &'static str,
     default_port: u16,
     migrations: &'static [crate::db::Migration],
-) -> BoxFuture<'static, anyhow::Result<Started>> {
+) -> LocalBoxFuture<'static, anyhow::Result<Started>> {
     Box::pin(start_here(service_name, default_port, migrations))
 }
 
@@ -139,7 +141,7 @@ pub fn run<H: Handler>(
     topics: Vec<SagaTopic>,
     handler: H,
     routes: Router,
-) -> BoxFuture<'static, anyhow::Result<()>> {
+) -> LocalBoxFuture<'static, anyhow::Result<()>> {
     run_shared(started, topics, Arc::new(handler), routes)
 }
 
@@ -150,7 +152,7 @@ fn run_shared(
     topics: Vec<SagaTopic>,
     handler: SharedHandler,
     routes: Router,
-) -> BoxFuture<'static, anyhow::Result<()>> {
+) -> LocalBoxFuture<'static, anyhow::Result<()>> {
     Box::pin(run_here(started, topics, handler, routes))
 }
 
